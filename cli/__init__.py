@@ -1,0 +1,1 @@
+"""The ``sresformer`` command line: thin click commands over the library."""
