@@ -12,6 +12,7 @@ from sresformer.errors import UserError
 COMMANDS = {
     "models": "cli.models_cmd:models",
     "import-official": "cli.checkpoint_cmd:import_official",
+    "export": "cli.export_cmd:export",
 }
 
 

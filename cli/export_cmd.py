@@ -1,0 +1,36 @@
+"""``sresformer export``: one command, one exporter module per target."""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+import click
+
+# target -> "module:function"; each function takes (source, out, **options) and returns a summary dict
+TARGETS = {}
+
+
+@click.command()
+@click.argument("source", type=click.Path(dir_okay=False))
+@click.option("--target", required=True, help="One of the available targets (see --help).")
+@click.option("--out", required=True, type=click.Path(), help="File to write (atomically).")
+@click.option("--calib-data", default=None, help="Calibration data for quantization (default: digits or synthetic).")
+@click.option("--chip", default=None, help="Chip description for --target loihi (default loihi2).")
+@click.option("--max-chips", type=int, default=None, help="Refuse a mapping that needs more chips.")
+@click.option("--T", "T", type=int, default=None, help="Time steps to unroll (onnx; default: the model's).")
+@click.option("--opset", type=int, default=None, help="ONNX opset (default: the exporter's).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on stdout.")
+def export(source, target, out, as_json, **options):
+    """Export CKPT or MODEL.nir to --target (nir, onnx, loihi, netx)."""
+    from sresformer.errors import UserError
+
+    if target not in TARGETS:
+        raise UserError(f"unknown or unavailable target {target!r}; available: {', '.join(sorted(TARGETS)) or 'none'}")
+    module, attr = TARGETS[target].split(":")
+    summary = getattr(importlib.import_module(module), attr)(source, out, **options)
+    if as_json:
+        click.echo(json.dumps(summary))
+    else:
+        for k, v in summary.items():
+            click.echo(f"{k}: {v}")
