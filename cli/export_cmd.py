@@ -8,7 +8,18 @@ import json
 import click
 
 # target -> "module:function"; each function takes (source, out, **options) and returns a summary dict
-TARGETS = {}
+TARGETS = {
+    "onnx": "cli.export_cmd:export_onnx_target",
+}
+
+
+def export_onnx_target(source: str, out: str, T=None, opset=None, **_unused) -> dict:
+    """``--target onnx``: the checkpoint or NIR model unrolled over T, run by onnxruntime."""
+    from exporters.onnx_export import export_onnx
+
+    from .common import load_model_source
+
+    return export_onnx(load_model_source(source), out, T=T, opset=opset)
 
 
 @click.command()

@@ -77,6 +77,8 @@ class DSSA(nn.Module):
         """The per-head firing rate to scale with, updating the buffer as the mode asks."""
         if spikes.device.type == "meta":  # shape-only pass (MAC counting)
             return getattr(self, name)
+        if torch.compiler.is_exporting():  # graph capture: exporters check calibration beforehand
+            return rate_for_scaling(getattr(self, name))
         measured = spikes.detach().mean((0, 1, 3, 4), keepdim=True)
         if self._calib is not None:
             self._calib[name].append(measured)

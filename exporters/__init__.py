@@ -1,0 +1,1 @@
+"""Exporters: BN folding and quantization, NIR, ONNX and the Loihi target."""
