@@ -1,0 +1,1 @@
+"""hw_sim: chip descriptions, core mapping, the integer event-driven executor, cycle and energy accounting."""
