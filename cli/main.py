@@ -13,6 +13,7 @@ COMMANDS = {
     "models": "cli.models_cmd:models",
     "import-official": "cli.checkpoint_cmd:import_official",
     "export": "cli.export_cmd:export",
+    "energy": "cli.energy_cmd:energy",
 }
 
 
