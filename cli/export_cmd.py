@@ -10,6 +10,8 @@ import click
 # target -> "module:function"; each function takes (source, out, **options) and returns a summary dict
 TARGETS = {
     "onnx": "cli.export_cmd:export_onnx_target",
+    "loihi": "exporters.loihi.export:export_loihi",
+    "nir": "exporters.nir.cli:export_nir",
 }
 
 

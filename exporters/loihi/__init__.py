@@ -1,0 +1,1 @@
+"""The Loihi target: NIR graph -> integer process graph -> core mapping -> artifact."""

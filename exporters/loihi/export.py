@@ -1,0 +1,106 @@
+"""``--target loihi``: checkpoint or NIR file -> calibrated integer process graph -> mapping -> artifact."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from exporters.nir.convention import KEY_DT
+from exporters.nir.load import read_graph
+from exporters.quantize.fakequant import FakeQuantModel
+from exporters.quantize.ranges import value_ranges
+from sresformer.errors import UserError
+
+from .artifact import write_artifact
+from .flatgraph import FlatGraph
+from .lower import lower
+from .mapping import map_graph
+
+CALIB_IMAGES = 64     # images whose value ranges set the integer units
+EVAL_IMAGES = 360     # test images for the float-vs-integer accuracy (all of digits' test split)
+
+
+def source_graph(source: str):
+    """The NIR graph of ``source``: read from a ``.nir`` file, or exported from a checkpoint in memory."""
+    if Path(source).suffix == ".nir":
+        return read_graph(source)
+    from exporters.nir.export import model_to_nir
+    from sresformer.checkpoint import load_checkpoint
+
+    return model_to_nir(load_checkpoint(source))
+
+
+def calibration_data(spec: str | None, input_shape, num_classes: int, T: int):
+    """(train images, test images, test labels or None) for calibration and the accuracy check.
+
+    Default: the embedded digits when the input is an image ``[C, H, H]``, else synthetic.
+    """
+    from torch.utils.data import DataLoader
+
+    from sresformer.data import open_dataset
+    from sresformer.evaluate import limited
+
+    image = len(input_shape) == 3 and input_shape[1] == input_shape[2]
+    if spec is None:
+        spec = "digits" if image else None
+    if spec is None:
+        g = torch.Generator().manual_seed(0)
+        return torch.randn(CALIB_IMAGES, *input_shape, generator=g), None, None, "random"
+    bundle = open_dataset(spec, img_size=input_shape[-1] if image else None, num_classes=num_classes,
+                          in_channels=input_shape[0], T=None, augment=False)
+    if bundle.input_shape[-len(input_shape):] != tuple(input_shape):
+        raise UserError(f"--calib-data {spec} gives samples of shape {bundle.input_shape}, the graph expects "
+                        f"{tuple(input_shape)}")
+    x_train, _ = next(iter(DataLoader(limited(bundle.train, CALIB_IMAGES), batch_size=CALIB_IMAGES)))
+    x_test, y_test = next(iter(DataLoader(limited(bundle.test, EVAL_IMAGES), batch_size=EVAL_IMAGES)))
+    if bundle.is_sequence:
+        x_train, x_test = x_train.transpose(0, 1), x_test.transpose(0, 1)
+    return x_train, x_test, y_test, spec
+
+
+@torch.no_grad()
+def accuracy_report(fg: FlatGraph, fq: FakeQuantModel, x, y, T: int) -> dict:
+    """Float (the NIR graph) and integer (fake-quant) accuracy on the same images."""
+    xs = x.unsqueeze(0).expand(T, *x.shape) if x.dim() == len(fq.pg.input_shape) + 1 else x
+    float_logits = fg.run(xs).mean(0)
+    int_logits = fq(x)
+    acc_f = float((float_logits.argmax(1) == y).float().mean())
+    acc_i = float((int_logits.argmax(1) == y).float().mean())
+    agree = float((float_logits.argmax(1) == int_logits.argmax(1)).float().mean())
+    return {"samples": int(y.numel()), "accuracy_float": acc_f, "accuracy_int": acc_i,
+            "accuracy_drop": acc_f - acc_i, "prediction_agreement": agree}
+
+
+def export_loihi(source: str, out: str | os.PathLike, calib_data: str | None = None, chip: str | None = None,
+                 max_chips: int | None = None, T: int | None = None, **_unused) -> dict:
+    """Quantize, lower, map and write ``out``; return the summary the CLI prints."""
+    from hw_sim.chips import load_chip
+
+    graph = source_graph(source)
+    meta = dict(graph.metadata or {})
+    T = int(T or meta.get("T", 4))
+    fg = FlatGraph(graph, float(meta.get(KEY_DT, 1.0)))
+    out_shape = fg.nodes[fg.output[0]].out_shape
+    num_classes = int(out_shape[0]) if len(out_shape) == 1 else None
+    x_train, x_test, y_test, data_name = calibration_data(calib_data, fg.nodes["input"].out_shape, num_classes or 0, T)
+    peaks = value_ranges(fg, [x_train], T)
+    chip_desc = load_chip(chip or "loihi2")
+    pg = lower(fg, peaks, T, state_bits=chip_desc.state_bits, input_static=x_train.dim() == len(fg.nodes["input"].out_shape) + 1)
+    fq = FakeQuantModel(pg)
+    report = {"calibration": {"data": data_name, "images": int(x_train.shape[-4] if x_train.dim() == 5 else x_train.shape[0])}}
+    if y_test is not None and num_classes:
+        report["accuracy"] = accuracy_report(fg, fq, x_test, y_test, T)
+    mapping = map_graph(pg, chip_desc, max_chips)
+    neurons = sum(g.size for g in mapping.groups.values())
+    synapses = int(sum(g.synapses_per_compartment * g.size for g in mapping.groups.values()))
+    report["mapping"] = {"chip": chip_desc.name, "cores": mapping.cores, "chips": mapping.chips, "neurons": neurons,
+                         "synapses": synapses, "host_processes": mapping.host}
+    write_artifact(out, pg, mapping, report)
+    summary = {"target": "loihi", "out": str(out), "chip": chip_desc.name, "cores": mapping.cores,
+               "chips": mapping.chips, "neurons": neurons, "synapses": synapses, "T": T,
+               "calibration": data_name}
+    if "accuracy" in report:
+        summary.update({k: report["accuracy"][k] for k in ("accuracy_float", "accuracy_int", "accuracy_drop")})
+    return summary

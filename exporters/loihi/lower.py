@@ -1,0 +1,323 @@
+"""Lower a flat NIR graph to an integer process graph (quantization happens here).
+
+Every graded value is an integer in units of ``2**e`` times a positive per-value
+``scale``. Values that are summed share one unit (a union-find over the graph: the
+sources of a sum, a pass-through and its source, a dual-spike product and its dynamic
+operand); each unit class takes the finest power of two that keeps its calibrated
+peak within ``2**(state_bits-1) / HEADROOM``. Then:
+
+- a synapse (conv / dense) stores 8-bit weight mantissas for ``W * scale_in * 2**(e_in - e_out)``
+  with one per-layer power-of-two ``shift``, and an integer bias at ``2**e_out``;
+- a ``Scale`` node multiplies nothing: its factor rides on the value's ``scale`` and folds
+  into whatever reads it (DSSA's c1, c2 into the attention neurons' thresholds:
+  ``LIF(c x)`` with threshold 1 is ``LIF(x)`` with threshold ``1/c``); an all-ones Scale
+  is a residual sum;
+- a LIF with ``k = dt/tau``, ``r`` gets ``dv = 4096 k`` and ``vth = v_th / (k r 2**e scale)``
+  (its membrane unit is ``k r 2**e scale``, so the input enters without a multiply); an
+  IF has ``dv = 0`` and ``vth = v_th / (r 2**e scale)``;
+- average pooling becomes sum pooling with ``1/k^2`` on the value's scale.
+
+The float-to-integer error is therefore: weight mantissas (8 bits per layer), biases and
+thresholds rounded to the unit, input pixels to 8 bits, and saturation beyond the range.
+"""
+
+from __future__ import annotations
+
+import math
+
+import nir
+import numpy as np
+
+from exporters.nir.convention import NIRError
+from exporters.nir.fold import groups_of_dense
+
+from .flatgraph import NEURON_KINDS, FlatGraph
+from .processes import DECAY_UNITY, Process, ProcessGraph
+
+UNSUPPORTED = {"cubalif": "CubaLIF lowering is not supported yet; use LIF or IF",
+               "li": "LI (a non-spiking leaky readout) is not supported by the chip model",
+               "threshold": "Threshold nodes are not supported by the chip model",
+               "graph": "unexpected nested graph"}
+HEADROOM = 4.0    # calibrated peaks use at most a quarter of the state range
+WEIGHT_BITS = 8
+INPUT_BITS = 8
+
+
+class _Classes:
+    """Union-find over value names: values in one class share their unit exponent."""
+
+    def __init__(self, names):
+        self.parent = {n: n for n in names}
+
+    def find(self, n):
+        while self.parent[n] != n:
+            self.parent[n] = self.parent[self.parent[n]]
+            n = self.parent[n]
+        return n
+
+    def union(self, a, b):
+        self.parent[self.find(a)] = self.find(b)
+
+
+def _pair(v) -> tuple[int, int]:
+    return tuple(int(x) for x in np.broadcast_to(np.asarray(v), (2,)))
+
+
+def _f64(v) -> np.ndarray:
+    return np.asarray(v, dtype=np.float64)
+
+
+def _compact(scale):
+    """A scale array whose entries are all equal becomes a scalar."""
+    arr = np.asarray(scale, dtype=np.float64)
+    return np.float64(arr.flat[0]) if arr.size and np.all(arr == arr.flat[0]) else arr
+
+
+def _pooled(scale, fn):
+    """The scale of a pooled value: per channel, which must be uniform over each window's map."""
+    if not np.ndim(scale):
+        return scale
+    per_c = np.asarray(scale).reshape(scale.shape[0], -1)
+    if not np.all(per_c == per_c[:, :1]):
+        raise NIRError(f"node {fn.name!r}: pooling a value whose folded scale varies across space")
+    return np.broadcast_to(per_c[:, :1].reshape(-1, 1, 1), fn.out_shape)
+
+
+def _exponent_for(peak: float, limit: float) -> int:
+    """The smallest ``e`` with ``peak / 2**e <= limit`` (0 for a value that never moves)."""
+    if peak <= 0:
+        return 0
+    return math.ceil(math.log2(peak / limit))
+
+
+def _quantize_weight(w: np.ndarray) -> tuple[np.ndarray, int]:
+    """8-bit signed mantissas and the power-of-two shift: ``w ~= mant * 2**shift``."""
+    peak = float(np.abs(w).max())
+    if peak == 0:
+        return np.zeros(w.shape, np.int64), 0
+    shift = math.ceil(math.log2(peak / (2 ** (WEIGHT_BITS - 1) - 1)))
+    mant = np.clip(np.round(w / 2.0 ** shift), -(2 ** (WEIGHT_BITS - 1) - 1), 2 ** (WEIGHT_BITS - 1) - 1)
+    return mant.astype(np.int64), shift
+
+
+class Lowering:
+    """Build the :class:`ProcessGraph` of a :class:`FlatGraph` from calibrated peaks."""
+
+    def __init__(self, fg: FlatGraph, peaks: dict[str, float], T: int, state_bits: int = 24,
+                 input_static: bool = True):
+        self.fg, self.peaks, self.T = fg, peaks, T
+        self.limit = 2 ** (state_bits - 1) / HEADROOM
+        self.state_bits = state_bits
+        self.input_static = input_static
+        self.procs: dict[str, Process] = {}
+        self.scale: dict[str, np.ndarray] = {}
+
+    # -- scales and unit classes ------------------------------------------------------------
+
+    def _value_scales(self) -> None:
+        """Propagate the pending positive scale of every graded value through the graph."""
+        for fn in self.fg.nodes.values():
+            src = self.scale.get(fn.sources[0], np.float64(1.0)) if fn.sources else np.float64(1.0)
+            if fn.kind == "scale":
+                factor = _f64(fn.node.scale) if hasattr(fn.node, "scale") else np.float64(1.0)
+                if np.any(factor <= 0):
+                    raise NIRError(f"node {fn.name!r}: Scale factors must be positive to fold into thresholds")
+                self.scale[fn.name] = np.broadcast_to(src * factor, fn.out_shape) if factor.ndim else src * factor
+            elif fn.kind == "avgpool":
+                k = _pair(fn.node.kernel_size)
+                self.scale[fn.name] = _pooled(src, fn) / (k[0] * k[1])
+            elif fn.kind in ("maxpool", "sumpool"):
+                self.scale[fn.name] = _pooled(src, fn)
+            elif fn.kind == "flatten":
+                self.scale[fn.name] = np.reshape(np.broadcast_to(src, fn.in_shape), fn.out_shape) \
+                    if np.ndim(src) else src
+            elif fn.kind == "dsmm":
+                self.scale[fn.name] = self.scale.get(fn.operands[0], np.float64(1.0))
+            else:
+                self.scale[fn.name] = np.float64(1.0)
+            self.scale[fn.name] = _compact(self.scale[fn.name])
+            if len(fn.sources) > 1:
+                first = self.scale.get(fn.sources[0], 1.0)
+                for s in fn.sources[1:]:
+                    if not np.allclose(self.scale.get(s, 1.0), first):
+                        raise NIRError(f"node {fn.name!r}: it sums values with different folded scales "
+                                       f"({fn.sources[0]!r}, {s!r}); the chip cannot add them without multiplying")
+
+    def _is_spikes(self, name: str) -> bool:
+        """True when the value is binary spikes (a neuron's output, or a reshape / max-pool of one)."""
+        fn = self.fg.nodes[name]
+        if fn.kind in NEURON_KINDS:
+            return True
+        if fn.kind in ("flatten", "maxpool") or (fn.kind == "scale" and len(fn.sources) == 1
+                                                 and np.all(np.asarray(self.scale.get(name, 1.0)) == 1)):
+            return len(fn.sources) == 1 and self._is_spikes(fn.sources[0])
+        return False
+
+    def _classes(self) -> dict[str, int]:
+        fg = self.fg
+        uf = _Classes(fg.nodes)
+        for fn in fg.nodes.values():
+            for s in fn.sources[1:]:
+                uf.union(s, fn.sources[0])
+            if fn.kind in ("scale", "maxpool", "sumpool", "avgpool", "flatten"):
+                uf.union(fn.name, fn.sources[0])
+            if fn.kind == "dsmm":
+                uf.union(fn.name, fn.operands[0])
+        members: dict[str, list[str]] = {}
+        for n in fg.nodes:
+            members.setdefault(uf.find(n), []).append(n)
+        consumers = fg.consumers()
+        exps = {}
+        for root, names in members.items():
+            if all(self._is_spikes(n) for n in names):
+                exps.update({n: 0 for n in names})  # spikes are 0/1: unit 1
+                continue
+            peak = max(self.peaks.get(n, 0.0) / float(np.min(self.scale.get(n, 1.0))) for n in names)
+            limit = (2 ** (INPUT_BITS - 1) - 1) if names == ["input"] else self.limit
+            e = _exponent_for(peak, limit)
+            # a neuron reading this class needs its threshold inside the state range
+            for n in names:
+                for c in consumers[n]:
+                    cn = fg.nodes[c]
+                    if cn.kind in NEURON_KINDS:
+                        gain = self._gain(cn) * float(np.min(self.scale.get(n, 1.0)))
+                        vth = float(np.max(_f64(cn.node.v_threshold)))
+                        e = max(e, math.ceil(math.log2(max(vth, 1e-30) / (gain * self.limit))))
+            for n in names:
+                exps[n] = e
+        return exps
+
+    def _gain(self, fn) -> float:
+        """Input gain of a neuron per step: ``k r`` for LIF (k = dt/tau), ``r`` for IF."""
+        r = float(np.max(_f64(fn.node.r)))
+        if fn.kind == "if":
+            return r
+        return self.fg.dt / float(np.max(_f64(fn.node.tau))) * r
+
+    # -- processes ---------------------------------------------------------------------------
+
+    def build(self) -> ProcessGraph:
+        """The integer process graph, in the flat graph's order."""
+        for fn in self.fg.nodes.values():
+            if fn.kind in UNSUPPORTED:
+                raise NIRError(f"node {fn.name!r}: {UNSUPPORTED[fn.kind]}")
+        self._value_scales()
+        self.exp = self._classes()
+        for fn in self.fg.nodes.values():
+            self.procs[fn.name] = getattr(self, f"_{fn.kind}")(fn)
+        for p in self.procs.values():
+            p.exponent = self.exp.get(p.name, 0)
+            if not p.spiking:
+                p.scale = self.scale.get(p.name, 1.0)
+            ins = [self.procs[s] for s in list(p.sources) + list(p.operands)]
+            p.static = (p.kind == "input" and self.input_static) or (
+                p.kind != "neuron" and p.kind != "input" and bool(ins) and all(i.static for i in ins))
+        out = self.fg.output
+        if len(out) != 1:
+            self.procs["readout"] = Process("readout", "sum", list(out), self.fg.nodes[out[0]].out_shape)
+            self.procs["readout"].exponent = self.exp[out[0]]
+            out = ["readout"]
+        return ProcessGraph(self.procs, out[0], self.T, self.fg.nodes["input"].out_shape, self.input_static,
+                            dict(self.fg.metadata))
+
+    def _input(self, fn):
+        return Process(fn.name, "input", [], fn.out_shape, attrs={"bits": INPUT_BITS})
+
+    def _synapse(self, fn, weight, bias, attrs):
+        src = fn.sources[0]
+        graded = not self._is_spikes(src)
+        e_out = self.exp[fn.name]
+        e_in = self.exp[src] if graded else 0
+        if graded:
+            s_in = self.scale.get(src, np.float64(1.0))
+            if np.ndim(s_in):
+                per_feature = np.asarray(s_in).reshape(s_in.shape[0], -1)[:, 0] if weight.ndim == 4 else np.ravel(s_in)
+                shape = (1, -1, 1, 1) if weight.ndim == 4 else (1, -1)
+                if weight.ndim == 4 and attrs.get("groups", 1) > 1:
+                    raise NIRError(f"node {fn.name!r}: a grouped conv on a scaled graded input is not supported")
+                weight = weight * per_feature.reshape(shape)
+            else:
+                weight = weight * float(s_in)
+        weight = weight * 2.0 ** (e_in - e_out)  # integers in the output's unit
+        mant, shift = _quantize_weight(weight)
+        b = np.round(_f64(bias) / 2.0 ** e_out).astype(np.int64) if bias is not None else np.zeros(mant.shape[0], np.int64)
+        return Process(fn.name, "synapse", list(fn.sources), fn.out_shape, params={"weight": mant, "bias": b},
+                       attrs={**attrs, "shift": int(shift), "graded_input": bool(graded)})
+
+    def _conv(self, fn):
+        w = _f64(fn.node.weight)
+        groups = int(np.asarray(fn.node.groups))
+        hint = (fn.node.metadata or {}).get("sresformer.groups")
+        if groups == 1 and hint is not None:
+            grouped = groups_of_dense(w, int(hint))
+            if grouped is not None:
+                w, groups = grouped, int(hint)
+        if isinstance(fn.node.padding, str):
+            raise NIRError(f"node {fn.name!r}: string padding {fn.node.padding!r} is not supported; give numbers")
+        attrs = {"op": "conv", "stride": _pair(fn.node.stride), "padding": _pair(fn.node.padding),
+                 "dilation": _pair(fn.node.dilation), "groups": groups}
+        bias = None if fn.node.bias is None else np.broadcast_to(_f64(fn.node.bias), (w.shape[0],))
+        return self._synapse(fn, w, bias, attrs)
+
+    def _dense(self, fn):
+        bias = _f64(fn.node.bias) if isinstance(fn.node, nir.Affine) else None
+        return self._synapse(fn, _f64(fn.node.weight), bias, {"op": "dense"})
+
+    def _neuron(self, fn):
+        node = fn.node
+        for key in ("v_leak", "v_reset"):
+            if hasattr(node, key) and np.any(_f64(getattr(node, key)) != 0):
+                raise NIRError(f"node {fn.name!r}: {key} must be 0 on the chip model (got non-zero values)")
+        s_in = self.scale.get(fn.sources[0], np.float64(1.0))
+        unit = self._gain(fn) * 2.0 ** self.exp[fn.sources[0]] * np.broadcast_to(s_in, fn.in_shape)
+        vth = np.round(np.broadcast_to(_f64(node.v_threshold), fn.in_shape) / unit).astype(np.int64)
+        if np.any(vth < 1) or np.any(vth >= 2 ** (self.state_bits - 1)):
+            raise NIRError(f"node {fn.name!r}: its threshold does not fit the {self.state_bits}-bit membrane "
+                           "at the calibrated input range")
+        dv = 0 if fn.kind == "if" else int(round(DECAY_UNITY * self.fg.dt / float(np.max(_f64(node.tau)))))
+        if not 0 <= dv <= DECAY_UNITY:
+            raise NIRError(f"node {fn.name!r}: dt/tau = {dv / DECAY_UNITY:.3f} is outside [0, 1]")
+        if vth.size > 1 and np.all(vth == vth.flat[0]):
+            vth = vth.reshape(-1)[:1]
+        return Process(fn.name, "neuron", list(fn.sources), fn.out_shape, params={"vth": vth},
+                       attrs={"dv": dv, "du": DECAY_UNITY, "state_bits": self.state_bits})
+
+    _lif = _if = _neuron
+
+    def _scale(self, fn):
+        alias = len(fn.sources) == 1
+        return Process(fn.name, "sum", list(fn.sources), fn.out_shape, attrs={"alias": alias})
+
+    def _dsmm(self, fn):
+        meta = fn.node.metadata
+        return Process(fn.name, "dsmm", [], fn.out_shape, operands=fn.operands,
+                       attrs={"form": str(meta["form"]), "heads": int(meta["heads"])})
+
+    def _pool(self, fn, kind):
+        node = fn.node
+        attrs = {"kernel": _pair(node.kernel_size), "stride": _pair(node.stride), "padding": _pair(node.padding)}
+        return Process(fn.name, kind, list(fn.sources), fn.out_shape, attrs=attrs)
+
+    def _sumpool(self, fn):
+        return self._pool(fn, "sumpool")
+
+    def _avgpool(self, fn):
+        return self._pool(fn, "sumpool")
+
+    def _maxpool(self, fn):
+        meta = fn.node.metadata
+        attrs = {"kernel": _pair(meta["kernel_size"]), "stride": _pair(meta["stride"]),
+                 "padding": _pair(meta["padding"])}
+        if np.any(np.asarray(self.scale.get(fn.sources[0], 1.0)) <= 0):
+            raise NIRError(f"node {fn.name!r}: max-pooling needs a positive scale on its input")
+        return Process(fn.name, "maxpool", list(fn.sources), fn.out_shape, attrs=attrs)
+
+    def _flatten(self, fn):
+        return Process(fn.name, "flatten", list(fn.sources), fn.out_shape)
+
+
+
+def lower(fg: FlatGraph, peaks: dict[str, float], T: int, state_bits: int = 24,
+          input_static: bool = True) -> ProcessGraph:
+    """The integer process graph of ``fg`` given calibrated ``peaks`` (see :func:`value_ranges`)."""
+    return Lowering(fg, peaks, T, state_bits, input_static).build()

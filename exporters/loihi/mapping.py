@@ -1,0 +1,172 @@
+"""Place a process graph on neuromorphic cores and chips (described as data in ``hw_sim/profiles``).
+
+What takes cores:
+
+- a *compartment group* for every process whose values live on the chip: neurons, graded
+  integrators (residual ``sum`` points, pools, a synapse read by several processes, the
+  readout). A synapse or dual-spike matmul read by exactly one such group is co-located
+  with it: its weights (or its dynamic operand) sit in that group's cores and its output is
+  the compartments' input current, so it sends no messages of its own;
+- static processes (the input and a static image's stem) run once per inference on the
+  chip's embedded processors, not on neuro cores.
+
+Each group is cut into consecutive chunks (compartments in C, H, W order) that fit one
+core: at most ``neurons_per_core`` compartments, ``synapse_memory_bits`` of weights (every
+synapse stored, ``weight_bits`` each; a dual-spike matmul stores its dynamic operand at
+``graded_spike_bits``), at most ``max_fan_in`` distinct inputs. One chunk per core; cores
+fill chips in order; a chip is an ``mesh_cols``-wide grid of cores.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from exporters.nir.convention import NIRError
+
+from .processes import Process, ProcessGraph
+
+
+class MappingError(NIRError):
+    """The graph does not fit the chip: a layer breaks a hard limit, or too many chips are needed."""
+
+
+@dataclass
+class Group:
+    """Compartments of one process and the co-located processes that feed them."""
+
+    name: str
+    size: int
+    members: list[str]                  # the process itself plus co-located synapses / matmuls
+    synapses_per_compartment: float     # average stored synapses per compartment
+    operand_bits_per_core: int          # dynamic-operand memory a core of this group needs
+    chunk: int = 0                      # compartments per core
+    first_core: int = 0
+    cores: int = 0
+
+
+@dataclass
+class Mapping:
+    """Where every compartment group lives; ``core_of(name, index)`` gives an element's core."""
+
+    chip: dict
+    groups: dict[str, Group]
+    host: list[str]
+    placement: dict[str, str] = field(default_factory=dict)  # process -> group it belongs to
+
+    @property
+    def cores(self) -> int:
+        """Neuro cores used."""
+        return sum(g.cores for g in self.groups.values())
+
+    @property
+    def chips(self) -> int:
+        """Chips needed."""
+        return max(1, math.ceil(self.cores / self.chip["cores_per_chip"]))
+
+    def core_of(self, group: str, index: np.ndarray) -> np.ndarray:
+        """Global core id of compartments ``index`` (flat C, H, W order) of ``group``."""
+        g = self.groups[group]
+        return g.first_core + np.asarray(index) // g.chunk
+
+    def core_xy(self, core: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mesh coordinates of global core ids (chips are laid side by side along x)."""
+        per_chip = self.chip["cores_per_chip"]
+        cols = self.chip["mesh_cols"]
+        rows = math.ceil(per_chip / cols)
+        chip, local = np.divmod(np.asarray(core), per_chip)
+        return chip * cols + local % cols, local // cols + 0 * rows
+
+
+def _synapse_fan_in(p: Process) -> float:
+    """Average stored synapses per output compartment (non-zero weights only, borders exact)."""
+    w = p.params["weight"]
+    if p.attrs["op"] == "dense":
+        return float((w != 0).sum()) / w.shape[0]
+    # per output channel: non-zero taps; borders: average fraction of taps inside the map
+    taps = float((w != 0).sum()) / w.shape[0]
+    return taps  # an upper bound per compartment (padding taps are not stored on a chip)
+
+
+def plan_groups(pg: ProcessGraph) -> tuple[dict[str, Group], list[str], dict[str, str]]:
+    """Compartment groups, host (embedded-processor) processes and the placement of every process."""
+    consumers: dict[str, list[str]] = {p.name: [] for p in pg}
+    for p in pg:
+        for s in list(p.sources) + list(p.operands):
+            consumers[s].append(p.name)
+
+    def through_alias(name):
+        """Real readers of a value, looking through pass-through sums and flattens."""
+        out = []
+        for c in consumers[name]:
+            cp = pg.processes[c]
+            if (cp.kind == "sum" and cp.attrs.get("alias")) or cp.kind == "flatten":
+                out += through_alias(c)
+            else:
+                out.append(c)
+        return out
+
+    host = [p.name for p in pg if p.static]
+    placement = {h: "host" for h in host}
+    groups: dict[str, Group] = {}
+    colocated: dict[str, str] = {}
+    for p in pg:
+        if p.static or (p.kind == "sum" and p.attrs.get("alias")) or p.kind == "flatten":
+            continue
+        readers = through_alias(p.name)
+        if p.kind in ("synapse", "dsmm") and len(readers) == 1 and p.name != pg.output:
+            colocated[p.name] = readers[0]
+            continue
+        groups[p.name] = Group(p.name, int(np.prod(p.out_shape)), [p.name], 0.0, 0)
+
+    def home(name):
+        while name in colocated:
+            name = colocated[name]
+        return name
+
+    for name, target in colocated.items():
+        g = groups[home(target)]
+        g.members.append(name)
+    for g in groups.values():
+        for m in g.members:
+            p = pg.processes[m]
+            placement[m] = g.name
+            if p.kind == "synapse":
+                g.synapses_per_compartment += _synapse_fan_in(p)
+            elif p.kind == "dsmm":
+                y = pg.processes[p.operands[0]]
+                g.operand_bits_per_core += int(np.prod(y.out_shape)) // 2 * 24
+    for p in pg:  # aliases and flattens live where their source lives
+        if p.name not in placement:
+            src = p.sources[0]
+            placement[p.name] = placement.get(src, "host")
+    return groups, host, placement
+
+
+def map_graph(pg: ProcessGraph, chip, max_chips: int | None = None) -> Mapping:
+    """Cut every group into per-core chunks and lay the cores out; ``MappingError`` when it cannot fit."""
+    groups, host, placement = plan_groups(pg)
+    bits = chip.weight_bits
+    core = 0
+    for g in groups.values():
+        mem_per = g.synapses_per_compartment * bits
+        free_mem = chip.synapse_memory_bits - g.operand_bits_per_core
+        if free_mem <= 0 or mem_per > free_mem:
+            raise MappingError(f"layer {g.name!r}: one compartment needs {mem_per + g.operand_bits_per_core:.0f} "
+                               f"bits of synaptic memory, over the {chip.synapse_memory_bits}-bit core limit of {chip.name}")
+        if g.synapses_per_compartment > chip.max_fan_in:
+            raise MappingError(f"layer {g.name!r}: fan-in {g.synapses_per_compartment:.0f} exceeds the "
+                               f"{chip.max_fan_in}-input core limit of {chip.name}")
+        by_mem = int(free_mem // mem_per) if mem_per else chip.neurons_per_core
+        g.chunk = max(1, min(chip.neurons_per_core, by_mem, g.size))
+        g.cores = math.ceil(g.size / g.chunk)
+        g.first_core = core
+        core += g.cores
+    mapping = Mapping(chip.__dict__ if hasattr(chip, "__dict__") else dict(chip), groups, host, placement)
+    if max_chips is not None and mapping.chips > max_chips:
+        biggest = max(groups.values(), key=lambda g: g.cores)
+        raise MappingError(f"the model needs {mapping.chips} {chip.name} chips ({mapping.cores} cores) but "
+                           f"--max-chips is {max_chips}; the largest layer is {biggest.name!r} with {biggest.cores} cores")
+    return mapping

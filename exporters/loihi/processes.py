@@ -1,0 +1,93 @@
+"""The process graph: what runs on the chip, as data (Lava's Process side of its Process/ProcessModel split).
+
+A :class:`Process` has typed ports (its ``sources`` are summed into the input port
+``in``; a dual-spike matmul also reads the ``dyn`` and ``spk`` operand ports; every
+process has one output port ``out``), integer parameters and scalar attributes. The
+fake-quant torch model (``exporters.quantize.fakequant``) and the simulator
+(``hw_sim.executor``) are two separate implementations of the same semantics, stated
+here per kind (per time step ``t``, per sample; all values are integers):
+
+``input``      host: ``out = clip(round(x / 2**exponent), -(2**(bits-1)-1), 2**(bits-1)-1)``
+``synapse``    ``acc = W . in`` (conv or dense; ``W`` the int8 mantissas); ``out = shift(acc, shift) + bias``
+               where ``shift(a, k) = a * 2**k`` for ``k >= 0`` and ``floor((a + 2**(-k-1)) / 2**-k)``
+               (round half up) for ``k < 0``. Binary input: accumulate-only (AC); graded input: MAC.
+``neuron``     CUBA-LIF: ``u = decay(u, du) + in``; ``v = sat(decay(v, dv) + u)``; ``s = v >= vth``;
+               ``v = 0 where s``; ``decay(x, d) = sign(x) * ((|x| * (4096 - d)) >> 12)`` (Loihi's
+               12-bit decay, truncating toward zero); ``sat`` clips to ``state_bits`` signed.
+               Output: binary spikes.
+``sum``        ``out = in`` (the sum of the sources): a residual stream point, carried on the chip
+               as graded spikes (Loihi 2 payloads) from integrator neurons; ``alias`` marks a
+               pass-through that costs nothing (a folded scale).
+``dsmm``       DSSA's dual-spike matmul, per head ``h`` (``y = dyn`` reshaped ``[heads, 2d, N]``):
+               ``form='y1T@s'``: ``out[h] = y[h, :d]^T @ spk[h]``, ``spk`` reshaped ``[heads, d, HW]``;
+               ``form='y2@a'``:  ``out[h] = y[h, d:] @ spk[h]``, ``spk`` reshaped ``[heads, N, HW]``.
+               A gated accumulation: every spike adds one column of the dynamic operand (AC work).
+``sumpool``    window sums (kernel, stride, padding); ``maxpool`` window maxima (padding never wins);
+``flatten``    reshape.
+
+Values are integers in units of ``2**exponent`` times a per-value positive ``scale``
+(folded into the weights or thresholds of whatever reads them); ``Process.exponent`` and
+``Process.scale`` record them so reports and the readout can state real values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+KINDS = ("input", "synapse", "neuron", "sum", "dsmm", "sumpool", "maxpool", "flatten")
+DECAY_UNITY = 4096  # Loihi's 12-bit decay constants: du, dv in 1/4096 (Davies et al. 2018)
+
+
+@dataclass
+class Process:
+    """One process: kind, input sources (summed), operands, output shape per sample, integer state."""
+
+    name: str
+    kind: str
+    sources: list[str]
+    out_shape: tuple[int, ...]
+    operands: tuple[str, ...] = ()
+    params: dict[str, np.ndarray] = field(default_factory=dict)
+    attrs: dict = field(default_factory=dict)
+    exponent: int = 0            # output value unit 2**exponent (graded outputs)
+    scale: np.ndarray | float = 1.0
+    static: bool = False         # same output at every step (computed once per inference)
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown process kind {self.kind!r}")
+
+    @property
+    def spiking(self) -> bool:
+        """True when the output is binary spikes."""
+        return self.kind == "neuron"
+
+
+@dataclass
+class ProcessGraph:
+    """Processes in execution order; ``output`` names the process whose values are the logits."""
+
+    processes: dict[str, Process]
+    output: str
+    T: int
+    input_shape: tuple[int, ...]
+    input_static: bool = True
+    metadata: dict = field(default_factory=dict)
+
+    def __iter__(self):
+        return iter(self.processes.values())
+
+    def readout_scale(self) -> np.ndarray:
+        """Multiplier from the output integers to real logits: ``2**exponent * scale``."""
+        p = self.processes[self.output]
+        return np.asarray(2.0 ** p.exponent * np.asarray(p.scale, dtype=np.float64))
+
+
+def shift_round(acc, k: int):
+    """``acc * 2**k`` for ``k >= 0``, else round-half-up division by ``2**-k`` (array module agnostic)."""
+    if k >= 0:
+        return acc * (2 ** k)
+    d = 2 ** (-k)
+    return (acc + d // 2) // d

@@ -1,0 +1,166 @@
+"""The extension convention: operations NIR 1.0 cannot say, as marked nested graphs.
+
+NIR has no node for the product of two dynamic signals (DSSA's dual-spike matmuls) and
+none for max-pooling (the ImageNet stem). Each such operation is written as a nested
+``NIRGraph`` whose
+
+- ``metadata['sresformer.extension']`` names the operation and carries its parameters
+  (operands are named by sibling node names in the enclosing graph);
+- body is ``Input -> Conv2d -> Output`` where the Conv2d is a *placeholder*: it carries
+  the operation's input and output types (so ``nir.read`` type-checks the file) but has
+  all-NaN weight and bias and ``groups = 0``. Any torch-based reader that does not know
+  the extension fails when it builds the conv (``groups must be a positive integer``);
+  a reader that somehow runs it gets NaN, never a plausible wrong answer.
+
+The root graph also lists every extension it uses in ``metadata['extensions_required']``.
+See FORMAT.md for the exact semantics of each operation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import nir
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .convention import DUAL_SPIKE_MATMUL, KEY_EXTENSION, KNOWN_EXTENSIONS, MAX_POOL2D, NIRError, meta_str
+
+FORMS = ("y1T@s", "y2@a")  # DSSA eq. (9): A = y1^T @ S ; eq. (10): O = y2 @ A
+
+
+def _placeholder_geometry(n_in: int, n_out: int) -> tuple[int, int]:
+    """(kernel, padding) with stride 1 that turn a spatial size ``n_in`` into ``n_out``.
+
+    NIR's conv shape rule is ``n_out = n_in + 2 p - k + 1``; the kernel stays >= 1.
+    """
+    if n_out >= n_in:
+        pad = math.ceil((n_out - n_in) / 2)
+        return n_in + 2 * pad + 1 - n_out, pad
+    return n_in - n_out + 1, 0
+
+
+def placeholder_conv(in_shape, out_shape, kernel=None, stride=None, padding=None) -> nir.Conv2d:
+    """The poison Conv2d of an extension body: NIR types ``in_shape -> out_shape`` ([C, H, W])."""
+    if kernel is None:
+        geo = [_placeholder_geometry(int(a), int(b)) for a, b in zip(in_shape[1:], out_shape[1:])]
+        kernel, padding, stride = tuple(k for k, _ in geo), tuple(p for _, p in geo), (1, 1)
+    weight = np.full((int(out_shape[0]), int(in_shape[0]), *kernel), np.nan, dtype=np.float32)
+    return nir.Conv2d(input_shape=tuple(int(s) for s in in_shape[1:]), weight=weight, stride=tuple(stride),
+                      padding=tuple(padding), dilation=(1, 1), groups=0,
+                      bias=np.full(int(out_shape[0]), np.nan, dtype=np.float32))
+
+
+def extension_graph(in_shape, out_shape, metadata: dict, **geometry) -> nir.NIRGraph:
+    """A marked nested graph ``Input -> placeholder Conv2d -> Output`` with ``metadata``."""
+    nodes = {"input": nir.Input(np.array(in_shape)), "placeholder": placeholder_conv(in_shape, out_shape, **geometry),
+             "output": nir.Output(np.array(out_shape))}
+    return nir.NIRGraph(nodes=nodes, edges=[("input", "placeholder"), ("placeholder", "output")],
+                        metadata=dict(metadata))
+
+
+def dual_spike_matmul_graph(form: str, heads: int, dynamic: str, spikes: str, in_shape, out_shape) -> nir.NIRGraph:
+    """DSSA's ``y1^T @ S`` (``form='y1T@s'``) or ``y2 @ A`` (``'y2@a'``), per head.
+
+    ``dynamic`` names the sibling node whose output is ``y`` ([2C, h, w], both halves);
+    ``spikes`` the sibling with the binary operand (``S`` [C, H, W] or ``A`` [heads*N, H, W]).
+    ``in_shape`` is the shape of the operand that arrives by the edge.
+    """
+    if form not in FORMS:
+        raise ValueError(f"form must be one of {FORMS}, got {form!r}")
+    meta = {KEY_EXTENSION: DUAL_SPIKE_MATMUL, "form": form, "heads": int(heads), "dynamic": dynamic, "spikes": spikes,
+            "equation": ("out[h] = y[h, :d]^T @ S[h]  (y: [heads, 2d, N], S: [heads, d, H*W]) -> [heads*N, H, W]"
+                         if form == "y1T@s" else
+                         "out[h] = y[h, d:] @ A[h]  (y: [heads, 2d, N], A: [heads, N, H*W]) -> [heads*d, H, W]")}
+    return extension_graph(in_shape, out_shape, meta)
+
+
+def max_pool2d_graph(shape, kernel, stride, padding) -> nir.NIRGraph:
+    """Max-pooling over ``[C, H, W]``; the placeholder conv has the pool's own geometry."""
+    pair = lambda v: tuple(int(x) for x in (v if isinstance(v, (tuple, list)) else (v, v)))  # noqa: E731
+    kernel, stride, padding = pair(kernel), pair(stride), pair(padding)
+    out = [int(shape[0])] + [(n + 2 * p - k) // s + 1 for n, k, s, p in zip(shape[1:], kernel, stride, padding)]
+    meta = {KEY_EXTENSION: MAX_POOL2D, "kernel_size": np.array(kernel), "stride": np.array(stride),
+            "padding": np.array(padding), "equation": "out[c, i, j] = max over the window (padding never wins)"}
+    return extension_graph(shape, out, meta, kernel=kernel, stride=stride, padding=padding)
+
+
+def extension_name(graph: nir.NIRGraph) -> str | None:
+    """The extension a nested graph implements, or None for an ordinary subgraph."""
+    meta = getattr(graph, "metadata", None) or {}
+    return meta_str(meta[KEY_EXTENSION]) if KEY_EXTENSION in meta else None
+
+
+def is_placeholder(node) -> bool:
+    """True for the poison Conv2d of an extension body (groups 0)."""
+    return isinstance(node, nir.Conv2d) and int(np.asarray(node.groups)) == 0
+
+
+class ExtensionOp(nn.Module):
+    """An extension operation: reads its operands from the enclosing graph's values by name."""
+
+    operands: tuple[str, ...] = ()
+
+    def run(self, x: torch.Tensor, values: dict[str, torch.Tensor]) -> torch.Tensor:  # pragma: no cover
+        """``x``: the summed edge input; ``values``: outputs of the enclosing graph's nodes so far."""
+        raise NotImplementedError
+
+
+class DualSpikeMatmul(ExtensionOp):
+    """DSSA's dual-spike products on ``[T, B, ...]`` tensors, exactly as the model computes them."""
+
+    def __init__(self, form: str, heads: int, dynamic: str, spikes: str):
+        super().__init__()
+        self.form, self.heads, self.operands = form, heads, (dynamic, spikes)
+
+    def run(self, x, values):
+        y, s = values[self.operands[0]], values[self.operands[1]]
+        T, B = y.shape[:2]
+        heads = self.heads
+        d = y.shape[2] // (2 * heads)
+        # the same views and torch.matmul calls as sresformer.attention.DSSA.forward (bit-exact)
+        y = y.reshape(T, B, heads, 2 * d, -1)
+        H, W = s.shape[-2:]
+        if self.form == "y1T@s":
+            out = torch.matmul(y[:, :, :, :d, :].transpose(-1, -2), s.reshape(T, B, heads, d, -1))
+        else:
+            out = torch.matmul(y[:, :, :, d:, :], s.reshape(T, B, heads, y.shape[-1], -1))
+        return out.reshape(T, B, -1, H, W)
+
+    def extra_repr(self):
+        return f"form={self.form!r}, heads={self.heads}, operands={self.operands}"
+
+
+class MaxPool2d(ExtensionOp):
+    """Max-pooling of the edge input, per time step (``nn.MaxPool2d``: padding never wins)."""
+
+    def __init__(self, kernel, stride, padding):
+        super().__init__()
+        self.kernel, self.stride, self.padding = kernel, stride, padding
+
+    def run(self, x, values):
+        y = F.max_pool2d(x.flatten(0, 1), self.kernel, self.stride, self.padding)
+        return y.unflatten(0, x.shape[:2])
+
+
+def build_extension(name: str, graph: nir.NIRGraph) -> ExtensionOp:
+    """The torch operation for the marked nested graph ``name``; NIRError if it is malformed."""
+    ext = extension_name(graph)
+    if ext not in KNOWN_EXTENSIONS:
+        raise NIRError(f"node {name!r}: unknown extension {ext!r} (this reader knows {', '.join(KNOWN_EXTENSIONS)})")
+    body = [n for n in graph.nodes.values() if not isinstance(n, (nir.Input, nir.Output))]
+    if len(body) != 1 or not is_placeholder(body[0]):
+        raise NIRError(f"node {name!r}: extension {ext} must have one placeholder Conv2d (groups 0) as its body")
+    meta = graph.metadata
+    try:
+        if ext == DUAL_SPIKE_MATMUL:
+            form = meta_str(meta["form"])
+            if form not in FORMS:
+                raise NIRError(f"node {name!r}: {ext} form {form!r} is not one of {FORMS}")
+            return DualSpikeMatmul(form, int(meta["heads"]), meta_str(meta["dynamic"]), meta_str(meta["spikes"]))
+        pair = lambda key: tuple(int(v) for v in np.broadcast_to(np.asarray(meta[key]), (2,)))  # noqa: E731
+        return MaxPool2d(pair("kernel_size"), pair("stride"), pair("padding"))
+    except KeyError as e:
+        raise NIRError(f"node {name!r}: extension {ext} metadata lacks {e.args[0]!r}") from None

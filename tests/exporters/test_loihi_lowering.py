@@ -1,0 +1,103 @@
+"""Integer lowering and the fake-quant model: hand-worked arithmetic and agreement with float."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import sresformer
+from exporters.loihi.flatgraph import FlatGraph
+from exporters.loihi.lower import lower
+from exporters.loihi.processes import shift_round
+from exporters.nir.export import export_graph, model_to_nir
+from exporters.quantize.fakequant import FakeQuantModel, decay
+from exporters.quantize.ranges import value_ranges
+from sresformer.data import open_dataset
+from sresformer.layers import SeqConv2d, SeqLinear
+from sresformer.neurons import LIF
+
+from conftest import warm_up
+
+
+def test_decay_truncates_toward_zero_like_loihi():
+    x = torch.tensor([5.0, -5.0, 7.0, -7.0, 0.0])
+    assert decay(x, 2048).tolist() == [2.0, -2.0, 3.0, -3.0, 0.0]     # |x| * 2048 >> 12
+    assert decay(x, 1024).tolist() == [3.0, -3.0, 5.0, -5.0, 0.0]     # |x| * 3072 >> 12
+    assert decay(x, 0).tolist() == x.tolist() and decay(x, 4096).abs().sum() == 0
+
+
+def test_shift_round_half_up():
+    acc = torch.tensor([5.0, 6.0, -5.0, -6.0, 7.0])
+    assert shift_round(acc, -1).tolist() == [3.0, 3.0, -2.0, -3.0, 4.0]   # floor((a + 1) / 2)
+    assert shift_round(acc, 2).tolist() == [20.0, 24.0, -20.0, -24.0, 28.0]
+
+
+def _tiny(weight, bias=None):
+    net = nn.Sequential(SeqConv2d(1, 2, 1, bias=bias is not None), LIF(), nn.Flatten(), SeqLinear(8, 3))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor(weight).view(2, 1, 1, 1))
+        if bias is not None:
+            net[0].bias.copy_(torch.tensor(bias))
+        net[3].weight.copy_(torch.tensor([[0.5, -0.25] * 4, [0.25, 0.5] * 4, [-0.5, 0.125] * 4]))
+    return net
+
+
+def test_fake_quant_is_exact_when_nothing_rounds():
+    # power-of-two weights and inputs on a 1/8 grid: every float value is an exact integer
+    # multiple of its unit, so the integer model must give the float spikes and logits exactly
+    fg = FlatGraph(export_graph(_tiny([1.5, -0.75]), (1, 2, 2)))
+    x = torch.randint(-8, 9, (6, 1, 2, 2)).float() / 8
+    pg = lower(fg, value_ranges(fg, [x], T=4), T=4)
+    fq = FakeQuantModel(pg)
+    float_out = fg.run(x.unsqueeze(0).expand(4, *x.shape))
+    torch.testing.assert_close(fq.forward_steps(x), float_out.float(), rtol=0, atol=0)
+
+
+def test_lif_threshold_and_weights_hand_checked():
+    fg = FlatGraph(export_graph(_tiny([1.5, -0.75]), (1, 2, 2)))
+    x = torch.full((1, 1, 2, 2), 1.0)
+    pg = lower(fg, value_ranges(fg, [x], T=2), T=2)
+    conv, lif = pg.processes["0"], pg.processes["1"]
+    e = conv.exponent
+    # the conv writes currents in units of 2**e; LIF(tau=2): k r = 1/2, vth = 1 / (2**e / 2)
+    assert int(lif.params["vth"].ravel()[0]) == 2 ** (1 - e)
+    assert lif.attrs["dv"] == 2048
+    # graded input pixels (unit 2**e_in): W = mantissa * 2**shift * 2**(e - e_in)
+    e_in = pg.processes["input"].exponent
+    w = conv.params["weight"].ravel() * 2.0 ** (conv.attrs["shift"] + e - e_in)
+    np.testing.assert_allclose(w, [1.5, -0.75])
+
+
+@pytest.fixture(scope="module")
+def nano_digits():
+    data = open_dataset("digits", augment=False)
+    xtr = torch.stack([data.train[i][0] for i in range(64)])
+    xte = torch.stack([data.test[i][0] for i in range(64)])
+    model = warm_up(sresformer.create_model("spikingresformer_nano"), xtr, steps=3)
+    return model, xtr, xte
+
+
+def test_nano_fake_quant_tracks_float(nano_digits):
+    model, xtr, xte = nano_digits
+    fg = FlatGraph(model_to_nir(model))
+    pg = lower(fg, value_ranges(fg, [xtr], T=4), T=4)
+    fq = FakeQuantModel(pg)
+    with torch.no_grad():
+        ref, got = model(xte), fq(xte)
+    assert (ref.argmax(1) == got.argmax(1)).float().mean() >= 0.9
+    assert torch.allclose(ref, got, atol=0.05 * ref.abs().max())
+    # DSSA's c1, c2 are folded into thresholds: no synapse multiplies a graded value but the readout
+    graded = [p.name for p in pg if p.kind == "synapse" and p.attrs["graded_input"] and not p.static]
+    assert graded == ["classifier"]
+
+
+def test_unsupported_node_is_refused():
+    import nir
+
+    from exporters.nir.convention import NIRError
+    g = nir.NIRGraph(nodes={"input": nir.Input(np.array([4])), "li": nir.LI(tau=np.ones(4), r=np.ones(4),
+                                                                            v_leak=np.zeros(4)),
+                            "output": nir.Output(np.array([4]))}, edges=[("input", "li"), ("li", "output")])
+    fg = FlatGraph(g)
+    with pytest.raises(NIRError, match="'li'.*LI"):
+        lower(fg, value_ranges(fg, [torch.randn(2, 4)], T=2), T=2)
