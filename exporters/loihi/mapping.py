@@ -13,8 +13,9 @@ What takes cores:
 Each group is cut into consecutive chunks (compartments in C, H, W order) that fit one
 core: at most ``neurons_per_core`` compartments, ``synapse_memory_bits`` of weights (every
 synapse stored, ``weight_bits`` each; a dual-spike matmul stores its dynamic operand at
-``graded_spike_bits``), at most ``max_fan_in`` distinct inputs. One chunk per core; cores
-fill chips in order; a chip is an ``mesh_cols``-wide grid of cores.
+24 bits per entry), at most ``max_fan_in`` distinct inputs. One chunk per core; cores
+fill chips in order; a chip is an ``mesh_cols``-wide grid of cores. A dual-spike matmul's
+core holds only the operand rows its compartments read.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ class Group:
     size: int
     members: list[str]                  # the process itself plus co-located synapses / matmuls
     synapses_per_compartment: float     # average stored synapses per compartment
-    operand_bits_per_core: int          # dynamic-operand memory a core of this group needs
+    operand_bits_per_core: int          # dynamic-operand memory the fullest core of this group holds
+    operand_row_bits: int = 0           # dynamic-operand bits one output row (one token / channel) needs
+    row_len: int = 1                    # compartments per output row (H * W)
     chunk: int = 0                      # compartments per core
     first_core: int = 0
     cores: int = 0
@@ -78,6 +81,17 @@ class Mapping:
         rows = math.ceil(per_chip / cols)
         chip, local = np.divmod(np.asarray(core), per_chip)
         return chip * cols + local % cols, local // cols + 0 * rows
+
+
+OPERAND_BITS = 24  # a graded dynamic-operand entry is held at the 24-bit state width
+
+
+def _operand_bits(g: Group, chunk: int) -> int:
+    """Dynamic-operand memory of a core holding ``chunk`` compartments (rows it may straddle)."""
+    if not g.operand_row_bits:
+        return 0
+    rows = min(math.ceil(chunk / g.row_len) + 1, math.ceil(g.size / g.row_len))
+    return rows * g.operand_row_bits
 
 
 def _synapse_fan_in(p: Process) -> float:
@@ -136,8 +150,13 @@ def plan_groups(pg: ProcessGraph) -> tuple[dict[str, Group], list[str], dict[str
             if p.kind == "synapse":
                 g.synapses_per_compartment += _synapse_fan_in(p)
             elif p.kind == "dsmm":
+                # a core holds only the operand rows its compartments read: a column y1[h, :, n]
+                # (d values) per output row (h, n) for y1T@s; a row y2[h, i, :] (N values) for y2@a
                 y = pg.processes[p.operands[0]]
-                g.operand_bits_per_core += int(np.prod(y.out_shape)) // 2 * 24
+                d = y.out_shape[0] // (2 * p.attrs["heads"])
+                n_tok = int(np.prod(y.out_shape[1:]))
+                g.operand_row_bits += (d if p.attrs["form"] == "y1T@s" else n_tok) * OPERAND_BITS
+                g.row_len = int(np.prod(p.out_shape[1:]))
     for p in pg:  # aliases and flattens live where their source lives
         if p.name not in placement:
             src = p.sources[0]
@@ -152,15 +171,19 @@ def map_graph(pg: ProcessGraph, chip, max_chips: int | None = None) -> Mapping:
     core = 0
     for g in groups.values():
         mem_per = g.synapses_per_compartment * bits
-        free_mem = chip.synapse_memory_bits - g.operand_bits_per_core
-        if free_mem <= 0 or mem_per > free_mem:
-            raise MappingError(f"layer {g.name!r}: one compartment needs {mem_per + g.operand_bits_per_core:.0f} "
+        fits = lambda c: c * mem_per + _operand_bits(g, c) <= chip.synapse_memory_bits  # noqa: E731
+        if not fits(1):
+            raise MappingError(f"layer {g.name!r}: one compartment needs {mem_per + _operand_bits(g, 1):.0f} "
                                f"bits of synaptic memory, over the {chip.synapse_memory_bits}-bit core limit of {chip.name}")
         if g.synapses_per_compartment > chip.max_fan_in:
             raise MappingError(f"layer {g.name!r}: fan-in {g.synapses_per_compartment:.0f} exceeds the "
                                f"{chip.max_fan_in}-input core limit of {chip.name}")
-        by_mem = int(free_mem // mem_per) if mem_per else chip.neurons_per_core
-        g.chunk = max(1, min(chip.neurons_per_core, by_mem, g.size))
+        lo, hi = 1, min(chip.neurons_per_core, g.size)
+        while lo < hi:  # the largest chunk that fits the core's memory
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
+        g.chunk = lo
+        g.operand_bits_per_core = _operand_bits(g, g.chunk)
         g.cores = math.ceil(g.size / g.chunk)
         g.first_core = core
         core += g.cores
