@@ -13,6 +13,8 @@ COMMANDS = {
     "models": "cli.models_cmd:models",
     "import-official": "cli.checkpoint_cmd:import_official",
     "export": "cli.export_cmd:export",
+    "train": "cli.train_cmd:train",
+    "eval": "cli.eval_cmd:eval_cmd",
     "energy": "cli.energy_cmd:energy",
 }
 

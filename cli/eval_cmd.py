@@ -1,0 +1,53 @@
+"""``sresformer eval``: accuracy of a checkpoint (or a NIR model) on a dataset's test split."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+POSITIVE = click.IntRange(min=1)
+
+
+@click.command("eval")
+@click.argument("source", type=click.Path(dir_okay=False))
+@click.option("--data", default=None, help="Dataset spec (default: the data the checkpoint was trained on, "
+                                           "else digits).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else.")
+@click.option("--save-logits", type=click.Path(dir_okay=False), default=None,
+              help="Write the [N, classes] float32 logits, in dataset order, to this .npy file.")
+@click.option("--limit", type=POSITIVE, default=None, help="Evaluate only the first N test samples.")
+@click.option("--batch-size", type=POSITIVE, default=128, show_default=True, help="Samples per forward pass.")
+def eval_cmd(source, data, as_json, save_logits, limit, batch_size):
+    """Top-1 (and top-5 for more than 5 classes) accuracy of SOURCE (CKPT or MODEL.nir) on DATA."""
+    import torch
+
+    from cli.common import load_model_source
+    from sresformer.evaluate import evaluate, open_eval_data
+    from sresformer.evaluate import save_logits as write_logits
+    from sresformer.train.progress import progress_enabled
+
+    model = load_model_source(source)
+    meta = getattr(model, "checkpoint_meta", {}) or {}
+    spec = data or meta.get("data") or "digits"
+    dataset, bundle = open_eval_data(model, spec)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    result = evaluate(model.to(device), dataset, batch_size=batch_size, limit=limit, device=device,
+                      keep_logits=save_logits is not None, progress=progress_enabled())
+    if save_logits is not None:
+        write_logits(result.logits, save_logits)
+    summary = {"accuracy": result.accuracy, "top5": result.top5, "correct": result.correct1,
+               "samples": result.samples, "num_classes": result.num_classes, "data": spec,
+               "model": getattr(model, "model_name", None), "source": str(source),
+               "seconds": round(result.seconds, 3),
+               "images_per_s": result.samples / result.seconds if result.seconds > 0 else 0.0,
+               "logits": save_logits}
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    click.echo(f"accuracy {result.accuracy:.2%} ({result.correct1}/{result.samples})")
+    if result.top5 is not None:
+        click.echo(f"top-5    {result.top5:.2%}")
+    click.echo(f"samples  {result.samples} of {bundle.name} test, {summary['images_per_s']:.0f} img/s")
+    if save_logits is not None:
+        click.echo(f"logits   {save_logits} [{result.samples}, {result.num_classes}] float32")
