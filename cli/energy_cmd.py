@@ -46,15 +46,20 @@ def checkpoint_layer_counts(source: str, data: str, limit: int, batch_size: int)
 @click.option("--csv", "fmt", flag_value="csv", help="CSV, one row per layer.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write energy and firing rate per layer as PNG.")
 def energy(source, data, convention, chip_profile, limit, batch_size, fmt, plot):
-    """Energy per image of CKPT on DATA: per-layer dense MACs, input firing rate, exact SOPs, energy."""
+    """Energy per image of CKPT or ARTIFACT (.loihi) on DATA: per-layer dense MACs, input rate, exact SOPs, energy."""
     from hw_sim.energy import price
     from hw_sim.report import plot as plot_report
     from hw_sim.report import to_csv, to_markdown
 
-    layers, samples = checkpoint_layer_counts(source, data, limit, batch_size)
+    if source.endswith(".loihi"):   # an artifact: exact counts from the chip simulator (layer = process)
+        from hw_sim.simulate import layer_counts
+        layers, samples = layer_counts(source, data, limit, batch_size)
+        measured = "measured on the data by the chip simulator (integer model)"
+    else:
+        layers, samples = checkpoint_layer_counts(source, data, limit, batch_size)
+        measured = "measured on the data by running the model"
     report = price(layers, convention, chip_profile)
-    report.update({"source": source, "data": data, "samples": samples,
-                   "firing_rates": "measured on the data by running the model"})
+    report.update({"source": source, "data": data, "samples": samples, "firing_rates": measured})
     if plot:
         plot_report(report, plot)
     if fmt == "json":

@@ -16,6 +16,7 @@ COMMANDS = {
     "train": "cli.train_cmd:train",
     "eval": "cli.eval_cmd:eval_cmd",
     "energy": "cli.energy_cmd:energy",
+    "simulate": "cli.simulate_cmd:simulate",
 }
 
 

@@ -1,0 +1,133 @@
+"""Benchmark the chip simulator against the float torch model, measured in the same run.
+
+Prints (one line each, and one JSON object with ``--json``):
+
+- synaptic events simulated per second: the exact AC + MAC count of one inference divided
+  by the simulator's wall time for it (executor + per-core counting; setup excluded);
+- for spikingresformer_ti at 224 x 224 with T = 4 on one image: simulator time / float
+  forward time of the same model on the same image (targets: >= 1e9 events/s, ratio <= 3);
+- the one-off setup time (reading the artifact, fan-out and message tables) separately.
+
+The Ti artifact is built once and cached (``--work DIR``): a Ti model warmed up on random
+images (BN statistics and DSSA rates become realistic), saved, and exported with
+``--calib-data synthetic``. The export's float-vs-integer accuracy check is cut to a few
+images (it is not what this benchmark measures).
+
+    python bench/bench_simulator.py [--model spikingresformer_ti] [--img-size 224] [--repeats 3] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def build_artifact(model_name: str, img_size: int, work: Path) -> tuple[Path, Path]:
+    """A warmed-up checkpoint and its .loihi artifact under ``work`` (reused when present)."""
+    import sresformer
+    from exporters.loihi import export as export_mod
+    from exporters.loihi.mapping import MappingError
+
+    ckpt = work / f"{model_name}_{img_size}.ckpt"
+    art = work / f"{model_name}_{img_size}.loihi"
+    if art.exists() and ckpt.exists():
+        return ckpt, art
+    work.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    kwargs = {} if img_size == 224 else {"img_size": img_size}
+    model = sresformer.create_model(model_name, **kwargs)
+    x = torch.randn(4, 3, img_size, img_size)
+    model.train()
+    with torch.no_grad():
+        for _ in range(2):
+            model(x)
+    sresformer.save_checkpoint(model.eval(), ckpt)
+    export_mod.EVAL_IMAGES, export_mod.CALIB_IMAGES = 4, 8   # the accuracy check is not benchmarked here
+    try:
+        export_mod.export_loihi(str(ckpt), art, calib_data="synthetic")
+    except MappingError as e:
+        # Ti's stage-3 DSSA operand does not fit a loihi2 core's 192 KB; the simulator does not
+        # depend on memory limits, so benchmark on a loihi2 variant with 4x the synaptic memory
+        print(f"note: {e}; using loihi2 with 4x synaptic memory for this benchmark", file=sys.stderr)
+        chip = work / "loihi2-4xmem.toml"
+        text = (ROOT / "hw_sim" / "profiles" / "loihi2.toml").read_text()
+        chip.write_text(text.replace('name = "loihi2"', 'name = "loihi2-4xmem"').replace(
+            "synapse_memory_bits = 1572864", "synapse_memory_bits = 6291456"))
+        export_mod.export_loihi(str(ckpt), art, calib_data="synthetic", chip=str(chip))
+    return ckpt, art
+
+
+def best_of(fn, repeats: int) -> float:
+    """Smallest wall time of ``repeats`` calls (the least disturbed by other work on the machine)."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="spikingresformer_ti")
+    ap.add_argument("--img-size", type=int, default=224)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--work", default=os.environ.get("SRESFORMER_BENCH_DIR", "/tmp/sresformer-bench"))
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch intra-op threads for both the simulator and the float model (default: torch's); "
+                         "on a machine shared with other jobs, 1 avoids OpenMP threads waiting on busy cores")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    import sresformer
+    from hw_sim.simulate import Session
+
+    ckpt, art = build_artifact(args.model, args.img_size, Path(args.work))
+    torch.manual_seed(1)
+    image = torch.rand(1, 3, args.img_size, args.img_size) * 2 - 1
+
+    t0 = time.perf_counter()
+    sess = Session(art)
+    setup_s = time.perf_counter() - t0
+
+    model = sresformer.load_checkpoint(ckpt).eval()
+    with torch.no_grad():
+        model(image)                                  # warm the allocator and kernels once
+    float_s = best_of(lambda: torch.no_grad()(model)(image), args.repeats)
+    sess.run_batch(image)
+    sim_s = best_of(lambda: sess.run_batch(image), args.repeats)
+    exec_s = best_of(lambda: sess.executor.run(image), args.repeats)
+
+    _, counts = sess.run_batch(image)
+    events = float(counts.core["ac"].sum() + counts.core["mac"].sum()
+                   + counts.embedded["ac"].sum() + counts.embedded["mac"].sum())
+    out = {"model": args.model, "img_size": args.img_size, "T": sess.pg.T, "cores": sess.mapping.cores,
+           "threads": torch.get_num_threads(), "synaptic_events": events,
+           "events_per_s": events / sim_s, "simulator_s": sim_s, "executor_only_s": exec_s,
+           "float_forward_s": float_s, "ratio_simulator_over_float": sim_s / float_s, "setup_s": setup_s,
+           "targets": {"events_per_s": 1e9, "ratio": 3.0}}
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"{args.model} @ {args.img_size}, T={out['T']}, {out['cores']} cores, {out['threads']} threads")
+        print(f"synaptic events per inference   {events:,.0f}")
+        print(f"simulator (executor + counting)  {sim_s:.3f} s   -> {events / sim_s:.3g} events/s (target >= 1e9)")
+        print(f"  executor alone                 {exec_s:.3f} s")
+        print(f"float torch forward              {float_s:.3f} s   -> ratio {sim_s / float_s:.2f} (target <= 3)")
+        print(f"setup (artifact, fan-out tables) {setup_s:.1f} s, once per artifact")
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""``sresformer simulate``: run an artifact (or a NIR model, lowered first) in the chip simulator."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import click
+
+POSITIVE = click.IntRange(min=1)
+
+
+def fake_quant_reference(pg):
+    """The fake-quant torch model as the agreement reference: integer logits and neuron spikes."""
+    from exporters.quantize.fakequant import FakeQuantModel
+
+    fq = FakeQuantModel(pg)
+
+    def run(x):
+        logits, values = fq.run(x, keep=True)
+        return logits, {n: v for n, v in values.items() if pg.processes[n].kind == "neuron"}
+    return run
+
+
+def artifact_of(source: str, data: str, tmp: str) -> str:
+    """``source`` itself for a ``.loihi`` file; a ``.nir`` file is exported to a temporary artifact."""
+    if Path(source).suffix != ".nir":
+        return source
+    from exporters.loihi.export import export_loihi
+    from exporters.loihi.artifact import ArtifactError
+
+    if not Path(source).is_file():
+        raise ArtifactError(f"NIR file {source} does not exist")
+    out = str(Path(tmp) / (Path(source).stem + ".loihi"))
+    export_loihi(source, out, calib_data=data)
+    return out
+
+
+def _human(s: dict) -> str:
+    crit = s["critical_core"]
+    lines = [f"accuracy   {s['accuracy']:.2%} on {s['samples']} {s['data']} test samples",
+             f"agreement  {s['agreement']:.2%} of samples bit-equal to the fake-quant model (logits and spikes)",
+             f"SOPs       {s['ac'] / 1e6:.3f} M AC + {s['mac'] / 1e6:.3f} M MAC per inference "
+             f"({s['dsmm_ac'] / 1e6:.3f} M AC in DSSA matmuls)",
+             f"energy     {s['energy_j'] * 1e6:.4f} uJ per inference ({s['profile']})",
+             f"latency    {s['latency_pipelined_s'] * 1e6:.2f} us pipelined ({s['T']} + {s['pipeline_depth']} steps), "
+             f"{s['latency_zero_delay_s'] * 1e6:.2f} us zero-delay ({s['latency_per_step_s'] * 1e6:.3f} us per step)",
+             f"cores      {s['cores']} on {s['chips']} chip(s); critical core {crit['core']} ({crit['group']}), "
+             f"utilisation {crit['utilisation']:.1%}"]
+    return "\n".join(lines)
+
+
+@click.command()
+@click.argument("source", type=click.Path(dir_okay=False))
+@click.option("--data", default="digits", show_default=True, help="Dataset spec; its test split is simulated.")
+@click.option("--limit", type=POSITIVE, default=None, help="Simulate only the first N test samples.")
+@click.option("--chip-profile", default="paper-45nm", show_default=True,
+              help="Energy/timing profile: a built-in name (paper-45nm, loihi) or a TOML file.")
+@click.option("--batch-size", type=POSITIVE, default=32, show_default=True, help="Samples per executor run.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else.")
+def simulate(source, data, limit, chip_profile, batch_size, as_json):
+    """Simulate ARTIFACT (.loihi) or MODEL.nir on DATA: accuracy, agreement, SOPs, energy, latency."""
+    from hw_sim.chips import load_energy_profile
+    from hw_sim.simulate import simulate as run_simulation
+
+    profile = load_energy_profile(chip_profile)   # bad names fail before any work
+    with tempfile.TemporaryDirectory(prefix="sresformer-sim-") as tmp:
+        artifact = artifact_of(source, data, tmp)
+        summary = run_simulation(artifact, data, limit, profile, batch_size=batch_size,
+                                 reference=fake_quant_reference)
+    summary["source"] = str(source)
+    if as_json:
+        click.echo(json.dumps(summary))
+    else:
+        click.echo(_human(summary))

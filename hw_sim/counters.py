@@ -1,0 +1,131 @@
+"""Exact event counts per core and per time step, from the executor's tensors.
+
+What is counted (per sample, per step ``t``, per neuro core; host work in an ``embedded``
+bucket, once per inference because static processes run once):
+
+- ``ac``: synaptic accumulates driven by binary spikes, each spike's real fan-out into each
+  core (borders, strides and groups exact; only non-zero stored weights count), plus DSSA's
+  gated accumulations (``dsmm``: a spike adds one column of the dynamic operand, so it costs
+  the column length, split by the cores holding the column's outputs); ``dsmm`` repeats the
+  latter on its own;
+- ``mac``: synaptic multiply-accumulates driven by non-zero graded values (the readout
+  classifier; the stem on the embedded processor), same fan-out rule;
+- ``active`` / ``idle``: compartment updates of every group's compartments (neurons: active
+  when input, remaining current or voltage is non-zero; graded integrators - residual sums,
+  pools, multi-reader synapses, the readout: active when their input is non-zero);
+- ``spikes``: spikes emitted;
+- ``msgs``: messages: every spike or non-zero graded value is sent once to each distinct core
+  holding a synapse or operand that reads it; ``in_tile`` are those whose destination is the
+  sending core itself (no hop), ``hops_ew`` / ``hops_ns`` the Manhattan mesh hops of the rest.
+  The embedded processor's static values (the stem output) are sent once per inference, as
+  bias currents the compartments keep (no mesh position is modelled for it: no hops).
+
+All connectivity is worked out once at setup (:class:`hw_sim.connectivity.CountPlan`); per
+step the counting is a few tensor operations on the non-zero masks the executor hands over
+(:class:`Counter` is its hook). Synaptic ops happen where the weights live, at the core
+holding the output, so per-core ops are sums of per-output ops over each core's chunk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from exporters.loihi.processes import Process
+
+from .connectivity import CountPlan, SynTable, segsum
+
+CORE_KEYS = ("ac", "mac", "dsmm", "active", "idle", "spikes", "msgs", "in_tile", "hops_ew", "hops_ns")
+EMBEDDED_KEYS = ("ac", "mac", "msgs")
+
+
+@dataclass
+class Counts:
+    """Counts of one batch: ``core[key]`` ``[T, B, cores]``, ``embedded[key]`` ``[B]``, per-layer sums."""
+
+    core: dict[str, torch.Tensor]
+    embedded: dict[str, torch.Tensor]
+    layers: dict[str, dict] = field(default_factory=dict)   # name -> ac, mac, nonzero, elements, dense_macs
+
+    @property
+    def batch(self) -> int:
+        """Samples in the batch."""
+        return self.core["ac"].shape[1]
+
+
+class Counter:
+    """The executor hook: accumulates :class:`Counts` for one batch of ``B`` samples over ``T`` steps."""
+
+    def __init__(self, plan: CountPlan, T: int, B: int):
+        self.plan = plan
+        self.counts = Counts({k: torch.zeros(T, B, plan.ncores, dtype=torch.float64) for k in CORE_KEYS},
+                             {k: torch.zeros(B, dtype=torch.float64) for k in EMBEDDED_KEYS})
+
+    def __call__(self, t: int, p: Process, out: torch.Tensor, inp, active) -> None:
+        plan, cc = self.plan, self.counts.core
+        if p.name in plan.syn:
+            self._synaptic(t, plan.syn[p.name], inp)
+        g = plan.groups.get(p.name)
+        if g is not None:   # compartment updates; graded integrators are active when their input is non-zero
+            sl = slice(g.first_core, g.first_core + g.cores)
+            busy = active if active is not None else out != 0
+            # float32 sums are exact: a core holds at most a few thousand compartments (< 2**24)
+            act = segsum(busy.flatten(1).float(), g.chunk, g.cores).double()
+            cc["active"][t, :, sl] += act
+            cc["idle"][t, :, sl] += plan.compartments[sl] - act
+            if p.kind == "neuron":
+                cc["spikes"][t, :, sl] += segsum(out.flatten(1).float(), g.chunk, g.cores).double()
+        table = plan.send.get(p.name)
+        if table is not None:
+            self._messages(t, p.name, (out != 0).flatten(1).to(table.dtype), table)
+
+    def _messages(self, t: int, name: str, nz: torch.Tensor, table: torch.Tensor) -> None:
+        g = self.plan.groups.get(name)
+        if g is None:                         # from the embedded processor: deliveries only
+            self.counts.embedded["msgs"] += nz @ table[:, 1]
+            return
+        B, n = nz.shape
+        full = n // g.chunk          # a batched [1, chunk] @ [chunk, 4] product per core, no padded copy
+        per = (nz[:, :full * g.chunk].reshape(B, full, 1, g.chunk) @ table[:full].unsqueeze(0)).squeeze(2)
+        if full < g.cores:
+            per = torch.cat([per, (nz[:, full * g.chunk:] @ table[full, :n - full * g.chunk]).unsqueeze(1)], 1)
+        sl = slice(g.first_core, g.first_core + g.cores)
+        cc = self.counts.core
+        cc["in_tile"][t, :, sl] += per[..., 0]
+        cc["msgs"][t, :, sl] += per[..., 0] + per[..., 1]
+        cc["hops_ew"][t, :, sl] += per[..., 2]
+        cc["hops_ns"][t, :, sl] += per[..., 3]
+
+    def _synaptic(self, t: int, tab: SynTable, inp: torch.Tensor) -> None:
+        nz = (inp != 0).float()
+        layer = self.counts.layers.setdefault(tab.name, {"ac": 0.0, "mac": 0.0, "nonzero": 0.0, "elements": 0,
+                                                         "dense_macs": 0, "kind": tab.kind})
+        layer["nonzero"] += float(nz.sum())
+        layer["elements"] += nz.numel()
+        layer["dense_macs"] += tab.dense_macs * nz.shape[0]
+        if tab.group is None:
+            ops = nz.flatten(1).double() @ tab.fanout
+            self.counts.embedded[tab.kind] += ops
+            layer[tab.kind] += float(ops.sum())
+            return
+        g = self.plan.groups[tab.group]
+        # float32 is exact here: a per-output count is at most the fan-in (far below 2**24)
+        per_core = segsum(tab.ops(nz), g.chunk, g.cores).double()
+        sl = slice(g.first_core, g.first_core + g.cores)
+        self.counts.core[tab.kind][t, :, sl] += per_core
+        if tab.dsmm:
+            self.counts.core["dsmm"][t, :, sl] += per_core
+        layer[tab.kind] += float(per_core.sum())
+
+
+def merge_layers(total: dict[str, dict], batch: dict[str, dict]) -> None:
+    """Add one batch's per-layer sums into ``total``."""
+    for name, rec in batch.items():
+        t = total.setdefault(name, {k: 0 for k in rec} | {"kind": rec["kind"]})
+        for k, v in rec.items():
+            if k != "kind":
+                t[k] += v
+
+
+__all__ = ["CountPlan", "Counter", "Counts", "CORE_KEYS", "EMBEDDED_KEYS", "merge_layers"]

@@ -1,0 +1,278 @@
+"""The integer event-driven executor: runs a ``.loihi`` process graph step by step on the CPU.
+
+A second, independent implementation of the per-kind semantics stated in
+``exporters/loihi/processes.py`` (the fake-quant torch model is the first; the tests hold
+the two equal bit for bit). It runs like the chip: time step ``t`` by time step, and
+inside a step every process in graph order (zero delay inside a step; the latency model
+in :mod:`hw_sim.cycles` accounts for the chip's one-step-per-layer pipelining).
+
+Exact integers in floating point. torch has no integer convolution on the CPU, so values
+are integers held in float tensors. float32 represents every integer of magnitude below
+``2**24`` exactly (24-bit significand, IEEE 754 binary32); any partial sum of terms whose
+absolute values add up to less than ``2**24`` is then exact in any summation order. At
+setup every value gets a static bound on its magnitude (interval arithmetic over the
+graph: ``sum |mantissa|`` over the fan-in times the input's bound for a synapse, and so
+on); a process computes in float32 where its worst case stays below ``2**24`` and in
+float64 (exact below ``2**53``) elsewhere. The bounds are worst cases, not measurements,
+so no input can break exactness.
+
+Static processes (the input and the stem of a static image) run once per inference, at
+``t = 0``; their values then feed every step, as on the chip where the embedded processor
+computes them once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from exporters.loihi.processes import DECAY_UNITY, Process, ProcessGraph
+
+F32_EXACT = 2 ** 24   # IEEE 754 binary32: 24-bit significand, every integer below this is exact
+F64_EXACT = 2 ** 53   # IEEE 754 binary64: 53-bit significand
+
+#: ``hook(t, process, out, inp, active)``: called after every process evaluation (static
+#: processes once, at t = 0). ``inp`` is the summed input (a dual-spike matmul: its spike
+#: operand); ``active`` the compartments a neuron updated with non-zero input or state.
+Hook = Callable[[int, Process, torch.Tensor, torch.Tensor | None, torch.Tensor | None], None]
+
+
+def exact_dtype(bound: float) -> torch.dtype:
+    """float32 when every integer up to ``bound`` (inclusive) is exact in it, else float64."""
+    if bound >= F64_EXACT:
+        raise OverflowError(f"a value can reach {bound:.3g}, beyond exact float64 integers (2**53)")
+    return torch.float32 if bound < F32_EXACT else torch.float64
+
+
+def _power_of_two(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0
+
+
+def decay(x: torch.Tensor, d: int) -> torch.Tensor:
+    """Loihi's ``sign(x) * ((|x| * (4096 - d)) >> 12)``: multiply by the dyadic ``(4096-d)/4096``, truncate."""
+    if d == 0:
+        return x
+    if d == DECAY_UNITY:
+        return torch.zeros_like(x)
+    return torch.trunc(x * ((DECAY_UNITY - d) / DECAY_UNITY))
+
+
+@dataclass
+class Plan:
+    """Per-process setup: worst-case magnitudes and the dtypes that keep the arithmetic exact."""
+
+    bound: float                        # max |output value|
+    dtype: torch.dtype                  # dtype the output is held in
+    compute: torch.dtype | None = None  # dtype of the accumulation (synapse, dsmm) or neuron state
+    tensors: dict = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    """Integer logits ``[T, B, K]`` (int64) and, when kept, every process's outputs ``[T or 1, B, ...]``."""
+
+    logits: torch.Tensor
+    values: dict[str, torch.Tensor]
+
+
+class Executor:
+    """Runs a :class:`ProcessGraph`; all setup (bounds, dtypes, weight tensors) happens here, once."""
+
+    def __init__(self, pg: ProcessGraph):
+        self.pg = pg
+        self.plans: dict[str, Plan] = {}
+        for p in pg:
+            self.plans[p.name] = getattr(self, f"_plan_{p.kind}")(p)
+
+    # -- setup: bounds and dtypes -----------------------------------------------------------
+
+    def _in_bound(self, p: Process) -> float:
+        return float(sum(self.plans[s].bound for s in p.sources))
+
+    def _plan_input(self, p):
+        q = 2 ** (p.attrs["bits"] - 1) - 1
+        return Plan(q, exact_dtype(q))
+
+    def _plan_synapse(self, p):
+        w = np.asarray(p.params["weight"], dtype=np.int64)
+        bias = np.asarray(p.params["bias"], dtype=np.int64)
+        in_b = self._in_bound(p)
+        # worst case |acc| of any output: sum of |mantissa| over its fan-in times max |input|
+        acc_b = float(np.abs(w).reshape(w.shape[0], -1).sum(1).max(initial=0)) * in_b
+        k = p.attrs["shift"]
+        shifted = acc_b * 2.0 ** k if k >= 0 else acc_b / 2.0 ** -k + 1
+        out_b = shifted + float(np.abs(bias).max(initial=0))
+        half = 2.0 ** (-k - 1) if k < 0 else 0.0
+        compute = exact_dtype(max(acc_b, in_b if acc_b else 0))
+        post = exact_dtype(max(acc_b + half, out_b))
+        plan = Plan(out_b, post, compute)
+        plan.tensors = {"weight": torch.from_numpy(w).to(compute),
+                        "bias": torch.from_numpy(bias).to(post).view(-1, *([1] * (len(p.out_shape) - 1)))}
+        return plan
+
+    def _plan_neuron(self, p):
+        in_b = self._in_bound(p)
+        bits, du, dv = p.attrs["state_bits"], p.attrs["du"], p.attrs["dv"]
+        # |u| grows to in / (du/4096) under partial decay, to T * in without decay
+        u_b = in_b if du == DECAY_UNITY else (self.pg.T * in_b if du == 0 else in_b * DECAY_UNITY / du + 1)
+        pre_sat = 2 ** (bits - 1) + u_b
+        # a decay multiplies by (4096-d)/4096: exact in float32 only when 4096-d is a power of two
+        # (a pure exponent change); otherwise |x| * (4096-d) needs up to bits+12 significand bits
+        dyadic = all(d in (0, DECAY_UNITY) or _power_of_two(DECAY_UNITY - d) for d in (du, dv))
+        state = exact_dtype(pre_sat) if dyadic else torch.float64
+        vth = torch.from_numpy(np.asarray(p.params["vth"], dtype=np.int64)).to(state)
+        vth = vth.reshape(p.out_shape) if vth.numel() > 1 else vth.reshape(())
+        return Plan(1.0, torch.float32, state, {"vth": vth})
+
+    def _plan_sum(self, p):
+        b = self._in_bound(p)
+        return Plan(b, exact_dtype(b))
+
+    def _plan_dsmm(self, p):
+        y, s = (self.pg.processes[o] for o in p.operands)
+        heads = p.attrs["heads"]
+        d = y.out_shape[0] // (2 * heads)
+        n = int(np.prod(y.out_shape[1:]))
+        terms = d if p.attrs["form"] == "y1T@s" else n   # length of the contraction
+        b = terms * self.plans[y.name].bound * self.plans[s.name].bound
+        dt = exact_dtype(b)
+        return Plan(b, dt, dt, {"d": d, "n": n})
+
+    def _plan_sumpool(self, p):
+        kh, kw = p.attrs["kernel"]
+        b = kh * kw * self._in_bound(p)
+        return Plan(b, exact_dtype(b))
+
+    def _plan_maxpool(self, p):
+        b = self._in_bound(p)
+        return Plan(b, exact_dtype(b))
+
+    _plan_flatten = _plan_maxpool
+
+    # -- one process at one step ---------------------------------------------------------------
+
+    def _summed(self, p, vals, dtype):
+        x = vals[p.sources[0]].to(dtype)
+        for s in p.sources[1:]:
+            x = x + vals[s].to(dtype)
+        return x
+
+    def _step_input(self, p, plan, x):
+        q = 2 ** (p.attrs["bits"] - 1) - 1
+        # same rounding as the spec: round half to even of x / 2**exponent, in float64
+        return torch.round(x.double() / 2.0 ** p.exponent).clamp_(-q, q).to(plan.dtype)
+
+    def _step_synapse(self, p, plan, x):
+        w = plan.tensors["weight"]
+        xin = x.to(plan.compute)
+        if p.attrs["op"] == "conv":
+            a = p.attrs
+            acc = F.conv2d(xin, w, None, a["stride"], a["padding"], a["dilation"], a["groups"])
+        else:
+            acc = xin.flatten(1) @ w.T
+        acc = acc.to(plan.dtype)
+        k = p.attrs["shift"]
+        if k >= 0:
+            acc = acc * float(2 ** k)
+        else:  # round half up: floor((acc + 2**(-k-1)) / 2**-k); dividing by a power of two is exact
+            acc = torch.floor((acc + float(2 ** (-k - 1))) * float(2.0 ** k))
+        return acc + plan.tensors["bias"]
+
+    def _step_dsmm(self, p, plan, vals):
+        y = vals[p.operands[0]].to(plan.compute)
+        s = vals[p.operands[1]].to(plan.compute)
+        B, heads, d, n = y.shape[0], p.attrs["heads"], plan.tensors["d"], plan.tensors["n"]
+        y = y.reshape(B, heads, 2 * d, n)
+        hw = int(np.prod(p.out_shape[1:]))
+        if p.attrs["form"] == "y1T@s":   # out[h] = y[h, :d]^T @ spk[h]: [n, d] @ [d, HW]
+            out = y[:, :, :d].transpose(-1, -2) @ s.reshape(B, heads, d, hw)
+        else:                            # out[h] = y[h, d:] @ spk[h]: [d, n] @ [n, HW]
+            out = y[:, :, d:] @ s.reshape(B, heads, n, hw)
+        return out.reshape(B, *p.out_shape)
+
+    def _step_sumpool(self, p, plan, x):
+        a = p.attrs
+        return F.avg_pool2d(x, a["kernel"], a["stride"], a["padding"], divisor_override=1)
+
+    def _step_maxpool(self, p, plan, x):
+        a = p.attrs
+        return F.max_pool2d(x, a["kernel"], a["stride"], a["padding"])
+
+    # -- the time loop ---------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def run(self, x: torch.Tensor, hook: Hook | None = None, keep: bool = False) -> RunResult:
+        """Run ``x``: a static batch ``[B, *input_shape]`` (repeated over ``T``) or frames ``[T, B, ...]``."""
+        pg = self.pg
+        static_input = x.dim() == len(pg.input_shape) + 1
+        T = pg.T if static_input else x.shape[0]
+        once = self._once(static_input)
+        vals: dict[str, torch.Tensor] = {}
+        state: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        kept: dict[str, list[torch.Tensor]] = {p.name: [] for p in pg} if keep else {}
+        logits = []
+        for t in range(T):
+            for p in pg:
+                if t > 0 and p.name in once:
+                    continue
+                plan, inp, active = self.plans[p.name], None, None
+                if p.kind == "input":
+                    out = self._step_input(p, plan, x if static_input else x[t])
+                elif p.kind == "dsmm":
+                    inp = vals[p.operands[1]]
+                    out = self._step_dsmm(p, plan, vals)
+                elif p.kind == "neuron":
+                    inp = self._summed(p, vals, plan.compute)
+                    out, active = self._neuron(p, plan, inp, state)
+                elif p.kind == "flatten":
+                    out = vals[p.sources[0]].reshape(-1, *p.out_shape)
+                else:
+                    inp = self._summed(p, vals, plan.dtype if p.kind != "synapse" else plan.compute)
+                    out = inp if p.kind == "sum" else getattr(self, f"_step_{p.kind}")(p, plan, inp)
+                vals[p.name] = out
+                if hook is not None:
+                    hook(t, p, out, inp, active)
+                if keep:
+                    kept[p.name].append(out)
+            logits.append(vals[pg.output])
+        values = {k: torch.stack(v) for k, v in kept.items()}
+        return RunResult(torch.stack(logits).to(torch.int64), values)
+
+    def _once(self, static_input: bool) -> set[str]:
+        """Processes that compute the same value at every step: static input and what only it feeds."""
+        once: set[str] = set()
+        for p in self.pg:
+            ins = list(p.sources) + list(p.operands)
+            if (p.kind == "input" and static_input) or (
+                    p.kind not in ("input", "neuron") and ins and all(i in once for i in ins)):
+                once.add(p.name)
+        return once
+
+    def _neuron(self, p, plan, x, state):
+        """CUBA-LIF: ``u = decay(u, du) + in; v = sat(decay(v, dv) + u); s = v >= vth; v = 0 where s``."""
+        bits, du, dv = p.attrs["state_bits"], p.attrs["du"], p.attrs["dv"]
+        if p.name not in state:
+            z = torch.zeros_like(x)
+            state[p.name] = (z, z)
+        u0, v0 = state[p.name]
+        u_dec = decay(u0, du)
+        # a compartment with zero input, zero remaining current and zero voltage is idle
+        active = (x != 0) | (u_dec != 0) | (v0 != 0)
+        u = u_dec + x
+        v = (decay(v0, dv) + u).clamp_(-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+        s = v >= plan.tensors["vth"]
+        state[p.name] = (u, v.masked_fill_(s, 0.0))
+        return s.to(plan.dtype), active
+
+
+def real_logits(pg: ProcessGraph, int_logits: torch.Tensor) -> torch.Tensor:
+    """Mean over T of the real-valued logits ``[B, K]`` (float64), as the float model reads out."""
+    scale = torch.from_numpy(np.asarray(pg.readout_scale(), dtype=np.float64))
+    return int_logits.double().sum(0) * scale / int_logits.shape[0]
+
+
+__all__ = ["Executor", "RunResult", "decay", "exact_dtype", "real_logits", "F32_EXACT"]

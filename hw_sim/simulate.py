@@ -1,0 +1,195 @@
+"""Drive a dataset through the executor: accuracy, exact counts, latency and energy per inference.
+
+``simulate(artifact, data, limit, profile)`` reads a ``.loihi`` artifact, runs the test split
+of ``data`` through :class:`hw_sim.executor.Executor` with a :class:`hw_sim.counters.Counter`
+hook, prices the counts with :mod:`hw_sim.cycles` and returns one summary dict (figures per
+inference are means over the samples). Agreement with another implementation of the same
+semantics (the fake-quant torch model) is measured when the caller passes ``reference``:
+this module does not import it, so the simulator stays independent of what it is checked
+against.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable
+
+import numpy as np
+import torch
+
+from exporters.loihi.artifact import read_artifact
+from sresformer.errors import UserError
+
+from .chips import EnergyProfile, load_energy_profile
+from .counters import CORE_KEYS, EMBEDDED_KEYS, Counter, CountPlan, merge_layers
+from .cycles import energy_j, energy_terms, timing
+from .executor import Executor, real_logits
+
+#: ``reference(x) -> (int logits [T, B, K], {neuron process: spikes [T, B, ...]})``
+Reference = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+
+
+class DataShapeError(UserError):
+    """The dataset's samples do not have the shape the artifact's input expects."""
+
+
+def show_progress() -> bool:
+    """A bar only on an interactive stderr, and not when ``SRESFORMER_NO_PROGRESS`` is set to 1."""
+    return sys.stderr.isatty() and os.environ.get("SRESFORMER_NO_PROGRESS", "") in ("", "0")
+
+
+def open_test_data(pg, spec: str, limit: int | None):
+    """The first ``limit`` test samples of ``spec`` at the artifact's input shape.
+
+    Raises :class:`DataShapeError` when the dataset's samples do not have that shape.
+    """
+    from sresformer.data import open_dataset
+    from sresformer.evaluate import limited
+
+    shape = tuple(pg.input_shape)
+    image = len(shape) == 3 and shape[1] == shape[2]
+    num_classes = int(np.prod(pg.processes[pg.output].out_shape))
+    bundle = open_dataset(spec, img_size=shape[-1] if image else None, num_classes=num_classes,
+                          in_channels=shape[0], T=None if pg.input_static else pg.T, augment=False)
+    if tuple(bundle.input_shape[-len(shape):]) != shape or (bundle.is_sequence and pg.input_static):
+        raise DataShapeError(f"--data {spec} gives samples of shape {tuple(bundle.input_shape)}, the artifact "
+                             f"expects {shape}{' per step' if not pg.input_static else ''}")
+    return limited(bundle.test, limit), bundle
+
+
+class Session:
+    """One artifact ready to run: executor and count plan built once (the setup cost)."""
+
+    def __init__(self, artifact: str | os.PathLike):
+        self.path = str(artifact)
+        self.pg, self.mapping, self.report = read_artifact(artifact)
+        self.executor = Executor(self.pg)
+        self.plan = CountPlan(self.pg, self.mapping)
+
+    def run_batch(self, x: torch.Tensor, keep: bool = False):
+        """Executor result and :class:`Counts` of one batch (static ``[B, ...]`` or frames ``[T, B, ...]``)."""
+        static = x.dim() == len(self.pg.input_shape) + 1
+        T, B = (self.pg.T, x.shape[0]) if static else (x.shape[0], x.shape[1])
+        counter = Counter(self.plan, T, B)
+        result = self.executor.run(x, hook=counter, keep=keep)
+        return result, counter.counts
+
+
+def _agree(result, reference: Reference, x: torch.Tensor, pg) -> torch.Tensor:
+    """Per sample: logits and every neuron process's spikes bit-equal to the reference's."""
+    ref_logits, ref_vals = reference(x)
+    B = result.logits.shape[1]
+    ok = (ref_logits.double().expand_as(result.logits) == result.logits.double()).flatten(2).all(2).all(0)
+    for name, p in pg.processes.items():
+        if p.kind != "neuron":
+            continue
+        mine, theirs = result.values[name].double(), ref_vals[name].double()
+        ok &= (mine == theirs.expand_as(mine)).reshape(mine.shape[0], B, -1).all(2).all(0)
+    return ok
+
+
+def simulate(artifact_path: str | os.PathLike, data_spec: str = "digits", limit: int | None = None,
+             profile: str | EnergyProfile = "paper-45nm", batch_size: int = 32,
+             reference: Callable[[object], Reference] | None = None, progress: bool | None = None) -> dict:
+    """Accuracy, agreement (if ``reference(pg)`` gives a reference), counts, energy and latency per inference."""
+    prof = profile if isinstance(profile, EnergyProfile) else load_energy_profile(profile)
+    sess = Session(artifact_path)
+    pg = sess.pg
+    dataset, bundle = open_test_data(pg, data_spec, limit)
+    ref = reference(pg) if reference is not None else None
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    bar = None
+    if progress if progress is not None else show_progress():
+        from tqdm import tqdm
+        bar = tqdm(total=len(dataset), desc="simulate", file=sys.stderr, leave=False, unit="img")
+    K = sess.plan.ncores
+    core_tot = {k: torch.zeros(K, dtype=torch.float64) for k in CORE_KEYS}
+    emb_tot = {k: 0.0 for k in EMBEDDED_KEYS}
+    layers: dict[str, dict] = {}
+    busy, slowest = torch.zeros(K, dtype=torch.float64), torch.zeros(K, dtype=torch.int64)
+    lat = lat_pipe = step_total = 0.0
+    correct = agreed = n = 0
+    for x, y in loader:
+        x = x.transpose(0, 1) if x.dim() == len(pg.input_shape) + 2 else x
+        result, counts = sess.run_batch(x, keep=ref is not None)
+        correct += int((real_logits(pg, result.logits).argmax(1) == y).sum())
+        if ref is not None:
+            agreed += int(_agree(result, ref, x, pg).sum())
+        for k in CORE_KEYS:
+            core_tot[k] += counts.core[k].sum((0, 1))
+        for k in EMBEDDED_KEYS:
+            emb_tot[k] += float(counts.embedded[k].sum())
+        merge_layers(layers, counts.layers)
+        tm = timing(counts.core, prof, sess.plan.core_delay, sess.plan.compartments)
+        lat += float(tm["latency_s"].sum())
+        lat_pipe += float(tm["latency_pipelined_s"].sum())
+        step_total += tm["step_total_ns"]
+        busy += tm["busy_ns"]
+        slowest += tm["slowest"]
+        n += counts.batch
+        if bar is not None:
+            bar.update(counts.batch)
+    if bar is not None:
+        bar.close()
+    return summarize(sess, prof, n, correct, agreed if ref is not None else None, core_tot, emb_tot, layers,
+                     busy, slowest, lat, lat_pipe, step_total, data_spec)
+
+
+def summarize(sess: Session, prof: EnergyProfile, n: int, correct: int, agreed: int | None, core_tot, emb_tot,
+              layers, busy, slowest, lat, lat_pipe, step_total, data_spec) -> dict:
+    """The summary dict (per-inference means) from batch-summed counts."""
+    m = max(n, 1)
+    per = {k: float(v.sum()) / m for k, v in core_tot.items()}
+    totals = dict(per)
+    totals["ac"] += emb_tot["ac"] / m
+    totals["mac"] += emb_tot["mac"] / m
+    T = sess.pg.T
+    util = (busy / step_total).tolist() if step_total else [0.0] * len(busy)
+    crit = int(torch.argmax(busy)) if len(busy) else 0
+    per_core = [{"core": i, "group": sess.plan.core_group[i], "delay_steps": int(sess.plan.core_delay[i]),
+                 "utilisation": util[i], "busy_ns": float(busy[i]) / m,
+                 **{k: float(core_tot[k][i]) / m for k in CORE_KEYS}} for i in range(len(busy))]
+    return {
+        "artifact": sess.path, "data": data_spec, "samples": n, "T": T, "profile": prof.name,
+        "accuracy": correct / n if n else 0.0,
+        "agreement": (agreed / n if n else 0.0) if agreed is not None else None,
+        "ac": totals["ac"], "mac": totals["mac"], "sops": totals["ac"] + totals["mac"], "dsmm_ac": per["dsmm"],
+        "energy_j": energy_j(totals, prof), "energy_terms_j": energy_terms(totals, prof),
+        "latency_s": lat_pipe / m, "latency_zero_delay_s": lat / m, "latency_pipelined_s": lat_pipe / m,
+        "latency_per_step_s": lat / m / T, "pipeline_depth": sess.plan.depth,
+        "cores": sess.mapping.cores, "chips": sess.mapping.chips,
+        "critical_core": {"core": crit, "group": sess.plan.core_group[crit] if len(busy) else None,
+                          "utilisation": util[crit] if len(busy) else 0.0,
+                          "slowest_fraction": float(slowest[crit]) / max(1, int(slowest.sum()))},
+        "counts": {**per, "embedded": {k: v / m for k, v in emb_tot.items()}},
+        "layers": {name: {k: (v / m if k != "kind" else v) for k, v in rec.items()} for name, rec in layers.items()},
+        "per_core": per_core,
+        "assumptions": {
+            "latency_s": "pipelined: every compartment group adds one step of delay, an inference takes "
+                         f"T + depth = {T} + {sess.plan.depth} chip steps; latency_zero_delay_s is the "
+                         "executor's schedule (all layers inside each of the T steps)",
+            "stem": "static processes (input, stem) run once per inference on the embedded processor; their "
+                    "MACs are counted once and their outputs are sent once, as bias currents; no time is charged",
+            "barrier_ns": prof.barrier_ns,
+        },
+    }
+
+
+def layer_counts(artifact_path: str | os.PathLike, data_spec: str = "digits", limit: int | None = None,
+                 batch_size: int = 32) -> tuple[list[dict], int]:
+    """Per-image counts per synaptic process (layer = process name) for :func:`hw_sim.energy.price`."""
+    sess = Session(artifact_path)
+    dataset, _ = open_test_data(sess.pg, data_spec, limit)
+    layers: dict[str, dict] = {}
+    n = 0
+    for x, _ in torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        x = x.transpose(0, 1) if x.dim() == len(sess.pg.input_shape) + 2 else x
+        _, counts = sess.run_batch(x)
+        merge_layers(layers, counts.layers)
+        n += counts.batch
+    m = max(n, 1)
+    rows = [{"name": name, "dense_macs": rec["dense_macs"] / m, "ac": rec["ac"] / m, "mac": rec["mac"] / m,
+             "firing_rate": rec["nonzero"] / rec["elements"] if rec["elements"] else 0.0}
+            for name, rec in layers.items()]
+    return rows, n

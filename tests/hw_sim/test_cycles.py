@@ -1,0 +1,62 @@
+"""The cycle and energy model on hand-made counts, against arithmetic done by hand."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from hw_sim.chips import load_energy_profile
+from hw_sim.counters import CORE_KEYS
+from hw_sim.cycles import busy_ns, energy_j, energy_terms, pipelined_busy, timing
+
+ROUND = load_energy_profile("loihi")
+# round numbers so every figure below is checkable by hand
+PROF = dataclasses.replace(ROUND, name="round", synop_ns=2.0, neuron_update_active_ns=10.0,
+                           neuron_update_idle_ns=1.0, spike_in_tile_ns=3.0, hop_ew_ns=5.0, hop_ns_ns=7.0,
+                           barrier_ns=100.0, ac_pj=1.0, mac_pj=4.0, neuron_active_pj=80.0, neuron_idle_pj=50.0,
+                           spike_in_tile_pj=2.0, hop_ew_pj=3.0, hop_ns_pj=4.0)
+
+
+def counts(T=2, B=1, K=2, **per_core):
+    """``[T, B, K]`` counts: each key's value list is per core, the same at every step and sample."""
+    core = {k: torch.zeros(T, B, K, dtype=torch.float64) for k in CORE_KEYS}
+    for k, v in per_core.items():
+        core[k][:] = torch.tensor(v, dtype=torch.float64)
+    return core
+
+
+def test_busy_time_per_core():
+    core = counts(ac=[10, 0], mac=[1, 0], active=[2, 1], idle=[3, 0], msgs=[4, 1], hops_ew=[1, 0], hops_ns=[0, 2])
+    # core 0: 11*2 + 2*10 + 3*1 + 4*3 + 1*5 = 62; core 1: 1*10 + 1*3 + 2*7 = 27
+    assert busy_ns(core, PROF)[0, 0].tolist() == [62.0, 27.0]
+
+
+def test_latency_zero_delay_and_pipelined():
+    core = counts(ac=[10, 0], active=[2, 1], idle=[3, 0], msgs=[4, 1], hops_ns=[0, 2])
+    # busy: core 0 = 20 + 20 + 3 + 12 = 55, core 1 = 10 + 3 + 14 = 27; step = 55 + 100 barrier
+    delays = np.array([0, 1])
+    compartments = torch.tensor([5.0, 1.0])
+    tm = timing(core, PROF, delays, compartments)
+    assert tm["step_s"][:, 0].tolist() == pytest.approx([155e-9, 155e-9])
+    assert tm["latency_s"].tolist() == pytest.approx([310e-9])
+    # pipelined: T + depth = 3 chip steps. Step 0: core 0 data (55), core 1 idle (1 compartment x 1 ns);
+    # step 1: both data (55, 27); step 2: core 0 idle (5 x 1 ns), core 1 data (27)
+    pipe = pipelined_busy(busy_ns(core, PROF), delays, compartments * PROF.neuron_update_idle_ns)
+    assert pipe[:, 0].tolist() == [[55.0, 1.0], [55.0, 27.0], [5.0, 27.0]]
+    assert tm["latency_pipelined_s"].tolist() == pytest.approx([(155 + 155 + 127) * 1e-9])
+    assert tm["busy_ns"].tolist() == [110.0, 54.0] and tm["slowest"].tolist() == [2, 0]
+
+
+def test_energy_terms_by_hand():
+    totals = {"ac": 100, "mac": 10, "active": 3, "idle": 7, "in_tile": 5, "hops_ew": 2, "hops_ns": 1}
+    terms = energy_terms(totals, PROF)
+    want = {"ac": 100, "mac": 40, "neuron_active": 240, "neuron_idle": 350, "spike_in_tile": 10,
+            "hop_ew": 6, "hop_ns": 4}
+    assert terms == pytest.approx({k: v * 1e-12 for k, v in want.items()})
+    assert energy_j(totals, PROF) == pytest.approx(750e-12)
+
+
+def test_paper_profile_reduces_to_ac_and_mac():
+    totals = {"ac": 1000, "mac": 100, "active": 55, "idle": 99, "in_tile": 12, "hops_ew": 3, "hops_ns": 4}
+    assert energy_j(totals, load_energy_profile("paper-45nm")) == pytest.approx((0.9 * 1000 + 4.6 * 100) * 1e-12)

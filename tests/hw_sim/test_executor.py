@@ -1,0 +1,175 @@
+"""The executor against the fake-quant torch model (an independent implementation of the same
+integer semantics): spikes of every neuron process and logits equal bit for bit; layer counts
+against counts computed a different way (forward convs of the spike masks, sresformer.sops)."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import sresformer
+from exporters.loihi import export as export_mod
+from exporters.loihi.artifact import read_artifact
+from exporters.nir.export import export_graph, write_graph
+from exporters.quantize.fakequant import FakeQuantModel
+from hw_sim.counters import Counter, CountPlan
+from hw_sim.executor import Executor, exact_dtype
+from sresformer.data import open_dataset
+from sresformer.layers import SeqConv2d, SeqLinear
+from sresformer.neurons import LIF
+from sresformer.sops import conv_fanout_count
+
+from conftest import warm_up
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Single-threaded torch: on a shared 2-core machine, OpenMP threads otherwise wait on busy cores."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def lively(model, x):
+    """A warmed-up model whose layers fire (random init alone leaves the deep layers silent)."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.mul_(2.0)
+                m.bias.add_(0.5)
+    return warm_up(model, x, steps=2)
+
+
+def export_small(source, out, **kw):
+    """``export_loihi`` with a short calibration and accuracy check (the simulator is under test)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(export_mod, "EVAL_IMAGES", 8)
+        mp.setattr(export_mod, "CALIB_IMAGES", 16)
+        export_mod.export_loihi(str(source), out, **kw)
+    return out
+
+
+@pytest.fixture(scope="module")
+def nano(tmp_path_factory):
+    d = tmp_path_factory.mktemp("nano")
+    data = open_dataset("digits", augment=False)
+    x = torch.stack([data.train[i][0] for i in range(16)])
+    sresformer.save_checkpoint(lively(sresformer.create_model("spikingresformer_nano"), x), d / "m.ckpt")
+    return export_small(d / "m.ckpt", d / "m.loihi")
+
+
+def check_equal(pg, x):
+    """Executor vs fake-quant: logits and every process's values; returns the executor result."""
+    res = Executor(pg).run(x, keep=True)
+    ref_logits, ref = FakeQuantModel(pg).run(x, keep=True)
+    assert torch.equal(res.logits.double(), ref_logits.expand(res.logits.shape))
+    for name, p in pg.processes.items():
+        mine = res.values[name].double()
+        assert torch.equal(mine, ref[name].expand(mine.shape)), name
+    return res
+
+
+def test_nano_bit_equal_to_fake_quant(nano):
+    pg, _, _ = read_artifact(nano)
+    data = open_dataset("digits", augment=False)
+    x = torch.stack([data.test[i][0] for i in range(6)])
+    g = torch.Generator().manual_seed(3)
+    noisy = torch.randn(3, 3, 32, 32, generator=g) * 3            # saturating input pixels
+    res = check_equal(pg, torch.cat([x, noisy]))
+    rates = [float(res.values[n].mean()) for n, p in pg.processes.items() if p.kind == "neuron"]
+    assert sum(r > 0.01 for r in rates) >= len(rates) // 2, rates   # a test on a silent net proves little
+    assert len(set(res.logits.sum(0).argmax(1).tolist())) >= 1
+
+
+def test_dtype_choice_follows_the_bound():
+    assert exact_dtype(2 ** 24 - 1) == torch.float32 and exact_dtype(2 ** 24) == torch.float64
+    with pytest.raises(OverflowError):
+        exact_dtype(2 ** 53)
+
+
+def test_nano_counts_against_independent_counts(nano):
+    pg, mapping, _ = read_artifact(nano)
+    data = open_dataset("digits", augment=False)
+    x = torch.stack([data.test[i][0] for i in range(4)])
+    counter = Counter(CountPlan(pg, mapping), pg.T, 4)
+    res = Executor(pg).run(x, hook=counter, keep=True)
+    layers = counter.counts.layers
+    for name, p in pg.processes.items():
+        if p.kind == "synapse" and not p.static:
+            nz = (sum(res.values[s] for s in p.sources) != 0).double().flatten(0, 1)
+            w = torch.from_numpy(p.params["weight"] != 0).double()
+            if p.attrs["op"] == "conv":
+                a = p.attrs
+                want = F.conv2d(nz, w, None, a["stride"], a["padding"], a["dilation"], a["groups"]).sum()
+            else:
+                want = (nz.flatten(1) @ w.T).sum()
+            got = layers[name]["mac" if p.attrs["graded_input"] else "ac"]
+            assert got == float(want), name
+        elif p.kind == "dsmm":   # every spike adds one column of the dynamic operand
+            y = pg.processes[p.operands[0]]
+            heads = p.attrs["heads"]
+            col = int(np.prod(y.out_shape[1:])) if p.attrs["form"] == "y1T@s" else y.out_shape[0] // (2 * heads)
+            assert layers[name]["ac"] == float((res.values[p.operands[1]] != 0).sum()) * col, name
+    core = counter.counts.core
+    assert float(core["ac"].sum()) == sum(v["ac"] for n, v in layers.items() if not pg.processes[n].static)
+    assert float(core["spikes"].sum()) == sum(float(res.values[n].sum()) for n, p in pg.processes.items()
+                                              if p.kind == "neuron")
+    # every compartment of every group is updated once per step, actively or idly
+    total = (core["active"] + core["idle"]).sum((0, 2))
+    assert torch.all(total == pg.T * sum(g.size for g in mapping.groups.values()))
+    # the stem runs once per inference on the embedded processor
+    assert float(counter.counts.embedded["mac"].sum()) == layers["prologue.0"]["mac"] > 0
+
+
+class ToyNet(nn.Module):
+    """A third-party style spiking CNN: conv, LIF, strided grouped conv, LIF, flatten, linear."""
+
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.c1, self.c2 = SeqConv2d(2, 4, 3, padding=1, bias=False), SeqConv2d(4, 6, 3, 2, 1, groups=2, bias=False)
+        self.fc = SeqLinear(6 * 4 * 4, 10)
+        with torch.no_grad():   # magnitudes in [0.5, 1]: no mantissa rounds to zero, so every tap is stored
+            for m in (self.c1, self.c2, self.fc):
+                w = torch.rand(m.weight.shape, generator=g) * 0.5 + 0.5
+                m.weight.copy_(w * torch.where(torch.rand(w.shape, generator=g) < 0.3, -1.0, 1.0))
+            self.c1.weight.mul_(1.5)
+
+    def chain(self):
+        return nn.Sequential(self.c1, LIF(), self.c2, LIF(), nn.Flatten(), self.fc)
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    d = tmp_path_factory.mktemp("toy")
+    write_graph(export_graph(ToyNet().chain(), (2, 8, 8)), d / "toy.nir")
+    return export_small(d / "toy.nir", d / "toy.loihi", calib_data="digits", T=4)
+
+
+def test_nir_graph_bit_equal_and_sops(toy):
+    pg, mapping, _ = read_artifact(toy)
+    data = open_dataset("digits", img_size=8, in_channels=2, augment=False)
+    x = torch.stack([data.test[i][0] for i in range(8)]) * 2
+    res = check_equal(pg, x)
+    counter = Counter(CountPlan(pg, mapping), pg.T, 8)
+    Executor(pg).run(x, hook=counter)
+    convs = [p for p in pg if p.kind == "synapse" and p.attrs["op"] == "conv" and not p.attrs["graded_input"]]
+    assert convs, "the toy graph lost its spiking conv"
+    for p in convs:   # sresformer.sops' fan-out counter on the same spikes (all weights stored)
+        spikes = res.values[p.sources[0]].flatten(0, 1)
+        conv = nn.Conv2d(spikes.shape[1], p.out_shape[0], p.params["weight"].shape[-1], p.attrs["stride"],
+                         p.attrs["padding"], groups=p.attrs["groups"])
+        assert counter.counts.layers[p.name]["ac"] == conv_fanout_count(spikes, conv) > 0
+
+
+def test_ti_at_32_bit_equal(tmp_path):
+    data = open_dataset("digits", augment=False)
+    x = torch.stack([data.train[i][0] for i in range(8)])
+    model = lively(sresformer.create_model("spikingresformer_ti", img_size=32), x)
+    sresformer.save_checkpoint(model, tmp_path / "ti.ckpt")
+    pg, mapping, _ = read_artifact(export_small(tmp_path / "ti.ckpt", tmp_path / "ti.loihi"))
+    res = check_equal(pg, torch.stack([data.test[i][0] for i in range(3)]))
+    assert any(float(res.values[n].mean()) > 0.01 for n, p in pg.processes.items()
+               if p.kind == "neuron" and n.startswith("layers.2."))   # the last stage fires too
