@@ -35,7 +35,6 @@ def build_artifact(model_name: str, img_size: int, work: Path) -> tuple[Path, Pa
     """A warmed-up checkpoint and its .loihi artifact under ``work`` (reused when present)."""
     import sresformer
     from exporters.loihi import export as export_mod
-    from exporters.loihi.mapping import MappingError
 
     ckpt = work / f"{model_name}_{img_size}.ckpt"
     art = work / f"{model_name}_{img_size}.loihi"
@@ -52,17 +51,7 @@ def build_artifact(model_name: str, img_size: int, work: Path) -> tuple[Path, Pa
             model(x)
     sresformer.save_checkpoint(model.eval(), ckpt)
     export_mod.EVAL_IMAGES, export_mod.CALIB_IMAGES = 4, 8   # the accuracy check is not benchmarked here
-    try:
-        export_mod.export_loihi(str(ckpt), art, calib_data="synthetic")
-    except MappingError as e:
-        # Ti's stage-3 DSSA operand does not fit a loihi2 core's 192 KB; the simulator does not
-        # depend on memory limits, so benchmark on a loihi2 variant with 4x the synaptic memory
-        print(f"note: {e}; using loihi2 with 4x synaptic memory for this benchmark", file=sys.stderr)
-        chip = work / "loihi2-4xmem.toml"
-        text = (ROOT / "hw_sim" / "profiles" / "loihi2.toml").read_text()
-        chip.write_text(text.replace('name = "loihi2"', 'name = "loihi2-4xmem"').replace(
-            "synapse_memory_bits = 1572864", "synapse_memory_bits = 6291456"))
-        export_mod.export_loihi(str(ckpt), art, calib_data="synthetic", chip=str(chip))
+    export_mod.export_loihi(str(ckpt), art, calib_data="synthetic")
     return ckpt, art
 
 
