@@ -10,8 +10,12 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# the project root (our packages) and tests/ (testutil) come first: lava's and spikingjelly's
+# wheels install a stray top-level `tests` package that must never shadow ours
+for path in (str(ROOT / "tests"), str(ROOT)):
+    if path in sys.path:
+        sys.path.remove(path)
+    sys.path.insert(0, path)
 os.environ.setdefault("SRESFORMER_NO_PROGRESS", "1")
 
 
@@ -19,12 +23,3 @@ os.environ.setdefault("SRESFORMER_NO_PROGRESS", "1")
 def _seed():
     torch.manual_seed(0)
     yield
-
-
-def warm_up(model, x, steps: int = 2):
-    """A few no-grad training-mode forwards: BN statistics and DSSA rates become realistic."""
-    model.train()
-    with torch.no_grad():
-        for _ in range(steps):
-            model(x)
-    return model.eval()

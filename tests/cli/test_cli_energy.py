@@ -11,7 +11,7 @@ import sresformer
 from sresformer.data import open_dataset
 from sresformer.sops import count_ops
 
-from conftest import warm_up
+from testutil import warm_up
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from sresformer.data import open_dataset
 from sresformer.layers import SeqConv2d, SeqLinear
 from sresformer.neurons import LIF
 
-from conftest import warm_up
+from testutil import warm_up
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -17,7 +17,7 @@ from exporters.quantize.fakequant import FakeQuantModel
 from hw_sim.chips import load_chip
 from sresformer.data import open_dataset
 
-from conftest import warm_up
+from testutil import warm_up
 
 
 @pytest.fixture(scope="module")

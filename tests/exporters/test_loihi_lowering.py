@@ -16,7 +16,7 @@ from sresformer.data import open_dataset
 from sresformer.layers import SeqConv2d, SeqLinear
 from sresformer.neurons import LIF
 
-from conftest import warm_up
+from testutil import warm_up
 
 
 def test_decay_truncates_toward_zero_like_loihi():

@@ -122,7 +122,7 @@ def test_hand_worked_lif_and_the_threshold_rule(tmp_path):
 @pytest.fixture(scope="module")
 def nano_nir(tmp_path_factory):
     import sresformer
-    from conftest import warm_up
+    from testutil import warm_up
     model = sresformer.create_model("spikingresformer_nano", num_classes=3, img_size=32, T=2)
     warm_up(model, torch.randn(2, 3, 32, 32))
     path = tmp_path_factory.mktemp("nano") / "nano.nir"

@@ -13,7 +13,7 @@ from exporters.nir import NIRError, load, load_for_eval, write_graph
 from exporters.nir.extension import placeholder_conv
 from sresformer.errors import UserError
 
-from conftest import ROOT
+from testutil import ROOT
 
 
 def _write(tmp_path, nodes, edges, metadata=None, name="g.nir"):
@@ -104,7 +104,7 @@ def _cli(*args):
 
 
 def test_cli_export_and_bad_nir_exit_2(tmp_path):
-    from conftest import warm_up
+    from testutil import warm_up
     model = sresformer.create_model("spikingresformer_nano", num_classes=3, img_size=32, T=2)
     warm_up(model, torch.randn(2, 3, 32, 32))
     sresformer.save_checkpoint(model, tmp_path / "m.ckpt")

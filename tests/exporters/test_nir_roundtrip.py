@@ -11,7 +11,7 @@ from exporters.nir.fold import dense_from_groups, fold_conv_bn, groups_of_dense
 from sresformer.errors import UncalibratedError
 from sresformer.layers import BN, SeqConv2d
 
-from conftest import warm_up
+from testutil import warm_up
 
 # the small input sizes of tests/sresformer/test_registry.py
 SMALL = {"spikingresformer_ti": 32, "spikingresformer_s": 32, "spikingresformer_m": 32, "spikingresformer_l": 32,

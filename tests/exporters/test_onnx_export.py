@@ -14,7 +14,7 @@ import sresformer
 from exporters.onnx_export import export_onnx
 from sresformer.errors import UncalibratedError
 
-from conftest import warm_up
+from testutil import warm_up
 
 
 def run_onnx(path, x):

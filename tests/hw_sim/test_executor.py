@@ -20,7 +20,7 @@ from sresformer.layers import SeqConv2d, SeqLinear
 from sresformer.neurons import LIF
 from sresformer.sops import conv_fanout_count
 
-from conftest import warm_up
+from testutil import warm_up
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -7,7 +7,7 @@ import sresformer
 from sresformer.complexity import count_params, layer_macs, macs_for
 from sresformer.errors import UnknownModelError
 
-from conftest import warm_up
+from testutil import warm_up
 
 # small inputs that keep every stage's map divisible by its patch size
 SMALL = {"spikingresformer_ti": 32, "spikingresformer_s": 32, "spikingresformer_m": 32, "spikingresformer_l": 32,

@@ -8,7 +8,7 @@ import sresformer
 from sresformer.layers import SeqConv2d, SeqLinear, SpikingMatmul
 from sresformer.sops import OpCounter, conv_fanout_count, count_ops
 
-from conftest import warm_up
+from testutil import warm_up
 
 
 def test_conv_fanout_hand_count():

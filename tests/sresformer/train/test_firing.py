@@ -64,7 +64,7 @@ def test_left_and_both_operands():
 
 def test_nano_rates_match_neuron_hooks():
     """Each conv's rate equals the rate of the LIF that feeds it, counted by an independent hook."""
-    from tests.conftest import warm_up
+    from testutil import warm_up
 
     torch.manual_seed(0)
     model = sresformer.create_model("spikingresformer_nano")
