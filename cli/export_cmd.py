@@ -12,6 +12,7 @@ TARGETS = {
     "onnx": "cli.export_cmd:export_onnx_target",
     "loihi": "exporters.loihi.export:export_loihi",
     "nir": "exporters.nir.cli:export_nir",
+    "netx": "exporters.loihi.netx:export_netx",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -17,6 +18,7 @@ from .artifact import write_artifact
 from .flatgraph import FlatGraph
 from .lower import lower
 from .mapping import map_graph
+from .processes import ProcessGraph
 
 CALIB_IMAGES = 64     # images whose value ranges set the integer units
 EVAL_IMAGES = 360     # test images for the float-vs-integer accuracy (all of digits' test split)
@@ -73,25 +75,52 @@ def accuracy_report(fg: FlatGraph, fq: FakeQuantModel, x, y, T: int) -> dict:
             "accuracy_drop": acc_f - acc_i, "prediction_agreement": agree}
 
 
-def export_loihi(source: str, out: str | os.PathLike, calib_data: str | None = None, chip: str | None = None,
-                 max_chips: int | None = None, T: int | None = None, **_unused) -> dict:
-    """Quantize, lower, map and write ``out``; return the summary the CLI prints."""
-    from hw_sim.chips import load_chip
+@dataclass
+class Lowered:
+    """A calibrated integer process graph and what it was made from (see :func:`lowered_graph`)."""
 
+    pg: ProcessGraph
+    fg: FlatGraph
+    T: int
+    data_name: str
+    calib_images: int
+    x_test: torch.Tensor | None
+    y_test: torch.Tensor | None
+    num_classes: int | None
+
+    @property
+    def labelled(self) -> bool:
+        """True when the test split has real labels (synthetic or random data: nothing to measure)."""
+        return self.y_test is not None and bool(self.num_classes) and self.data_name != "synthetic"
+
+
+def lowered_graph(source: str, calib_data: str | None = None, T: int | None = None, state_bits: int = 24) -> Lowered:
+    """Checkpoint or NIR file -> flat graph -> calibrated integer process graph (nothing written)."""
     graph = source_graph(source)
     meta = dict(graph.metadata or {})
     T = int(T or meta.get("T", 4))
     fg = FlatGraph(graph, float(meta.get(KEY_DT, 1.0)))
     out_shape = fg.nodes[fg.output[0]].out_shape
     num_classes = int(out_shape[0]) if len(out_shape) == 1 else None
-    x_train, x_test, y_test, data_name = calibration_data(calib_data, fg.nodes["input"].out_shape, num_classes or 0, T)
+    in_shape = fg.nodes["input"].out_shape
+    x_train, x_test, y_test, data_name = calibration_data(calib_data, in_shape, num_classes or 0, T)
     peaks = value_ranges(fg, [x_train], T)
+    pg = lower(fg, peaks, T, state_bits=state_bits, input_static=x_train.dim() == len(in_shape) + 1)
+    images = int(x_train.shape[-4] if x_train.dim() == 5 else x_train.shape[0])
+    return Lowered(pg, fg, T, data_name, images, x_test, y_test, num_classes)
+
+
+def export_loihi(source: str, out: str | os.PathLike, calib_data: str | None = None, chip: str | None = None,
+                 max_chips: int | None = None, T: int | None = None, **_unused) -> dict:
+    """Quantize, lower, map and write ``out``; return the summary the CLI prints."""
+    from hw_sim.chips import load_chip
+
     chip_desc = load_chip(chip or "loihi2")
-    pg = lower(fg, peaks, T, state_bits=chip_desc.state_bits, input_static=x_train.dim() == len(fg.nodes["input"].out_shape) + 1)
-    fq = FakeQuantModel(pg)
-    report = {"calibration": {"data": data_name, "images": int(x_train.shape[-4] if x_train.dim() == 5 else x_train.shape[0])}}
-    if y_test is not None and num_classes and data_name != "synthetic":  # random labels: nothing to measure
-        report["accuracy"] = accuracy_report(fg, fq, x_test, y_test, T)
+    low = lowered_graph(source, calib_data, T, state_bits=chip_desc.state_bits)
+    pg, T, data_name = low.pg, low.T, low.data_name
+    report = {"calibration": {"data": data_name, "images": low.calib_images}}
+    if low.labelled:
+        report["accuracy"] = accuracy_report(low.fg, FakeQuantModel(pg), low.x_test, low.y_test, T)
     mapping = map_graph(pg, chip_desc, max_chips)
     neurons = sum(g.size for g in mapping.groups.values())
     synapses = int(sum(g.synapses_per_compartment * g.size for g in mapping.groups.values()))

@@ -3,10 +3,11 @@
 Started in a subprocess by ``test_netx.py`` so that a hung Lava runtime is killed by a hard
 timeout and never touches the test process. Usage::
 
-    python lava_netx_runner.py NET.net INPUT.npy STEPS MESSAGE_BITS RESET_INTERVAL OUT.npz
+    python lava_netx_runner.py NET.net INPUT.npy STEPS MESSAGE_BITS RESET_INTERVAL RESET_OFFSET OUT.npz
 
 ``INPUT.npy``: ``[steps, *input_shape]`` integers in our ``[C, H, W]`` order (transposed to
-Lava's ``[W, H, C]`` here). ``RESET_INTERVAL`` 0 means none. ``OUT.npz``: every layer's spikes, ``layer0``,
+Lava's ``[W, H, C]`` here). ``RESET_INTERVAL`` 0 means none (else netx resets layer ``i`` at steps
+``RESET_OFFSET + 1 + i`` modulo the interval, time counted from 1). ``OUT.npz``: every layer's spikes, ``layer0``,
 ``layer1``, ... each ``[steps, *shape]`` back in ``[C, H, W]`` order.
 """
 
@@ -15,7 +16,7 @@ import sys
 import numpy as np
 
 
-def main(net_path, inp_path, steps, bits, reset, out_path):
+def main(net_path, inp_path, steps, bits, reset, offset, out_path):
     from lava.lib.dl.netx.hdf5 import Network
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
@@ -23,9 +24,10 @@ def main(net_path, inp_path, steps, bits, reset, out_path):
     from lava.proc.io.source import RingBuffer as Source
 
     x = np.load(inp_path)
-    steps, bits, reset = int(steps), int(bits), int(reset)
+    steps, bits, reset, offset = int(steps), int(bits), int(reset), int(offset)
     data = np.moveaxis(x.transpose(0, *range(x.ndim - 1, 0, -1)), 0, -1)  # [T, C, H, W] -> [W, H, C, T]
-    net = Network(net_config=net_path, input_message_bits=bits, reset_interval=reset or None)
+    net = Network(net_config=net_path, input_message_bits=bits, reset_interval=reset or None,
+                  reset_offset=offset)
     src = Source(data=data.astype(np.int32))
     src.s_out.connect(net.inp)
     sinks = []
