@@ -50,8 +50,8 @@ def build_artifact(model_name: str, img_size: int, work: Path) -> tuple[Path, Pa
         for _ in range(2):
             model(x)
     sresformer.save_checkpoint(model.eval(), ckpt)
-    export_mod.EVAL_IMAGES, export_mod.CALIB_IMAGES = 4, 8   # the accuracy check is not benchmarked here
-    export_mod.export_loihi(str(ckpt), art, calib_data="synthetic")
+    # the accuracy check is not benchmarked here
+    export_mod.export_loihi(str(ckpt), art, calib_data="synthetic", calib_images=8, eval_images=4)
     return ckpt, art
 
 

@@ -16,7 +16,7 @@ model computes it once and broadcasts it over T): its MACs are for one step.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F

@@ -16,3 +16,21 @@ def warm_up(model, x, steps: int = 2):
         for _ in range(steps):
             model(x)
     return model.eval()
+
+
+def lively(model, x):
+    """A warmed-up model whose layers fire (random init alone leaves the deep layers silent)."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.mul_(2.0)
+                m.bias.add_(0.5)
+    return warm_up(model, x, steps=2)
+
+
+def export_small(source, out, **kw):
+    """``export_loihi`` with a short calibration (16 images) and accuracy check (8): for tests of later stages."""
+    from exporters.loihi.export import export_loihi
+
+    export_loihi(str(source), out, calib_images=16, eval_images=8, **kw)
+    return out

@@ -34,10 +34,12 @@ def source_graph(source: str):
     return model_to_nir(load_checkpoint(source))
 
 
-def calibration_data(spec: str | None, input_shape, num_classes: int, T: int):
+def calibration_data(spec: str | None, input_shape, num_classes: int, T: int, calib_images: int = CALIB_IMAGES,
+                     eval_images: int = EVAL_IMAGES):
     """(train images, test images, test labels or None) for calibration and the accuracy check.
 
-    Default: the embedded digits when the input is an image ``[C, H, H]``, else synthetic.
+    Default: the embedded digits when the input is an image ``[C, H, H]``, else random data.
+    ``calib_images`` train images set the units; ``eval_images`` test images measure accuracy.
     """
     from torch.utils.data import DataLoader
 
@@ -49,14 +51,14 @@ def calibration_data(spec: str | None, input_shape, num_classes: int, T: int):
         spec = "digits" if image else None
     if spec is None:
         g = torch.Generator().manual_seed(0)
-        return torch.randn(CALIB_IMAGES, *input_shape, generator=g), None, None, "random"
+        return torch.randn(calib_images, *input_shape, generator=g), None, None, "random"
     bundle = open_dataset(spec, img_size=input_shape[-1] if image else None, num_classes=num_classes,
                           in_channels=input_shape[0], T=None, augment=False)
     if bundle.input_shape[-len(input_shape):] != tuple(input_shape):
         raise UserError(f"--calib-data {spec} gives samples of shape {bundle.input_shape}, the graph expects "
                         f"{tuple(input_shape)}")
-    x_train, _ = next(iter(DataLoader(limited(bundle.train, CALIB_IMAGES), batch_size=CALIB_IMAGES)))
-    x_test, y_test = next(iter(DataLoader(limited(bundle.test, EVAL_IMAGES), batch_size=EVAL_IMAGES)))
+    x_train, _ = next(iter(DataLoader(limited(bundle.train, calib_images), batch_size=calib_images)))
+    x_test, y_test = next(iter(DataLoader(limited(bundle.test, eval_images), batch_size=eval_images)))
     if bundle.is_sequence:
         x_train, x_test = x_train.transpose(0, 1), x_test.transpose(0, 1)
     return x_train, x_test, y_test, spec
@@ -94,7 +96,8 @@ class Lowered:
         return self.y_test is not None and bool(self.num_classes) and self.data_name != "synthetic"
 
 
-def lowered_graph(source: str, calib_data: str | None = None, T: int | None = None, state_bits: int = 24) -> Lowered:
+def lowered_graph(source: str, calib_data: str | None = None, T: int | None = None, state_bits: int = 24,
+                  calib_images: int = CALIB_IMAGES, eval_images: int = EVAL_IMAGES) -> Lowered:
     """Checkpoint or NIR file -> flat graph -> calibrated integer process graph (nothing written)."""
     graph = source_graph(source)
     meta = dict(graph.metadata or {})
@@ -103,7 +106,8 @@ def lowered_graph(source: str, calib_data: str | None = None, T: int | None = No
     out_shape = fg.nodes[fg.output[0]].out_shape
     num_classes = int(out_shape[0]) if len(out_shape) == 1 else None
     in_shape = fg.nodes["input"].out_shape
-    x_train, x_test, y_test, data_name = calibration_data(calib_data, in_shape, num_classes or 0, T)
+    x_train, x_test, y_test, data_name = calibration_data(calib_data, in_shape, num_classes or 0, T,
+                                                           calib_images, eval_images)
     peaks = value_ranges(fg, [x_train], T)
     pg = lower(fg, peaks, T, state_bits=state_bits, input_static=x_train.dim() == len(in_shape) + 1)
     images = int(x_train.shape[-4] if x_train.dim() == 5 else x_train.shape[0])
@@ -111,12 +115,18 @@ def lowered_graph(source: str, calib_data: str | None = None, T: int | None = No
 
 
 def export_loihi(source: str, out: str | os.PathLike, calib_data: str | None = None, chip: str | None = None,
-                 max_chips: int | None = None, T: int | None = None, **_unused) -> dict:
-    """Quantize, lower, map and write ``out``; return the summary the CLI prints."""
+                 max_chips: int | None = None, T: int | None = None, calib_images: int = CALIB_IMAGES,
+                 eval_images: int = EVAL_IMAGES, **_unused) -> dict:
+    """Quantize, lower, map and write ``out``; return the summary the CLI prints.
+
+    ``calib_images`` / ``eval_images``: how many images calibrate the units and measure the
+    float-vs-integer accuracy (fewer make a quick export for tests and benchmarks).
+    """
     from hw_sim.chips import load_chip
 
     chip_desc = load_chip(chip or "loihi2")
-    low = lowered_graph(source, calib_data, T, state_bits=chip_desc.state_bits)
+    low = lowered_graph(source, calib_data, T, state_bits=chip_desc.state_bits, calib_images=calib_images,
+                        eval_images=eval_images)
     pg, T, data_name = low.pg, low.T, low.data_name
     report = {"calibration": {"data": data_name, "images": low.calib_images}}
     if low.labelled:

@@ -13,7 +13,6 @@ from torch import nn
 
 import sresformer
 from cli.main import cli
-from exporters.loihi import export as export_mod
 from exporters.loihi.artifact import write_artifact
 from exporters.loihi.mapping import map_graph
 from exporters.loihi.processes import Process, ProcessGraph
@@ -23,7 +22,7 @@ from sresformer.data import open_dataset
 from sresformer.layers import SeqConv2d, SeqLinear
 from sresformer.neurons import LIF
 
-from testutil import warm_up
+from testutil import export_small, lively
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -38,13 +37,6 @@ KEYS = {"accuracy", "agreement", "samples", "ac", "mac", "energy_j", "latency_s"
         "critical_core", "latency_zero_delay_s", "latency_pipelined_s"}
 
 
-def export_small(source, out, **kw):
-    """``export_loihi`` with a short calibration and accuracy check (the simulator is under test)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(export_mod, "EVAL_IMAGES", 8)
-        mp.setattr(export_mod, "CALIB_IMAGES", 16)
-        export_mod.export_loihi(str(source), out, **kw)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -52,13 +44,8 @@ def artifact(tmp_path_factory):
     d = tmp_path_factory.mktemp("sim")
     data = open_dataset("digits", augment=False)
     x = torch.stack([data.train[i][0] for i in range(16)])
-    model = sresformer.create_model("spikingresformer_nano")
-    with torch.no_grad():   # livelier than random init, so deep layers fire and send messages
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.weight.mul_(2.0)
-                m.bias.add_(0.5)
-    sresformer.save_checkpoint(warm_up(model, x, steps=2), d / "m.ckpt")
+    # livelier than random init, so deep layers fire and send messages
+    sresformer.save_checkpoint(lively(sresformer.create_model("spikingresformer_nano"), x), d / "m.ckpt")
     return export_small(d / "m.ckpt", d / "m.loihi")
 
 

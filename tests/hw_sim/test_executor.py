@@ -9,7 +9,6 @@ import torch.nn.functional as F
 from torch import nn
 
 import sresformer
-from exporters.loihi import export as export_mod
 from exporters.loihi.artifact import read_artifact
 from exporters.nir.export import export_graph, write_graph
 from exporters.quantize.fakequant import FakeQuantModel
@@ -20,7 +19,7 @@ from sresformer.layers import SeqConv2d, SeqLinear
 from sresformer.neurons import LIF
 from sresformer.sops import conv_fanout_count
 
-from testutil import warm_up
+from testutil import export_small, lively
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -32,23 +31,8 @@ def _one_thread():
     torch.set_num_threads(n)
 
 
-def lively(model, x):
-    """A warmed-up model whose layers fire (random init alone leaves the deep layers silent)."""
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.weight.mul_(2.0)
-                m.bias.add_(0.5)
-    return warm_up(model, x, steps=2)
 
 
-def export_small(source, out, **kw):
-    """``export_loihi`` with a short calibration and accuracy check (the simulator is under test)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(export_mod, "EVAL_IMAGES", 8)
-        mp.setattr(export_mod, "CALIB_IMAGES", 16)
-        export_mod.export_loihi(str(source), out, **kw)
-    return out
 
 
 @pytest.fixture(scope="module")
