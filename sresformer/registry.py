@@ -78,5 +78,5 @@ def create_model(name: str, **kwargs) -> nn.Module:
 
 
 def _load_zoo() -> None:
-    # the entry points live in sresformer.zoo; importing it fills the registry
-    from . import zoo  # noqa: F401
+    # the entry points live in sresformer.zoo and sresformer.zoo_spikformer; importing fills the registry
+    from . import zoo, zoo_spikformer  # noqa: F401

@@ -221,6 +221,9 @@ def model_to_nir(model: SpikingResformer, dt: float = 1.0, T: int | None = None)
     per-step logits ``[K]``; the logits are the mean over T (``metadata['readout']``).
     ``dt`` is the length of one step in the file's time unit.
     """
+    if not isinstance(model, SpikingResformer):
+        raise cv.NIRError(f"NIR export of {type(model).__name__} is not supported yet (SpikingResformer models and "
+                          "simple layer chains only)")
     model.eval()
     shape = (model.in_channels, model.img_size, model.img_size)
     top = _Graph(shape)
@@ -274,7 +277,8 @@ def export(model: nn.Module, path: str | os.PathLike, dt: float = 1.0, input_sha
     if isinstance(model, SpikingResformer):
         graph = model_to_nir(model, dt=dt, T=T)
     elif input_shape is None:
-        raise ValueError("export of a module other than SpikingResformer needs input_shape")
+        raise cv.NIRError(f"NIR export of {type(model).__name__} is not supported yet (SpikingResformer models and "
+                          "simple layer chains only)")
     else:
         graph = export_graph(model, input_shape, dt=dt)
     write_graph(graph, path)
