@@ -84,3 +84,16 @@ class SpikingMatmul(nn.Module):
 
     def extra_repr(self) -> str:
         return f"spike={self.spike!r}"
+
+
+def init_trunc_normal(model: nn.Module, weighted: tuple[type, ...], norms: tuple[type, ...], std: float = 0.02) -> None:
+    """The official codes' init: ``weighted`` layers truncated normal (``std``) with zero bias,
+    ``norms`` (BN / LayerNorm) to the identity; every other module keeps PyTorch's default."""
+    for m in model.modules():
+        if isinstance(m, weighted):
+            nn.init.trunc_normal_(m.weight, std=std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, norms):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)

@@ -14,7 +14,7 @@ from torch import nn
 
 from .attention import DSSA
 from .blocks import GWFFN, DownsampleLayer
-from .layers import BN, SeqConv2d, SeqLinear, SeqMaxPool2d
+from .layers import BN, SeqConv2d, SeqLinear, SeqMaxPool2d, init_trunc_normal
 from .neurons import LIF
 
 
@@ -68,18 +68,8 @@ class SpikingResformer(nn.Module):
                     raise ValueError(f"unknown block {name!r}")
             self.layers.append(stage)
         self.classifier = SeqLinear(planes[-1], num_classes)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        # the official init_weight: truncated normal std 0.02, BN to identity
-        for m in self.modules():
-            if isinstance(m, (nn.Linear, nn.Conv2d)):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        # the official init_weight: convs and linears truncated normal 0.02, BN to identity
+        init_trunc_normal(self, (nn.Linear, nn.Conv2d), (nn.BatchNorm2d,))
 
     def stem(self, x: torch.Tensor) -> torch.Tensor:
         """The prologue on ``[B, C, H, W]`` (static) or ``[T, B, C, H, W]`` -> ``[T, B, C', H', W']``.

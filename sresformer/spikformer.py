@@ -34,7 +34,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import SeqConv2d, SeqMaxPool2d, SpikingMatmul, seq_apply
+from .layers import SeqConv2d, SeqMaxPool2d, SpikingMatmul, init_trunc_normal, seq_apply
 from .neurons import LIF
 
 LAYOUTS = ("conv", "token")
@@ -180,19 +180,9 @@ class Spikformer(nn.Module):
                              f"(the SPS down-sampling of the {layout!r} layout)")
         self.block = nn.ModuleList(Block(embed_dim, num_heads, mlp_ratio, layout, norm_eps) for _ in range(depth))
         self.head = nn.Linear(embed_dim, num_classes)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
         # the official _init_weights: linears truncated normal 0.02, LayerNorm to identity;
         # convs and BN keep PyTorch's defaults
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_trunc_normal(self, (nn.Linear,), (nn.LayerNorm,))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Token features ``[T, B, C]``: SPS, blocks, mean over tokens."""

@@ -23,3 +23,12 @@ os.environ.setdefault("SRESFORMER_NO_PROGRESS", "1")
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Single-threaded torch for a module: on a shared 2-core machine, OpenMP threads otherwise wait on busy cores."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

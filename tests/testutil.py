@@ -34,3 +34,26 @@ def export_small(source, out, **kw):
 
     export_loihi(str(source), out, calib_images=16, eval_images=8, **kw)
     return out
+
+
+def lively_nano_artifact(directory: Path) -> Path:
+    """A .loihi artifact of a lively (firing) nano SpikingResformer, calibrated on 16 digits images."""
+    import sresformer
+    from sresformer.data import open_dataset
+
+    data = open_dataset("digits", augment=False)
+    x = torch.stack([data.train[i][0] for i in range(16)])
+    sresformer.save_checkpoint(lively(sresformer.create_model("spikingresformer_nano"), x), directory / "m.ckpt")
+    return export_small(directory / "m.ckpt", directory / "m.loihi")
+
+
+def train_step(name: str, img: int, num_classes: int = 5, T: int = 2):
+    """A fresh registered model after one training-mode forward and backward: ``(model, x, logits)``."""
+    import sresformer
+
+    model = sresformer.create_model(name, num_classes=num_classes, img_size=img, T=T)
+    x = torch.randn(2, 3, img, img)
+    model.train()
+    out = model(x)
+    out.sum().backward()
+    return model, x, out

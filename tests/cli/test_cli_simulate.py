@@ -11,27 +11,19 @@ import torch
 from click.testing import CliRunner
 from torch import nn
 
-import sresformer
 from cli.main import cli
 from exporters.loihi.artifact import write_artifact
 from exporters.loihi.mapping import map_graph
 from exporters.loihi.processes import Process, ProcessGraph
 from exporters.nir.export import export_graph, write_graph
 from hw_sim.chips import load_chip
-from sresformer.data import open_dataset
 from sresformer.layers import SeqConv2d, SeqLinear
 from sresformer.neurons import LIF
 
-from testutil import export_small, lively
+from testutil import lively_nano_artifact
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Single-threaded torch: on a shared 2-core machine, OpenMP threads otherwise wait on busy cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 
 KEYS = {"accuracy", "agreement", "samples", "ac", "mac", "energy_j", "latency_s", "cores", "per_core",
         "critical_core", "latency_zero_delay_s", "latency_pipelined_s"}
@@ -41,12 +33,8 @@ KEYS = {"accuracy", "agreement", "samples", "ac", "mac", "energy_j", "latency_s"
 
 @pytest.fixture(scope="module")
 def artifact(tmp_path_factory):
-    d = tmp_path_factory.mktemp("sim")
-    data = open_dataset("digits", augment=False)
-    x = torch.stack([data.train[i][0] for i in range(16)])
     # livelier than random init, so deep layers fire and send messages
-    sresformer.save_checkpoint(lively(sresformer.create_model("spikingresformer_nano"), x), d / "m.ckpt")
-    return export_small(d / "m.ckpt", d / "m.loihi")
+    return lively_nano_artifact(tmp_path_factory.mktemp("sim"))
 
 
 def invoke(*args):

@@ -19,16 +19,10 @@ from sresformer.layers import SeqConv2d, SeqLinear
 from sresformer.neurons import LIF
 from sresformer.sops import conv_fanout_count
 
-from testutil import export_small, lively
+from testutil import export_small, lively, lively_nano_artifact
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Single-threaded torch: on a shared 2-core machine, OpenMP threads otherwise wait on busy cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 
 
 
@@ -37,11 +31,8 @@ def _one_thread():
 
 @pytest.fixture(scope="module")
 def nano(tmp_path_factory):
-    d = tmp_path_factory.mktemp("nano")
-    data = open_dataset("digits", augment=False)
-    x = torch.stack([data.train[i][0] for i in range(16)])
-    sresformer.save_checkpoint(lively(sresformer.create_model("spikingresformer_nano"), x), d / "m.ckpt")
-    return export_small(d / "m.ckpt", d / "m.loihi")
+    # livelier than random init, so deep layers fire and send messages
+    return lively_nano_artifact(tmp_path_factory.mktemp("nano"))
 
 
 def check_equal(pg, x):

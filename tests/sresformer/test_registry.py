@@ -7,7 +7,7 @@ import sresformer
 from sresformer.complexity import count_params, layer_macs, macs_for
 from sresformer.errors import UnknownModelError
 
-from testutil import warm_up
+from testutil import train_step, warm_up
 
 # small inputs that keep every stage's map divisible by its patch size
 SMALL = {"spikingresformer_ti": 32, "spikingresformer_s": 32, "spikingresformer_m": 32, "spikingresformer_l": 32,
@@ -26,12 +26,8 @@ def test_unknown_name_is_a_user_error():
 @pytest.mark.parametrize("name", sorted(SMALL))
 def test_forward_backward_and_checkpoint_round_trip(name, tmp_path):
     img = SMALL[name]
-    model = sresformer.create_model(name, num_classes=5, img_size=img, T=2)
-    x = torch.randn(2, 3, img, img)
-    model.train()
-    out = model(x)
+    model, x, out = train_step(name, img)
     assert out.shape == (2, 5)
-    out.sum().backward()
     assert all(p.grad is not None for p in model.parameters())
     frames = torch.randn(3, 2, 3, img, img)
     assert model.forward_steps(frames).shape == (3, 2, 5)
