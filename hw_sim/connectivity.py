@@ -113,15 +113,26 @@ def back(p: Process, pg: ProcessGraph, m: torch.Tensor) -> list[tuple[str, torch
 
 # -- synaptic ops per output, from the non-zero mask of the input -----------------------------------
 
+def _bounds(n: int, chunk: int, cores: int, plane: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Core boundaries ``min(c * chunk, n)`` for ``c = 0..cores`` as (flat index, row of planes, offset in plane)."""
+    f = torch.clamp(torch.arange(cores + 1) * chunk, max=n)
+    return f, f // plane, f % plane
+
+
 class ConvOps:
     """Ops per conv output: stored synapses whose input is non-zero.
 
-    A window count over the group's summed input (as if every tap were stored) minus the
-    taps whose mantissa is zero, gathered tap by tap; when most taps are zero, the stored
-    taps are gathered instead. Cost: a few shifted adds, not a second convolution.
+    ``__call__`` gives every output's count (a reference, and for small layers);
+    :meth:`per_core` gives the per-core sums directly without forming them. Both are
+    linear in the non-zero mask, so per-core sums are differences of one cumulative sum
+    over the flat outputs ``(oc, y, x)`` taken at the core boundaries: whole channels
+    before the boundary's channel (the stored mask times per-tap input totals, a matmul as
+    small as the weights), plus a partial channel (a window count over the group's summed
+    input minus the taps whose mantissa is zero, or the stored taps when most are zero,
+    summed over the positions before the boundary with row sums and one gathered row).
     """
 
-    def __init__(self, p: Process):
+    def __init__(self, p: Process, chunk: int | None = None, cores: int | None = None):
         w = np.asarray(p.params["weight"])
         a = p.attrs
         self.cout, self.cin_g, self.kh, self.kw = w.shape
@@ -130,29 +141,69 @@ class ConvOps:
         self.oh, self.ow = p.out_shape[1:]
         zeros = int((w == 0).sum())
         self.box = zeros <= w.size - zeros
-        entries = np.argwhere(w == 0) if self.box else np.argwhere(w != 0)
+        self.entries = np.argwhere(w == 0) if self.box else np.argwhere(w != 0)
         taps = defaultdict(list)
         cout_g = self.cout // self.groups
-        for oc, ci, ky, kx in entries:
+        for oc, ci, ky, kx in self.entries:
             taps[(int(ky), int(kx))].append((int(oc), int(oc) // cout_g * self.cin_g + int(ci)))
         self.taps = {k: (torch.tensor([e[0] for e in v]), torch.tensor([e[1] for e in v])) for k, v in taps.items()}
+        # [G, cout_g, cin_g * kh * kw]: stored synapses per output channel, by input channel and tap
+        self.stored = torch.from_numpy(w != 0).float().reshape(self.groups, cout_g, -1)
+        if chunk is not None:
+            self._plan_cores(chunk, cores)
+
+    def _plan_cores(self, chunk: int, cores: int) -> None:
+        """Boundary tables for :meth:`per_core`: which (boundary, entry) pairs need a partial row."""
+        plane = self.oh * self.ow
+        self.f, self.oc_b, q = _bounds(self.cout * plane, chunk, cores, plane)
+        part = torch.nonzero(q > 0).flatten()          # boundaries inside a channel
+        self.part, self.part_oc, self.part_q = part, self.oc_b[part], q[part]
+        self.part_g = self.part_oc // (self.cout // self.groups)
+        oy, ox = self.part_q // self.ow, self.part_q % self.ow
+        # pairs (partial boundary, entry of its channel): an entry adds its full rows above the
+        # boundary (from row sums) and its row up to the boundary (gathered from the padded input)
+        ent = torch.from_numpy(self.entries.astype(np.int64)).reshape(-1, 4)
+        by_oc = defaultdict(list)
+        for i, oc in enumerate(ent[:, 0].tolist()):
+            by_oc[oc].append(i)
+        pb, pe = [], []
+        for j, oc in enumerate(self.part_oc.tolist()):
+            for i in by_oc.get(oc, ()):
+                pb.append(j)
+                pe.append(i)
+        pb, pe = torch.tensor(pb, dtype=torch.int64), torch.tensor(pe, dtype=torch.int64)
+        e = ent[pe]
+        cout_g = self.cout // self.groups
+        ci = e[:, 0] // cout_g * self.cin_g + e[:, 1]
+        self.pair_b, self.pair_ci, self.pair_ky, self.pair_kx, self.pair_oy = pb, ci, e[:, 2], e[:, 3], oy[pb]
+        (sh, sw), (dh, dw), (ph, pw) = self.stride, self.dil, self.pad
+        j = torch.arange(self.ow)
+        valid = j.unsqueeze(0) < ox[pb].unsqueeze(1)               # [pairs, ow]: columns before the boundary
+        self.row_pair = pb.unsqueeze(1).expand_as(valid)[valid]
+        self.row_y = (self.pair_oy * sh + self.pair_ky * dh).unsqueeze(1).expand_as(valid)[valid]
+        self.row_x = (self.pair_kx.unsqueeze(1) * dw + j.unsqueeze(0) * sw)[valid]
+        self.row_c = ci.unsqueeze(1).expand_as(valid)[valid]
 
     def _tap(self, xp: torch.Tensor, ky: int, kx: int) -> torch.Tensor:
         (sh, sw), (dh, dw) = self.stride, self.dil
         y0, x0 = ky * dh, kx * dw
         return xp[:, :, y0:y0 + sh * (self.oh - 1) + 1:sh, x0:x0 + sw * (self.ow - 1) + 1:sw]
 
+    def _window(self, nz: torch.Tensor) -> torch.Tensor:
+        """Window counts over each group's summed input, as if every tap were stored: ``[B, G, oh, ow]``."""
+        B = nz.shape[0]
+        ph, pw = self.pad
+        s = nz.view(B, self.groups, self.cin_g, *nz.shape[-2:]).sum(2)
+        if self.dil == (1, 1):   # zero-padded window sums in one kernel
+            return F.avg_pool2d(s, (self.kh, self.kw), self.stride, self.pad, divisor_override=1)
+        s = F.pad(s, (pw, pw, ph, ph))
+        return sum(self._tap(s, ky, kx) for ky in range(self.kh) for kx in range(self.kw))
+
     def __call__(self, nz: torch.Tensor) -> torch.Tensor:
         B = nz.shape[0]
         ph, pw = self.pad
         if self.box:   # channel sums first: the window count works on G planes, not C
-            s = nz.view(B, self.groups, self.cin_g, *nz.shape[-2:]).sum(2)
-            if self.dil == (1, 1):   # zero-padded window sums in one kernel
-                win = F.avg_pool2d(s, (self.kh, self.kw), self.stride, self.pad, divisor_override=1)
-            else:
-                s = F.pad(s, (pw, pw, ph, ph))
-                win = sum(self._tap(s, ky, kx) for ky in range(self.kh) for kx in range(self.kw))
-            out = win.repeat_interleave(self.cout // self.groups, dim=1)
+            out = self._window(nz).repeat_interleave(self.cout // self.groups, dim=1)
             sign = -1
         else:
             out = torch.zeros(B, self.cout, self.oh, self.ow)
@@ -162,29 +213,85 @@ class ConvOps:
             out.index_add_(1, oc, self._tap(xp, ky, kx)[:, ci], alpha=sign)
         return out.flatten(1)
 
+    def per_core(self, nz: torch.Tensor) -> torch.Tensor:
+        """Ops per core ``[B, cores]`` (float64) of the outputs' consecutive chunks (needs ``_plan_cores``)."""
+        B = nz.shape[0]
+        (sh, sw), (dh, dw), (ph, pw) = self.stride, self.dil, self.pad
+        xp = F.pad(nz, (pw, pw, ph, ph))
+        # rows[b, c, ky, kx, oy]: input under tap (ky, kx) summed over the output row oy (float32: <= ow)
+        cols = torch.stack([xp[..., kx * dw:kx * dw + sw * (self.ow - 1) + 1:sw].sum(-1)
+                            for kx in range(self.kw)], 2)                        # [B, C, kw, Hp]
+        rows = torch.stack([cols[..., ky * dh:ky * dh + sh * (self.oh - 1) + 1:sh]
+                            for ky in range(self.kh)], 2)                        # [B, C, kh, kw, oh]
+        per_tap = rows.sum(-1).view(B, self.groups, -1)                          # [B, G, cin_g*kh*kw]
+        # whole channels: stored mask @ per-tap totals (float32 exact: <= fan-in * oh * ow < 2**24)
+        tot = torch.einsum("gok,bgk->bgo", self.stored, per_tap).reshape(B, self.cout).double()
+        before = F.pad(torch.cumsum(tot, 1), (1, 0))                              # [B, cout + 1]
+        cum = before[:, self.oc_b]                                               # [B, cores + 1]
+        if len(self.part):
+            partial = torch.zeros(B, len(self.part), dtype=torch.float64)
+            if self.box:
+                plane = F.pad(torch.cumsum(self._window(nz).flatten(2).double(), 2), (1, 0))
+                partial += plane[:, self.part_g, self.part_q]
+            if len(self.pair_b):
+                sign = -1.0 if self.box else 1.0
+                above = F.pad(torch.cumsum(rows, -1), (1, 0))[:, self.pair_ci, self.pair_ky, self.pair_kx,
+                                                                self.pair_oy]
+                partial.index_add_(1, self.pair_b, above.double(), alpha=sign)
+                row = xp[:, self.row_c, self.row_y, self.row_x]
+                partial.index_add_(1, self.row_pair, row.double(), alpha=sign)
+            cum[:, self.part] += partial
+        return cum[:, 1:] - cum[:, :-1]
+
 
 class DenseOps:
     """Ops per dense output: stored weights whose input is non-zero."""
 
-    def __init__(self, p: Process):
+    def __init__(self, p: Process, chunk: int, cores: int):
         self.mask = torch.from_numpy(np.asarray(p.params["weight"]) != 0).float()
+        self.chunk, self.cores = chunk, cores
 
     def __call__(self, nz: torch.Tensor) -> torch.Tensor:
         return nz.flatten(1) @ self.mask.T
+
+    def per_core(self, nz: torch.Tensor) -> torch.Tensor:
+        """Ops per core ``[B, cores]`` (float64): the per-output ops summed over each core's chunk."""
+        return segsum(self(nz), self.chunk, self.cores).double()
 
 
 class MatmulOps:
     """Ops per dual-spike-matmul output: spikes in its column (each adds one operand entry to it)."""
 
-    def __init__(self, p: Process, pg: ProcessGraph):
+    def __init__(self, p: Process, pg: ProcessGraph, chunk: int, cores: int):
         self.heads, self.d, self.n, self.hw = _dsmm_dims(p, pg)
         self.y1 = p.attrs["form"] == "y1T@s"
+        rows = self.n if self.y1 else self.d
+        f, hr, self.p_b = _bounds(self.heads * rows * self.hw, chunk, cores, self.hw)
+        self.h_b, self.r_b = hr // rows, (hr % rows).double()
 
     def __call__(self, nz: torch.Tensor) -> torch.Tensor:
         B = nz.shape[0]
         k, rows = (self.d, self.n) if self.y1 else (self.n, self.d)
         col = nz.reshape(B, self.heads, k, self.hw).sum(2, keepdim=True)
         return col.expand(B, self.heads, rows, self.hw).reshape(B, -1)
+
+    def per_core(self, nz: torch.Tensor) -> torch.Tensor:
+        """Ops per core ``[B, cores]`` (float64): differences of the cumulative ops at the core boundaries.
+
+        Output ``(h, r, p)`` (flat ``(h * rows + r) * hw + p``) gets ``col[h, p]``, the spikes in
+        column ``p``; the cumulative sum up to it is ``rows * (columns' totals of heads < h)
+        + r * (head h's total) + (head h's columns < p)``.
+        """
+        B = nz.shape[0]
+        k, rows = (self.d, self.n) if self.y1 else (self.n, self.d)
+        col = nz.reshape(B, self.heads, k, self.hw).sum(2).double()               # [B, heads, hw]
+        tot = col.sum(2)
+        heads_before = F.pad(torch.cumsum(tot, 1), (1, 0)) * rows              # [B, heads + 1]
+        cols_before = F.pad(torch.cumsum(col, 2), (1, 0))                      # [B, heads, hw + 1]
+        h, r, p = self.h_b, self.r_b, self.p_b
+        hc = h.clamp(max=self.heads - 1)   # the end boundary (h = heads) has r = p = 0
+        cum = heads_before[:, h] + r * tot[:, hc] + cols_before[:, hc, p]
+        return cum[:, 1:] - cum[:, :-1]
 
 
 # -- the plan ---------------------------------------------------------------------------------------
@@ -196,7 +303,7 @@ class SynTable:
     name: str
     group: str | None              # None: on the embedded processor
     kind: str                      # "ac" (binary input) or "mac" (graded input)
-    ops: object | None             # nz input [B, ...] -> ops per output [B, n_out] (on a core)
+    ops: object | None             # nz input [B, ...] -> .per_core: ops per core [B, cores] (on a core)
     fanout: torch.Tensor | None    # [inputs]: ops per non-zero input (host)
     dense_macs: int                # per step, every connection whatever the input
     dsmm: bool = False
@@ -243,7 +350,9 @@ class CountPlan:
             return SynTable(p.name, None, kind, None, fan, dense, p.kind == "dsmm")
         if numel(p.out_shape) != self.groups[group].size:
             raise NotImplementedError(f"{p.name!r}: co-located with {group!r} but not element for element")
-        ops = MatmulOps(p, self.pg) if p.kind == "dsmm" else ConvOps(p) if p.attrs["op"] == "conv" else DenseOps(p)
+        g = self.groups[group]
+        ops = (MatmulOps(p, self.pg, g.chunk, g.cores) if p.kind == "dsmm" else
+               ConvOps(p, g.chunk, g.cores) if p.attrs["op"] == "conv" else DenseOps(p, g.chunk, g.cores))
         return SynTable(p.name, group, kind, ops, None, dense, p.kind == "dsmm")
 
     def _sender(self, name: str) -> str:

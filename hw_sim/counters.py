@@ -110,8 +110,7 @@ class Counter:
             layer[tab.kind] += float(ops.sum())
             return
         g = self.plan.groups[tab.group]
-        # float32 is exact here: a per-output count is at most the fan-in (far below 2**24)
-        per_core = segsum(tab.ops(nz), g.chunk, g.cores).double()
+        per_core = tab.ops.per_core(nz)
         sl = slice(g.first_core, g.first_core + g.cores)
         self.counts.core[tab.kind][t, :, sl] += per_core
         if tab.dsmm:
