@@ -38,6 +38,9 @@ from .connectivity import CountPlan, SynTable, segsum
 
 CORE_KEYS = ("ac", "mac", "dsmm", "active", "idle", "spikes", "msgs", "in_tile", "hops_ew", "hops_ns")
 EMBEDDED_KEYS = ("ac", "mac", "msgs")
+#: message counting gathers per event when fewer than 1 / SPARSE_FACTOR of the senders are active (a gather
+#: and a scattered add per event cost about this many times one element of the dense per-core product)
+SPARSE_FACTOR = 8
 
 
 @dataclass
@@ -77,19 +80,29 @@ class Counter:
             if p.kind == "neuron":
                 cc["spikes"][t, :, sl] += segsum(out.flatten(1).float(), g.chunk, g.cores).double()
         table = plan.send.get(p.name)
-        if table is not None:
-            self._messages(t, p.name, (out != 0).flatten(1).to(table.dtype), table)
+        if table is not None:   # a neuron's output is its own 0/1 mask
+            self._messages(t, p.name, (out if p.kind == "neuron" else out != 0).flatten(1), table)
 
     def _messages(self, t: int, name: str, nz: torch.Tensor, table: torch.Tensor) -> None:
         g = self.plan.groups.get(name)
         if g is None:                         # from the embedded processor: deliveries only
-            self.counts.embedded["msgs"] += nz @ table[:, 1]
+            self.counts.embedded["msgs"] += nz.to(table.dtype) @ table[:, 1]
             return
         B, n = nz.shape
-        full = n // g.chunk          # a batched [1, chunk] @ [chunk, 4] product per core, no padded copy
-        per = (nz[:, :full * g.chunk].reshape(B, full, 1, g.chunk) @ table[:full].unsqueeze(0)).squeeze(2)
-        if full < g.cores:
-            per = torch.cat([per, (nz[:, full * g.chunk:] @ table[full, :n - full * g.chunk]).unsqueeze(1)], 1)
+        events = torch.nonzero(nz)
+        if len(events) * SPARSE_FACTOR < nz.numel():
+            # event-driven: gather each sender's table row, add it into its core (exact: integer sums < 2**24
+            # in float32, as for the dense product)
+            b, i = events.unbind(1)
+            per = torch.zeros(B * g.cores, 4, dtype=table.dtype)
+            per.index_add_(0, b * g.cores + i // g.chunk, table.view(-1, 4)[i])
+            per = per.view(B, g.cores, 4)
+        else:
+            nz = nz.to(table.dtype)
+            full = n // g.chunk      # a batched [1, chunk] @ [chunk, 4] product per core, no padded copy
+            per = (nz[:, :full * g.chunk].reshape(B, full, 1, g.chunk) @ table[:full].unsqueeze(0)).squeeze(2)
+            if full < g.cores:
+                per = torch.cat([per, (nz[:, full * g.chunk:] @ table[full, :n - full * g.chunk]).unsqueeze(1)], 1)
         sl = slice(g.first_core, g.first_core + g.cores)
         cc = self.counts.core
         cc["in_tile"][t, :, sl] += per[..., 0]

@@ -148,3 +148,21 @@ def test_ti_at_32_bit_equal(tmp_path):
     res = check_equal(pg, torch.stack([data.test[i][0] for i in range(3)]))
     assert any(float(res.values[n].mean()) > 0.01 for n, p in pg.processes.items()
                if p.kind == "neuron" and n.startswith("layers.2."))   # the last stage fires too
+
+
+def test_nano_message_counts_event_driven_equal_dense(nano, monkeypatch):
+    """Message counts gathered per event equal the dense per-core products (two ways of one sum)."""
+    from hw_sim import counters
+
+    pg, mapping, _ = read_artifact(nano)
+    data = open_dataset("digits", augment=False)
+    x = torch.stack([data.test[i][0] for i in range(3)])
+    plan, runs = CountPlan(pg, mapping), []
+    for factor in (0, 10 ** 9):        # never / always event-driven
+        monkeypatch.setattr(counters, "SPARSE_FACTOR", factor)
+        counter = Counter(plan, pg.T, 3)
+        Executor(pg).run(x, hook=counter)
+        runs.append(counter.counts)
+    assert runs[0].core["msgs"].sum() > 0
+    for k in ("msgs", "in_tile", "hops_ew", "hops_ns"):
+        assert torch.equal(runs[0].core[k], runs[1].core[k]), k
