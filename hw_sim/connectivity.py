@@ -129,7 +129,7 @@ class ConvOps:
     before the boundary's channel (the stored mask times per-tap input totals, a matmul as
     small as the weights), plus a partial channel (a window count over the group's summed
     input minus the taps whose mantissa is zero, or the stored taps when most are zero,
-    summed over the positions before the boundary with row sums and one gathered row).
+    summed over the positions before the boundary from running sums along the input rows).
     """
 
     def __init__(self, p: Process, chunk: int | None = None, cores: int | None = None):
@@ -175,14 +175,10 @@ class ConvOps:
         e = ent[pe]
         cout_g = self.cout // self.groups
         ci = e[:, 0] // cout_g * self.cin_g + e[:, 1]
-        self.pair_b, self.pair_ci, self.pair_ky, self.pair_kx, self.pair_oy = pb, ci, e[:, 2], e[:, 3], oy[pb]
-        (sh, sw), (dh, dw), (ph, pw) = self.stride, self.dil, self.pad
-        j = torch.arange(self.ow)
-        valid = j.unsqueeze(0) < ox[pb].unsqueeze(1)               # [pairs, ow]: columns before the boundary
-        self.row_pair = pb.unsqueeze(1).expand_as(valid)[valid]
-        self.row_y = (self.pair_oy * sh + self.pair_ky * dh).unsqueeze(1).expand_as(valid)[valid]
-        self.row_x = (self.pair_kx.unsqueeze(1) * dw + j.unsqueeze(0) * sw)[valid]
-        self.row_c = ci.unsqueeze(1).expand_as(valid)[valid]
+        self.pair_b, self.pair_ci, self.pair_ky, self.pair_kx = pb, ci, e[:, 2], e[:, 3]
+        (sh, sw), (dh, dw) = self.stride, self.dil
+        self.pair_y = oy[pb] * sh + self.pair_ky * dh    # the padded input row under the boundary's row
+        self.pair_oy, self.pair_ox = oy[pb], ox[pb]
 
     def _tap(self, xp: torch.Tensor, ky: int, kx: int) -> torch.Tensor:
         (sh, sw), (dh, dw) = self.stride, self.dil
@@ -218,9 +214,11 @@ class ConvOps:
         B = nz.shape[0]
         (sh, sw), (dh, dw), (ph, pw) = self.stride, self.dil, self.pad
         xp = F.pad(nz, (pw, pw, ph, ph))
-        # rows[b, c, ky, kx, oy]: input under tap (ky, kx) summed over the output row oy (float32: <= ow)
-        cols = torch.stack([xp[..., kx * dw:kx * dw + sw * (self.ow - 1) + 1:sw].sum(-1)
-                            for kx in range(self.kw)], 2)                        # [B, C, kw, Hp]
+        # along[b, c, kx, y, j]: input row y under taps of column offset kx, summed over output columns < j
+        along = F.pad(torch.cumsum(torch.stack([xp[..., kx * dw:kx * dw + sw * (self.ow - 1) + 1:sw]
+                                                for kx in range(self.kw)], 2), -1), (1, 0))
+        cols = along[..., -1]                                                    # [B, C, kw, Hp]
+        # rows[b, c, ky, kx, oy]: input under tap (ky, kx) summed over output row oy (float32: <= ow)
         rows = torch.stack([cols[..., ky * dh:ky * dh + sh * (self.oh - 1) + 1:sh]
                             for ky in range(self.kh)], 2)                        # [B, C, kh, kw, oh]
         per_tap = rows.sum(-1).view(B, self.groups, -1)                          # [B, G, cin_g*kh*kw]
@@ -234,12 +232,13 @@ class ConvOps:
                 plane = F.pad(torch.cumsum(self._window(nz).flatten(2).double(), 2), (1, 0))
                 partial += plane[:, self.part_g, self.part_q]
             if len(self.pair_b):
-                sign = -1.0 if self.box else 1.0
+                # an entry's rows above the boundary, then its row up to the boundary's column
                 above = F.pad(torch.cumsum(rows, -1), (1, 0))[:, self.pair_ci, self.pair_ky, self.pair_kx,
                                                                 self.pair_oy]
-                partial.index_add_(1, self.pair_b, above.double(), alpha=sign)
-                row = xp[:, self.row_c, self.row_y, self.row_x]
-                partial.index_add_(1, self.row_pair, row.double(), alpha=sign)
+                row = along[:, self.pair_ci, self.pair_kx, self.pair_y, self.pair_ox]
+                ent = (above + row).double()
+                # (index_add_ with alpha=-1 takes a slow path: negate the source instead)
+                partial.index_add_(1, self.pair_b, ent.neg_() if self.box else ent)
             cum[:, self.part] += partial
         return cum[:, 1:] - cum[:, :-1]
 
