@@ -89,8 +89,11 @@ class Counter:
             self.counts.embedded["msgs"] += nz.to(table.dtype) @ table[:, 1]
             return
         B, n = nz.shape
-        events = torch.nonzero(nz)
-        if len(events) * SPARSE_FACTOR < nz.numel():
+        n_events = int(torch.count_nonzero(nz))
+        if n_events == 0:
+            return
+        if n_events * SPARSE_FACTOR < nz.numel():
+            events = torch.nonzero(nz)
             # event-driven: gather each sender's table row, add it into its core (exact: integer sums < 2**24
             # in float32, as for the dense product)
             b, i = events.unbind(1)

@@ -34,6 +34,9 @@ from exporters.loihi.processes import DECAY_UNITY, Process, ProcessGraph
 
 F32_EXACT = 2 ** 24   # IEEE 754 binary32: 24-bit significand, every integer below this is exact
 F64_EXACT = 2 ** 53   # IEEE 754 binary64: 53-bit significand
+#: a synapse computes on its live input channels only when fewer than this fraction are live (the gather
+#: of weights and inputs costs less than the skipped work well below it; dense kernels win above it)
+LIVE_FRACTION = 0.5
 
 #: ``hook(t, process, out, inp, active)``: called after every process evaluation (static
 #: processes once, at t = 0). ``inp`` is the summed input (a dual-spike matmul: its spike
@@ -169,8 +172,20 @@ class Executor:
     def _step_synapse(self, p, plan, x):
         w = plan.tensors["weight"]
         xin = x.to(plan.compute)
-        if p.attrs["op"] == "conv":
-            a = p.attrs
+        a = p.attrs
+        conv = a["op"] == "conv"
+        if not conv or a["groups"] == 1:
+            # event-driven skip of silent inputs: only the input channels (conv) or elements (dense) that
+            # hold a non-zero value anywhere in the batch take part; dropped terms are exact zeros
+            live = (xin.flatten(2) != 0).any(2).any(0) if conv else (xin.flatten(1) != 0).any(0)
+            n_live = int(live.sum())
+            if n_live == 0:
+                return plan.tensors["bias"].expand(x.shape[0], *p.out_shape).to(plan.dtype, copy=True)
+            if n_live < LIVE_FRACTION * live.numel():
+                idx = torch.nonzero(live).flatten()
+                w = w.index_select(1, idx)
+                xin = xin.index_select(1, idx) if conv else xin.flatten(1).index_select(1, idx)
+        if conv:
             acc = F.conv2d(xin, w, None, a["stride"], a["padding"], a["dilation"], a["groups"])
         else:
             acc = xin.flatten(1) @ w.T
@@ -259,10 +274,14 @@ class Executor:
             z = torch.zeros_like(x)
             state[p.name] = (z, z)
         u0, v0 = state[p.name]
-        u_dec = decay(u0, du)
         # a compartment with zero input, zero remaining current and zero voltage is idle
-        active = (x != 0) | (u_dec != 0) | (v0 != 0)
-        u = u_dec + x
+        if du == DECAY_UNITY:   # the current does not outlive a step: u = in
+            u = x
+            active = (x != 0) | (v0 != 0)
+        else:
+            u_dec = decay(u0, du)
+            active = (x != 0) | (u_dec != 0) | (v0 != 0)
+            u = u_dec + x
         v = (decay(v0, dv) + u).clamp_(-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
         s = v >= plan.tensors["vth"]
         state[p.name] = (u, v.masked_fill_(s, 0.0))

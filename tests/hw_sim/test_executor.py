@@ -166,3 +166,17 @@ def test_nano_message_counts_event_driven_equal_dense(nano, monkeypatch):
     assert runs[0].core["msgs"].sum() > 0
     for k in ("msgs", "in_tile", "hops_ew", "hops_ns"):
         assert torch.equal(runs[0].core[k], runs[1].core[k]), k
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.01])
+def test_nano_live_channel_gather_bit_equal(nano, monkeypatch, fraction):
+    """Synapses computed on live input channels only (always / never) stay bit-equal to fake-quant,
+    on digits and on an input with silent channels (blank image: most layers see no spikes)."""
+    from hw_sim import executor
+
+    monkeypatch.setattr(executor, "LIVE_FRACTION", fraction)
+    pg, _, _ = read_artifact(nano)
+    data = open_dataset("digits", augment=False)
+    x = torch.stack([data.test[i][0] for i in range(2)] + [torch.zeros(3, 32, 32)])
+    check_equal(pg, x)
+    check_equal(pg, torch.zeros(1, 3, 32, 32))
