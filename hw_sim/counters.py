@@ -117,9 +117,12 @@ class Counter:
         nz = (inp != 0).float()
         layer = self.counts.layers.setdefault(tab.name, {"ac": 0.0, "mac": 0.0, "nonzero": 0.0, "elements": 0,
                                                          "dense_macs": 0, "kind": tab.kind})
-        layer["nonzero"] += float(nz.sum())
+        events = float(nz.sum())
+        layer["nonzero"] += events
         layer["elements"] += nz.numel()
         layer["dense_macs"] += tab.dense_macs * nz.shape[0]
+        if events == 0:        # no input events, no synaptic ops
+            return
         if tab.group is None:
             ops = nz.flatten(1).double() @ tab.fanout
             self.counts.embedded[tab.kind] += ops
