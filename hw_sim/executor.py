@@ -174,13 +174,13 @@ class Executor:
         xin = x.to(plan.compute)
         a = p.attrs
         conv = a["op"] == "conv"
-        if not conv or a["groups"] == 1:
-            # event-driven skip of silent inputs: only the input channels (conv) or elements (dense) that
-            # hold a non-zero value anywhere in the batch take part; dropped terms are exact zeros
-            live = (xin.flatten(2) != 0).any(2).any(0) if conv else (xin.flatten(1) != 0).any(0)
-            n_live = int(live.sum())
-            if n_live == 0:
-                return plan.tensors["bias"].expand(x.shape[0], *p.out_shape).to(plan.dtype, copy=True)
+        # event-driven skip of silent inputs: only the input channels (conv) or elements (dense) that
+        # hold a non-zero value anywhere in the batch take part; dropped terms are exact zeros
+        live = (xin.flatten(2) != 0).any(2).any(0) if conv else (xin.flatten(1) != 0).any(0)
+        n_live = int(live.sum())
+        if n_live == 0:   # no input at all: acc = 0, shifted to 0 (either rounding), out = bias
+            return plan.tensors["bias"].expand(x.shape[0], *p.out_shape).to(plan.dtype, copy=True)
+        if not conv or a["groups"] == 1:   # (a grouped conv's channels cannot be dropped independently)
             if n_live < LIVE_FRACTION * live.numel():
                 idx = torch.nonzero(live).flatten()
                 w = w.index_select(1, idx)
@@ -198,8 +198,10 @@ class Executor:
         return acc + plan.tensors["bias"]
 
     def _step_dsmm(self, p, plan, vals):
-        y = vals[p.operands[0]].to(plan.compute)
         s = vals[p.operands[1]].to(plan.compute)
+        if not bool((s != 0).any()):   # no spikes: nothing is accumulated
+            return torch.zeros(s.shape[0], *p.out_shape, dtype=plan.compute)
+        y = vals[p.operands[0]].to(plan.compute)
         B, heads, d, n = y.shape[0], p.attrs["heads"], plan.tensors["d"], plan.tensors["n"]
         y = y.reshape(B, heads, 2 * d, n)
         hw = int(np.prod(p.out_shape[1:]))
