@@ -16,6 +16,11 @@ on); a process computes in float32 where its worst case stays below ``2**24`` an
 float64 (exact below ``2**53``) elsewhere. The bounds are worst cases, not measurements,
 so no input can break exactness.
 
+Silent inputs are skipped as event-driven hardware would: a synapse whose input holds no
+non-zero value outputs its bias without computing, one with few live input channels
+(``LIVE_FRACTION``) convolves only those, a dual-spike matmul without spikes outputs zeros;
+the dropped terms are exact zeros, so the results are the same bit for bit.
+
 Static processes (the input and the stem of a static image) run once per inference, at
 ``t = 0``; their values then feed every step, as on the chip where the embedded processor
 computes them once.
