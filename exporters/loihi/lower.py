@@ -161,7 +161,7 @@ class Lowering:
                 uf.union(s, fn.sources[0])
             if fn.kind in ("scale", "maxpool", "sumpool", "avgpool", "flatten"):
                 uf.union(fn.name, fn.sources[0])
-            if fn.kind == "dsmm":
+            if fn.kind == "dsmm" and not self._counts(fn.name):
                 uf.union(fn.name, fn.operands[0])
         members: dict[str, list[str]] = {}
         for n in fg.nodes:
@@ -171,6 +171,11 @@ class Lowering:
         for root, names in members.items():
             if all(self._is_spikes(n) for n in names):
                 exps.update({n: 0 for n in names})  # spikes are 0/1: unit 1
+                continue
+            if any(self._is_spikes(n) or self._counts(n) for n in names):
+                # spikes summed into a stream (Spikformer's residuals) or coincidence counts:
+                # small integers, exact in unit 1; a finer unit would misread the spikes' 1s
+                exps.update(self._unit_class(names))
                 continue
             peak = max(self.peaks.get(n, 0.0) / float(np.min(self.scale.get(n, 1.0))) for n in names)
             limit = (2 ** (INPUT_BITS - 1) - 1) if names == ["input"] else self.limit
@@ -186,6 +191,18 @@ class Lowering:
             for n in names:
                 exps[n] = e
         return exps
+
+    def _counts(self, name: str) -> bool:
+        """True for a dual-spike product of two binary operands (Spikformer's K V^T, Q^T K): integer counts."""
+        fn = self.fg.nodes[name]
+        return fn.kind == "dsmm" and all(self._is_spikes(o) for o in fn.operands)
+
+    def _unit_class(self, names: list[str]) -> dict[str, int]:
+        """Exponent 0 for a class of integer-valued members (spikes, their sums, counts)."""
+        peak = max(self.peaks.get(n, 0.0) / float(np.min(self.scale.get(n, 1.0))) for n in names)
+        if peak > self.limit:
+            raise NIRError(f"values {names[0]!r}...: integer peak {peak:.0f} exceeds the state range")
+        return {n: 0 for n in names}
 
     def _gain(self, fn) -> float:
         """Input gain of a neuron per step: ``k r`` for LIF (k = dt/tau), ``r`` for IF."""
