@@ -138,7 +138,10 @@ def plan_groups(pg: ProcessGraph) -> tuple[dict[str, Group], list[str], dict[str
         if p.static or (p.kind == "sum" and p.attrs.get("alias")) or p.kind == "flatten":
             continue
         readers = through_alias(p.name)
-        if p.kind in ("synapse", "dsmm") and len(readers) == 1 and p.name != pg.output:
+        # a product read as another product's operand (Spikformer's K V^T, Q^T K) is no input
+        # current: it keeps compartments of its own (graded integrators holding the operand)
+        operand = any(p.name in pg.processes[c].operands for c in consumers[p.name])
+        if p.kind in ("synapse", "dsmm") and len(readers) == 1 and p.name != pg.output and not operand:
             colocated[p.name] = readers[0]
             continue
         groups[p.name] = Group(p.name, int(np.prod(p.out_shape)), [p.name], 0.0, 0)
