@@ -17,7 +17,9 @@ here per kind (per time step ``t``, per sample; all values are integers):
                Output: binary spikes.
 ``sum``        ``out = in`` (the sum of the sources): a residual stream point, carried on the chip
                as graded spikes (Loihi 2 payloads) from integrator neurons; ``alias`` marks a
-               pass-through that costs nothing (a folded scale).
+               pass-through that costs nothing (a folded scale). Spikformer's residuals add
+               spikes: small non-negative integers in unit 1; a synapse reading them is graded
+               (MAC). The alternative: one AC projection per spike source of the stream.
 ``dsmm``       DSSA's dual-spike matmul, per head ``h`` (``y = dyn`` reshaped ``[heads, 2d, N]``):
                ``form='y1T@s'``: ``out[h] = y[h, :d]^T @ spk[h]``, ``spk`` reshaped ``[heads, d, HW]``;
                ``form='y2@a'``:  ``out[h] = y[h, d:] @ spk[h]``, ``spk`` reshaped ``[heads, N, HW]``.
