@@ -4,7 +4,9 @@ Every graded value is an integer in units of ``2**e`` times a positive per-value
 ``scale``. Values that are summed share one unit (a union-find over the graph: the
 sources of a sum, a pass-through and its source, a dual-spike product and its dynamic
 operand); each unit class takes the finest power of two that keeps its calibrated
-peak within ``2**(state_bits-1) / HEADROOM``. Then:
+peak within ``2**(state_bits-1) / HEADROOM`` -- except a class holding spikes (summed into a
+stream, as Spikformer's residuals) or counts of coincident spikes (a product of two spike
+values), which are small integers and keep unit 1. Then:
 
 - a synapse (conv / dense) stores 8-bit weight mantissas for ``W * scale_in * 2**(e_in - e_out)``
   with one per-layer power-of-two ``shift``, and an integer bias at ``2**e_out``;
@@ -201,7 +203,8 @@ class Lowering:
         """Exponent 0 for a class of integer-valued members (spikes, their sums, counts)."""
         peak = max(self.peaks.get(n, 0.0) / float(np.min(self.scale.get(n, 1.0))) for n in names)
         if peak > self.limit:
-            raise NIRError(f"values {names[0]!r}...: integer peak {peak:.0f} exceeds the state range")
+            raise NIRError(f"value {names[0]!r} (spike sums or counts) peaks at {peak:.0f}, beyond the "
+                           f"{self.state_bits}-bit state range")
         return {n: 0 for n in names}
 
     def _gain(self, fn) -> float:

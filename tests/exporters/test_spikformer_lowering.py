@@ -11,6 +11,7 @@ import nir
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import sresformer
@@ -18,7 +19,8 @@ from exporters.loihi.artifact import read_artifact
 from exporters.loihi.processes import Process, ProcessGraph
 from exporters.nir import export, load_for_eval
 from exporters.quantize.fakequant import FakeQuantModel
-from hw_sim.connectivity import MatmulOps
+from hw_sim.connectivity import CountPlan, MatmulOps, back
+from hw_sim.counters import Counter
 from hw_sim.executor import Executor
 from sresformer.spikformer import Spikformer
 
@@ -108,6 +110,38 @@ def test_loihi_executor_equals_fake_quant_bit_for_bit(exported, tmp_path):
         assert torch.equal(mine, ref[name].expand(mine.shape)), name
     fired = [float(res.values[n].mean()) for n, p in pg.processes.items() if p.kind == "neuron"]
     assert min(fired) > 0.005, fired
+
+
+def test_counts_of_a_spikformer_artifact(exported, tmp_path):
+    """Per-layer AC/MAC against counts computed another way; the products' operand fan-out
+    (message tables) against autograd of the product with all-ones operands."""
+    layout, model, x, path = exported
+    artifact = export_small(path, tmp_path / "m.loihi")
+    pg, mapping, _ = read_artifact(artifact)
+    counter = Counter(CountPlan(pg, mapping), pg.T, x.shape[0])
+    res = Executor(pg).run(x, hook=counter, keep=True)
+    layers = counter.counts.layers
+    for name, p in pg.processes.items():
+        if p.kind == "synapse" and not p.static:
+            nz = (sum(res.values[s] for s in p.sources) != 0).double().flatten(0, 1)
+            w = torch.from_numpy(p.params["weight"] != 0).double()
+            a = p.attrs
+            want = (F.conv2d(nz, w, None, a["stride"], a["padding"], a["dilation"], a["groups"]).sum()
+                    if a["op"] == "conv" else (nz.flatten(1) @ w.T).sum())
+            assert layers[name]["mac" if a["graded_input"] else "ac"] == float(want), name
+        elif p.kind == "dsmm":
+            spk = pg.processes[p.operands[1]].out_shape
+            d = spk[0] // p.attrs["heads"]   # each spike gates a row / column of d (K^T V forms) or N entries
+            per_spike = {"kT@v": d, "q@kv": d}.get(p.attrs["form"], spk[1] * spk[2])
+            assert layers[name]["ac"] == float((res.values[p.operands[1]] != 0).sum()) * per_spike, name
+            mask = (torch.rand(int(np.prod(p.out_shape))) < 0.3).double()
+            ops = {o: torch.ones(1, 1, *pg.processes[o].out_shape, dtype=torch.float64, requires_grad=True)
+                   for o in p.operands}
+            out = FakeQuantModel._ssa(p, *ops.values(), p.attrs["heads"])
+            (out.flatten() * mask).sum().backward()
+            for src, cnt in back(p, pg, mask):
+                torch.testing.assert_close(cnt.double(), ops[src].grad.flatten(), rtol=0, atol=0)
+    assert float(counter.counts.core["dsmm"].sum()) > 0 and float(counter.counts.core["msgs"].sum()) > 0
 
 
 def _hand_ops(form, dyn, spk):
