@@ -9,6 +9,7 @@ between steps. Shapes in NIR exclude batch and time (``[C, H, W]``, ``[F]``).
 - Residual adds: an identity ``Scale(ones)`` node named ``add`` that both streams enter
   (NIR sums every edge entering a node; a real node, not the Output, does the sum).
 - DSSA's dual-spike matmuls and the stem's max-pool: the extension in ``extension.py``.
+- Spikformer: ``export_spikformer.py`` (its SSA products are more extension forms).
 - Head: ``AvgPool2d`` over the whole map, ``Flatten``, ``Linear``.
 """
 

@@ -1,6 +1,6 @@
 """The extension convention: operations NIR 1.0 cannot say, as marked nested graphs.
 
-NIR has no node for the product of two dynamic signals (DSSA's dual-spike matmuls) and
+NIR has no node for the product of two dynamic signals (DSSA's dual-spike matmuls, Spikformer's SSA) and
 none for max-pooling (the ImageNet stem). Each such operation is written as a nested
 ``NIRGraph`` whose
 
