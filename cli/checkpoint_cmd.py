@@ -1,4 +1,4 @@
-"""``sresformer import-official``: official SpikingResformer checkpoints into ours."""
+"""``sresformer import-official``: official SpikingResformer and Spikformer checkpoints into ours."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import click
 
 @click.command("import-official")
 @click.argument("official", type=click.Path(dir_okay=False))
-@click.option("--model", "model_name", required=True, help="Registry name, e.g. spikingresformer_ti.")
+@click.option("--model", "model_name", required=True, help="Registry name, e.g. spikingresformer_ti or spikformer_8_512.")
 @click.option("--img-size", type=int, default=None, help="Input size the weights were trained at (default: the model's).")
 @click.option("--T", "T", type=int, default=None, help="Time steps to record in the checkpoint (default: the model's).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Our checkpoint to write.")
@@ -17,7 +17,10 @@ def import_official(official, model_name, img_size, T, out):
     from sresformer.official import import_official as convert
 
     model = convert(official, model_name, img_size=img_size, T=T)
-    save_checkpoint(model, out, source=str(official), imported_from="xyshi2000/SpikingResformer")
+    from sresformer.official import REPOS
+    from sresformer.registry import model_info
+
+    save_checkpoint(model, out, source=str(official), imported_from=REPOS[model_info(model_name).family])
     n = sum(p.numel() for p in model.parameters())
     click.echo(f"wrote {out}: {model_name}, {model.num_classes} classes, img_size {model.img_size}, "
                f"{n / 1e6:.2f}M parameters")

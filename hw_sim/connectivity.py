@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch.nn.grad import conv2d_input
 
 from exporters.loihi.mapping import Mapping
-from exporters.loihi.processes import Process, ProcessGraph
+from exporters.loihi.processes import SSA_FORMS, Process, ProcessGraph, ssa_dims
 
 
 def numel(shape) -> int:
@@ -79,7 +79,27 @@ def _dsmm_dims(p: Process, pg: ProcessGraph) -> tuple[int, int, int, int]:
     return heads, y.out_shape[0] // (2 * heads), numel(y.out_shape[1:]), numel(p.out_shape[1:])
 
 
+def _ssa(p: Process, pg: ProcessGraph) -> dict:
+    """Per-head shapes of a Spikformer SSA form (``processes.ssa_dims``)."""
+    y, s = (pg.processes[o] for o in p.operands)
+    return ssa_dims(p.attrs["form"], p.attrs["heads"], y.out_shape, s.out_shape)
+
+
+def _back_ssa(p: Process, pg: ProcessGraph, m: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+    """``out[h] = L[h] @ R[h]``: ``L[r, k]`` feeds out row ``r``, ``R[k, c]`` feeds out column ``c``."""
+    dims, heads = _ssa(p, pg), p.attrs["heads"]
+    (r, k), (_, c) = dims["left"], dims["right"]
+    mo = m.view(heads, r, c)
+    lo, lt, ro, rt = SSA_FORMS[p.attrs["form"]]
+    left = mo.sum(2, keepdim=True).expand(heads, r, k)     # selected outputs per row, for every L[r, k]
+    right = mo.sum(1, keepdim=True).expand(heads, k, c)    # per column, for every R[k, c]
+    side = {lo: left.transpose(1, 2) if lt else left, ro: right.transpose(1, 2) if rt else right}
+    return [(p.operands[0], side["dyn"].flatten()), (p.operands[1], side["spk"].flatten())]
+
+
 def _back_dsmm(p: Process, pg: ProcessGraph, m: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+    if p.attrs["form"] in SSA_FORMS:
+        return _back_ssa(p, pg, m)
     heads, d, n, hw = _dsmm_dims(p, pg)
     y1 = p.attrs["form"] == "y1T@s"
     mo = m.view(heads, n if y1 else d, hw)
@@ -259,16 +279,37 @@ class DenseOps:
 
 
 class MatmulOps:
-    """Ops per dual-spike-matmul output: spikes in its column (each adds one operand entry to it)."""
+    """Ops per dual-spike-matmul output: spikes in its column (each adds one operand entry to it).
+
+    Spikformer SSA forms: ``out[h] = L @ R``; spikes in ``R[:, c]`` (or ``L[r, :]`` when the
+    spike operand is on the left) each add one entry to ``out[r, c]``."""
 
     def __init__(self, p: Process, pg: ProcessGraph, chunk: int, cores: int):
+        self.chunk, self.cores = chunk, cores
+        self.ssa = _ssa(p, pg) if p.attrs["form"] in SSA_FORMS else None
+        if self.ssa is not None:
+            self.heads, (lo, lt, ro, rt) = p.attrs["heads"], SSA_FORMS[p.attrs["form"]]
+            self.spk_t = lt if self.ssa["spk_side"] == "left" else rt
+            return
         self.heads, self.d, self.n, self.hw = _dsmm_dims(p, pg)
         self.y1 = p.attrs["form"] == "y1T@s"
         rows = self.n if self.y1 else self.d
         f, hr, self.p_b = _bounds(self.heads * rows * self.hw, chunk, cores, self.hw)
         self.h_b, self.r_b = hr // rows, (hr % rows).double()
 
+    def _ssa_ops(self, nz: torch.Tensor) -> torch.Tensor:
+        B, (r, k), (_, c) = nz.shape[0], self.ssa["left"], self.ssa["right"]
+        if self.ssa["spk_side"] == "left":   # L [r, k]: spikes per row
+            spk = nz.reshape(B, self.heads, *((k, r) if self.spk_t else (r, k)))
+            rows = spk.sum(2 if self.spk_t else 3)
+            return rows.unsqueeze(3).expand(B, self.heads, r, c).reshape(B, -1)
+        spk = nz.reshape(B, self.heads, *((c, k) if self.spk_t else (k, c)))
+        cols = spk.sum(3 if self.spk_t else 2)   # R [k, c]: spikes per column
+        return cols.unsqueeze(2).expand(B, self.heads, r, c).reshape(B, -1)
+
     def __call__(self, nz: torch.Tensor) -> torch.Tensor:
+        if self.ssa is not None:
+            return self._ssa_ops(nz)
         B = nz.shape[0]
         k, rows = (self.d, self.n) if self.y1 else (self.n, self.d)
         col = nz.reshape(B, self.heads, k, self.hw).sum(2, keepdim=True)
@@ -281,6 +322,8 @@ class MatmulOps:
         column ``p``; the cumulative sum up to it is ``rows * (columns' totals of heads < h)
         + r * (head h's total) + (head h's columns < p)``.
         """
+        if self.ssa is not None:   # Spikformer forms: per-output ops summed per core (small maps)
+            return segsum(self._ssa_ops(nz), self.chunk, self.cores).double()
         B = nz.shape[0]
         k, rows = (self.d, self.n) if self.y1 else (self.n, self.d)
         col = nz.reshape(B, self.heads, k, self.hw).sum(2).double()               # [B, heads, hw]
@@ -340,8 +383,11 @@ class CountPlan:
         group = self.placement.get(p.name, "host")
         kind = "mac" if p.kind == "synapse" and p.attrs.get("graded_input", False) else "ac"
         if p.kind == "dsmm":
-            heads, d, n, hw = _dsmm_dims(p, self.pg)
-            dense = numel(p.out_shape) * (d if p.attrs["form"] == "y1T@s" else n)
+            if p.attrs["form"] in SSA_FORMS:
+                dense = numel(p.out_shape) * _ssa(p, self.pg)["k"]
+            else:
+                heads, d, n, hw = _dsmm_dims(p, self.pg)
+                dense = numel(p.out_shape) * (d if p.attrs["form"] == "y1T@s" else n)
         else:
             dense = numel(p.out_shape) * numel(p.params["weight"].shape[1:])
         if group == "host":

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from exporters.loihi.processes import DECAY_UNITY, Process, ProcessGraph
+from exporters.loihi.processes import DECAY_UNITY, SSA_FORMS, Process, ProcessGraph, ssa_dims
 
 F32_EXACT = 2 ** 24   # IEEE 754 binary32: 24-bit significand, every integer below this is exact
 F64_EXACT = 2 ** 53   # IEEE 754 binary64: 53-bit significand
@@ -143,6 +143,10 @@ class Executor:
     def _plan_dsmm(self, p):
         y, s = (self.pg.processes[o] for o in p.operands)
         heads = p.attrs["heads"]
+        if p.attrs["form"] in SSA_FORMS:   # worst case: the contraction length x both operands' bounds
+            dims = ssa_dims(p.attrs["form"], heads, y.out_shape, s.out_shape)
+            b = dims["k"] * self.plans[y.name].bound * self.plans[s.name].bound
+            return Plan(b, exact_dtype(b), exact_dtype(b), {"einsum": _ssa_einsum(p.attrs["form"])})
         d = y.out_shape[0] // (2 * heads)
         n = int(np.prod(y.out_shape[1:]))
         terms = d if p.attrs["form"] == "y1T@s" else n   # length of the contraction
@@ -207,6 +211,11 @@ class Executor:
         if not bool((s != 0).any()):   # no spikes: nothing is accumulated
             return torch.zeros(s.shape[0], *p.out_shape, dtype=plan.compute)
         y = vals[p.operands[0]].to(plan.compute)
+        if "einsum" in plan.tensors:    # Spikformer SSA: one einsum over [B, heads, rows, cols] views
+            eq, first_dyn = plan.tensors["einsum"]
+            h = p.attrs["heads"]
+            y, s = (v.reshape(v.shape[0], h, v.shape[1] // h, -1) for v in (y, s))
+            return torch.einsum(eq, *((y, s) if first_dyn else (s, y))).reshape(y.shape[0], *p.out_shape)
         B, heads, d, n = y.shape[0], p.attrs["heads"], plan.tensors["d"], plan.tensors["n"]
         y = y.reshape(B, heads, 2 * d, n)
         hw = int(np.prod(p.out_shape[1:]))
@@ -293,6 +302,14 @@ class Executor:
         s = v >= plan.tensors["vth"]
         state[p.name] = (u, v.masked_fill_(s, 0.0))
         return s.to(plan.dtype), active
+
+
+def _ssa_einsum(form: str) -> tuple[str, bool]:
+    """The einsum of an SSA form over per-head views ``b h row col`` and whether ``dyn`` comes first."""
+    lo, lt, ro, rt = SSA_FORMS[form]
+    left = "bhkr" if lt else "bhrk"     # r: output row, k: contraction, c: output column
+    right = "bhck" if rt else "bhkc"
+    return f"{left},{right}->bhrc", lo == "dyn"
 
 
 def real_logits(pg: ProcessGraph, int_logits: torch.Tensor) -> torch.Tensor:

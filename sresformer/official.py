@@ -1,4 +1,5 @@
-"""Import checkpoints written by the official SpikingResformer code (xyshi2000/SpikingResformer).
+"""Import checkpoints written by the official SpikingResformer code (xyshi2000/SpikingResformer)
+and the official Spikformer code (ZK-Zhou/spikformer).
 
 Its ``main.py`` saves ``{'model', 'optimizer', 'epoch', 'max_acc1', ['lr_scheduler']}``;
 released weights may also be a bare state dict, and a model saved through
@@ -7,6 +8,11 @@ one on purpose (``prologue``, ``layers.<stage>.<block>``, DSSA ``W``/``norm``/``
 ``norm_proj``, GWFFN ``up``/``conv``/``down``, BN's inner ``.bn``, PLIF ``w``, the
 ``firing_rate_*`` buffers), so the key map is the identity after unwrapping; what this
 module adds is the checking: every key present, none unknown, every shape equal.
+
+Spikformer's parameter names are the official ones too (``sresformer.spikformer``); the
+one difference is the ImageNet SSA's ``nn.Conv1d`` q/k/v/proj weights ``[C, C, 1]``, ours
+1x1 ``Conv2d`` ``[C, C, 1, 1]``: the importer appends the axis. Classes come from
+``head.weight``.
 """
 
 from __future__ import annotations
@@ -44,12 +50,32 @@ def map_official_key(key: str) -> str:
     return key
 
 
-def infer_num_classes(state: dict[str, torch.Tensor], source: str = "checkpoint") -> int:
-    """Number of classes, from the classifier weight ``[K, C]``."""
-    w = state.get("classifier.weight")
+CLASSIFIER = {"spikingresformer": "classifier.weight", "spikformer": "head.weight"}
+REPOS = {"spikingresformer": "xyshi2000/SpikingResformer", "spikformer": "ZK-Zhou/spikformer"}
+
+
+def infer_num_classes(state: dict[str, torch.Tensor], source: str = "checkpoint",
+                      family: str = "spikingresformer") -> int:
+    """Number of classes, from the classifier weight ``[K, C]`` (``head.weight`` for Spikformer)."""
+    key = CLASSIFIER[family]
+    w = state.get(key)
     if w is None or w.dim() != 2:
-        raise CheckpointError(f"{source} has no 2-D 'classifier.weight'; is it a SpikingResformer checkpoint?")
+        raise CheckpointError(f"{source} has no 2-D {key!r}; is it a {family} checkpoint?")
     return int(w.shape[0])
+
+
+def spikformer_conv1d_to_2d(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The official ImageNet Spikformer's SSA ``nn.Conv1d`` weights ``[C, C, 1]`` as our 1x1
+    ``Conv2d`` ``[C, C, 1, 1]`` (the same sums: a kernel-1 conv over tokens); nothing else changes."""
+    expected = model.state_dict()
+    out = {}
+    for k, v in state.items():
+        want = expected.get(k)
+        if (want is not None and ".attn." in k and k.endswith("_conv.weight") and v.dim() == 3
+                and tuple(want.shape) == (*v.shape, 1)):
+            v = v.unsqueeze(-1)
+        out[k] = v
+    return out
 
 
 def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
@@ -80,13 +106,15 @@ def import_official(path: str | os.PathLike, model_name: str, img_size: int | No
     """
     info = model_info(model_name)
     state = official_state_dict(torch_load_safe(path), str(path))
-    kwargs = {"num_classes": infer_num_classes(state, str(path)), "img_size": img_size or info.img_size}
+    kwargs = {"num_classes": infer_num_classes(state, str(path), info.family), "img_size": img_size or info.img_size}
     if T is not None:
         kwargs["T"] = T
     try:
         model = create_model(model_name, **kwargs)
     except ValueError as e:
         raise CheckpointError(f"cannot build {model_name} at img_size {kwargs['img_size']}: {e}") from None
+    if info.family == "spikformer":
+        state = spikformer_conv1d_to_2d(model, state)
     check_state_dict(model, state, str(path))
     model.load_state_dict(state, strict=True)
     return model.eval()

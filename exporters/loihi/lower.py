@@ -4,7 +4,9 @@ Every graded value is an integer in units of ``2**e`` times a positive per-value
 ``scale``. Values that are summed share one unit (a union-find over the graph: the
 sources of a sum, a pass-through and its source, a dual-spike product and its dynamic
 operand); each unit class takes the finest power of two that keeps its calibrated
-peak within ``2**(state_bits-1) / HEADROOM``. Then:
+peak within ``2**(state_bits-1) / HEADROOM`` -- except a class holding spikes (summed into a
+stream, as Spikformer's residuals) or counts of coincident spikes (a product of two spike
+values), which are small integers and keep unit 1. Then:
 
 - a synapse (conv / dense) stores 8-bit weight mantissas for ``W * scale_in * 2**(e_in - e_out)``
   with one per-layer power-of-two ``shift``, and an integer bias at ``2**e_out``;
@@ -161,7 +163,7 @@ class Lowering:
                 uf.union(s, fn.sources[0])
             if fn.kind in ("scale", "maxpool", "sumpool", "avgpool", "flatten"):
                 uf.union(fn.name, fn.sources[0])
-            if fn.kind == "dsmm":
+            if fn.kind == "dsmm" and not self._counts(fn.name):
                 uf.union(fn.name, fn.operands[0])
         members: dict[str, list[str]] = {}
         for n in fg.nodes:
@@ -171,6 +173,11 @@ class Lowering:
         for root, names in members.items():
             if all(self._is_spikes(n) for n in names):
                 exps.update({n: 0 for n in names})  # spikes are 0/1: unit 1
+                continue
+            if any(self._is_spikes(n) or self._counts(n) for n in names):
+                # spikes summed into a stream (Spikformer's residuals) or coincidence counts:
+                # small integers, exact in unit 1; a finer unit would misread the spikes' 1s
+                exps.update(self._unit_class(names))
                 continue
             peak = max(self.peaks.get(n, 0.0) / float(np.min(self.scale.get(n, 1.0))) for n in names)
             limit = (2 ** (INPUT_BITS - 1) - 1) if names == ["input"] else self.limit
@@ -186,6 +193,19 @@ class Lowering:
             for n in names:
                 exps[n] = e
         return exps
+
+    def _counts(self, name: str) -> bool:
+        """True for a dual-spike product of two binary operands (Spikformer's K V^T, Q^T K): integer counts."""
+        fn = self.fg.nodes[name]
+        return fn.kind == "dsmm" and all(self._is_spikes(o) for o in fn.operands)
+
+    def _unit_class(self, names: list[str]) -> dict[str, int]:
+        """Exponent 0 for a class of integer-valued members (spikes, their sums, counts)."""
+        peak = max(self.peaks.get(n, 0.0) / float(np.min(self.scale.get(n, 1.0))) for n in names)
+        if peak > self.limit:
+            raise NIRError(f"value {names[0]!r} (spike sums or counts) peaks at {peak:.0f}, beyond the "
+                           f"{self.state_bits}-bit state range")
+        return {n: 0 for n in names}
 
     def _gain(self, fn) -> float:
         """Input gain of a neuron per step: ``k r`` for LIF (k = dt/tau), ``r`` for IF."""

@@ -27,7 +27,7 @@ import numpy as np
 
 from exporters.nir.convention import NIRError
 
-from .processes import Process, ProcessGraph
+from .processes import SSA_FORMS, Process, ProcessGraph, ssa_dims
 
 
 class MappingError(NIRError):
@@ -104,6 +104,14 @@ def _synapse_fan_in(p: Process) -> float:
     return taps  # an upper bound per compartment (padding taps are not stored on a chip)
 
 
+def _ssa_row_entries(p: Process, pg: ProcessGraph) -> int:
+    """Dynamic-operand entries one output row of an SSA product reads: its row of ``L`` (the
+    contraction length) when ``dyn`` is the left operand, else all of the head's ``R``."""
+    y, s = (pg.processes[o] for o in p.operands)
+    dims = ssa_dims(p.attrs["form"], p.attrs["heads"], y.out_shape, s.out_shape)
+    return dims["k"] if dims["spk_side"] == "right" else dims["k"] * dims["right"][1]
+
+
 def plan_groups(pg: ProcessGraph) -> tuple[dict[str, Group], list[str], dict[str, str]]:
     """Compartment groups, host (embedded-processor) processes and the placement of every process."""
     consumers: dict[str, list[str]] = {p.name: [] for p in pg}
@@ -130,7 +138,10 @@ def plan_groups(pg: ProcessGraph) -> tuple[dict[str, Group], list[str], dict[str
         if p.static or (p.kind == "sum" and p.attrs.get("alias")) or p.kind == "flatten":
             continue
         readers = through_alias(p.name)
-        if p.kind in ("synapse", "dsmm") and len(readers) == 1 and p.name != pg.output:
+        # a product read as another product's operand (Spikformer's K V^T, Q^T K) is no input
+        # current: it keeps compartments of its own (graded integrators holding the operand)
+        operand = any(p.name in pg.processes[c].operands for c in consumers[p.name])
+        if p.kind in ("synapse", "dsmm") and len(readers) == 1 and p.name != pg.output and not operand:
             colocated[p.name] = readers[0]
             continue
         groups[p.name] = Group(p.name, int(np.prod(p.out_shape)), [p.name], 0.0, 0)
@@ -153,6 +164,10 @@ def plan_groups(pg: ProcessGraph) -> tuple[dict[str, Group], list[str], dict[str
                 # a core holds only the operand rows its compartments read: a column y1[h, :, n]
                 # (d values) per output row (h, n) for y1T@s; a row y2[h, i, :] (N values) for y2@a
                 y = pg.processes[p.operands[0]]
+                if p.attrs["form"] in SSA_FORMS:
+                    g.operand_row_bits += _ssa_row_entries(p, pg) * OPERAND_BITS
+                    g.row_len = int(np.prod(p.out_shape[1:]))
+                    continue
                 d = y.out_shape[0] // (2 * p.attrs["heads"])
                 n_tok = int(np.prod(y.out_shape[1:]))
                 g.operand_row_bits += (d if p.attrs["form"] == "y1T@s" else n_tok) * OPERAND_BITS

@@ -45,7 +45,7 @@ def _why(p, producer_kind=None) -> str | None:
     if p.kind == "sum" and len(p.sources) > 1:
         return "a residual sum of several values (netx cannot represent residuals)"
     if p.kind == "dsmm":
-        return "DSSA's dual-spike matmul (netx cannot represent attention)"
+        return "an attention dual-spike matmul (netx cannot represent attention)"
     if p.kind in ("sumpool", "maxpool"):
         return f"{'max-' if p.kind == 'maxpool' else ''}pooling (netx cannot represent pooling)"
     if len(p.sources) > 1:

@@ -17,11 +17,25 @@ here per kind (per time step ``t``, per sample; all values are integers):
                Output: binary spikes.
 ``sum``        ``out = in`` (the sum of the sources): a residual stream point, carried on the chip
                as graded spikes (Loihi 2 payloads) from integrator neurons; ``alias`` marks a
-               pass-through that costs nothing (a folded scale).
+               pass-through that costs nothing (a folded scale). Spikformer's residuals add
+               spikes: small non-negative integers in unit 1; a synapse reading them is graded
+               (MAC). The alternative: one AC projection per spike source of the stream.
 ``dsmm``       DSSA's dual-spike matmul, per head ``h`` (``y = dyn`` reshaped ``[heads, 2d, N]``):
                ``form='y1T@s'``: ``out[h] = y[h, :d]^T @ spk[h]``, ``spk`` reshaped ``[heads, d, HW]``;
                ``form='y2@a'``:  ``out[h] = y[h, d:] @ spk[h]``, ``spk`` reshaped ``[heads, N, HW]``.
                A gated accumulation: every spike adds one column of the dynamic operand (AC work).
+               Spikformer's SSA forms (:data:`SSA_FORMS`): ``out[h] = L[h] @ R[h]`` where each operand
+               is viewed per head as ``[heads, shape[0] / heads, prod(shape[1:])]`` (transposed where
+               the table says), the output as ``[heads * rows(L), cols(R)]`` reshaped to ``out_shape``:
+               ``'kT@v'``  ``K[h] @ V[h]^T``   (K, V binary ``[d, N]``)  -> ``[heads*d, d, 1]``;
+               ``'q@kv'``  ``KV[h]^T @ Q[h]``  (KV graded ``[d, d]``, Q binary) -> ``[heads*d, H, W]``;
+               ``'q@kT'``  ``Q[h]^T @ K[h]``   (Q, K binary ``[d, N]``)  -> ``[heads*N, H, W]``;
+               ``'qk@v'``  ``V[h] @ QK[h]^T``  (QK graded ``[N, N]``, V binary) -> ``[heads*d, H, W]``.
+               The same gated accumulation: a spike of ``spk`` adds one row / column of ``dyn``
+               (``dyn`` binary in ``'kT@v'``/``'q@kT'``: it adds bits, i.e. counts coincidences),
+               so AC = spikes of ``spk`` x the length of that row / column: ``d`` for ``'kT@v'``
+               and ``'q@kv'``, ``N`` for ``'q@kT'`` and ``'qk@v'`` (an AND of both spike trains
+               would cost only the coincident pairs; we count the stored-operand reads).
 ``sumpool``    window sums (kernel, stride, padding); ``maxpool`` window maxima (padding never wins);
 ``flatten``    reshape.
 
@@ -36,8 +50,30 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from exporters.nir.extension import SSA_FORMS  # the forms' definition (FORMAT.md)
+
 KINDS = ("input", "synapse", "neuron", "sum", "dsmm", "sumpool", "maxpool", "flatten")
 DECAY_UNITY = 4096  # Loihi's 12-bit decay constants: du, dv in 1/4096 (Davies et al. 2018)
+
+
+def head_view(shape, heads: int) -> tuple[int, int]:
+    """``(rows, cols)`` of one head of an SSA operand of per-sample ``shape``: ``[C/heads, prod(rest)]``."""
+    if shape[0] % heads:
+        raise ValueError(f"an operand of {shape[0]} channels does not split into {heads} heads")
+    return shape[0] // heads, int(np.prod(shape[1:]))
+
+
+def ssa_dims(form: str, heads: int, dyn_shape, spk_shape) -> dict:
+    """Per-head matrix shapes of an SSA form: ``left``/``right`` (after transposes), ``out``,
+    ``k`` (contraction length) and ``spk_side`` (``'left'`` or ``'right'``)."""
+    lo, lt, ro, rt = SSA_FORMS[form]
+    view = {"dyn": head_view(dyn_shape, heads), "spk": head_view(spk_shape, heads)}
+    left = view[lo][::-1] if lt else view[lo]
+    right = view[ro][::-1] if rt else view[ro]
+    if left[1] != right[0]:
+        raise ValueError(f"dsmm {form}: per-head operands {left} and {right} do not multiply")
+    return {"left": left, "right": right, "out": (left[0], right[1]), "k": left[1],
+            "spk_side": "left" if lo == "spk" else "right"}
 
 
 @dataclass

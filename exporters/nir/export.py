@@ -9,6 +9,7 @@ between steps. Shapes in NIR exclude batch and time (``[C, H, W]``, ``[F]``).
 - Residual adds: an identity ``Scale(ones)`` node named ``add`` that both streams enter
   (NIR sums every edge entering a node; a real node, not the Output, does the sum).
 - DSSA's dual-spike matmuls and the stem's max-pool: the extension in ``extension.py``.
+- Spikformer: ``export_spikformer.py`` (its SSA products are more extension forms).
 - Head: ``AvgPool2d`` over the whole map, ``Flatten``, ``Linear``.
 """
 
@@ -221,9 +222,15 @@ def model_to_nir(model: SpikingResformer, dt: float = 1.0, T: int | None = None)
     per-step logits ``[K]``; the logits are the mean over T (``metadata['readout']``).
     ``dt`` is the length of one step in the file's time unit.
     """
+    from sresformer.spikformer import Spikformer
+
+    if isinstance(model, Spikformer):
+        from .export_spikformer import spikformer_to_nir
+
+        return spikformer_to_nir(model, dt=dt, T=T)
     if not isinstance(model, SpikingResformer):
-        raise cv.NIRError(f"NIR export of {type(model).__name__} is not supported yet (SpikingResformer models and "
-                          "simple layer chains only)")
+        raise cv.NIRError(f"NIR export of {type(model).__name__} is not supported yet (SpikingResformer, Spikformer "
+                          "and simple layer chains only)")
     model.eval()
     shape = (model.in_channels, model.img_size, model.img_size)
     top = _Graph(shape)
@@ -274,11 +281,13 @@ def export(model: nn.Module, path: str | os.PathLike, dt: float = 1.0, input_sha
     A SpikingResformer needs nothing else; any other chain of simple modules needs
     ``input_shape`` (per sample, no batch or time). ``dt``: one step in file time units.
     """
-    if isinstance(model, SpikingResformer):
+    from sresformer.spikformer import Spikformer
+
+    if isinstance(model, (SpikingResformer, Spikformer)):
         graph = model_to_nir(model, dt=dt, T=T)
     elif input_shape is None:
-        raise cv.NIRError(f"NIR export of {type(model).__name__} is not supported yet (SpikingResformer models and "
-                          "simple layer chains only)")
+        raise cv.NIRError(f"NIR export of {type(model).__name__} is not supported yet (SpikingResformer, Spikformer "
+                          "and simple layer chains only)")
     else:
         graph = export_graph(model, input_shape, dt=dt)
     write_graph(graph, path)

@@ -1,6 +1,6 @@
 """The extension convention: operations NIR 1.0 cannot say, as marked nested graphs.
 
-NIR has no node for the product of two dynamic signals (DSSA's dual-spike matmuls) and
+NIR has no node for the product of two dynamic signals (DSSA's dual-spike matmuls, Spikformer's SSA) and
 none for max-pooling (the ImageNet stem). Each such operation is written as a nested
 ``NIRGraph`` whose
 
@@ -28,7 +28,18 @@ from torch import nn
 
 from .convention import DUAL_SPIKE_MATMUL, KEY_EXTENSION, KNOWN_EXTENSIONS, MAX_POOL2D, NIRError, meta_str
 
-FORMS = ("y1T@s", "y2@a")  # DSSA eq. (9): A = y1^T @ S ; eq. (10): O = y2 @ A
+#: Spikformer SSA products: ``form -> (left, transpose_left, right, transpose_right)`` with the
+#: operands ``'dyn'`` (metadata ``dynamic``) and ``'spk'`` (``spikes``, binary); per head
+#: ``out[h] = L[h] @ R[h]``, each operand viewed ``[heads, C/heads, prod(rest)]`` (FORMAT.md).
+SSA_FORMS = {"kT@v": ("dyn", False, "spk", True),    # K V^T: conv layout's K^T V, [d, d] per head
+             "q@kv": ("dyn", True, "spk", False),    # KV^T Q: conv layout's Q (K^T V), transposed
+             "q@kT": ("dyn", True, "spk", False),    # Q^T K: token layout's Q K^T, [N, N] per head
+             "qk@v": ("spk", False, "dyn", True)}    # V QK^T: token layout's (Q K^T) V, transposed
+SSA_EQUATIONS = {"kT@v": "out[h] = K[h] @ V[h]^T  (K, V: [heads, d, N]) -> [heads*d, d, 1]",
+                 "q@kv": "out[h] = KV[h]^T @ Q[h]  (KV: [heads, d, d], Q: [heads, d, N]) -> [heads*d, H, W]",
+                 "q@kT": "out[h] = Q[h]^T @ K[h]  (Q, K: [heads, d, N]) -> [heads*N, H, W]",
+                 "qk@v": "out[h] = V[h] @ QK[h]^T  (QK: [heads, N, N], V: [heads, d, N]) -> [heads*d, H, W]"}
+FORMS = ("y1T@s", "y2@a") + tuple(SSA_FORMS)  # DSSA eq. (9): A = y1^T @ S ; eq. (10): O = y2 @ A
 
 
 def _placeholder_geometry(n_in: int, n_out: int) -> tuple[int, int]:
@@ -40,6 +51,19 @@ def _placeholder_geometry(n_in: int, n_out: int) -> tuple[int, int]:
         pad = math.ceil((n_out - n_in) / 2)
         return n_in + 2 * pad + 1 - n_out, pad
     return n_in - n_out + 1, 0
+
+
+def _unit_kernel_geometry(n_in: int, n_out: int) -> tuple[int, int]:
+    """(stride, padding) with kernel 1 that turn ``n_in`` into ``n_out``: ``(n_in + 2p - 1) // s + 1``.
+
+    For the SSA products, whose output maps are not square: nir 1.0's Conv2d type inference
+    applies the kernel's first size to both axes, so the placeholder's kernel must be square.
+    """
+    for s in range(1, n_in + 2 * n_out + 2):
+        for p in range(0, n_out + 1):
+            if (n_in + 2 * p - 1) // s + 1 == n_out:
+                return s, p
+    raise ValueError(f"no kernel-1 placeholder geometry maps {n_in} to {n_out}")  # pragma: no cover
 
 
 def placeholder_conv(in_shape, out_shape, kernel=None, stride=None, padding=None) -> nir.Conv2d:
@@ -73,7 +97,12 @@ def dual_spike_matmul_graph(form: str, heads: int, dynamic: str, spikes: str, in
     meta = {KEY_EXTENSION: DUAL_SPIKE_MATMUL, "form": form, "heads": int(heads), "dynamic": dynamic, "spikes": spikes,
             "equation": ("out[h] = y[h, :d]^T @ S[h]  (y: [heads, 2d, N], S: [heads, d, H*W]) -> [heads*N, H, W]"
                          if form == "y1T@s" else
-                         "out[h] = y[h, d:] @ A[h]  (y: [heads, 2d, N], A: [heads, N, H*W]) -> [heads*d, H, W]")}
+                         "out[h] = y[h, d:] @ A[h]  (y: [heads, 2d, N], A: [heads, N, H*W]) -> [heads*d, H, W]"
+                         if form == "y2@a" else SSA_EQUATIONS[form])}
+    if form in SSA_FORMS:
+        geo = [_unit_kernel_geometry(int(a), int(b)) for a, b in zip(in_shape[1:], out_shape[1:])]
+        return extension_graph(in_shape, out_shape, meta, kernel=(1, 1), stride=tuple(g[0] for g in geo),
+                               padding=tuple(g[1] for g in geo))
     return extension_graph(in_shape, out_shape, meta)
 
 
@@ -116,6 +145,8 @@ class DualSpikeMatmul(ExtensionOp):
         self.form, self.heads, self.operands = form, heads, (dynamic, spikes)
 
     def run(self, x, values):
+        if self.form in SSA_FORMS:
+            return self._ssa(values)
         y, s = values[self.operands[0]], values[self.operands[1]]
         T, B = y.shape[:2]
         heads = self.heads
@@ -128,6 +159,23 @@ class DualSpikeMatmul(ExtensionOp):
         else:
             out = torch.matmul(y[:, :, :, d:, :], s.reshape(T, B, heads, y.shape[-1], -1))
         return out.reshape(T, B, -1, H, W)
+
+    def _ssa(self, values):
+        """A Spikformer SSA form: per head ``L @ R`` of channel-split operand views (see SSA_FORMS)."""
+        lo, lt, ro, rt = SSA_FORMS[self.form]
+        ops = {"dyn": values[self.operands[0]], "spk": values[self.operands[1]]}
+        T = max(v.shape[0] for v in ops.values())
+
+        def view(name, transpose):
+            v = ops[name]
+            v = v.expand(T, *v.shape[1:]).reshape(T, v.shape[1], self.heads, v.shape[2] // self.heads, -1)
+            return v.transpose(-1, -2) if transpose else v
+
+        # every entry is an integer (spike counts) or a count times 0.125: float32 sums are exact
+        out = torch.matmul(view(lo, lt), view(ro, rt))
+        spk = ops["spk"]
+        spatial = spk.shape[3:] if self.form != "kT@v" else (out.shape[-1], 1)
+        return out.reshape(T, spk.shape[1], -1, *spatial)
 
     def extra_repr(self):
         return f"form={self.form!r}, heads={self.heads}, operands={self.operands}"

@@ -106,13 +106,17 @@ class GraphModule(nn.Module):
         ext = {n: build_extension(qual(n), g) for n, g in graph.nodes.items()
                if isinstance(g, nir.NIRGraph) and extension_name(g) is not None}
         deps = {n: list(sources[n]) for n in graph.nodes}
+        # edges into a product may come from any product operand of the graph (Spikformer's
+        # first SSA product also carries the edge of the second's spike operand)
+        products = {o for op in ext.values() if isinstance(op, DualSpikeMatmul) for o in op.operands}
         for n, op in ext.items():
             for operand in op.operands:
                 if operand not in graph.nodes:
                     raise cv.NIRError(f"node {qual(n)!r}: operand {operand!r} is not a node of {where}")
                 deps[n].append(operand)
-            if isinstance(op, DualSpikeMatmul) and sources[n] and not set(sources[n]) <= set(op.operands):
-                raise cv.NIRError(f"node {qual(n)!r}: its edge input must be one of its operands {op.operands}")
+            if isinstance(op, DualSpikeMatmul) and sources[n] and not set(sources[n]) <= products:
+                raise cv.NIRError(f"node {qual(n)!r}: its edge input must be an operand of a product, one of "
+                                  f"{sorted(products)}")
         order = _toposort(name, list(graph.nodes), deps)
 
         # build in order, running zeros through to learn (and check) every node's shape

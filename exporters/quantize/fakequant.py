@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from exporters.loihi.processes import DECAY_UNITY, ProcessGraph, shift_round
+from exporters.loihi.processes import DECAY_UNITY, SSA_FORMS, ProcessGraph, shift_round
 
 
 def decay(x: torch.Tensor, d: int) -> torch.Tensor:
@@ -85,6 +85,8 @@ class FakeQuantModel(nn.Module):
         T = max(y.shape[0], s.shape[0])
         y, s = y.expand(T, *y.shape[1:]), s.expand(T, *s.shape[1:])
         heads = p.attrs["heads"]
+        if p.attrs["form"] in SSA_FORMS:
+            return self._ssa(p, y, s, heads)
         B = y.shape[1]
         d = y.shape[2] // (2 * heads)
         y = y.reshape(T, B, heads, 2 * d, -1)
@@ -94,6 +96,19 @@ class FakeQuantModel(nn.Module):
         else:
             out = torch.matmul(y[:, :, :, d:], s.reshape(T, B, heads, y.shape[-1], -1))
         return out.reshape(T, B, -1, H, W)
+
+    @staticmethod
+    def _ssa(p, y, s, heads):
+        """Spikformer SSA form: per head ``L @ R`` of ``[heads, C/heads, prod(rest)]`` views (processes.py)."""
+        lo, lt, ro, rt = SSA_FORMS[p.attrs["form"]]
+        T, B = y.shape[:2]
+        ops = {"dyn": y, "spk": s}
+
+        def view(name, transpose):
+            v = ops[name].reshape(T, B, heads, ops[name].shape[2] // heads, -1)
+            return v.transpose(-1, -2) if transpose else v
+
+        return torch.matmul(view(lo, lt), view(ro, rt)).reshape(T, B, *p.out_shape)
 
     def _sumpool(self, p, x):
         flat, lead = _fold(x)
