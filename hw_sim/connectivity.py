@@ -26,8 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch.nn.grad import conv2d_input
 
+from exporters.loihi.gate import gate_ops
 from exporters.loihi.mapping import Mapping
-from exporters.loihi.processes import Process, ProcessGraph
+from exporters.loihi.processes import HOST_KINDS, Process, ProcessGraph
 
 
 def numel(shape) -> int:
@@ -219,6 +220,15 @@ class CountPlan:
                 self.syn[p.name] = self._table(p)
         for g in self.groups.values():
             self._group(g)
+        # embedded-processor work at every step (MA gates): its fixed op counts, and its inputs,
+        # which every sending core delivers to the embedded processor (one message per non-zero value)
+        self.host_ops: dict[str, dict[str, int]] = {}
+        for p in pg:
+            if p.kind in HOST_KINDS:
+                self.host_ops[p.name] = gate_ops(p)
+                if not p.static:
+                    for s in p.sources:
+                        self._to_host(self._sender(s))
         for name, acc in self._conn.items():
             g = self.groups.get(name)
             if g is not None:
@@ -272,6 +282,14 @@ class CountPlan:
                 if h in self.groups:
                     self.upstream[g.name].add(h)
                 self._connect(h, g.first_core + c, torch.nonzero(cnt > 0).flatten())
+
+    def _to_host(self, sender: str) -> None:
+        """Every element of group ``sender`` is delivered to the embedded processor (no mesh hops modelled)."""
+        if sender not in self.groups:
+            return   # already on the embedded processor
+        acc = self._conn.setdefault(sender, torch.zeros(numel(self.pg.processes[sender].out_shape), 4,
+                                                        dtype=torch.float64))
+        acc[:, 1] += 1
 
     def _connect(self, sender: str, core: int, idx: torch.Tensor) -> None:
         """Elements ``idx`` of ``sender`` each send one message to ``core``: [in-tile, other core, EW, NS hops]."""
