@@ -15,7 +15,7 @@ the spatial conv has 2 input channels, 1 output, padding ``k//2``.
 
 One deviation from the authors' code (which has no biases): every gate's score gets a
 learnable bias ``b`` (per step, per channel, or one for SA), ``sigmoid(score + b)``,
-initialised to ``GATE_BIAS_INIT = 2`` so a fresh gate is mostly open (sigmoid(2) = 0.88).
+initialised to ``GATE_BIAS_INIT = 4`` so a fresh gate is almost open (sigmoid(4) = 0.98).
 Without it each gate starts at 0.5, the gated membrane input of the first blocks is a
 quarter of the residual stream, their neurons stay silent on the first batch, and
 DSSA's firing-rate scaling (``1/sqrt(rate)``, the official rule) divides by zero. With
@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 GATES = ("t", "c", "s")
-GATE_BIAS_INIT = 2.0
+GATE_BIAS_INIT = 4.0
 POOLS = ("step", "sequence")
 
 

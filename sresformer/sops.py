@@ -87,8 +87,8 @@ class OpCounter:
                 x = inputs[0]
                 steps, batch = x.shape[0], x.shape[1]
                 ops = mod.gate_ops(x.shape[2:])
-                # a static image's first gate sees the same input at every step; the chip runs it once
-                runs = 1 if mod.causal and steps > 1 and bool((x == x[:1]).all()) else steps
+                # a gate on the static stem output (broadcast over T: stride 0) runs once, as on the chip
+                runs = 1 if mod.causal and steps > 1 and x.stride(0) == 0 else steps
                 rec.binary_input = False
                 rec.mac += ops["mac"] * runs * batch
                 rec.ac += ops["ac"] * runs * batch
