@@ -137,6 +137,9 @@ def test_gate_runs_on_the_embedded_processor_and_its_macs_are_counted_by_hand():
     conv = gate.sources[0]
     assert conv in mapping.groups          # its only reader is on the host: a group of its own
     plan = CountPlan(pg, mapping)
+    # the gate is a pipeline stage between the conv group and the neuron group it feeds
+    reader = next(q.name for q in pg if gate.name in q.sources)
+    assert plan.delay[gate.name] == plan.delay[conv] + 1 and plan.delay[reader] == plan.delay[gate.name] + 1
     B = 5
     counter = Counter(plan, 2, B)
     # pixels that stay non-zero at 8 bits, so the static conv's MACs are the same for every sample
