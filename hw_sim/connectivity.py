@@ -26,8 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch.nn.grad import conv2d_input
 
+from exporters.loihi.gate import gate_ops
 from exporters.loihi.mapping import Mapping
-from exporters.loihi.processes import SSA_FORMS, Process, ProcessGraph, ssa_dims
+from exporters.loihi.processes import HOST_KINDS, SSA_FORMS, Process, ProcessGraph, ssa_dims
 
 
 def numel(shape) -> int:
@@ -363,11 +364,25 @@ class CountPlan:
         self.send: dict[str, torch.Tensor] = {}        # sender -> [cores, chunk, 4] or host [n, 4]
         self.upstream: dict[str, set[str]] = defaultdict(set)
         self._conn: dict[str, torch.Tensor] = {}
+        # embedded-processor processes that run at every step (MA gates): a stage of the pipeline
+        self.step_host = {p.name for p in pg if p.kind in HOST_KINDS and not p.static}
         for p in pg:
             if p.kind in ("synapse", "dsmm"):
                 self.syn[p.name] = self._table(p)
         for g in self.groups.values():
             self._group(g)
+        # embedded-processor work at every step (MA gates): its fixed op counts, and its inputs,
+        # which every sending core delivers to the embedded processor (one message per non-zero value)
+        self.host_ops: dict[str, dict[str, int]] = {}
+        for p in pg:
+            if p.kind in HOST_KINDS:
+                self.host_ops[p.name] = gate_ops(p)
+                if not p.static:
+                    for s in p.sources:
+                        sender = self._sender(s)
+                        self._to_host(sender)
+                        if sender in self.groups or sender in self.step_host:
+                            self.upstream[p.name].add(sender)
         for name, acc in self._conn.items():
             g = self.groups.get(name)
             if g is not None:
@@ -423,9 +438,17 @@ class CountPlan:
                     target = masks if inside else reach
                     target[key] = target[key] + cnt if key in target else cnt
             for h, cnt in reach.items():
-                if h in self.groups:
+                if h in self.groups or h in self.step_host:
                     self.upstream[g.name].add(h)
                 self._connect(h, g.first_core + c, torch.nonzero(cnt > 0).flatten())
+
+    def _to_host(self, sender: str) -> None:
+        """Every element of group ``sender`` is delivered to the embedded processor (no mesh hops modelled)."""
+        if sender not in self.groups:
+            return   # already on the embedded processor
+        acc = self._conn.setdefault(sender, torch.zeros(numel(self.pg.processes[sender].out_shape), 4,
+                                                        dtype=torch.float64))
+        acc[:, 1] += 1
 
     def _connect(self, sender: str, core: int, idx: torch.Tensor) -> None:
         """Elements ``idx`` of ``sender`` each send one message to ``core``: [in-tile, other core, EW, NS hops]."""
@@ -445,10 +468,15 @@ class CountPlan:
         acc.index_add_(0, idx, table[idx // g.chunk])
 
     def _layout(self) -> None:
-        """Pipeline delay per group (one more than its slowest upstream group) and per-core tables."""
+        """Pipeline delay per group (one more than its slowest upstream group) and per-core tables.
+
+        An embedded-processor gate between two groups is a pipeline stage of its own (one step:
+        it needs a step's values before it can send the gated ones back).
+        """
         self.delay: dict[str, int] = {}
-        for name in self.groups:   # groups are in graph (topological) order
-            self.delay[name] = 1 + max((self.delay[u] for u in self.upstream.get(name, ())), default=-1)
+        for p in self.pg:   # graph (topological) order
+            if p.name in self.groups or p.name in self.step_host:
+                self.delay[p.name] = 1 + max((self.delay[u] for u in self.upstream.get(p.name, ())), default=-1)
         self.core_delay = np.zeros(self.ncores, dtype=np.int64)
         self.compartments = torch.zeros(self.ncores, dtype=torch.float64)
         self.core_group: list[str] = [""] * self.ncores

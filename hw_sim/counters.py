@@ -13,6 +13,11 @@ bucket, once per inference because static processes run once):
 - ``active`` / ``idle``: compartment updates of every group's compartments (neurons: active
   when input, remaining current or voltage is non-zero; graded integrators - residual sums,
   pools, multi-reader synapses, the readout: active when their input is non-zero);
+- MA attention gates (``attngate``) run on the embedded processor at every step: their MLP,
+  conv and gate multiplies are ``mac``, their pooling adds / max comparisons ``ac``, in the
+  ``embedded`` bucket (a fixed count per evaluation: the arithmetic is dense); the values
+  they read are messages from their sending cores, the gated values they send back are
+  ``embedded`` messages;
 - ``spikes``: spikes emitted;
 - ``msgs``: messages: every spike or non-zero graded value is sent once to each distinct core
   holding a synapse or operand that reads it; ``in_tile`` are those whose destination is the
@@ -69,6 +74,8 @@ class Counter:
         plan, cc = self.plan, self.counts.core
         if p.name in plan.syn:
             self._synaptic(t, plan.syn[p.name], inp)
+        if p.name in plan.host_ops:
+            self._host(p, plan.host_ops[p.name], inp)
         g = plan.groups.get(p.name)
         if g is not None:   # compartment updates; graded integrators are active when their input is non-zero
             sl = slice(g.first_core, g.first_core + g.cores)
@@ -112,6 +119,18 @@ class Counter:
         cc["msgs"][t, :, sl] += per[..., 0] + per[..., 1]
         cc["hops_ew"][t, :, sl] += per[..., 2]
         cc["hops_ns"][t, :, sl] += per[..., 3]
+
+    def _host(self, p: Process, ops: dict[str, int], inp: torch.Tensor) -> None:
+        """One evaluation of an embedded-processor gate on every sample: its fixed MACs and ACs."""
+        B = inp.shape[0]
+        layer = self.counts.layers.setdefault(p.name, {"ac": 0.0, "mac": 0.0, "nonzero": 0.0, "elements": 0,
+                                                       "dense_macs": 0, "kind": "gate"})
+        for key in ("ac", "mac"):
+            self.counts.embedded[key] += ops[key]
+            layer[key] += float(ops[key] * B)
+        layer["nonzero"] += float((inp != 0).sum())
+        layer["elements"] += inp.numel()
+        layer["dense_macs"] += ops["mac"] * B
 
     def _synaptic(self, t: int, tab: SynTable, inp: torch.Tensor) -> None:
         nz = (inp != 0).float()

@@ -10,6 +10,12 @@ Conventions (per image, per inference of T steps):
 - ``paper``: SpikingResformer's own convention, ``ac_pj x SOPs`` of every conv, linear
   and DSSA matmul except the stem conv and the classifier.
 
+MA attention gates (role ``MA gate``: MA-SNN's channel / spatial gates, real-valued
+multiplications on the embedded processor) are charged ``ac_pj x`` their pooling ACs
+``+ mac_pj x`` their MACs in **both** conventions: SpikingResformer's paper has no such
+gates, and pricing a multiplication at the accumulate price would hide their cost (MA-SNN's
+own energy estimate also counts the attention's multiplications as MACs).
+
 The per-event prices come from an :class:`hw_sim.chips.EnergyProfile` (default
 ``paper-45nm``: 0.9 pJ per AC, 4.6 pJ per MAC, Horowitz, ISSCC 2014).
 """
@@ -41,7 +47,8 @@ class LayerEnergy:
 
 def layer_role(name: str) -> str:
     """A readable role for a SpikingResformer module name (stem, DSSA matmul, FFN conv, ...)."""
-    rules = [(r"^prologue\.", "stem conv"), (r"^classifier$", "classifier"), (r"\.matmul\d$", "DSSA matmul"),
+    rules = [(r"\.attn$", "MA gate"),  # first: a gate inside an FFN branch is named ...up.0.attn
+             (r"^prologue\.", "stem conv"), (r"^classifier$", "classifier"), (r"\.matmul\d$", "DSSA matmul"),
              (r"\.W$", "DSSA conv (pxp)"), (r"\.Wproj$", "DSSA projection"), (r"\.up\.", "FFN up 1x1"),
              (r"\.conv\.\d+\.", "FFN grouped 3x3"), (r"\.down\.", "FFN down 1x1"),
              (r"^layers\.\d+\.0\.conv$", "downsample 3x3")]
@@ -72,7 +79,9 @@ def price(layers: list[dict], convention: str = "standard", profile: EnergyProfi
         charged = _charged(name, convention)
         ac = layer["ac"] if charged else 0.0
         mac = layer["mac"] if charged and convention == "standard" else 0.0
-        if convention == "paper" and charged:
+        if layer_role(name) == "MA gate":   # multiplications stay MACs in every convention
+            ac, mac = layer["ac"], layer["mac"]
+        elif convention == "paper" and charged:
             ac = layer["ac"] + layer["mac"]  # the paper charges every SOP it counts at the AC price
         energy = (ac * profile.ac_pj + mac * profile.mac_pj) * PJ
         rows.append(LayerEnergy(name, layer_role(name), float(layer["dense_macs"]), float(layer["firing_rate"]),

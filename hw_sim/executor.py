@@ -165,6 +165,16 @@ class Executor:
 
     _plan_flatten = _plan_maxpool
 
+    def _plan_attngate(self, p):
+        # every gate is <= 2**gate_bits, so |out| <= |in|; the internals run in int64 (exact, no
+        # float rounding): |sum| <= H W bound, |acc| <= 127 C H W bound, far below 2**63
+        b = self._in_bound(p)
+        C, H, W = p.out_shape
+        if 127 * C * H * W * max(b, 1.0) * 2 ** 10 >= 2 ** 62:
+            raise OverflowError(f"{p.name}: attention-gate accumulators could exceed int64")
+        tensors = {k: torch.from_numpy(np.asarray(v, dtype=np.int64)) for k, v in p.params.items()}
+        return Plan(b, exact_dtype(b), torch.int64, tensors)
+
     # -- one process at one step ---------------------------------------------------------------
 
     def _summed(self, p, vals, dtype):
@@ -224,6 +234,32 @@ class Executor:
         else:                            # out[h] = y[h, d:] @ spk[h]: [d, n] @ [n, HW]
             out = y[:, :, d:] @ s.reshape(B, heads, n, hw)
         return out.reshape(B, *p.out_shape)
+
+    def _step_attngate(self, p, plan, x):
+        """MA gates on one step ``[B, C, H, W]`` in int64 (spec: ``exporters/loihi/gate.py``)."""
+        a, w = p.attrs, plan.tensors
+        xi = x.to(torch.int64)
+        if "c" in a["gates"]:
+            s, m = xi.sum((2, 3)), xi.amax((2, 3))                                   # [B, C]
+            ha = _ishift(torch.einsum("jc,bc->bj", w["ca_w1_avg"], s), a["ca_shift1_avg"]).clamp(min=0)
+            hm = _ishift(torch.einsum("jc,bc->bj", w["ca_w1_max"], m), a["ca_shift1_max"]).clamp(min=0)
+            z = (_ishift(torch.einsum("cj,bj->bc", w["ca_w2"], ha), a["ca_shift2"])
+                 + _ishift(torch.einsum("cj,bj->bc", w["ca_w2"], hm), a["ca_shift2"]) + w["ca_bias"])
+            xi = _ishift(xi * _lut(w["lut"], z, a).unsqueeze(-1).unsqueeze(-1), -a["gate_bits"])
+        if "s" in a["gates"]:
+            maps = torch.stack([xi.sum(1), xi.amax(1)], 1)                           # [B, 2, H, W]
+            k = w["sa_weight"].shape[-1]
+            r = k // 2
+            H, W = maps.shape[-2:]
+            padded = F.pad(maps, (r, r, r, r))
+            acc = torch.zeros(maps.shape[0], H, W, dtype=torch.int64)
+            for dy in range(k):          # the k x k window as k^2 shifted, weighted sums of the two maps
+                for dx in range(k):
+                    tap = w["sa_weight"][0, :, dy, dx].view(1, 2, 1, 1)
+                    acc += (padded[:, :, dy:dy + H, dx:dx + W] * tap).sum(1)
+            z = _ishift(acc, a["sa_shift"]) + w["sa_bias"]
+            xi = _ishift(xi * _lut(w["lut"], z, a).unsqueeze(1), -a["gate_bits"])
+        return xi.clamp(min=0).to(plan.dtype)
 
     def _step_sumpool(self, p, plan, x):
         a = p.attrs
@@ -310,6 +346,18 @@ def _ssa_einsum(form: str) -> tuple[str, bool]:
     left = "bhkr" if lt else "bhrk"     # r: output row, k: contraction, c: output column
     right = "bhck" if rt else "bhkc"
     return f"{left},{right}->bhrc", lo == "dyn"
+
+
+def _ishift(acc: torch.Tensor, k: int) -> torch.Tensor:
+    """int64 ``acc * 2**k``; for ``k < 0`` round half up: arithmetic right shift of ``acc + 2**(-k-1)``."""
+    return acc << k if k >= 0 else (acc + (1 << (-k - 1))) >> (-k)
+
+
+def _lut(lut: torch.Tensor, z: torch.Tensor, a: dict) -> torch.Tensor:
+    """Gate values: the sigmoid table at ``z`` (units 2**-frac_bits) rounded to its input step, clipped."""
+    half = lut.numel() // 2
+    idx = _ishift(z, a["lut_frac_bits"] - a["frac_bits"]).clamp(-half, half - 1) + half
+    return lut[idx]
 
 
 def real_logits(pg: ProcessGraph, int_logits: torch.Tensor) -> torch.Tensor:

@@ -155,6 +155,8 @@ def summarize(sess: Session, prof: EnergyProfile, n: int, correct: int, agreed: 
         "accuracy": correct / n if n else 0.0,
         "agreement": (agreed / n if n else 0.0) if agreed is not None else None,
         "ac": totals["ac"], "mac": totals["mac"], "sops": totals["ac"] + totals["mac"], "dsmm_ac": per["dsmm"],
+        "gate_mac": sum(r["mac"] for r in layers.values() if r["kind"] == "gate") / m,
+        "gate_ac": sum(r["ac"] for r in layers.values() if r["kind"] == "gate") / m,
         "energy_j": energy_j(totals, prof), "energy_terms_j": energy_terms(totals, prof),
         "latency_s": lat_pipe / m, "latency_zero_delay_s": lat / m, "latency_pipelined_s": lat_pipe / m,
         "latency_per_step_s": lat / m / T, "pipeline_depth": sess.plan.depth,
@@ -171,6 +173,9 @@ def summarize(sess: Session, prof: EnergyProfile, n: int, correct: int, agreed: 
                          "executor's schedule (all layers inside each of the T steps)",
             "stem": "static processes (input, stem) run once per inference on the embedded processor; their "
                     "MACs are counted once and their outputs are sent once, as bias currents; no time is charged",
+            "gates": "MA attention gates (attngate) run on the embedded processor at every step; their MACs "
+                     "(gate_mac) and pooling ACs (gate_ac) are in mac / ac and priced, and the values they "
+                     "read and send are counted as messages; their embedded-processor time is not charged",
             "barrier_ns": prof.barrier_ns,
         },
     }

@@ -7,7 +7,9 @@ fan-out, so borders, strides and groups are counted exactly (a spike in a corner
 stem conv on pixels, the classifier on the pooled real-valued residual stream) do
 multiply-accumulates (MAC), counted dense. DSSA's dual-spike products ``Y @ S`` with
 binary ``S`` are gated accumulations: every non-zero ``S[k, n]`` adds the column
-``Y[:, k]``, i.e. ``M`` ACs.
+``Y[:, k]``, i.e. ``M`` ACs. MA attention gates (``sresformer.ma_attention``) are dense
+real-valued arithmetic: their MLP / conv / gate multiplies are MACs and their pooling adds
+and comparisons ACs, per step (:meth:`MultiDimAttention.gate_ops`).
 
 Counts are per image per inference (all T steps). A static image's stem runs once (the
 model computes it once and broadcasts it over T): its MACs are for one step.
@@ -23,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .layers import SpikingMatmul
+from .ma_attention import MultiDimAttention
 
 
 @dataclass
@@ -30,7 +33,7 @@ class LayerOps:
     """Counts for one layer, summed over the images seen; divide by ``images`` for per-image figures."""
 
     name: str
-    kind: str               # "conv", "linear" or "matmul"
+    kind: str               # "conv", "linear", "matmul" or "gate"
     binary_input: bool = True
     dense_macs: int = 0     # every connection at every step it ran, whatever the input
     ac: int = 0             # accumulates triggered by non-zero binary inputs (exact fan-out)
@@ -71,15 +74,26 @@ class OpCounter:
         self.layers: dict[str, LayerOps] = {}
         self._handles = []
         for name, m in model.named_modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear, SpikingMatmul)):
-                kind = "conv" if isinstance(m, nn.Conv2d) else "linear" if isinstance(m, nn.Linear) else "matmul"
+            if isinstance(m, (nn.Conv2d, nn.Linear, SpikingMatmul, MultiDimAttention)):
+                kind = "conv" if isinstance(m, nn.Conv2d) else "linear" if isinstance(m, nn.Linear) else \
+                    "gate" if isinstance(m, MultiDimAttention) else "matmul"
                 self.layers[name] = LayerOps(name, kind)
                 self._handles.append(m.register_forward_hook(self._hook(name)))
 
     def _hook(self, name):
         def fn(mod, inputs, out):
             rec = self.layers[name]
-            if isinstance(mod, SpikingMatmul):
+            if isinstance(mod, MultiDimAttention):
+                x = inputs[0]
+                steps, batch = x.shape[0], x.shape[1]
+                ops = mod.gate_ops(x.shape[2:])
+                # a gate on the static stem output (broadcast over T: stride 0) runs once, as on the chip
+                runs = 1 if mod.causal and steps > 1 and x.stride(0) == 0 else steps
+                rec.binary_input = False
+                rec.mac += ops["mac"] * runs * batch
+                rec.ac += ops["ac"] * runs * batch
+                rec.dense_macs += ops["mac"] * runs * batch
+            elif isinstance(mod, SpikingMatmul):
                 left, right = inputs
                 gate, values = (right, left) if mod.spike in ("r", "both") else (left, right)
                 # [.., M, K] @ [.., K, N]: a non-zero right[k, n] adds the M entries of left[:, k]

@@ -7,6 +7,7 @@ swap the stem for a 3x3 conv without pooling; DVS uses PLIF neurons and 32-chann
 
 from __future__ import annotations
 
+from .ma_attention import add_attention
 from .model import SpikingResformer, small_stem
 from .neurons import LIF, PLIF
 from .registry import register_model
@@ -16,12 +17,18 @@ PATCHES = (4, 2, 1)
 
 
 def _resformer(planes, heads, *, stages=STAGES, patches=PATCHES, small=False, group_size=64,
-               activation=LIF, in_channels=3, **kwargs) -> SpikingResformer:
-    """One builder for every variant; ``small`` selects the 3x3 stem without down-sampling."""
+               activation=LIF, in_channels=3, attention=None, attention_pool="step",
+               **kwargs) -> SpikingResformer:
+    """One builder for every variant; ``small`` selects the 3x3 stem without down-sampling.
+
+    ``attention`` (``"cs"``, ``"tcsa"``, ...; see :mod:`sresformer.ma_attention`) gates the
+    membrane input of every block's first neuron with MA-SNN's multi-dimensional attention.
+    """
     prologue = small_stem(in_channels, planes[0]) if small else None
-    return SpikingResformer(stages, planes, heads, patches, in_channels=in_channels, prologue=prologue,
-                            stem_stride=1 if small else 4, group_size=group_size,
-                            activation=activation, **kwargs)
+    model = SpikingResformer(stages, planes, heads, patches, in_channels=in_channels, prologue=prologue,
+                             stem_stride=1 if small else 4, group_size=group_size,
+                             activation=activation, **kwargs)
+    return add_attention(model, attention, model.T, pool=attention_pool)
 
 
 @register_model(img_size=224, num_classes=1000)
@@ -65,3 +72,15 @@ def spikingresformer_nano(**kw):
     """Our CPU-sized variant for 32x32 input: the ImageNet stem (to 8x8), widths 32/64/128, heads 1/2/4, one DSSA+GWFFN per stage, groups of 32."""
     stages = (["DSSA", "GWFFN"],) * 3
     return _resformer([32, 64, 128], [1, 2, 4], stages=stages, group_size=32, **kw)
+
+
+@register_model(img_size=32, num_classes=10)
+def spikingresformer_nano_cs(**kw):
+    """nano with MA-SNN channel + spatial attention (per step: chip-runnable) on every block's membrane input."""
+    return spikingresformer_nano(**{"attention": "cs", **kw})
+
+
+@register_model(img_size=32, num_classes=10)
+def spikingresformer_nano_tcsa(**kw):
+    """nano with MA-SNN temporal + channel + spatial attention (TCSA; TA needs all T steps: not lowerable)."""
+    return spikingresformer_nano(**{"attention": "tcsa", **kw})

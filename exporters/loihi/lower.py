@@ -34,6 +34,7 @@ from exporters.nir.convention import NIRError
 from exporters.nir.fold import groups_of_dense
 
 from .flatgraph import NEURON_KINDS, FlatGraph
+from .gate import gate_params
 from .processes import DECAY_UNITY, Process, ProcessGraph
 
 UNSUPPORTED = {"cubalif": "CubaLIF lowering is not supported yet; use LIF or IF",
@@ -135,6 +136,10 @@ class Lowering:
                     if np.ndim(src) else src
             elif fn.kind == "dsmm":
                 self.scale[fn.name] = self.scale.get(fn.operands[0], np.float64(1.0))
+            elif fn.kind == "attngate":   # the gated value keeps its input's unit
+                if np.ndim(src):
+                    raise NIRError(f"node {fn.name!r}: attention gates need one scale for the whole input")
+                self.scale[fn.name] = src
             else:
                 self.scale[fn.name] = np.float64(1.0)
             self.scale[fn.name] = _compact(self.scale[fn.name])
@@ -161,7 +166,7 @@ class Lowering:
         for fn in fg.nodes.values():
             for s in fn.sources[1:]:
                 uf.union(s, fn.sources[0])
-            if fn.kind in ("scale", "maxpool", "sumpool", "avgpool", "flatten"):
+            if fn.kind in ("scale", "maxpool", "sumpool", "avgpool", "flatten", "attngate"):
                 uf.union(fn.name, fn.sources[0])
             if fn.kind == "dsmm" and not self._counts(fn.name):
                 uf.union(fn.name, fn.operands[0])
@@ -334,6 +339,13 @@ class Lowering:
 
     def _flatten(self, fn):
         return Process(fn.name, "flatten", list(fn.sources), fn.out_shape)
+
+    def _attngate(self, fn):
+        """MA gates on the embedded processor: input unit folded into the first-layer weights (gate.py)."""
+        src = fn.sources[0]
+        unit = 2.0 ** self.exp[src] * float(self.scale.get(src, 1.0))
+        params, attrs = gate_params(fn.node.metadata, fn.in_shape, unit)
+        return Process(fn.name, "attngate", list(fn.sources), fn.out_shape, params=params, attrs=attrs)
 
 
 

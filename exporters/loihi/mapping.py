@@ -8,7 +8,10 @@ What takes cores:
   with it: its weights (or its dynamic operand) sit in that group's cores and its output is
   the compartments' input current, so it sends no messages of its own;
 - static processes (the input and a static image's stem) run once per inference on the
-  chip's embedded processors, not on neuro cores.
+  chip's embedded processors, not on neuro cores; so do, at every step, the processes of
+  ``HOST_KINDS`` (the MA attention gates: data-dependent multiplications that a neuro core
+  cannot do). A synapse whose only reader runs there keeps a compartment group of its own
+  (it integrates the current and sends the graded value to the embedded processor).
 
 Each group is cut into consecutive chunks (compartments in C, H, W order) that fit one
 core: at most ``neurons_per_core`` compartments, ``synapse_memory_bits`` of weights (every
@@ -27,7 +30,7 @@ import numpy as np
 
 from exporters.nir.convention import NIRError
 
-from .processes import SSA_FORMS, Process, ProcessGraph, ssa_dims
+from .processes import HOST_KINDS, SSA_FORMS, Process, ProcessGraph, ssa_dims
 
 
 class MappingError(NIRError):
@@ -130,18 +133,19 @@ def plan_groups(pg: ProcessGraph) -> tuple[dict[str, Group], list[str], dict[str
                 out.append(c)
         return out
 
-    host = [p.name for p in pg if p.static]
+    host = [p.name for p in pg if p.static or p.kind in HOST_KINDS]
     placement = {h: "host" for h in host}
     groups: dict[str, Group] = {}
     colocated: dict[str, str] = {}
     for p in pg:
-        if p.static or (p.kind == "sum" and p.attrs.get("alias")) or p.kind == "flatten":
+        if p.name in placement or (p.kind == "sum" and p.attrs.get("alias")) or p.kind == "flatten":
             continue
         readers = through_alias(p.name)
         # a product read as another product's operand (Spikformer's K V^T, Q^T K) is no input
         # current: it keeps compartments of its own (graded integrators holding the operand)
         operand = any(p.name in pg.processes[c].operands for c in consumers[p.name])
-        if p.kind in ("synapse", "dsmm") and len(readers) == 1 and p.name != pg.output and not operand:
+        if p.kind in ("synapse", "dsmm") and len(readers) == 1 and p.name != pg.output and not operand \
+                and readers[0] not in placement:
             colocated[p.name] = readers[0]
             continue
         groups[p.name] = Group(p.name, int(np.prod(p.out_shape)), [p.name], 0.0, 0)

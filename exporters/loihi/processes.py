@@ -38,6 +38,10 @@ here per kind (per time step ``t``, per sample; all values are integers):
                would cost only the coincident pairs; we count the stored-operand reads).
 ``sumpool``    window sums (kernel, stride, padding); ``maxpool`` window maxima (padding never wins);
 ``flatten``    reshape.
+``attngate``   MA-SNN's per-step channel / spatial attention gates (``exporters/loihi/gate.py`` states
+               the integer arithmetic: integer pooling, 8-bit MLP / conv mantissas with shifts, a
+               256-entry sigmoid table, ``out = relu(shift(x * gate, -8))``); runs on the embedded
+               processor every step (MACs), not on a neuro core. Output in the input's unit.
 
 Values are integers in units of ``2**exponent`` times a per-value positive ``scale``
 (folded into the weights or thresholds of whatever reads them); ``Process.exponent`` and
@@ -52,7 +56,8 @@ import numpy as np
 
 from exporters.nir.extension import SSA_FORMS  # the forms' definition (FORMAT.md)
 
-KINDS = ("input", "synapse", "neuron", "sum", "dsmm", "sumpool", "maxpool", "flatten")
+KINDS = ("input", "synapse", "neuron", "sum", "dsmm", "sumpool", "maxpool", "flatten", "attngate")
+HOST_KINDS = ("attngate",)  # run on the embedded processor at every step (not on neuro cores)
 DECAY_UNITY = 4096  # Loihi's 12-bit decay constants: du, dv in 1/4096 (Davies et al. 2018)
 
 

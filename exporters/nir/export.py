@@ -28,11 +28,12 @@ from sresformer.blocks import GWFFN, DownsampleLayer
 from sresformer.errors import UncalibratedError
 from sresformer.fileio import atomic_path
 from sresformer.layers import BN
+from sresformer.ma_attention import MultiDimAttention
 from sresformer.model import SpikingResformer
 from sresformer.neurons import IF, LIF, PLIF
 
 from . import convention as cv
-from .extension import dual_spike_matmul_graph, max_pool2d_graph
+from .extension import attention_gate_graph, dual_spike_matmul_graph, max_pool2d_graph
 from .fold import dense_from_groups, fold_conv_bn
 
 
@@ -135,6 +136,10 @@ def _chain(g: _Graph, modules: Iterable[tuple[str, nn.Module]], src: str, dt: fl
             node = (nir.Affine(weight=weight, bias=m.bias.detach().cpu().numpy().astype(np.float32))
                     if m.bias is not None else nir.Linear(weight=weight))
             src = g.add(name, node, (weight.shape[0],), src)
+        elif isinstance(m, MultiDimAttention):
+            sub = attention_gate_graph(g.shapes[src], m)
+            g.extensions.add(cv.ATTENTION_GATE)
+            src = g.add(name, sub, g.shapes[src], src)
         elif isinstance(m, nn.Identity):
             pass
         else:
@@ -214,6 +219,20 @@ def _root_metadata(extensions: set[str], dt: float, **extra) -> dict:
     return meta
 
 
+def check_lowerable_attention(model: nn.Module) -> None:
+    """NIRError (one line) for an MA gate that needs future time steps: NIR (and a chip) runs step by step."""
+    for name, m in model.named_modules():
+        if not isinstance(m, MultiDimAttention) or m.causal:
+            continue
+        block = name.rsplit(".", 2)[0]
+        if m.ta is not None:
+            raise cv.NIRError(f"block {block}: temporal attention (TA) gates step t with an MLP over all T steps "
+                              "of its input, which a step-by-step chip cannot run; train with attention='cs' "
+                              "(per-step channel + spatial gates) to export")
+        raise cv.NIRError(f"block {block}: attention_pool='sequence' pools the gates over all T steps, which a "
+                          "step-by-step chip cannot run; train with attention_pool='step' to export")
+
+
 @torch.no_grad()
 def model_to_nir(model: SpikingResformer, dt: float = 1.0, T: int | None = None) -> nir.NIRGraph:
     """SpikingResformer (eval mode, calibrated) as a NIR graph of one time step.
@@ -232,6 +251,7 @@ def model_to_nir(model: SpikingResformer, dt: float = 1.0, T: int | None = None)
         raise cv.NIRError(f"NIR export of {type(model).__name__} is not supported yet (SpikingResformer, Spikformer "
                           "and simple layer chains only)")
     model.eval()
+    check_lowerable_attention(model)
     shape = (model.in_channels, model.img_size, model.img_size)
     top = _Graph(shape)
     stem = _Graph(shape)

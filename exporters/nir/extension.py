@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .convention import DUAL_SPIKE_MATMUL, KEY_EXTENSION, KNOWN_EXTENSIONS, MAX_POOL2D, NIRError, meta_str
+from .convention import (ATTENTION_GATE, DUAL_SPIKE_MATMUL, KEY_EXTENSION, KNOWN_EXTENSIONS, MAX_POOL2D, NIRError,
+                         meta_str)
 
 #: Spikformer SSA products: ``form -> (left, transpose_left, right, transpose_right)`` with the
 #: operands ``'dyn'`` (metadata ``dynamic``) and ``'spk'`` (``spikes``, binary); per head
@@ -116,6 +117,26 @@ def max_pool2d_graph(shape, kernel, stride, padding) -> nir.NIRGraph:
     return extension_graph(shape, out, meta, kernel=kernel, stride=stride, padding=padding)
 
 
+def attention_gate_graph(shape, attn) -> nir.NIRGraph:
+    """MA-SNN's per-step channel / spatial attention gates (``sresformer.ma_attention``) on ``[C, H, W]``.
+
+    Metadata: ``gates`` (``"c"``, ``"s"`` or ``"cs"``, applied in that order, then ReLU) and
+    the float32 weights: ``ca_w1`` [C/r, C], ``ca_w2`` [C, C/r], ``ca_bias`` [C];
+    ``sa_weight`` [1, 2, k, k], ``sa_bias`` [1]. Only the causal (per-step) form exists here.
+    """
+    if not attn.causal:
+        raise ValueError("only per-step channel / spatial attention has a NIR form")
+    f32 = lambda t: t.detach().cpu().numpy().astype(np.float32)  # noqa: E731
+    meta = {KEY_EXTENSION: ATTENTION_GATE, "gates": attn.gates, "relu": 1,
+            "equation": ("per step: x1 = x * sigmoid(W2 relu(W1 avg_hw x) + W2 relu(W1 max_hw x) + b_c)  (if c); "
+                         "x2 = x1 * sigmoid(conv_kxk([mean_c x1; max_c x1]) + b_s)  (if s); out = relu(x2)")}
+    if attn.ca is not None:
+        meta.update(ca_w1=f32(attn.ca.w1), ca_w2=f32(attn.ca.w2), ca_bias=f32(attn.ca.bias))
+    if attn.sa is not None:
+        meta.update(sa_weight=f32(attn.sa.weight), sa_bias=f32(attn.sa.bias))
+    return extension_graph(shape, shape, meta)
+
+
 def extension_name(graph: nir.NIRGraph) -> str | None:
     """The extension a nested graph implements, or None for an ordinary subgraph."""
     meta = getattr(graph, "metadata", None) or {}
@@ -193,6 +214,35 @@ class MaxPool2d(ExtensionOp):
         return y.unflatten(0, x.shape[:2])
 
 
+class AttentionGate(ExtensionOp):
+    """The per-step MA gates of the edge input, computed by the model's own module (bit-exact)."""
+
+    def __init__(self, gates: str, meta: dict):
+        super().__init__()
+        from sresformer.ma_attention import MultiDimAttention
+
+        w = {k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in meta.items()
+             if k.startswith(("ca_", "sa_"))}
+        channels = int(w["ca_w1"].shape[1]) if "ca_w1" in w else 1
+        kernel = int(w["sa_weight"].shape[-1]) if "sa_weight" in w else 3
+        hidden = int(w["ca_w1"].shape[0]) if "ca_w1" in w else 1
+        self.attn = MultiDimAttention(gates, channels, T=1, reduction_c=max(1, channels // hidden),
+                                      kernel_size=kernel, pool="step")
+        if self.attn.ca is not None:
+            self.attn.ca.hidden = hidden
+            self.attn.ca.w1, self.attn.ca.w2 = nn.Parameter(w["ca_w1"]), nn.Parameter(w["ca_w2"])
+            self.attn.ca.bias = nn.Parameter(w["ca_bias"])
+        if self.attn.sa is not None:
+            self.attn.sa.weight, self.attn.sa.bias = nn.Parameter(w["sa_weight"]), nn.Parameter(w["sa_bias"])
+        self.gates = gates
+
+    def run(self, x, values):
+        return self.attn(x)
+
+    def extra_repr(self):
+        return f"gates={self.gates!r}"
+
+
 def build_extension(name: str, graph: nir.NIRGraph) -> ExtensionOp:
     """The torch operation for the marked nested graph ``name``; NIRError if it is malformed."""
     ext = extension_name(graph)
@@ -208,6 +258,14 @@ def build_extension(name: str, graph: nir.NIRGraph) -> ExtensionOp:
             if form not in FORMS:
                 raise NIRError(f"node {name!r}: {ext} form {form!r} is not one of {FORMS}")
             return DualSpikeMatmul(form, int(meta["heads"]), meta_str(meta["dynamic"]), meta_str(meta["spikes"]))
+        if ext == ATTENTION_GATE:
+            gates = meta_str(meta["gates"])
+            if not gates or any(g not in "cs" for g in gates):
+                raise NIRError(f"node {name!r}: {ext} gates {gates!r} must be 'c', 's' or 'cs'")
+            for key in (["ca_w1", "ca_w2", "ca_bias"] if "c" in gates else []) + \
+                       (["sa_weight", "sa_bias"] if "s" in gates else []):
+                meta[key]  # noqa: B018  (a missing weight is a KeyError -> NIRError below)
+            return AttentionGate(gates, dict(meta))
         pair = lambda key: tuple(int(v) for v in np.broadcast_to(np.asarray(meta[key]), (2,)))  # noqa: E731
         return MaxPool2d(pair("kernel_size"), pair("stride"), pair("padding"))
     except KeyError as e:

@@ -122,6 +122,34 @@ class FakeQuantModel(nn.Module):
     def _flatten(self, p, x):
         return x.reshape(*x.shape[:2], *p.out_shape)
 
+    def _attngate(self, p, x):
+        """MA gates per step (``exporters/loihi/gate.py``), on ``[T, B, C, H, W]`` in float64."""
+        t = lambda k: torch.from_numpy(p.params[k]).double()  # noqa: E731
+        a = p.attrs
+        lut = t("lut")
+        half = lut.numel() // 2
+
+        def gate(z):
+            i = shift_round(z, -(a["frac_bits"] - a["lut_frac_bits"])).clamp(-half, half - 1) + half
+            return lut[i.long()]
+
+        x = x.double()
+        if "c" in a["gates"]:
+            s, m = x.sum((3, 4)), x.amax((3, 4))                               # [T, B, C]
+            ha = shift_round(s @ t("ca_w1_avg").T, a["ca_shift1_avg"]).clamp(min=0)
+            hm = shift_round(m @ t("ca_w1_max").T, a["ca_shift1_max"]).clamp(min=0)
+            w2 = t("ca_w2").T
+            z = shift_round(ha @ w2, a["ca_shift2"]) + shift_round(hm @ w2, a["ca_shift2"]) + t("ca_bias")
+            x = shift_round(x * gate(z)[..., None, None], -a["gate_bits"])
+        if "s" in a["gates"]:
+            maps = torch.stack([x.sum(2), x.amax(2)], 2)                      # [T, B, 2, H, W]
+            flat, lead = _fold(maps)
+            w = t("sa_weight")
+            conv = F.conv2d(flat, w, None, 1, w.shape[-1] // 2).unflatten(0, lead)
+            z = shift_round(conv, a["sa_shift"]) + t("sa_bias")
+            x = shift_round(x * gate(z), -a["gate_bits"])
+        return x.clamp(min=0)
+
     # -- the whole graph ------------------------------------------------------------------------
 
     @torch.no_grad()
