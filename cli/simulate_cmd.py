@@ -19,7 +19,7 @@ def fake_quant_reference(pg):
 
     def run(x):
         logits, values = fq.run(x, keep=True)
-        return logits, {n: v for n, v in values.items() if pg.processes[n].kind == "neuron"}
+        return logits, {n: v for n, v in values.items() if pg.processes[n].kind in ("neuron", "gate")}
     return run
 
 

@@ -44,7 +44,8 @@ NEURON_KINDS = ("lif", "if", "cubalif", "li", "threshold")
 def _kind(node, name: str) -> str:
     if isinstance(node, nir.NIRGraph):
         ext = extension_name(node)
-        return {"sresformer.dual_spike_matmul": "dsmm", "sresformer.max_pool2d": "maxpool"}.get(ext, "graph")
+        return {"sresformer.dual_spike_matmul": "dsmm", "sresformer.max_pool2d": "maxpool",
+                "sresformer.spike_mask": "gate"}.get(ext, "graph")
     for cls, kind in KINDS.items():
         if type(node) is cls:
             return kind
@@ -144,7 +145,7 @@ class FlatGraph:
             if fn.kind == "dsmm":
                 meta = fn.node.metadata
                 fn.module = DualSpikeMatmul(str(meta["form"]), int(meta["heads"]), *fn.operands)
-            elif fn.kind == "maxpool":
+            elif fn.kind in ("maxpool", "gate"):
                 fn.module = build_extension(fn.name, fn.node)
             elif fn.kind == "scale" and fn.name.endswith((".dynamic", ".spikes")):
                 fn.module = nn.Identity()

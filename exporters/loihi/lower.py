@@ -148,7 +148,7 @@ class Lowering:
         fn = self.fg.nodes[name]
         if fn.kind in NEURON_KINDS:
             return True
-        if fn.kind in ("flatten", "maxpool") or (fn.kind == "scale" and len(fn.sources) == 1
+        if fn.kind in ("flatten", "maxpool", "gate") or (fn.kind == "scale" and len(fn.sources) == 1
                                                  and np.all(np.asarray(self.scale.get(name, 1.0)) == 1)):
             return len(fn.sources) == 1 and self._is_spikes(fn.sources[0])
         return False
@@ -159,7 +159,7 @@ class Lowering:
         for fn in fg.nodes.values():
             for s in fn.sources[1:]:
                 uf.union(s, fn.sources[0])
-            if fn.kind in ("scale", "maxpool", "sumpool", "avgpool", "flatten"):
+            if fn.kind in ("scale", "maxpool", "sumpool", "avgpool", "flatten", "gate"):
                 uf.union(fn.name, fn.sources[0])
             if fn.kind == "dsmm":
                 uf.union(fn.name, fn.operands[0])
@@ -314,6 +314,14 @@ class Lowering:
 
     def _flatten(self, fn):
         return Process(fn.name, "flatten", list(fn.sources), fn.out_shape)
+
+    def _gate(self, fn):
+        """The random spike gate (MST): only on spikes, so a dropped spike is simply not sent."""
+        if len(fn.sources) != 1 or not self._is_spikes(fn.sources[0]):
+            raise NIRError(f"node {fn.name!r}: a spike mask must read exactly one spiking value")
+        op = fn.module
+        return Process(fn.name, "gate", list(fn.sources), fn.out_shape,
+                       attrs={"ratio": float(op.ratio), "seed": int(op.seed), "gate_id": int(op.gate_id)})
 
 
 

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from exporters.loihi.processes import DECAY_UNITY, ProcessGraph, shift_round
+from sresformer.spike_gate import apply_gate
 
 
 def decay(x: torch.Tensor, d: int) -> torch.Tensor:
@@ -106,6 +107,10 @@ class FakeQuantModel(nn.Module):
 
     def _flatten(self, p, x):
         return x.reshape(*x.shape[:2], *p.out_shape)
+
+    def _gate(self, p, x):
+        a = p.attrs
+        return apply_gate(x, a["ratio"], a["seed"], a["gate_id"])
 
     # -- the whole graph ------------------------------------------------------------------------
 
