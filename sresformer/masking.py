@@ -174,7 +174,8 @@ def apply_spike_mask(model: nn.Module, spec: MaskSpec | str | None) -> list[str]
     named = dict(model.named_modules())
     for gate_id, name in enumerate(names):
         neuron = named[name]
-        neuron.spike_mask = SpikeMask(spec.ratio, spec.seed, gate_id)
+        # a new module starts in training mode: follow the model's mode (train()/eval() then propagate)
+        neuron.spike_mask = SpikeMask(spec.ratio, spec.seed, gate_id).train(neuron.training)
         neuron._spike_mask_handle = neuron.register_forward_hook(_mask_hook)
     model.spike_mask_spec = spec
     return names
