@@ -12,26 +12,7 @@ from sresformer.masking import (MaskSpec, SpikeMask, SpikeMaskError, apply_spike
                                 select_neurons)
 from sresformer.spike_gate import drop_threshold, gate_hash, keep_mask
 
-from testutil import lively
-
-M32 = np.uint64(0xFFFFFFFF)
-
-
-def np_lowbias32(x):
-    """Wellons' lowbias32 written directly on numpy uint64 (products of 32-bit values fit 64 bits)."""
-    x = x.astype(np.uint64)
-    x ^= x >> np.uint64(16)
-    x = (x * np.uint64(0x7FEB352D)) & M32
-    x ^= x >> np.uint64(15)
-    x = (x * np.uint64(0x846CA68B)) & M32
-    return x ^ (x >> np.uint64(16))
-
-
-def np_keep(ratio, seed, gate_id, t, idx):
-    h = np_lowbias32(np.asarray(t, np.uint64) ^ np_lowbias32(np.asarray(gate_id, np.uint64)
-                                                             ^ np_lowbias32(np.asarray(seed, np.uint64))))
-    return np_lowbias32(np.asarray(idx, np.uint64) ^ h) >= np.uint64(round(ratio * 2 ** 32))
-
+from testutil import lively, np_keep, np_lowbias32
 
 @pytest.mark.parametrize("text, ratio, modules", [("0.25", 0.25, ("attn",)), ("0.5:attn,mlp", 0.5, ("attn", "mlp")),
                                                   (" 0 : layers.*.up.0 ", 0.0, ("layers.*.up.0",))])
