@@ -109,9 +109,10 @@ def energy(source, data, convention, chip_profile, limit, batch_size, fmt, plot,
         if fmt == "json":
             click.echo(json.dumps(rep))
         elif fmt == "csv":
-            click.echo("ratio,accuracy,samples,ac,mac,sops,energy_j")
+            keys = ("ratio", "accuracy", "samples", "ac", "mac", "sops", "energy_j")
+            click.echo(",".join(keys))
             for r in rep["rows"]:
-                click.echo(",".join(str(r[k]) for k in ("ratio", "accuracy", "samples", "ac", "mac", "sops", "energy_j")))
+                click.echo(",".join(str(r[k]) for k in keys))
         else:
             click.echo(_sweep_table(rep), nl=False)
         return

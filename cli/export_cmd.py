@@ -36,7 +36,8 @@ def export_onnx_target(source: str, out: str, T=None, opset=None, **_unused) -> 
 @click.option("--opset", type=int, default=None, help="ONNX opset (default: the exporter's).")
 @click.option("--spike-mask", default=None, metavar="RATIO[:MODULES]",
               help="Random spike masking: gate the spikes of attn (default), mlp or neuron-name globs (replaces a "
-                   "checkpoint's own mask; 0 removes it). On the chip a seeded per-layer gate drops them at the source.")
+                   "checkpoint's own mask; 0 removes it). On the chip a seeded per-layer gate drops them "
+                   "at the source.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on stdout.")
 def export(source, target, out, as_json, spike_mask, **options):
     """Export CKPT or MODEL.nir to --target (nir, onnx, loihi, netx)."""

@@ -62,6 +62,12 @@ def test_export_eval_and_simulate_with_a_mask(ckpt, tmp_path):
     one_line_error(run("simulate", str(nir_path), "--limit", "2", "--spike-mask", "0.5"), "already carries")
     r = run("simulate", str(tmp_path / "plain.nir"), "--limit", "2", "--spike-mask", "0.5")
     one_line_error(r, "does not exist")
+    # an unmasked NIR file gets its gates at simulate time; the simulator still agrees bit for bit
+    assert run("export", str(ckpt), "--target", "nir", "--out", str(tmp_path / "plain.nir")).returncode == 0
+    r = run("simulate", str(tmp_path / "plain.nir"), "--limit", "4", "--spike-mask", "0.5:attn,mlp", "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    sim = json.loads(r.stdout)
+    assert sim["agreement"] == 1.0 and sim["spike_mask"] == "0.5:attn,mlp"
 
 
 def test_sweep_json_energy_falls_with_the_ratio(ckpt, tmp_path):
