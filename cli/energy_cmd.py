@@ -32,8 +32,70 @@ def checkpoint_layer_counts(source: str, data: str, limit: int, batch_size: int)
     return [_per_image(r) for r in layers], len(subset)
 
 
+def mask_sweep_report(source: str, data: str, ratios_text: str, modules_text: str | None, convention: str,
+                      chip_profile: str, limit: int, batch_size: int) -> dict:
+    """Accuracy and energy per image of a checkpoint for every spike-mask ratio in ``ratios_text``."""
+    from pathlib import Path
+
+    from torch.utils.data import DataLoader
+
+    from hw_sim.energy import price
+    from sresformer.checkpoint import load_checkpoint
+    from sresformer.data import open_dataset
+    from sresformer.evaluate import limited
+    from sresformer.mask_sweep import parse_ratios, sweep_mask
+    from sresformer.masking import DEFAULT_MODULES, SpikeMaskError, parse_spec
+
+    ratios = parse_ratios(ratios_text)
+    if Path(source).suffix in (".loihi", ".nir"):
+        raise SpikeMaskError(f"--sweep-mask needs a checkpoint (each ratio re-gates the float model); {source} is "
+                             "not one: export one artifact per ratio with 'sresformer export --spike-mask' instead")
+    model = load_checkpoint(source)
+    own = getattr(model, "spike_mask_spec", None)
+    modules = parse_spec(f"0:{modules_text}").modules if modules_text else (own.modules if own else DEFAULT_MODULES)
+    seed = own.seed if own else 0
+    bundle = open_dataset(data, img_size=model.img_size, num_classes=model.num_classes,
+                          in_channels=model.in_channels, T=None, augment=False)
+    loader = DataLoader(limited(bundle.test, limit), batch_size=batch_size, shuffle=False)
+    rows = []
+    for row in sweep_mask(model, loader, ratios, modules, seed):
+        rep = price(row.pop("layers"), convention, chip_profile)
+        rows.append({**row, "sops": rep["total"]["sops"], "ac": rep["total"]["ac"], "mac": rep["total"]["mac"],
+                     "energy_j": rep["total"]["energy_j"]})
+        profile = rep["profile"]
+    return {"source": source, "data": data, "convention": convention, "profile": profile,
+            "modules": list(modules), "seed": seed, "trained_with": str(own) if own else None,
+            "gate": "deterministic (evaluation) gate of sresformer.spike_gate, as on the chip", "rows": rows}
+
+
+def _sweep_table(rep: dict) -> str:
+    lines = [f"spike-mask sweep of {rep['source']} on {rep['data']} ({rep['rows'][0]['samples']} test images), "
+             f"modules {','.join(rep['modules'])}, convention {rep['convention']}, profile {rep['profile']}",
+             f"{'ratio':>6} {'accuracy':>9} {'M SOPs':>9} {'energy (uJ)':>12}"]
+    for r in rep["rows"]:
+        lines.append(f"{r['ratio']:>6.2f} {r['accuracy']:>9.2%} {r['sops'] / 1e6:>9.3f} {r['energy_j'] * 1e6:>12.4f}")
+    return "\n".join(lines) + "\n"
+
+
+def _emit_compare(sources, data, chip_profile, limit, batch_size, fmt, plot, chip) -> None:
+    """``--compare``: one table (and plot) of every source side by side."""
+    from hw_sim import compare_report
+
+    from .compare import compare
+
+    rep = compare(list(sources), data, limit, chip_profile, chip=chip, batch_size=batch_size)
+    if plot:
+        compare_report.plot(rep, plot)
+    if fmt == "json":
+        click.echo(json.dumps(rep))
+    elif fmt == "csv":
+        click.echo(compare_report.to_csv(rep), nl=False)
+    else:
+        click.echo(compare_report.to_markdown(rep), nl=False)
+
+
 @click.command()
-@click.argument("source", type=click.Path(dir_okay=False))
+@click.argument("sources", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--data", default="digits", show_default=True, help="Dataset spec the rates are measured on.")
 @click.option("--convention", type=click.Choice(["standard", "paper"]), default="standard", show_default=True,
               help="standard: 0.9 pJ x ACs + 4.6 pJ x MACs of real-valued layers; paper: 0.9 pJ x SOPs "
@@ -45,11 +107,53 @@ def checkpoint_layer_counts(source: str, data: str, limit: int, batch_size: int)
 @click.option("--markdown", "fmt", flag_value="markdown", help="A Markdown table.")
 @click.option("--csv", "fmt", flag_value="csv", help="CSV, one row per layer.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write energy and firing rate per layer as PNG.")
-def energy(source, data, convention, chip_profile, limit, batch_size, fmt, plot):
-    """Energy per image of CKPT or ARTIFACT (.loihi) on DATA: per-layer dense MACs, input rate, exact SOPs, energy."""
+@click.option("--sweep-mask", default=None, metavar="R1,R2,...",
+              help="CKPT only: accuracy and energy for each random spike-mask ratio (the MST trade-off curve); "
+                   "--plot then draws accuracy against energy.")
+@click.option("--mask-modules", default=None, metavar="MODULES",
+              help="Modules the sweep masks: attn, mlp or neuron-name globs, comma-separated (default: the "
+                   "checkpoint's own mask modules, else attn).")
+@click.option("--compare", is_flag=True,
+              help="Compare every SOURCE (CKPT, MODEL.nir, ARTIFACT or a zoo model name with --data synthetic): "
+                   "params, SOPs, energy per convention, simulated chip energy and latency, accuracy.")
+@click.option("--no-chip", is_flag=True, help="With --compare: skip the Loihi lowering and simulation.")
+def energy(sources, data, convention, chip_profile, limit, batch_size, fmt, plot, sweep_mask, mask_modules,
+           compare, no_chip):
+    """Energy per image of CKPT or ARTIFACT (.loihi) on DATA: per-layer dense MACs, input rate, exact SOPs, energy.
+
+    With --compare, several SOURCES side by side in one table and plot."""
     from hw_sim.energy import price
     from hw_sim.report import plot as plot_report
-    from hw_sim.report import to_csv, to_markdown
+    from hw_sim.report import plot_tradeoff, to_csv, to_markdown
+    from sresformer.errors import UserError
+
+    if compare:
+        if sweep_mask is not None or mask_modules is not None:
+            raise UserError("--compare and --sweep-mask are separate reports: give one of them")
+        _emit_compare(sources, data, chip_profile, limit, batch_size, fmt, plot, chip=not no_chip)
+        return
+    if no_chip:
+        raise UserError("--no-chip goes with --compare")
+    if len(sources) != 1:
+        raise UserError(f"energy takes one SOURCE ({len(sources)} given); to compare several, add --compare")
+    source = sources[0]
+
+    if sweep_mask is not None:
+        rep = mask_sweep_report(source, data, sweep_mask, mask_modules, convention, chip_profile, limit, batch_size)
+        if plot:
+            plot_tradeoff(rep, plot)
+        if fmt == "json":
+            click.echo(json.dumps(rep))
+        elif fmt == "csv":
+            keys = ("ratio", "accuracy", "samples", "ac", "mac", "sops", "energy_j")
+            click.echo(",".join(keys))
+            for r in rep["rows"]:
+                click.echo(",".join(str(r[k]) for k in keys))
+        else:
+            click.echo(_sweep_table(rep), nl=False)
+        return
+    if mask_modules is not None:
+        raise UserError("--mask-modules goes with --sweep-mask")
 
     if source.endswith(".loihi"):   # an artifact: exact counts from the chip simulator (layer = process)
         from hw_sim.simulate import layer_counts

@@ -9,6 +9,11 @@ import click
 POSITIVE = click.IntRange(min=1)
 
 
+def _mask_text(model) -> str | None:
+    spec = getattr(model, "spike_mask_spec", None)
+    return str(spec) if spec is not None else None
+
+
 @click.command("eval")
 @click.argument("source", type=click.Path(dir_okay=False))
 @click.option("--data", default=None, help="Dataset spec (default: the data the checkpoint was trained on, "
@@ -18,16 +23,22 @@ POSITIVE = click.IntRange(min=1)
               help="Write the [N, classes] float32 logits, in dataset order, to this .npy file.")
 @click.option("--limit", type=POSITIVE, default=None, help="Evaluate only the first N test samples.")
 @click.option("--batch-size", type=POSITIVE, default=128, show_default=True, help="Samples per forward pass.")
-def eval_cmd(source, data, as_json, save_logits, limit, batch_size):
+@click.option("--spike-mask", default=None, metavar="RATIO[:MODULES]",
+              help="Evaluate with the deterministic random spike gate on attn (default), mlp or neuron-name globs "
+                   "(replaces a checkpoint's own mask; 0 removes it).")
+def eval_cmd(source, data, as_json, save_logits, limit, batch_size, spike_mask):
     """Top-1 (and top-5 for more than 5 classes) accuracy of SOURCE (CKPT or MODEL.nir) on DATA."""
+    import tempfile
+
     import torch
 
-    from cli.common import load_model_source
+    from cli.common import load_model_source, masked_source
     from sresformer.evaluate import evaluate, open_eval_data
     from sresformer.evaluate import save_logits as write_logits
     from sresformer.train.progress import progress_enabled
 
-    model = load_model_source(source)
+    with tempfile.TemporaryDirectory(prefix="sresformer-mask-") as tmp:
+        model = load_model_source(masked_source(source, spike_mask, tmp))
     meta = getattr(model, "checkpoint_meta", {}) or {}
     spec = data or meta.get("data") or "digits"
     dataset, bundle = open_eval_data(model, spec)
@@ -41,7 +52,7 @@ def eval_cmd(source, data, as_json, save_logits, limit, batch_size):
                "model": getattr(model, "model_name", None), "source": str(source),
                "seconds": round(result.seconds, 3),
                "images_per_s": result.samples / result.seconds if result.seconds > 0 else 0.0,
-               "logits": save_logits}
+               "logits": save_logits, "spike_mask": _mask_text(model)}
     if as_json:
         click.echo(json.dumps(summary))
         return

@@ -19,7 +19,7 @@ def fake_quant_reference(pg):
 
     def run(x):
         logits, values = fq.run(x, keep=True)
-        return logits, {n: v for n, v in values.items() if pg.processes[n].kind == "neuron"}
+        return logits, {n: v for n, v in values.items() if pg.processes[n].kind in ("neuron", "gate")}
     return run
 
 
@@ -58,18 +58,32 @@ def _human(s: dict) -> str:
 @click.option("--chip-profile", default="paper-45nm", show_default=True,
               help="Energy/timing profile: a built-in name (paper-45nm, loihi) or a TOML file.")
 @click.option("--batch-size", type=POSITIVE, default=32, show_default=True, help="Samples per executor run.")
+@click.option("--spike-mask", default=None, metavar="RATIO[:MODULES]",
+              help="MODEL.nir only: insert random spike gates before lowering (an artifact has its gates baked in "
+                   "at export: re-export it with --spike-mask).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else.")
-def simulate(source, data, limit, chip_profile, batch_size, as_json):
+def simulate(source, data, limit, chip_profile, batch_size, as_json, spike_mask):
     """Simulate ARTIFACT (.loihi) or MODEL.nir on DATA: accuracy, agreement, SOPs, energy, latency."""
     from hw_sim.chips import load_energy_profile
     from hw_sim.simulate import simulate as run_simulation
+    from sresformer.masking import SpikeMaskError, parse_spec
+
+    from .common import masked_source
 
     profile = load_energy_profile(chip_profile)   # bad names fail before any work
+    if spike_mask is not None:
+        parse_spec(spike_mask)
+        if Path(source).suffix != ".nir":
+            raise SpikeMaskError(f"--spike-mask applies to MODEL.nir only: the gates of {source} were fixed at "
+                                 "export; run 'sresformer export CKPT --target loihi --spike-mask ...' instead")
     with tempfile.TemporaryDirectory(prefix="sresformer-sim-") as tmp:
-        artifact = artifact_of(source, data, tmp)
+        if spike_mask is not None and not Path(source).is_file():
+            raise SpikeMaskError(f"NIR file {source} does not exist")
+        artifact = artifact_of(masked_source(source, spike_mask, tmp), data, tmp)
         summary = run_simulation(artifact, data, limit, profile, batch_size=batch_size,
                                  reference=fake_quant_reference)
     summary["source"] = str(source)
+    summary["spike_mask"] = spike_mask
     if as_json:
         click.echo(json.dumps(summary))
     else:

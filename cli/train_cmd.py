@@ -34,6 +34,9 @@ POSITIVE = click.IntRange(min=1)
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last complete epoch.")
 @click.option("--workers", type=click.IntRange(min=0), default=None, help="DataLoader worker processes (default 0).")
 @click.option("--img-size", type=POSITIVE, default=None, help="Square input side in pixels (default: the dataset's).")
+@click.option("--spike-mask", default=None, metavar="RATIO[:MODULES]",
+              help="Random spike masking (MST): drop each spike entering attn (default), mlp or neuron-name globs "
+                   "with probability RATIO while training; stored in the checkpoints.")
 @click.option("--warmup-epochs", type=float, default=None, hidden=True)
 @click.option("--label-smoothing", type=float, default=None, hidden=True)
 @click.option("--limit-train", type=POSITIVE, default=None, hidden=True)

@@ -4,7 +4,8 @@ Two things are worked out once per artifact (:class:`CountPlan`), so that the pe
 counting (:mod:`hw_sim.counters`) is a handful of tensor operations:
 
 - message tables: for every element of every value that travels between cores (a group's
-  output, or a static value from the embedded processor), the number of distinct
+  output, the gated output of a group with a random spike gate, or a static value from the
+  embedded processor), the number of distinct
   destination cores holding a synapse or operand that reads it, split into deliveries to
   its own core (in-tile) and to other cores, with their east-west and north-south mesh
   hops. Found by pushing a one-hot mask of each destination core's compartments back
@@ -384,7 +385,7 @@ class CountPlan:
                         if sender in self.groups or sender in self.step_host:
                             self.upstream[p.name].add(sender)
         for name, acc in self._conn.items():
-            g = self.groups.get(name)
+            g = self.home_group(name)
             if g is not None:
                 acc = F.pad(acc, (0, 0, 0, g.cores * g.chunk - acc.shape[0])).view(g.cores, g.chunk, 4)
                 # a core's per-step sums are at most chunk x the largest entry: float32 when that is exact
@@ -393,6 +394,13 @@ class CountPlan:
             self.send[name] = acc
         del self._conn
         self._layout()
+
+    def home_group(self, name: str):
+        """The group whose cores send value ``name``: its own, or a spike gate's neurons' (None: host)."""
+        g = self.groups.get(name)
+        if g is None and self.pg.processes[name].kind == "gate":
+            g = self.groups.get(self.placement.get(name))
+        return g
 
     def _table(self, p: Process) -> SynTable:
         group = self.placement.get(p.name, "host")
@@ -438,8 +446,11 @@ class CountPlan:
                     target = masks if inside else reach
                     target[key] = target[key] + cnt if key in target else cnt
             for h, cnt in reach.items():
-                if h in self.groups or h in self.step_host:
+                home = self.home_group(h)
+                if h in self.step_host:
                     self.upstream[g.name].add(h)
+                elif home is not None:
+                    self.upstream[g.name].add(home.name)
                 self._connect(h, g.first_core + c, torch.nonzero(cnt > 0).flatten())
 
     def _to_host(self, sender: str) -> None:
@@ -454,10 +465,10 @@ class CountPlan:
         """Elements ``idx`` of ``sender`` each send one message to ``core``: [in-tile, other core, EW, NS hops]."""
         acc = self._conn.setdefault(sender, torch.zeros(numel(self.pg.processes[sender].out_shape), 4,
                                                         dtype=torch.float64))
-        if sender not in self.groups:        # the embedded processor: deliveries, no mesh position
+        g = self.home_group(sender)
+        if g is None:                        # the embedded processor: deliveries, no mesh position
             acc[idx, 1] += 1
             return
-        g = self.groups[sender]
         # every quantity depends on the element only through its core: build a per-source-core
         # table for this destination, then gather it for the elements (cheap for big groups)
         src = g.first_core + np.arange(g.cores)

@@ -22,6 +22,8 @@ bucket, once per inference because static processes run once):
 - ``msgs``: messages: every spike or non-zero graded value is sent once to each distinct core
   holding a synapse or operand that reads it; ``in_tile`` are those whose destination is the
   sending core itself (no hop), ``hops_ew`` / ``hops_ns`` the Manhattan mesh hops of the rest.
+  Behind a random spike gate only the spikes that pass are sent (and drive synaptic ops);
+  ``spikes`` still counts every spike the neurons emit;
   The embedded processor's static values (the stem output) are sent once per inference, as
   bias currents the compartments keep (no mesh position is modelled for it: no hops).
 
@@ -91,7 +93,7 @@ class Counter:
             self._messages(t, p.name, (out if p.kind == "neuron" else out != 0).flatten(1), table)
 
     def _messages(self, t: int, name: str, nz: torch.Tensor, table: torch.Tensor) -> None:
-        g = self.plan.groups.get(name)
+        g = self.plan.home_group(name)   # a spike gate sends from its neurons' cores
         if g is None:                         # from the embedded processor: deliveries only
             self.counts.embedded["msgs"] += nz.to(table.dtype) @ table[:, 1]
             return

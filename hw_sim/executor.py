@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from exporters.loihi.processes import DECAY_UNITY, SSA_FORMS, Process, ProcessGraph, ssa_dims
+from sresformer.spike_gate import drop_threshold, gate_hash
 
 F32_EXACT = 2 ** 24   # IEEE 754 binary32: 24-bit significand, every integer below this is exact
 F64_EXACT = 2 ** 53   # IEEE 754 binary64: 53-bit significand
@@ -175,6 +176,17 @@ class Executor:
         tensors = {k: torch.from_numpy(np.asarray(v, dtype=np.int64)) for k, v in p.params.items()}
         return Plan(b, exact_dtype(b), torch.int64, tensors)
 
+    def _plan_gate(self, p):
+        n = int(np.prod(p.out_shape))
+        return Plan(1.0, torch.float32, None, {"index": torch.arange(n, dtype=torch.int64),
+                                               "threshold": drop_threshold(p.attrs["ratio"])})
+
+    def _step_gate(self, p, plan, x, t: int):
+        """Spikes of step ``t`` whose gate hash passes the threshold (every sample the same gate)."""
+        a = p.attrs
+        keep = gate_hash(a["seed"], a["gate_id"], t, plan.tensors["index"]) >= plan.tensors["threshold"]
+        return x.to(plan.dtype) * keep.view(1, *p.out_shape).to(plan.dtype)
+
     # -- one process at one step ---------------------------------------------------------------
 
     def _summed(self, p, vals, dtype):
@@ -297,6 +309,8 @@ class Executor:
                     out, active = self._neuron(p, plan, inp, state)
                 elif p.kind == "flatten":
                     out = vals[p.sources[0]].reshape(-1, *p.out_shape)
+                elif p.kind == "gate":
+                    out = self._step_gate(p, plan, vals[p.sources[0]], t)
                 else:
                     inp = self._summed(p, vals, plan.dtype if p.kind != "synapse" else plan.compute)
                     out = inp if p.kind == "sum" else getattr(self, f"_step_{p.kind}")(p, plan, inp)

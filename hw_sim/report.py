@@ -65,3 +65,30 @@ def plot(report: dict, path: str | os.PathLike, title: str | None = None) -> Non
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
+
+
+def plot_tradeoff(sweep: dict, path: str | os.PathLike) -> None:
+    """Accuracy against energy per image, one point per spike-mask ratio (labelled); written atomically.
+
+    ``sweep``: ``{'rows': [{'ratio', 'accuracy', 'energy_j'}, ...], 'convention', 'profile', ...}``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = sweep["rows"]
+    e = [r["energy_j"] * 1e6 for r in rows]
+    acc = [r["accuracy"] * 100 for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    ax.plot(e, acc, "o-", color="C0")
+    for r, x, y in zip(rows, e, acc):
+        ax.annotate(f"mask {r['ratio']:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xlabel(f"energy per image (uJ, {sweep['convention']} convention, {sweep['profile']})")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_title(f"random spike masking of {', '.join(sweep.get('modules', []))}: accuracy vs energy")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)

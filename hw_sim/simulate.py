@@ -77,12 +77,12 @@ class Session:
 
 
 def _agree(result, reference: Reference, x: torch.Tensor, pg) -> torch.Tensor:
-    """Per sample: logits and every neuron process's spikes bit-equal to the reference's."""
+    """Per sample: logits and every neuron's (and spike gate's) spikes bit-equal to the reference's."""
     ref_logits, ref_vals = reference(x)
     B = result.logits.shape[1]
     ok = (ref_logits.double().expand_as(result.logits) == result.logits.double()).flatten(2).all(2).all(0)
     for name, p in pg.processes.items():
-        if p.kind != "neuron":
+        if p.kind not in ("neuron", "gate"):
             continue
         mine, theirs = result.values[name].double(), ref_vals[name].double()
         ok &= (mine == theirs.expand_as(mine)).reshape(mine.shape[0], B, -1).all(2).all(0)

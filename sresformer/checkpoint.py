@@ -8,6 +8,7 @@ Layout (a dict; only tensors and plain containers, so ``weights_only`` loading w
     model_kwargs  construction arguments (num_classes, img_size, T, ...)
     state_dict    parameters and buffers (DSSA firing-rate buffers included)
     meta          free-form: accuracy, firing rates, data name, epoch, ...
+    spike_mask    optional: the random spike mask spec (sresformer.masking.MaskSpec.to_dict)
     train_state   optional: optimizer, scheduler, RNG state for --resume
 """
 
@@ -35,6 +36,9 @@ def checkpoint_dict(model: nn.Module, meta: dict | None = None, train_state: dic
     out = {"format": FORMAT, "version": VERSION, "model_name": name,
            "model_kwargs": dict(model.model_kwargs), "state_dict": model.state_dict(),
            "meta": dict(meta or {})}
+    spec = getattr(model, "spike_mask_spec", None)
+    if spec is not None:   # random spike masking (sresformer.masking): re-applied on load
+        out["spike_mask"] = spec.to_dict()
     if train_state is not None:
         out["train_state"] = train_state
     return out
@@ -71,6 +75,9 @@ def model_from_checkpoint(ckpt: dict, source: str = "checkpoint") -> nn.Module:
     if result.missing_keys or result.unexpected_keys:
         raise CheckpointError(f"{source} does not match model {ckpt['model_name']}: "
                               f"missing {result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]}")
+    if ckpt.get("spike_mask"):
+        from .masking import MaskSpec, apply_spike_mask
+        apply_spike_mask(model, MaskSpec.from_dict(ckpt["spike_mask"]))
     return model.eval()
 
 

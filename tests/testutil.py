@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,3 +58,25 @@ def train_step(name: str, img: int, num_classes: int = 5, T: int = 2):
     out = model(x)
     out.sum().backward()
     return model, x, out
+
+
+# -- an independent implementation of the random spike gate (sresformer.spike_gate) ----------------
+
+M32 = np.uint64(0xFFFFFFFF)
+
+
+def np_lowbias32(x):
+    """Wellons' lowbias32 written directly on numpy uint64 (products of 32-bit values fit 64 bits)."""
+    x = x.astype(np.uint64)
+    x ^= x >> np.uint64(16)
+    x = (x * np.uint64(0x7FEB352D)) & M32
+    x ^= x >> np.uint64(15)
+    x = (x * np.uint64(0x846CA68B)) & M32
+    return x ^ (x >> np.uint64(16))
+
+
+def np_keep(ratio, seed, gate_id, t, idx):
+    """Keep decisions of the gate at step ``t`` for flat indices ``idx``, from the FORMAT.md definition."""
+    h = np_lowbias32(np.asarray(t, np.uint64) ^ np_lowbias32(np.asarray(gate_id, np.uint64)
+                                                             ^ np_lowbias32(np.asarray(seed, np.uint64))))
+    return np_lowbias32(np.asarray(idx, np.uint64) ^ h) >= np.uint64(round(ratio * 2 ** 32))

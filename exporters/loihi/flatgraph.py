@@ -45,7 +45,8 @@ def _kind(node, name: str) -> str:
     if isinstance(node, nir.NIRGraph):
         ext = extension_name(node)
         return {"sresformer.dual_spike_matmul": "dsmm", "sresformer.max_pool2d": "maxpool",
-                "sresformer.attention_gate": "attngate"}.get(ext, "graph")
+                "sresformer.attention_gate": "attngate",
+                "sresformer.spike_mask": "gate"}.get(ext, "graph")
     for cls, kind in KINDS.items():
         if type(node) is cls:
             return kind
@@ -145,7 +146,7 @@ class FlatGraph:
             if fn.kind == "dsmm":
                 meta = fn.node.metadata
                 fn.module = DualSpikeMatmul(str(meta["form"]), int(meta["heads"]), *fn.operands)
-            elif fn.kind in ("maxpool", "attngate"):
+            elif fn.kind in ("maxpool", "attngate", "gate"):
                 fn.module = build_extension(fn.name, fn.node)
             elif fn.kind == "scale" and fn.name.endswith((".dynamic", ".spikes")):
                 fn.module = nn.Identity()

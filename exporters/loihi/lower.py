@@ -155,7 +155,7 @@ class Lowering:
         fn = self.fg.nodes[name]
         if fn.kind in NEURON_KINDS:
             return True
-        if fn.kind in ("flatten", "maxpool") or (fn.kind == "scale" and len(fn.sources) == 1
+        if fn.kind in ("flatten", "maxpool", "gate") or (fn.kind == "scale" and len(fn.sources) == 1
                                                  and np.all(np.asarray(self.scale.get(name, 1.0)) == 1)):
             return len(fn.sources) == 1 and self._is_spikes(fn.sources[0])
         return False
@@ -166,7 +166,7 @@ class Lowering:
         for fn in fg.nodes.values():
             for s in fn.sources[1:]:
                 uf.union(s, fn.sources[0])
-            if fn.kind in ("scale", "maxpool", "sumpool", "avgpool", "flatten", "attngate"):
+            if fn.kind in ("scale", "maxpool", "sumpool", "avgpool", "flatten", "attngate", "gate"):
                 uf.union(fn.name, fn.sources[0])
             if fn.kind == "dsmm" and not self._counts(fn.name):
                 uf.union(fn.name, fn.operands[0])
@@ -346,6 +346,14 @@ class Lowering:
         unit = 2.0 ** self.exp[src] * float(self.scale.get(src, 1.0))
         params, attrs = gate_params(fn.node.metadata, fn.in_shape, unit)
         return Process(fn.name, "attngate", list(fn.sources), fn.out_shape, params=params, attrs=attrs)
+
+    def _gate(self, fn):
+        """The random spike gate (MST): only on spikes, so a dropped spike is simply not sent."""
+        if len(fn.sources) != 1 or not self._is_spikes(fn.sources[0]):
+            raise NIRError(f"node {fn.name!r}: a spike mask must read exactly one spiking value")
+        op = fn.module
+        return Process(fn.name, "gate", list(fn.sources), fn.out_shape,
+                       attrs={"ratio": float(op.ratio), "seed": int(op.seed), "gate_id": int(op.gate_id)})
 
 
 

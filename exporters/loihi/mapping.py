@@ -7,6 +7,8 @@ What takes cores:
   readout). A synapse or dual-spike matmul read by exactly one such group is co-located
   with it: its weights (or its dynamic operand) sit in that group's cores and its output is
   the compartments' input current, so it sends no messages of its own;
+- a random spike gate (``gate``) lives with the neurons it gates: their core draws the
+  gate and sends only the spikes that pass;
 - static processes (the input and a static image's stem) run once per inference on the
   chip's embedded processors, not on neuro cores; so do, at every step, the processes of
   ``HOST_KINDS`` (the MA attention gates: data-dependent multiplications that a neuro core
@@ -138,7 +140,7 @@ def plan_groups(pg: ProcessGraph) -> tuple[dict[str, Group], list[str], dict[str
     groups: dict[str, Group] = {}
     colocated: dict[str, str] = {}
     for p in pg:
-        if p.name in placement or (p.kind == "sum" and p.attrs.get("alias")) or p.kind == "flatten":
+        if p.name in placement or (p.kind == "sum" and p.attrs.get("alias")) or p.kind in ("flatten", "gate"):
             continue
         readers = through_alias(p.name)
         # a product read as another product's operand (Spikformer's K V^T, Q^T K) is no input
@@ -176,7 +178,7 @@ def plan_groups(pg: ProcessGraph) -> tuple[dict[str, Group], list[str], dict[str
                 n_tok = int(np.prod(y.out_shape[1:]))
                 g.operand_row_bits += (d if p.attrs["form"] == "y1T@s" else n_tok) * OPERAND_BITS
                 g.row_len = int(np.prod(p.out_shape[1:]))
-    for p in pg:  # aliases and flattens live where their source lives
+    for p in pg:  # aliases, flattens and spike gates live where their source lives
         if p.name not in placement:
             src = p.sources[0]
             placement[p.name] = placement.get(src, "host")

@@ -46,6 +46,8 @@ def _why(p, producer_kind=None) -> str | None:
         return "a residual sum of several values (netx cannot represent residuals)"
     if p.kind == "dsmm":
         return "an attention dual-spike matmul (netx cannot represent attention)"
+    if p.kind == "gate":
+        return "a random spike mask (netx has no spike gate)"
     if p.kind in ("sumpool", "maxpool"):
         return f"{'max-' if p.kind == 'maxpool' else ''}pooling (netx cannot represent pooling)"
     if len(p.sources) > 1:

@@ -42,6 +42,12 @@ here per kind (per time step ``t``, per sample; all values are integers):
                the integer arithmetic: integer pooling, 8-bit MLP / conv mantissas with shifts, a
                256-entry sigmoid table, ``out = relu(shift(x * gate, -8))``); runs on the embedded
                processor every step (MACs), not on a neuro core. Output in the input's unit.
+``gate``       random spike masking (Masked Spiking Transformer, Wang et al. ICCV 2023), on spikes only:
+               ``out[i] = in[i]`` when ``gate_hash(seed, gate_id, t, i) >= round(ratio * 2**32)``, else 0
+               (``i`` the flat C-order index, ``t`` the step from 0; the same for every sample). The hash is
+               ``sresformer.spike_gate.gate_hash`` (a stateless counter-based generator: both implementations
+               call that one function). On the chip it sits at the source: a dropped spike is not sent, so
+               it costs no message and no synaptic op downstream; the draw itself is not charged.
 
 Values are integers in units of ``2**exponent`` times a per-value positive ``scale``
 (folded into the weights or thresholds of whatever reads them); ``Process.exponent`` and
@@ -56,7 +62,7 @@ import numpy as np
 
 from exporters.nir.extension import SSA_FORMS  # the forms' definition (FORMAT.md)
 
-KINDS = ("input", "synapse", "neuron", "sum", "dsmm", "sumpool", "maxpool", "flatten", "attngate")
+KINDS = ("input", "synapse", "neuron", "sum", "dsmm", "sumpool", "maxpool", "flatten", "attngate", "gate")
 HOST_KINDS = ("attngate",)  # run on the embedded processor at every step (not on neuro cores)
 DECAY_UNITY = 4096  # Loihi's 12-bit decay constants: du, dv in 1/4096 (Davies et al. 2018)
 

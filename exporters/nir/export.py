@@ -29,11 +29,12 @@ from sresformer.errors import UncalibratedError
 from sresformer.fileio import atomic_path
 from sresformer.layers import BN
 from sresformer.ma_attention import MultiDimAttention
+from sresformer.masking import spike_mask_of
 from sresformer.model import SpikingResformer
 from sresformer.neurons import IF, LIF, PLIF
 
 from . import convention as cv
-from .extension import attention_gate_graph, dual_spike_matmul_graph, max_pool2d_graph
+from .extension import attention_gate_graph, dual_spike_matmul_graph, max_pool2d_graph, spike_mask_graph
 from .fold import dense_from_groups, fold_conv_bn
 
 
@@ -108,6 +109,11 @@ def _chain(g: _Graph, modules: Iterable[tuple[str, nn.Module]], src: str, dt: fl
             i += bn is not None
         elif isinstance(m, (LIF, PLIF, IF)):
             src = g.add(name, _neuron(m, g.shapes[src], dt), g.shapes[src], src)
+            gate = spike_mask_of(m)
+            if gate is not None and gate.ratio > 0:   # every reader of the neuron reads the gated spikes
+                g.extensions.add(cv.SPIKE_MASK)
+                src = g.add(f"{name}.mask", spike_mask_graph(g.shapes[src], gate.ratio, gate.seed, gate.gate_id),
+                            g.shapes[src], src)
         elif isinstance(m, nn.MaxPool2d):
             sub = max_pool2d_graph(g.shapes[src], m.kernel_size, m.stride or m.kernel_size, m.padding)
             if _pair(m.dilation) != (1, 1) or m.ceil_mode:

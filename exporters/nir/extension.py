@@ -1,7 +1,8 @@
 """The extension convention: operations NIR 1.0 cannot say, as marked nested graphs.
 
-NIR has no node for the product of two dynamic signals (DSSA's dual-spike matmuls, Spikformer's SSA) and
-none for max-pooling (the ImageNet stem). Each such operation is written as a nested
+NIR has no node for the product of two dynamic signals (DSSA's dual-spike matmuls, Spikformer's SSA),
+none for max-pooling (the ImageNet stem), none for MA-SNN's attention gates and none for a
+random spike gate (masked spiking transformers). Each such operation is written as a nested
 ``NIRGraph`` whose
 
 - ``metadata['sresformer.extension']`` names the operation and carries its parameters
@@ -26,8 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .convention import (ATTENTION_GATE, DUAL_SPIKE_MATMUL, KEY_EXTENSION, KNOWN_EXTENSIONS, MAX_POOL2D, NIRError,
-                         meta_str)
+from sresformer.spike_gate import apply_gate
+
+from .convention import (ATTENTION_GATE, DUAL_SPIKE_MATMUL, KEY_EXTENSION, KNOWN_EXTENSIONS, MAX_POOL2D, SPIKE_MASK,
+                         NIRError, meta_str)
 
 #: Spikformer SSA products: ``form -> (left, transpose_left, right, transpose_right)`` with the
 #: operands ``'dyn'`` (metadata ``dynamic``) and ``'spk'`` (``spikes``, binary); per head
@@ -137,6 +140,17 @@ def attention_gate_graph(shape, attn) -> nir.NIRGraph:
     return extension_graph(shape, shape, meta)
 
 
+def spike_mask_graph(shape, ratio: float, seed: int, gate_id: int) -> nir.NIRGraph:
+    """The random spike gate on ``[C, H, W]`` spikes: each passes unless its hash says drop."""
+    shape = tuple(int(s) for s in shape)
+    meta = {KEY_EXTENSION: SPIKE_MASK, "ratio": float(ratio), "seed": int(seed), "gate_id": int(gate_id),
+            "equation": "out[t, i] = in[t, i] * (lowbias32 chain(seed, gate_id, t, i) >= round(ratio * 2**32)); "
+                        "i the flat C-order element index (sresformer/spike_gate.py)"}
+    if len(shape) != 3:
+        raise NIRError(f"a spike mask needs spikes of shape [C, H, W], got {list(shape)}")
+    return extension_graph(shape, shape, meta, kernel=(1, 1), stride=(1, 1), padding=(0, 0))
+
+
 def extension_name(graph: nir.NIRGraph) -> str | None:
     """The extension a nested graph implements, or None for an ordinary subgraph."""
     meta = getattr(graph, "metadata", None) or {}
@@ -243,6 +257,20 @@ class AttentionGate(ExtensionOp):
         return f"gates={self.gates!r}"
 
 
+class SpikeGate(ExtensionOp):
+    """The deterministic random spike gate on ``[T, B, ...]`` (steps counted from 0)."""
+
+    def __init__(self, ratio: float, seed: int, gate_id: int):
+        super().__init__()
+        self.ratio, self.seed, self.gate_id = float(ratio), int(seed), int(gate_id)
+
+    def run(self, x, values):
+        return apply_gate(x, self.ratio, self.seed, self.gate_id)
+
+    def extra_repr(self):
+        return f"ratio={self.ratio}, seed={self.seed}, gate_id={self.gate_id}"
+
+
 def build_extension(name: str, graph: nir.NIRGraph) -> ExtensionOp:
     """The torch operation for the marked nested graph ``name``; NIRError if it is malformed."""
     ext = extension_name(graph)
@@ -266,6 +294,11 @@ def build_extension(name: str, graph: nir.NIRGraph) -> ExtensionOp:
                        (["sa_weight", "sa_bias"] if "s" in gates else []):
                 meta[key]  # noqa: B018  (a missing weight is a KeyError -> NIRError below)
             return AttentionGate(gates, dict(meta))
+        if ext == SPIKE_MASK:
+            ratio = float(np.asarray(meta["ratio"]))
+            if not 0.0 <= ratio <= 1.0:
+                raise NIRError(f"node {name!r}: {ext} ratio {ratio} is outside [0, 1]")
+            return SpikeGate(ratio, int(np.asarray(meta["seed"])), int(np.asarray(meta["gate_id"])))
         pair = lambda key: tuple(int(v) for v in np.broadcast_to(np.asarray(meta[key]), (2,)))  # noqa: E731
         return MaxPool2d(pair("kernel_size"), pair("stride"), pair("padding"))
     except KeyError as e:

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from exporters.loihi.processes import DECAY_UNITY, SSA_FORMS, ProcessGraph, shift_round
+from sresformer.spike_gate import apply_gate
 
 
 def decay(x: torch.Tensor, d: int) -> torch.Tensor:
@@ -149,6 +150,10 @@ class FakeQuantModel(nn.Module):
             z = shift_round(conv, a["sa_shift"]) + t("sa_bias")
             x = shift_round(x * gate(z), -a["gate_bits"])
         return x.clamp(min=0)
+
+    def _gate(self, p, x):
+        a = p.attrs
+        return apply_gate(x, a["ratio"], a["seed"], a["gate_id"])
 
     # -- the whole graph ------------------------------------------------------------------------
 

@@ -61,6 +61,7 @@ class TrainConfig:
     workers: int = 0
     limit_train: int | None = None  # first N train samples (tests, smoke runs)
     limit_test: int | None = None   # first N test samples
+    spike_mask: str | None = None   # random spike masking RATIO[:MODULES] (sresformer.masking)
 
     def to_dict(self) -> dict:
         """Plain dict (stored in checkpoints as ``train_args``)."""
@@ -85,6 +86,9 @@ class TrainConfig:
             raise UserError(f"label_smoothing must be below 1, got {self.label_smoothing}")
         if self.workers < 0:
             raise UserError(f"--workers must be >= 0, got {self.workers}")
+        if self.spike_mask is not None:
+            from ..masking import parse_spec
+            parse_spec(self.spike_mask)
         return self
 
 

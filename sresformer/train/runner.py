@@ -77,6 +77,9 @@ def prepare(model: str, out: str, data: str | None = None, *, resume: bool = Fal
                            in_channels=C)
     except ValueError as e:  # e.g. a feature map not divisible by a DSSA patch size
         raise UserError(f"cannot build {model} for {bundle.name} at img_size {config.img_size}: {e}") from None
+    if config.spike_mask is not None:   # MST: train with the random spike mask (stored in every checkpoint)
+        from ..masking import apply_spike_mask, parse_spec
+        apply_spike_mask(net, parse_spec(config.spike_mask))
     if ckpt is not None:
         try:
             net.load_state_dict(ckpt["state_dict"])
