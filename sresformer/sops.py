@@ -4,8 +4,10 @@ A synaptic operation (SOP) is one weight added because one input was non-zero. F
 layer whose input is binary spikes it is an accumulate (AC): each spike costs its real
 fan-out, so borders, strides and groups are counted exactly (a spike in a corner of a
 3x3 'same' conv reaches 4 output positions, not 9). Layers that read real values (the
-stem conv on pixels, the classifier on the pooled real-valued residual stream) do
-multiply-accumulates (MAC), counted dense. DSSA's dual-spike products ``Y @ S`` with
+stem conv on pixels, the classifier on the pooled real-valued residual stream, Spikformer's
+convs on its spike-count residual stream) do multiply-accumulates (MAC), with the same
+fan-out rule: a zero graded value is not sent (as a graded spike on Loihi 2) and costs
+nothing, so a dense real input costs its dense MACs and a sparse integer stream far fewer. DSSA's dual-spike products ``Y @ S`` with
 binary ``S`` are gated accumulations: every non-zero ``S[k, n]`` adds the column
 ``Y[:, k]``, i.e. ``M`` ACs. MA attention gates (``sresformer.ma_attention``) are dense
 real-valued arithmetic: their MLP / conv / gate multiplies are MACs and their pooling adds
@@ -110,13 +112,14 @@ class OpCounter:
                     else mod.in_features
                 dense = out.numel() * k
                 rec.dense_macs += dense
-                rec.binary_input = rec.binary_input and _is_binary(x)
-                if not _is_binary(x):
-                    rec.mac += dense
-                elif isinstance(mod, nn.Conv2d):
-                    rec.ac += conv_fanout_count(flat, mod)
+                binary = _is_binary(x)
+                rec.binary_input = rec.binary_input and binary
+                ops = conv_fanout_count(flat, mod) if isinstance(mod, nn.Conv2d) else \
+                    int((flat != 0).sum().item()) * mod.out_features
+                if binary:
+                    rec.ac += ops
                 else:
-                    rec.ac += int((flat != 0).sum().item()) * mod.out_features
+                    rec.mac += ops
             rec.input_nonzero += int((x != 0).sum().item())
             rec.input_elements += x.numel()
             rec.steps = steps

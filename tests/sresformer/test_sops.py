@@ -43,14 +43,14 @@ def test_counter_on_layers_hand_count():
     with OpCounter(seq) as c:
         seq.conv(s)                                   # 2 spikes x 3 outputs
         seq.fc(torch.tensor([[[1.0, 0, 0, 1]]]))      # binary: 2 x 5
-        seq.fc(torch.tensor([[[0.5, 0, 0, 1]]]))      # real: dense 4 x 5 MACs
+        seq.fc(torch.tensor([[[0.5, 0, 0, 1]]]))      # real: 2 non-zero values x 5 MACs (zeros are not sent)
         y = torch.randn(2, 1, 3, 4)                   # [T, B, M=3, K=4]
         a = torch.zeros(2, 1, 4, 6)
         a[0, 0, 1, 2] = a[1, 0, 3, 5] = a[1, 0, 0, 0] = 1
         seq.mm(y, a)                                  # 3 spikes x M=3
     L = c.layers
     assert L["conv"].ac == 6 and L["conv"].firing_rate == pytest.approx(2 / 16)
-    assert L["fc"].ac == 10 and L["fc"].mac == 20 and not L["fc"].binary_input
+    assert L["fc"].ac == 10 and L["fc"].mac == 10 and L["fc"].dense_macs == 40 and not L["fc"].binary_input
     assert L["mm"].ac == 9
 
 
