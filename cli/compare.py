@@ -22,7 +22,6 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import torch
 from torch.utils.data import DataLoader
 
 from sresformer.errors import UserError

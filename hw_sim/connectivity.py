@@ -198,7 +198,7 @@ class ConvOps:
         cout_g = self.cout // self.groups
         ci = e[:, 0] // cout_g * self.cin_g + e[:, 1]
         self.pair_b, self.pair_ci, self.pair_ky, self.pair_kx = pb, ci, e[:, 2], e[:, 3]
-        (sh, sw), (dh, dw) = self.stride, self.dil
+        sh, dh = self.stride[0], self.dil[0]
         self.pair_y = oy[pb] * sh + self.pair_ky * dh    # the padded input row under the boundary's row
         self.pair_oy, self.pair_ox = oy[pb], ox[pb]
 
@@ -290,7 +290,7 @@ class MatmulOps:
         self.chunk, self.cores = chunk, cores
         self.ssa = _ssa(p, pg) if p.attrs["form"] in SSA_FORMS else None
         if self.ssa is not None:
-            self.heads, (lo, lt, ro, rt) = p.attrs["heads"], SSA_FORMS[p.attrs["form"]]
+            self.heads, (_, lt, _, rt) = p.attrs["heads"], SSA_FORMS[p.attrs["form"]]
             self.spk_t = lt if self.ssa["spk_side"] == "left" else rt
             return
         self.heads, self.d, self.n, self.hw = _dsmm_dims(p, pg)

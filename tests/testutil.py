@@ -80,3 +80,25 @@ def np_keep(ratio, seed, gate_id, t, idx):
     h = np_lowbias32(np.asarray(t, np.uint64) ^ np_lowbias32(np.asarray(gate_id, np.uint64)
                                                              ^ np_lowbias32(np.asarray(seed, np.uint64))))
     return np_lowbias32(np.asarray(idx, np.uint64) ^ h) >= np.uint64(round(ratio * 2 ** 32))
+
+
+def run_cli(*args, timeout=None):
+    """``python -m cli.main ARGS`` in a subprocess: the CompletedProcess with text stdout and stderr."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "cli.main", *[str(a) for a in args]], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def synapse_ops_by_hand(p, values) -> float:
+    """Ops of synapse process ``p`` recounted from its inputs: the fan-out of every non-zero input
+    through the non-zero stored weights (a conv / matmul of the non-zero mask with ``|W| > 0``)."""
+    import torch.nn.functional as F
+
+    nz = (sum(values[s] for s in p.sources) != 0).double().flatten(0, 1)
+    w = torch.from_numpy(p.params["weight"] != 0).double()
+    a = p.attrs
+    if a["op"] == "conv":
+        return float(F.conv2d(nz, w, None, a["stride"], a["padding"], a["dilation"], a["groups"]).sum())
+    return float((nz.flatten(1) @ w.T).sum())

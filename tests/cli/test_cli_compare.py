@@ -1,19 +1,14 @@
 """``sresformer energy --compare``: every row equals the single-model reports it summarises."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 import sresformer
 from sresformer.data import open_dataset
 
-from testutil import lively_nano_artifact, warm_up
+from testutil import lively_nano_artifact, warm_up, run_cli as run
 
-
-def run(*args):
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True)
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,6 @@
 """``sresformer energy`` on a checkpoint: JSON totals equal the layer sums and the library's count."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -11,7 +9,7 @@ import sresformer
 from sresformer.data import open_dataset
 from sresformer.sops import count_ops
 
-from testutil import warm_up
+from testutil import warm_up, run_cli as run
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +20,6 @@ def ckpt(tmp_path_factory):
     sresformer.save_checkpoint(warm_up(sresformer.create_model("spikingresformer_nano"), x, steps=3), path)
     return path
 
-
-def run(*args):
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True)
 
 
 def test_json_report(ckpt, tmp_path):

@@ -1,8 +1,6 @@
 """CLI: models listing and bad input -> one stderr line, exit status 2, no traceback."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -10,9 +8,8 @@ import torch
 import sresformer
 
 
-def run(*args):
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True)
 
+from testutil import run_cli as run
 
 def test_models_json_matches_library():
     r = run("models", "--json")

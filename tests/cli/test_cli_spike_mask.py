@@ -1,8 +1,6 @@
 """``--spike-mask`` on the command line: one-line errors, stored masks, and the ``energy --sweep-mask`` curve."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -11,13 +9,10 @@ import sresformer
 from sresformer.data import open_dataset
 from sresformer.masking import MaskSpec
 
-from testutil import export_small, lively
+from testutil import export_small, lively, run_cli as run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-
-def run(*args):
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True)
 
 
 @pytest.fixture(scope="module")
