@@ -7,7 +7,8 @@ A *source* is a checkpoint, a ``.nir`` file, a ``.loihi`` artifact or a zoo mode
 - float side (checkpoint, NIR, model name): parameters, dense MACs per image, exact AC and
   MAC counts of the float model on the data (:func:`sresformer.sops.count_ops`), energy
   under both conventions of :mod:`hw_sim.energy`, top-1 accuracy when the data has labels;
-- chip side (unless ``chip=False``; an artifact has only this side): the source is lowered
+- chip side (unless ``chip=False``; an artifact has only this side, and its AC / MAC and
+  convention columns are the integer model's counts, ``counts`` says which): the source is lowered
   to a temporary artifact (calibrated on the same data) and simulated: integer accuracy,
   agreement with the fake-quant model, energy under the chip profile, pipelined latency per
   inference, cores. A model the lowering refuses gets its one-line reason in ``chip_note``
@@ -122,5 +123,11 @@ def compare(sources: list[str], data: str = "digits", limit: int = 64, profile: 
                         artifact = None
             if artifact is not None:
                 row.update(_chip_side(artifact, data, limit, prof, batch_size, labelled))
+            if row["kind"] == "artifact":   # no float model: its counts are the integer model's
+                row.update({"ac": row["chip_ac"], "mac": row["chip_mac"], "counts": "integer model (simulator)",
+                            "energy_paper_j": row["chip_energy_paper_j"],
+                            "energy_standard_j": row["chip_energy_standard_j"]})
+            else:
+                row["counts"] = "float model"
             rows.append(row)
     return {"data": data, "profile": prof.name, "limit": limit, "rows": rows}

@@ -50,7 +50,8 @@ def to_markdown(report: dict) -> str:
     """A Markdown table with one row per source, then the lowering's reasons for any row without chip figures."""
     heads = [h.format(profile=report["profile"]) for _, h, _, _ in COLUMNS]
     lines = [f"Per image on `{report['data']}` ({report['limit']} test images at most); energy conventions of "
-             "`sresformer energy`; chip figures from the cycle-level simulation.", "",
+             "`sresformer energy`; chip figures from the cycle-level simulation; a `.loihi` row has no float "
+             "model, its counts are the integer model's.", "",
              "| model | " + " | ".join(heads) + " |", "|---|" + "---:|" * len(COLUMNS)]
     notes = []
     for row in report["rows"]:
@@ -63,7 +64,7 @@ def to_markdown(report: dict) -> str:
 def to_csv(report: dict) -> str:
     """One row per source with raw values (counts, joules, seconds, fractions)."""
     buf = io.StringIO()
-    keys = ["source", "model", "kind"] + [k for k, *_ in COLUMNS] + ["chip_note"]
+    keys = ["source", "model", "kind", "counts"] + [k for k, *_ in COLUMNS] + ["chip_note"]
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(keys)
     for row in report["rows"]:

@@ -48,6 +48,9 @@ def test_compare_rows_equal_the_single_reports(sources, tmp_path):
             assert row[key_row] == pytest.approx(sim[key_sim]), key_row
     assert row_ckpt["agreement"] == 1.0 and row_ckpt["cores"] > 0 and row_ckpt["latency_s"] > 0
     assert row_art["params"] is None   # an artifact has no float model: shown as '-', never 0
+    art_paper = json.loads(run("energy", str(artifact), "--limit", "4", "--convention", "paper", "--json").stdout)
+    assert row_art["energy_paper_j"] == pytest.approx(art_paper["total"]["energy_j"])
+    assert row_art["counts"].startswith("integer") and row_ckpt["counts"] == "float model"
 
 
 def test_compare_markdown_and_model_names():
