@@ -45,9 +45,6 @@ from .connectivity import CountPlan, SynTable, segsum
 
 CORE_KEYS = ("ac", "mac", "dsmm", "active", "idle", "spikes", "msgs", "in_tile", "hops_ew", "hops_ns")
 EMBEDDED_KEYS = ("ac", "mac", "msgs")
-#: message counting gathers per event when fewer than 1 / SPARSE_FACTOR of the senders are active (a gather
-#: and a scattered add per event cost about this many times one element of the dense per-core product)
-SPARSE_FACTOR = 8
 
 
 @dataclass
@@ -72,10 +69,12 @@ class Counter:
         self.counts = Counts({k: torch.zeros(T, B, plan.ncores, dtype=torch.float64) for k in CORE_KEYS},
                              {k: torch.zeros(B, dtype=torch.float64) for k in EMBEDDED_KEYS})
 
-    def __call__(self, t: int, p: Process, out: torch.Tensor, inp, active) -> None:
+    def __call__(self, p: Process, out: torch.Tensor, inp, active) -> None:
+        """Count one process's work over its steps: ``out`` (and ``inp``, ``active``) ``[S, B, ...]``."""
         plan, cc = self.plan, self.counts.core
+        S, B = out.shape[:2]
         if p.name in plan.syn:
-            self._synaptic(t, plan.syn[p.name], inp)
+            self._synaptic(plan.syn[p.name], inp)
         if p.name in plan.host_ops:
             self._host(p, plan.host_ops[p.name], inp)
         g = plan.groups.get(p.name)
@@ -83,59 +82,55 @@ class Counter:
             sl = slice(g.first_core, g.first_core + g.cores)
             busy = active if active is not None else out != 0
             # float32 sums are exact: a core holds at most a few thousand compartments (< 2**24)
-            act = segsum(busy.flatten(1).float(), g.chunk, g.cores).double()
-            cc["active"][t, :, sl] += act
-            cc["idle"][t, :, sl] += plan.compartments[sl] - act
+            act = segsum(busy.view(S * B, -1).float(), g.chunk, g.cores).double().view(S, B, -1)
+            cc["active"][:S, :, sl] += act
+            cc["idle"][:S, :, sl] += plan.compartments[sl] - act
             if p.kind == "neuron":
-                cc["spikes"][t, :, sl] += segsum(out.flatten(1).float(), g.chunk, g.cores).double()
+                cc["spikes"][:S, :, sl] += segsum(out.view(S * B, -1), g.chunk, g.cores).double().view(S, B, -1)
         table = plan.send.get(p.name)
         if table is not None:   # a neuron's output is its own 0/1 mask
-            self._messages(t, p.name, (out if p.kind == "neuron" else out != 0).flatten(1), table)
+            self._messages(p.name, (out if p.kind == "neuron" else out != 0).reshape(S, B, -1), table)
 
-    def _messages(self, t: int, name: str, nz: torch.Tensor, table: torch.Tensor) -> None:
+    def _messages(self, name: str, nz: torch.Tensor, table: torch.Tensor) -> None:
+        """Messages of value ``name`` (non-zero mask ``nz [S, B, n]``) from its cores to their readers."""
         g = self.plan.home_group(name)   # a spike gate sends from its neurons' cores
+        S = nz.shape[0]
+        nz = nz.flatten(0, 1)
         if g is None:                         # from the embedded processor: deliveries only
-            self.counts.embedded["msgs"] += nz.to(table.dtype) @ table[:, 1]
+            self.counts.embedded["msgs"] += (nz.to(table.dtype) @ table[:, 1]).view(S, -1).sum(0)
             return
         B, n = nz.shape
-        n_events = int(torch.count_nonzero(nz))
-        if n_events == 0:
-            return
-        if n_events * SPARSE_FACTOR < nz.numel():
-            events = torch.nonzero(nz)
-            # event-driven: gather each sender's table row, add it into its core (exact: integer sums < 2**24
-            # in float32, as for the dense product)
-            b, i = events.unbind(1)
-            per = torch.zeros(B * g.cores, 4, dtype=table.dtype)
-            per.index_add_(0, b * g.cores + i // g.chunk, table.view(-1, 4)[i])
-            per = per.view(B, g.cores, 4)
-        else:
-            nz = nz.to(table.dtype)
-            full = n // g.chunk      # a batched [1, chunk] @ [chunk, 4] product per core, no padded copy
-            per = (nz[:, :full * g.chunk].reshape(B, full, 1, g.chunk) @ table[:full].unsqueeze(0)).squeeze(2)
-            if full < g.cores:
-                per = torch.cat([per, (nz[:, full * g.chunk:] @ table[full, :n - full * g.chunk]).unsqueeze(1)], 1)
+        nz = nz.to(table.dtype)
+        full = n // g.chunk
+        # per core: [B, chunk] @ [chunk, 4], one batched product over the full cores (it reads each
+        # table row once for the whole batch; a gather per event is slower even at 10% activity)
+        per = torch.einsum("bcn,cnk->bck", nz[:, :full * g.chunk].view(B, full, g.chunk), table[:full])
+        if full < g.cores:   # the last core's partial chunk
+            per = torch.cat([per, (nz[:, full * g.chunk:] @ table[full, :n - full * g.chunk]).unsqueeze(1)], 1)
+        per = per.view(S, -1, *per.shape[1:])
         sl = slice(g.first_core, g.first_core + g.cores)
         cc = self.counts.core
-        cc["in_tile"][t, :, sl] += per[..., 0]
-        cc["msgs"][t, :, sl] += per[..., 0] + per[..., 1]
-        cc["hops_ew"][t, :, sl] += per[..., 2]
-        cc["hops_ns"][t, :, sl] += per[..., 3]
+        cc["in_tile"][:S, :, sl] += per[..., 0]
+        cc["msgs"][:S, :, sl] += per[..., 0] + per[..., 1]
+        cc["hops_ew"][:S, :, sl] += per[..., 2]
+        cc["hops_ns"][:S, :, sl] += per[..., 3]
 
     def _host(self, p: Process, ops: dict[str, int], inp: torch.Tensor) -> None:
-        """One evaluation of an embedded-processor gate on every sample: its fixed MACs and ACs."""
-        B = inp.shape[0]
+        """Evaluations of an embedded-processor gate on every sample at its ``S`` steps: fixed MACs and ACs."""
+        S, B = inp.shape[:2]
         layer = self.counts.layers.setdefault(p.name, {"ac": 0.0, "mac": 0.0, "nonzero": 0.0, "elements": 0,
                                                        "dense_macs": 0, "kind": "gate"})
         for key in ("ac", "mac"):
-            self.counts.embedded[key] += ops[key]
-            layer[key] += float(ops[key] * B)
+            self.counts.embedded[key] += ops[key] * S
+            layer[key] += float(ops[key] * S * B)
         layer["nonzero"] += float((inp != 0).sum())
         layer["elements"] += inp.numel()
-        layer["dense_macs"] += ops["mac"] * B
+        layer["dense_macs"] += ops["mac"] * S * B
 
-    def _synaptic(self, t: int, tab: SynTable, inp: torch.Tensor) -> None:
-        nz = (inp != 0).float()
+    def _synaptic(self, tab: SynTable, inp: torch.Tensor) -> None:
+        """Synaptic ops of one synapse or dual-spike matmul over its input ``[S, B, ...]`` of every step."""
+        S, B = inp.shape[:2]
+        nz = (inp != 0).flatten(0, 1).float()
         layer = self.counts.layers.setdefault(tab.name, {"ac": 0.0, "mac": 0.0, "nonzero": 0.0, "elements": 0,
                                                          "dense_macs": 0, "kind": tab.kind})
         events = float(nz.sum())
@@ -145,16 +140,16 @@ class Counter:
         if events == 0:        # no input events, no synaptic ops
             return
         if tab.group is None:
-            ops = nz.flatten(1).double() @ tab.fanout
-            self.counts.embedded[tab.kind] += ops
+            ops = (nz.flatten(1).double() @ tab.fanout).view(S, B)
+            self.counts.embedded[tab.kind] += ops.sum(0)
             layer[tab.kind] += float(ops.sum())
             return
         g = self.plan.groups[tab.group]
-        per_core = tab.ops.per_core(nz)
+        per_core = tab.ops.per_core(nz).view(S, B, -1)
         sl = slice(g.first_core, g.first_core + g.cores)
-        self.counts.core[tab.kind][t, :, sl] += per_core
+        self.counts.core[tab.kind][:S, :, sl] += per_core
         if tab.dsmm:
-            self.counts.core["dsmm"][t, :, sl] += per_core
+            self.counts.core["dsmm"][:S, :, sl] += per_core
         layer[tab.kind] += float(per_core.sum())
 
 

@@ -2,9 +2,13 @@
 
 A second, independent implementation of the per-kind semantics stated in
 ``exporters/loihi/processes.py`` (the fake-quant torch model is the first; the tests hold
-the two equal bit for bit). It runs like the chip: time step ``t`` by time step, and
-inside a step every process in graph order (zero delay inside a step; the latency model
-in :mod:`hw_sim.cycles` accounts for the chip's one-step-per-layer pipelining).
+the two equal bit for bit). Inside a time step every process runs in graph order (zero
+delay inside a step; the latency model in :mod:`hw_sim.cycles` accounts for the chip's
+one-step-per-layer pipelining). The graph is feed-forward and only neurons carry state
+from one step to the next, so the executor runs it process by process over all ``T``
+steps at once: a synapse, pool or dual-spike matmul sees the ``T x B`` inputs as one batch
+(one kernel call instead of ``T``), and a neuron loops over ``t`` on its own state. The
+values are those of the step-by-step order, bit for bit; only the order of work differs.
 
 Exact integers in floating point. torch has no integer convolution on the CPU, so values
 are integers held in float tensors. float32 represents every integer of magnitude below
@@ -21,9 +25,9 @@ non-zero value outputs its bias without computing, one with few live input chann
 (``LIVE_FRACTION``) convolves only those, a dual-spike matmul without spikes outputs zeros;
 the dropped terms are exact zeros, so the results are the same bit for bit.
 
-Static processes (the input and the stem of a static image) run once per inference, at
-``t = 0``; their values then feed every step, as on the chip where the embedded processor
-computes them once.
+Static processes (the input and the stem of a static image) run once per inference (one
+step, ``[1, B, ...]``); their values then feed every step, as on the chip where the
+embedded processor computes them once.
 """
 
 from __future__ import annotations
@@ -44,10 +48,11 @@ F64_EXACT = 2 ** 53   # IEEE 754 binary64: 53-bit significand
 #: of weights and inputs costs less than the skipped work well below it; dense kernels win above it)
 LIVE_FRACTION = 0.5
 
-#: ``hook(t, process, out, inp, active)``: called after every process evaluation (static
-#: processes once, at t = 0). ``inp`` is the summed input (a dual-spike matmul: its spike
-#: operand); ``active`` the compartments a neuron updated with non-zero input or state.
-Hook = Callable[[int, Process, torch.Tensor, torch.Tensor | None, torch.Tensor | None], None]
+#: ``hook(process, out, inp, active)``: called once per process with its values of every step,
+#: ``[S, B, ...]`` (``S = T``; ``S = 1`` for a static process, which runs once). ``inp`` is the
+#: summed input (a dual-spike matmul: its spike operand); ``active`` the compartments a neuron
+#: updated with non-zero input or state.
+Hook = Callable[[Process, torch.Tensor, torch.Tensor | None, torch.Tensor | None], None]
 
 
 def exact_dtype(bound: float) -> torch.dtype:
@@ -68,6 +73,15 @@ def decay(x: torch.Tensor, d: int) -> torch.Tensor:
     if d == DECAY_UNITY:
         return torch.zeros_like(x)
     return torch.trunc(x * ((DECAY_UNITY - d) / DECAY_UNITY))
+
+
+def _decay_(x: torch.Tensor, d: int) -> torch.Tensor:
+    """:func:`decay` in place on ``x`` (the neuron's own state)."""
+    if d == 0:
+        return x
+    if d == DECAY_UNITY:
+        return x.zero_()
+    return x.mul_((DECAY_UNITY - d) / DECAY_UNITY).trunc_()
 
 
 @dataclass
@@ -135,7 +149,10 @@ class Executor:
         state = exact_dtype(pre_sat) if dyadic else torch.float64
         vth = torch.from_numpy(np.asarray(p.params["vth"], dtype=np.int64)).to(state)
         vth = vth.reshape(p.out_shape) if vth.numel() > 1 else vth.reshape(())
-        return Plan(1.0, torch.float32, state, {"vth": vth})
+        # |v| stays below u_b * 4096 / dv under a leak (a geometric series; truncation only shrinks
+        # it): when that is inside the membrane's range the saturation never acts and is skipped
+        v_b = u_b * DECAY_UNITY / dv if dv else float("inf")
+        return Plan(1.0, torch.float32, state, {"vth": vth, "saturates": v_b > 2 ** (bits - 1) - 1})
 
     def _plan_sum(self, p):
         b = self._in_bound(p)
@@ -181,28 +198,33 @@ class Executor:
         return Plan(1.0, torch.float32, None, {"index": torch.arange(n, dtype=torch.int64),
                                                "threshold": drop_threshold(p.attrs["ratio"])})
 
-    def _step_gate(self, p, plan, x, t: int):
-        """Spikes of step ``t`` whose gate hash passes the threshold (every sample the same gate)."""
-        a = p.attrs
-        keep = gate_hash(a["seed"], a["gate_id"], t, plan.tensors["index"]) >= plan.tensors["threshold"]
-        return x.to(plan.dtype) * keep.view(1, *p.out_shape).to(plan.dtype)
+    def _step_gate(self, p, plan, x):
+        """Spikes ``[T, B, ...]`` whose gate hash at their step passes the threshold (every sample the same gate)."""
+        a, T = p.attrs, x.shape[0]
+        keep = torch.stack([gate_hash(a["seed"], a["gate_id"], t, plan.tensors["index"]) >= plan.tensors["threshold"]
+                            for t in range(T)])
+        return x.to(plan.dtype) * keep.view(T, 1, *p.out_shape).to(plan.dtype)
 
     # -- one process at one step ---------------------------------------------------------------
 
-    def _summed(self, p, vals, dtype):
+    def _summed(self, p, vals, dtype, steps: int):
+        """The sum of ``p``'s sources over ``steps`` steps (a static source's one step feeds them all)."""
         x = vals[p.sources[0]].to(dtype)
         for s in p.sources[1:]:
             x = x + vals[s].to(dtype)
-        return x
+        return x.expand(steps, *x.shape[1:]) if x.shape[0] != steps else x
 
     def _step_input(self, p, plan, x):
+        """8-bit (``bits``) input values ``[S, B, ...]`` of the pixels or frames ``x [S, B, ...]``."""
         q = 2 ** (p.attrs["bits"] - 1) - 1
         # same rounding as the spec: round half to even of x / 2**exponent, in float64
         return torch.round(x.double() / 2.0 ** p.exponent).clamp_(-q, q).to(plan.dtype)
 
     def _step_synapse(self, p, plan, x):
+        """Outputs ``[S, B, ...]``: the integer accumulation of inputs ``x [S, B, ...]``, shifted, plus the bias."""
+        S, B = x.shape[:2]
         w = plan.tensors["weight"]
-        xin = x.to(plan.compute)
+        xin = x.flatten(0, 1).to(plan.compute)
         a = p.attrs
         conv = a["op"] == "conv"
         # event-driven skip of silent inputs: only the input channels (conv) or elements (dense) that
@@ -210,7 +232,7 @@ class Executor:
         live = (xin.flatten(2) != 0).any(2).any(0) if conv else (xin.flatten(1) != 0).any(0)
         n_live = int(live.sum())
         if n_live == 0:   # no input at all: acc = 0, shifted to 0 (either rounding), out = bias
-            return plan.tensors["bias"].expand(x.shape[0], *p.out_shape).to(plan.dtype, copy=True)
+            return plan.tensors["bias"].expand(S, B, *p.out_shape).to(plan.dtype, copy=True)
         if not conv or a["groups"] == 1:   # (a grouped conv's channels cannot be dropped independently)
             if n_live < LIVE_FRACTION * live.numel():
                 idx = torch.nonzero(live).flatten()
@@ -226,13 +248,21 @@ class Executor:
             acc = acc * float(2 ** k)
         else:  # round half up: floor((acc + 2**(-k-1)) / 2**-k); dividing by a power of two is exact
             acc = torch.floor((acc + float(2 ** (-k - 1))) * float(2.0 ** k))
-        return acc + plan.tensors["bias"]
+        return (acc + plan.tensors["bias"]).view(S, B, *p.out_shape)
 
     def _step_dsmm(self, p, plan, vals):
-        s = vals[p.operands[1]].to(plan.compute)
+        """``[S, B, ...]``: the dual-spike product of the graded and the spike operand at every step."""
+        s = vals[p.operands[1]]
+        y = vals[p.operands[0]]
+        S = max(s.shape[0], y.shape[0])
         if not bool((s != 0).any()):   # no spikes: nothing is accumulated
-            return torch.zeros(s.shape[0], *p.out_shape, dtype=plan.compute)
-        y = vals[p.operands[0]].to(plan.compute)
+            return torch.zeros(S, s.shape[1], *p.out_shape, dtype=plan.compute)
+        y, s = (v.expand(S, *v.shape[1:]).flatten(0, 1) for v in (y, s))
+        return self._matmul(p, plan, y, s).view(S, -1, *p.out_shape)
+
+    def _matmul(self, p, plan, y, s):
+        """The product of one batch of operands ``y``, ``s`` (``[N, ...]``): ``[N, ...]``."""
+        y, s = y.to(plan.compute), s.to(plan.compute)
         if "einsum" in plan.tensors:    # Spikformer SSA: one einsum over [B, heads, rows, cols] views
             eq, first_dyn = plan.tensors["einsum"]
             h = p.attrs["heads"]
@@ -281,6 +311,11 @@ class Executor:
         a = p.attrs
         return F.max_pool2d(x, a["kernel"], a["stride"], a["padding"])
 
+    def _batched(self, p, plan, x):
+        """A process without state over all steps: ``x [S, B, ...]`` folded into one batch."""
+        out = getattr(self, f"_step_{p.kind}")(p, plan, x.flatten(0, 1))
+        return out.view(*x.shape[:2], *out.shape[1:])
+
     # -- the time loop ---------------------------------------------------------------------------
 
     @torch.no_grad()
@@ -290,38 +325,38 @@ class Executor:
         static_input = x.dim() == len(pg.input_shape) + 1
         T = pg.T if static_input else x.shape[0]
         once = self._once(static_input)
+        last_use = self._last_use()
         vals: dict[str, torch.Tensor] = {}
-        state: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        kept: dict[str, list[torch.Tensor]] = {p.name: [] for p in pg} if keep else {}
-        logits = []
-        for t in range(T):
-            for p in pg:
-                if t > 0 and p.name in once:
-                    continue
-                plan, inp, active = self.plans[p.name], None, None
-                if p.kind == "input":
-                    out = self._step_input(p, plan, x if static_input else x[t])
-                elif p.kind == "dsmm":
-                    inp = vals[p.operands[1]]
-                    out = self._step_dsmm(p, plan, vals)
-                elif p.kind == "neuron":
-                    inp = self._summed(p, vals, plan.compute)
-                    out, active = self._neuron(p, plan, inp, state)
-                elif p.kind == "flatten":
-                    out = vals[p.sources[0]].reshape(-1, *p.out_shape)
-                elif p.kind == "gate":
-                    out = self._step_gate(p, plan, vals[p.sources[0]], t)
-                else:
-                    inp = self._summed(p, vals, plan.dtype if p.kind != "synapse" else plan.compute)
-                    out = inp if p.kind == "sum" else getattr(self, f"_step_{p.kind}")(p, plan, inp)
-                vals[p.name] = out
-                if hook is not None:
-                    hook(t, p, out, inp, active)
-                if keep:
-                    kept[p.name].append(out)
-            logits.append(vals[pg.output])
-        values = {k: torch.stack(v) for k, v in kept.items()}
-        return RunResult(torch.stack(logits).to(torch.int64), values)
+        kept: dict[str, torch.Tensor] = {}
+        for i, p in enumerate(pg):
+            steps = 1 if p.name in once else T
+            plan, inp, active = self.plans[p.name], None, None
+            if p.kind == "input":
+                out = self._step_input(p, plan, x.unsqueeze(0) if static_input else x)
+            elif p.kind == "dsmm":
+                inp = vals[p.operands[1]]
+                out = self._step_dsmm(p, plan, vals)
+            elif p.kind == "neuron":
+                inp = self._summed(p, vals, plan.compute, steps)
+                out, active = self._neuron(p, plan, inp)
+            elif p.kind == "flatten":
+                src = vals[p.sources[0]]
+                out = src.reshape(*src.shape[:2], *p.out_shape)
+            elif p.kind == "gate":
+                out = self._step_gate(p, plan, self._summed(p, vals, plan.dtype, steps))
+            else:
+                inp = self._summed(p, vals, plan.dtype if p.kind != "synapse" else plan.compute, steps)
+                out = inp if p.kind == "sum" else (self._step_synapse(p, plan, inp) if p.kind == "synapse"
+                                                   else self._batched(p, plan, inp))
+            vals[p.name] = out
+            if hook is not None:
+                hook(p, out, inp, active)
+            if keep:
+                kept[p.name] = out
+            for done in last_use.get(i, ()):   # free values no later process reads
+                vals.pop(done, None)
+        logits = vals[pg.output]
+        return RunResult(logits.expand(T, *logits.shape[1:]).to(torch.int64), kept)
 
     def _once(self, static_input: bool) -> set[str]:
         """Processes that compute the same value at every step: static input and what only it feeds."""
@@ -333,25 +368,50 @@ class Executor:
                 once.add(p.name)
         return once
 
-    def _neuron(self, p, plan, x, state):
-        """CUBA-LIF: ``u = decay(u, du) + in; v = sat(decay(v, dv) + u); s = v >= vth; v = 0 where s``."""
+    def _last_use(self) -> dict[int, list[str]]:
+        """Position in graph order -> values read for the last time there (the output is kept)."""
+        last: dict[str, int] = {}
+        for i, p in enumerate(self.pg):
+            for s in list(p.sources) + list(p.operands):
+                last[s] = i
+        by_pos: dict[int, list[str]] = {}
+        for name, i in last.items():
+            if name != self.pg.output:
+                by_pos.setdefault(i, []).append(name)
+        return by_pos
+
+    def _neuron(self, p, plan, x):
+        """CUBA-LIF over ``x [T, B, ...]``, step by step from zero state:
+        ``u = decay(u, du) + in; v = sat(decay(v, dv) + u); s = v >= vth; v = 0 where s``.
+
+        Returns the spikes and the active compartments (non-zero input, remaining current or
+        voltage: the rest update idly), both ``[T, B, ...]``.
+        """
         bits, du, dv = p.attrs["state_bits"], p.attrs["du"], p.attrs["dv"]
-        if p.name not in state:
-            z = torch.zeros_like(x)
-            state[p.name] = (z, z)
-        u0, v0 = state[p.name]
-        # a compartment with zero input, zero remaining current and zero voltage is idle
-        if du == DECAY_UNITY:   # the current does not outlive a step: u = in
-            u = x
-            active = (x != 0) | (v0 != 0)
-        else:
-            u_dec = decay(u0, du)
-            active = (x != 0) | (u_dec != 0) | (v0 != 0)
-            u = u_dec + x
-        v = (decay(v0, dv) + u).clamp_(-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
-        s = v >= plan.tensors["vth"]
-        state[p.name] = (u, v.masked_fill_(s, 0.0))
-        return s.to(plan.dtype), active
+        vth, saturates = plan.tensors["vth"], plan.tensors["saturates"]
+        T = x.shape[0]
+        spikes = torch.empty(x.shape, dtype=plan.dtype)
+        active = x != 0
+        u = v = None
+        for t in range(T):
+            xt = x[t]
+            if du == DECAY_UNITY or u is None:   # the current does not outlive a step (or starts at 0)
+                u = xt
+            else:
+                u = decay(u, du)
+                active[t] |= u != 0
+                u = u + xt
+            if v is None:
+                v = u.clone()
+            else:
+                active[t] |= v != 0
+                v = _decay_(v, dv).add_(u)
+            if saturates:
+                v.clamp_(-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+            s = v >= vth
+            spikes[t] = s
+            v.masked_fill_(s, 0.0)
+        return spikes, active
 
 
 def _ssa_einsum(form: str) -> tuple[str, bool]:

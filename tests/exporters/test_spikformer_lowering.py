@@ -180,7 +180,7 @@ def test_ssa_ac_counts_match_a_hand_count(form):
     ex = Executor.__new__(Executor)
     ex.pg, ex.plans = pg, {"dyn": _bound(5), "spk": _bound(1)}
     plan = ex._plan_dsmm(procs["mm"])
-    out = ex._step_dsmm(procs["mm"], plan, vals)[0]
+    out = ex._matmul(procs["mm"], plan, vals["dyn"], vals["spk"])[0]
     np.testing.assert_array_equal(fq.reshape(want_out.shape).numpy(), want_out)
     np.testing.assert_array_equal(out.double().reshape(want_out.shape).numpy(), want_out)
 
