@@ -38,12 +38,18 @@ def numel(shape) -> int:
 
 
 def segsum(x: torch.Tensor, chunk: int, cores: int) -> torch.Tensor:
-    """Sums of ``x [B, n]`` over consecutive chunks of ``chunk`` elements: ``[B, cores]`` (no padded copy)."""
+    """Sums of ``x [B, n]`` over consecutive chunks of ``chunk`` elements: ``[B, cores]`` (no padded copy).
+
+    A boolean mask is counted as bytes into int32 (exact, and about twice as fast as converting it).
+    """
     B, n = x.shape
     full = n // chunk
-    out = x[:, :full * chunk].reshape(B, full, chunk).sum(-1)
+    kw = {}
+    if x.dtype == torch.bool:
+        x, kw = x.view(torch.uint8), {"dtype": torch.int32}
+    out = x[:, :full * chunk].reshape(B, full, chunk).sum(-1, **kw)
     if full < cores:   # the last core's partial chunk
-        out = torch.cat([out, x[:, full * chunk:].sum(-1, keepdim=True)], 1)
+        out = torch.cat([out, x[:, full * chunk:].sum(-1, keepdim=True, **kw)], 1)
     return out
 
 
@@ -183,7 +189,7 @@ class ConvOps:
         self.part_g = self.part_oc // (self.cout // self.groups)
         oy, ox = self.part_q // self.ow, self.part_q % self.ow
         # pairs (partial boundary, entry of its channel): an entry adds its full rows above the
-        # boundary (from row sums) and its row up to the boundary (gathered from the padded input)
+        # boundary (from row sums) and its row up to the boundary (from running sums along the input row)
         ent = torch.from_numpy(self.entries.astype(np.int64)).reshape(-1, 4)
         by_oc = defaultdict(list)
         for i, oc in enumerate(ent[:, 0].tolist()):
@@ -196,11 +202,44 @@ class ConvOps:
         pb, pe = torch.tensor(pb, dtype=torch.int64), torch.tensor(pe, dtype=torch.int64)
         e = ent[pe]
         cout_g = self.cout // self.groups
-        ci = e[:, 0] // cout_g * self.cin_g + e[:, 1]
-        self.pair_b, self.pair_ci, self.pair_ky, self.pair_kx = pb, ci, e[:, 2], e[:, 3]
-        sh, dh = self.stride[0], self.dil[0]
-        self.pair_y = oy[pb] * sh + self.pair_ky * dh    # the padded input row under the boundary's row
+        self.pair_b, self.pair_ci, self.pair_ky, self.pair_kx = pb, e[:, 0] // cout_g * self.cin_g + e[:, 1], e[:, 2], e[:, 3]
         self.pair_oy, self.pair_ox = oy[pb], ox[pb]
+        self._rows_at: dict[tuple[int, int], tuple] = {}
+
+    def _row_index(self, H: int, W: int) -> tuple:
+        """Where the running sums along the input rows are read, for an input of ``H x W`` (cached).
+
+        The running sums are taken separately over each column phase ``r`` of the stride (input
+        columns ``r, r + sw, ...``) and laid side by side, phase ``r`` from offset ``off[r]``.
+        Tap column ``kx`` reads input columns ``kx dw - pw + ox sw``: phase ``(kx dw - pw) mod sw``,
+        from position ``m0 = floor((kx dw - pw) / sw)``; the sum over ``ox < j`` is the running
+        sum at ``m0 + j`` minus that at ``m0``, both clamped into the row (outside is padding).
+        Returns the index at ``j = ow`` and at ``j = 0`` per ``kx`` (whole output rows), the same
+        for every pair at its boundary column, and each pair's input row with a 0/1 validity.
+        """
+        key = (H, W)
+        if key not in self._rows_at:
+            (sh, sw), (dh, dw), (ph, pw) = self.stride, self.dil, self.pad
+            lengths = np.array([len(range(r, W, sw)) for r in range(sw)])
+            off = np.concatenate([[0], np.cumsum(lengths)])
+
+            def at(r, m):   # inclusive running sums: the sum over positions < m sits at m - 1 (m = 0: none)
+                return np.maximum(off[r] + m - 1, 0).astype(np.int64), (m > 0).astype(np.float32)
+
+            def idx(kx, j):
+                base = kx * dw - pw
+                r, m0 = base % sw, (base - base % sw) // sw
+                return at(r, np.clip(m0 + j, 0, lengths[r])), at(r, np.clip(m0, 0, lengths[r]))
+
+            kxs = np.arange(self.kw)
+            hi, lo = idx(kxs, self.ow)
+            p_hi, p_lo = idx(self.pair_kx.numpy(), self.pair_ox.numpy())
+            y = (self.pair_oy * sh + self.pair_ky * dh - ph).numpy()
+            valid = torch.from_numpy(((y >= 0) & (y < H)).astype(np.float32))
+            # (index, 0/1 weight): a sum over no position reads any entry and weighs it 0
+            t = lambda a: tuple(torch.from_numpy(np.asarray(v)) for v in a)   # noqa: E731
+            self._rows_at[key] = (t(hi), t(lo), t(p_hi), t(p_lo), torch.from_numpy(np.clip(y, 0, H - 1)), valid)
+        return self._rows_at[key]
 
     def _tap(self, xp: torch.Tensor, ky: int, kx: int) -> torch.Tensor:
         (sh, sw), (dh, dw) = self.stride, self.dil
@@ -233,21 +272,23 @@ class ConvOps:
 
     def per_core(self, nz: torch.Tensor) -> torch.Tensor:
         """Ops per core ``[B, cores]`` (float64) of the outputs' consecutive chunks (needs ``_plan_cores``)."""
-        B = nz.shape[0]
+        B, C, H, W = nz.shape
         (sh, sw), (dh, dw), (ph, pw) = self.stride, self.dil, self.pad
-        xp = F.pad(nz, (pw, pw, ph, ph))
-        # along[b, c, kx, y, j]: input row y under taps of column offset kx, summed over output columns < j
-        along = F.pad(torch.cumsum(torch.stack([xp[..., kx * dw:kx * dw + sw * (self.ow - 1) + 1:sw]
-                                                for kx in range(self.kw)], 2), -1), (1, 0))
-        cols = along[..., -1]                                                    # [B, C, kw, Hp]
-        # rows[b, c, ky, kx, oy]: input under tap (ky, kx) summed over output row oy (float32: <= ow)
-        rows = torch.stack([cols[..., ky * dh:ky * dh + sh * (self.oh - 1) + 1:sh]
-                            for ky in range(self.kh)], 2)                        # [B, C, kh, kw, oh]
-        per_tap = rows.sum(-1).view(B, self.groups, -1)                          # [B, G, cin_g*kh*kw]
+        (hi, hi_ok), (lo, lo_ok), (p_hi, p_hi_ok), (p_lo, p_lo_ok), p_y, p_valid = self._row_index(H, W)
+        # inclusive running sums along every input row, per column phase of the stride, side by side
+        # (float32 exact: at most W per row)
+        run = torch.cumsum(nz, -1) if sw == 1 else torch.cat([torch.cumsum(nz[..., r::sw], -1) for r in range(sw)], -1)
+        # cols[b, c, y, kx]: input row y under the taps of column offset kx, over all output columns
+        cols = run.index_select(-1, hi) * hi_ok - run.index_select(-1, lo) * lo_ok
+        cols = F.pad(cols, (0, 0, ph, ph))                                              # [B, C, Hp, kw]
+        # rows[b, c, ky, oy, kx]: input under tap (ky, kx) summed over output row oy
+        rows = torch.stack([cols[:, :, ky * dh:ky * dh + sh * (self.oh - 1) + 1:sh]
+                            for ky in range(self.kh)], 2)                                # [B, C, kh, oh, kw]
+        per_tap = rows.sum(3).view(B, self.groups, -1)                                  # [B, G, cin_g*kh*kw]
         # whole channels: stored mask @ per-tap totals (float32 exact: <= fan-in * oh * ow < 2**24)
         tot = torch.einsum("gok,bgk->bgo", self.stored, per_tap).reshape(B, self.cout).double()
-        before = F.pad(torch.cumsum(tot, 1), (1, 0))                              # [B, cout + 1]
-        cum = before[:, self.oc_b]                                               # [B, cores + 1]
+        before = F.pad(torch.cumsum(tot, 1), (1, 0))                                    # [B, cout + 1]
+        cum = before[:, self.oc_b]                                                      # [B, cores + 1]
         if len(self.part):
             partial = torch.zeros(B, len(self.part), dtype=torch.float64)
             if self.box:
@@ -255,9 +296,9 @@ class ConvOps:
                 partial += plane[:, self.part_g, self.part_q]
             if len(self.pair_b):
                 # an entry's rows above the boundary, then its row up to the boundary's column
-                above = F.pad(torch.cumsum(rows, -1), (1, 0))[:, self.pair_ci, self.pair_ky, self.pair_kx,
-                                                                self.pair_oy]
-                row = along[:, self.pair_ci, self.pair_kx, self.pair_y, self.pair_ox]
+                above = F.pad(torch.cumsum(rows, 3), (0, 0, 1, 0))[:, self.pair_ci, self.pair_ky, self.pair_oy,
+                                                                   self.pair_kx]
+                row = (run[:, self.pair_ci, p_y, p_hi] * p_hi_ok - run[:, self.pair_ci, p_y, p_lo] * p_lo_ok) * p_valid
                 ent = (above + row).double()
                 # (index_add_ with alpha=-1 takes a slow path: negate the source instead)
                 partial.index_add_(1, self.pair_b, ent.neg_() if self.box else ent)
@@ -340,6 +381,21 @@ class MatmulOps:
 
 # -- the plan ---------------------------------------------------------------------------------------
 
+def _split(table: torch.Tensor) -> torch.Tensor:
+    """A per-core message table ``[cores, chunk, 4]`` as ``[cores, parts, chunk / parts, 4]`` in float32.
+
+    A part's per-step sum is at most its rows' total (every element sending), so float32 sums
+    (exact below 2**24) serve when every part's total is below it: the fewest parts (a divisor
+    of ``chunk``) that achieve this; float64 in one part when no divisor does.
+    """
+    cores, chunk, _ = table.shape
+    for parts in (d for d in range(1, chunk + 1) if chunk % d == 0):
+        split = table.view(cores, parts, chunk // parts, 4)
+        if table.numel() == 0 or float(split.sum(2).max()) < 2 ** 24:
+            return split.float()
+    return table.unsqueeze(1)
+
+
 @dataclass
 class SynTable:
     """How to count one synaptic process: per-output op kernel (on a core) or total fan-out (host)."""
@@ -351,6 +407,7 @@ class SynTable:
     fanout: torch.Tensor | None    # [inputs]: ops per non-zero input (host)
     dense_macs: int                # per step, every connection whatever the input
     dsmm: bool = False
+    spikes_in: bool = False        # the input (spike operand) is one neuron's or gate's 0/1 spikes
 
 
 class CountPlan:
@@ -362,7 +419,8 @@ class CountPlan:
         # cores in use (groups may share one in a hand-made mapping; map_graph never does)
         self.ncores = max((g.first_core + g.cores for g in self.groups.values()), default=0)
         self.syn: dict[str, SynTable] = {}
-        self.send: dict[str, torch.Tensor] = {}        # sender -> [cores, chunk, 4] or host [n, 4]
+        # sender -> [cores, parts, chunk / parts, 4] (float32 when exact, see _split) or host [n, 4]
+        self.send: dict[str, torch.Tensor] = {}
         self.upstream: dict[str, set[str]] = defaultdict(set)
         self._conn: dict[str, torch.Tensor] = {}
         # embedded-processor processes that run at every step (MA gates): a stage of the pipeline
@@ -387,10 +445,7 @@ class CountPlan:
         for name, acc in self._conn.items():
             g = self.home_group(name)
             if g is not None:
-                acc = F.pad(acc, (0, 0, 0, g.cores * g.chunk - acc.shape[0])).view(g.cores, g.chunk, 4)
-                # a core's per-step sums are at most chunk x the largest entry: float32 when that is exact
-                if acc.numel() == 0 or float(acc.max()) * g.chunk < 2 ** 24:
-                    acc = acc.float()
+                acc = _split(F.pad(acc, (0, 0, 0, g.cores * g.chunk - acc.shape[0])).view(g.cores, g.chunk, 4))
             self.send[name] = acc
         del self._conn
         self._layout()
@@ -404,6 +459,8 @@ class CountPlan:
 
     def _table(self, p: Process) -> SynTable:
         group = self.placement.get(p.name, "host")
+        ins = p.operands[1:] if p.kind == "dsmm" else p.sources
+        spikes_in = len(ins) == 1 and self.pg.processes[ins[0]].kind in ("neuron", "gate")
         kind = "mac" if p.kind == "synapse" and p.attrs.get("graded_input", False) else "ac"
         if p.kind == "dsmm":
             if p.attrs["form"] in SSA_FORMS:
@@ -415,13 +472,13 @@ class CountPlan:
             dense = numel(p.out_shape) * numel(p.params["weight"].shape[1:])
         if group == "host":
             fan = back(p, self.pg, torch.ones(numel(p.out_shape)))[-1][1].double()
-            return SynTable(p.name, None, kind, None, fan, dense, p.kind == "dsmm")
+            return SynTable(p.name, None, kind, None, fan, dense, p.kind == "dsmm", spikes_in)
         if numel(p.out_shape) != self.groups[group].size:
             raise NotImplementedError(f"{p.name!r}: co-located with {group!r} but not element for element")
         g = self.groups[group]
         ops = (MatmulOps(p, self.pg, g.chunk, g.cores) if p.kind == "dsmm" else
                ConvOps(p, g.chunk, g.cores) if p.attrs["op"] == "conv" else DenseOps(p, g.chunk, g.cores))
-        return SynTable(p.name, group, kind, ops, None, dense, p.kind == "dsmm")
+        return SynTable(p.name, group, kind, ops, None, dense, p.kind == "dsmm", spikes_in)
 
     def _sender(self, name: str) -> str:
         """The value that travels: look through aliases and flattens inside the sender's group."""

@@ -82,7 +82,7 @@ class Counter:
             sl = slice(g.first_core, g.first_core + g.cores)
             busy = active if active is not None else out != 0
             # float32 sums are exact: a core holds at most a few thousand compartments (< 2**24)
-            act = segsum(busy.view(S * B, -1).float(), g.chunk, g.cores).double().view(S, B, -1)
+            act = segsum(busy.view(S * B, -1), g.chunk, g.cores).double().view(S, B, -1)
             cc["active"][:S, :, sl] += act
             cc["idle"][:S, :, sl] += plan.compartments[sl] - act
             if p.kind == "neuron":
@@ -101,12 +101,15 @@ class Counter:
             return
         B, n = nz.shape
         nz = nz.to(table.dtype)
-        full = n // g.chunk
-        # per core: [B, chunk] @ [chunk, 4], one batched product over the full cores (it reads each
-        # table row once for the whole batch; a gather per event is slower even at 10% activity)
-        per = torch.einsum("bcn,cnk->bck", nz[:, :full * g.chunk].view(B, full, g.chunk), table[:full])
+        full, parts = n // g.chunk, table.shape[1]
+        # per core and part of its chunk: [B, chunk / parts] @ [chunk / parts, 4], one batched product
+        # over the full cores (it reads each table row once for the whole batch; a gather per event is
+        # slower even at 10% activity); the parts' exact sums add up in float64
+        per = torch.einsum("bcmn,cmnk->bcmk", nz[:, :full * g.chunk].view(B, full, parts, -1), table[:full])
+        per = per.double().sum(2)
         if full < g.cores:   # the last core's partial chunk
-            per = torch.cat([per, (nz[:, full * g.chunk:] @ table[full, :n - full * g.chunk]).unsqueeze(1)], 1)
+            last = table[full].reshape(g.chunk, 4)[:n - full * g.chunk].double()
+            per = torch.cat([per, (nz[:, full * g.chunk:].double() @ last).unsqueeze(1)], 1)
         per = per.view(S, -1, *per.shape[1:])
         sl = slice(g.first_core, g.first_core + g.cores)
         cc = self.counts.core
@@ -130,7 +133,7 @@ class Counter:
     def _synaptic(self, tab: SynTable, inp: torch.Tensor) -> None:
         """Synaptic ops of one synapse or dual-spike matmul over its input ``[S, B, ...]`` of every step."""
         S, B = inp.shape[:2]
-        nz = (inp != 0).flatten(0, 1).float()
+        nz = (inp if tab.spikes_in else inp != 0).flatten(0, 1).float()   # spikes are their own 0/1 mask
         layer = self.counts.layers.setdefault(tab.name, {"ac": 0.0, "mac": 0.0, "nonzero": 0.0, "elements": 0,
                                                          "dense_macs": 0, "kind": tab.kind})
         events = float(nz.sum())

@@ -81,7 +81,10 @@ def _decay_(x: torch.Tensor, d: int) -> torch.Tensor:
         return x
     if d == DECAY_UNITY:
         return x.zero_()
-    return x.mul_((DECAY_UNITY - d) / DECAY_UNITY).trunc_()
+    keep = DECAY_UNITY - d
+    if _power_of_two(keep):   # one kernel: an exact division by a power of two, truncated
+        return torch.div(x, DECAY_UNITY // keep, rounding_mode="trunc", out=x)
+    return x.mul_(keep / DECAY_UNITY).trunc_()
 
 
 @dataclass
@@ -134,6 +137,7 @@ class Executor:
         post = exact_dtype(max(acc_b + half, out_b))
         plan = Plan(out_b, post, compute)
         plan.tensors = {"weight": torch.from_numpy(w).to(compute),
+                        "spikes_in": all(self.pg.processes[s].kind in ("neuron", "gate") for s in p.sources),
                         "bias": torch.from_numpy(bias).to(post).view(-1, *([1] * (len(p.out_shape) - 1)))}
         return plan
 
@@ -228,8 +232,10 @@ class Executor:
         a = p.attrs
         conv = a["op"] == "conv"
         # event-driven skip of silent inputs: only the input channels (conv) or elements (dense) that
-        # hold a non-zero value anywhere in the batch take part; dropped terms are exact zeros
-        live = (xin.flatten(2) != 0).any(2).any(0) if conv else (xin.flatten(1) != 0).any(0)
+        # hold a non-zero value anywhere in the batch take part; dropped terms are exact zeros (spikes are
+        # 0 / 1, so a channel is live when its sum is positive: a sum is much faster than a comparison)
+        mag = xin if plan.tensors["spikes_in"] else xin.abs()
+        live = (mag.sum((0, 2, 3)) if conv else mag.sum(0)) > 0
         n_live = int(live.sum())
         if n_live == 0:   # no input at all: acc = 0, shifted to 0 (either rounding), out = bias
             return plan.tensors["bias"].expand(S, B, *p.out_shape).to(plan.dtype, copy=True)
@@ -390,28 +396,27 @@ class Executor:
         bits, du, dv = p.attrs["state_bits"], p.attrs["du"], p.attrs["dv"]
         vth, saturates = plan.tensors["vth"], plan.tensors["saturates"]
         T = x.shape[0]
-        spikes = torch.empty(x.shape, dtype=plan.dtype)
+        fired = torch.empty(x.shape, dtype=torch.bool)
         active = x != 0
         u = v = None
         for t in range(T):
-            xt = x[t]
+            xt, act = x[t], active[t]
             if du == DECAY_UNITY or u is None:   # the current does not outlive a step (or starts at 0)
                 u = xt
             else:
                 u = decay(u, du)
-                active[t] |= u != 0
+                act |= u != 0
                 u = u + xt
             if v is None:
                 v = u.clone()
             else:
-                active[t] |= v != 0
+                act |= v != 0
                 v = _decay_(v, dv).add_(u)
             if saturates:
                 v.clamp_(-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
-            s = v >= vth
-            spikes[t] = s
+            s = torch.ge(v, vth, out=fired[t])
             v.masked_fill_(s, 0.0)
-        return spikes, active
+        return fired.to(plan.dtype), active
 
 
 def _ssa_einsum(form: str) -> tuple[str, bool]:
