@@ -112,6 +112,8 @@ def compare(sources: list[str], data: str = "digits", limit: int = 64, profile: 
             else:
                 model, readable, kind = _model_and_checkpoint(source, data, tmp)
                 row.update({"kind": kind, "model": getattr(model, "model_name", type(model).__name__)})
+                mask = getattr(model, "spike_mask_spec", None)
+                row["spike_mask"] = str(mask) if mask is not None and mask.ratio > 0 else None
                 row.update(_float_side(model, data, limit, batch_size, labelled))
                 artifact = None
                 if chip:

@@ -33,10 +33,14 @@ COLUMNS = (
 
 
 def label(row: dict) -> str:
-    """A short name for a row: the model name, with the file name when it came from a file."""
-    src = os.path.basename(row["source"])
+    """A short name for a row: the model name and its spike mask, with the file (and its folder:
+    run directories hold files of the same name) when it came from a file."""
+    path = os.path.normpath(row["source"])
+    src = os.path.join(os.path.basename(os.path.dirname(path)), os.path.basename(path))
     model = row.get("model")
-    return src if not model or model == row["source"] else f"{model} ({src})"
+    if row.get("spike_mask"):
+        model = f"{model} + spike mask {row['spike_mask']}"
+    return src if not model or row.get("model") == row["source"] else f"{model} ({src})"
 
 
 def _cell(row: dict, key: str, scale, fmt: str) -> str:
@@ -81,10 +85,13 @@ def plot(report: dict, path: str | os.PathLike) -> None:
     import numpy as np
 
     rows = report["rows"]
-    names = [label(r) for r in rows]
+    # the panels name rows by number; a key under the figure gives the full names (labels carry run
+    # folders and spike masks and are too long to stand on an axis)
+    names = [str(i + 1) for i in range(len(rows))]
+    key = "\n".join(f"{i + 1}: {label(r)}" for i, r in enumerate(rows))
     x = np.arange(len(rows))
     val = lambda r, k, s=1.0: np.nan if r.get(k) is None else r[k] * s  # noqa: E731
-    fig, axes = plt.subplots(2, 2, figsize=(max(9, 1.6 * len(rows) + 4), 8))
+    fig, axes = plt.subplots(2, 2, figsize=(max(10, 0.9 * len(rows) + 6), 8 + 0.22 * len(rows)))
     ax = axes[0, 0]
     series = [("energy_paper_j", "paper"), ("energy_standard_j", "standard"),
               ("chip_energy_j", f"chip ({report['profile']})")]
@@ -106,18 +113,20 @@ def plot(report: dict, path: str | os.PathLike) -> None:
     ax.set_title("simulated chip latency (pipelined)")
     for a in (axes[0, 0], axes[0, 1], axes[1, 0]):
         a.set_xticks(x)
-        a.set_xticklabels(names, rotation=30, ha="right", fontsize=7)
+        a.set_xticklabels(names)
+        a.set_xlabel("model (key below)")
     ax = axes[1, 1]
     for i, r in enumerate(rows):
         acc = r.get("accuracy_int") if r.get("accuracy_int") is not None else r.get("accuracy")
         energy = r.get("chip_energy_j") if r.get("chip_energy_j") is not None else r.get("energy_standard_j")
         if acc is not None and energy is not None:
             ax.scatter(energy * 1e6, acc * 100, color=f"C{i % 10}")
-            ax.annotate(names[i], (energy * 1e6, acc * 100), fontsize=7)
+            ax.annotate(names[i], (energy * 1e6, acc * 100), xytext=(4, 3), textcoords="offset points")
     ax.set_xlabel("energy per image (uJ): chip, else standard")
     ax.set_ylabel("top-1 accuracy (%): integer, else float")
     ax.set_title("accuracy against energy")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.03 * len(rows) + 0.02, 1, 1))
+    fig.text(0.01, 0.01, key, fontsize=8, va="bottom", family="monospace")
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)

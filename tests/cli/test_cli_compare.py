@@ -67,3 +67,15 @@ def test_compare_errors_are_one_line(sources, tmp_path):
                  (str(ckpt), str(ckpt)), (str(ckpt), "--no-chip")):
         r = run("energy", *args, "--limit", "2")
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
+
+
+def test_row_labels_tell_runs_and_masks_apart():
+    from hw_sim.compare_report import label
+
+    plain = {"source": "runs/a/best.ckpt", "model": "spikingresformer_nano", "spike_mask": None}
+    masked = {"source": "runs/b/best.ckpt", "model": "spikingresformer_nano", "spike_mask": "0.25:attn"}
+    zoo = {"source": "spikformer_nano", "model": "spikformer_nano"}
+    assert label(plain) == "spikingresformer_nano (a/best.ckpt)"
+    assert label(masked) == "spikingresformer_nano + spike mask 0.25:attn (b/best.ckpt)"
+    assert label(zoo) == "spikformer_nano"
+    assert label({"source": "m.loihi", "model": None}) == "m.loihi"
