@@ -41,7 +41,8 @@ import torch
 
 from exporters.loihi.processes import Process
 
-from .connectivity import CountPlan, SynTable, segsum
+from .connectivity import CountPlan, SynTable
+from .op_kernels import segsum
 
 CORE_KEYS = ("ac", "mac", "dsmm", "active", "idle", "spikes", "msgs", "in_tile", "hops_ew", "hops_ns")
 EMBEDDED_KEYS = ("ac", "mac", "msgs")

@@ -18,7 +18,8 @@ from exporters.loihi.artifact import read_artifact
 from exporters.loihi.processes import Process, ProcessGraph
 from exporters.nir import export, load_for_eval
 from exporters.quantize.fakequant import FakeQuantModel
-from hw_sim.connectivity import CountPlan, MatmulOps, back
+from hw_sim.connectivity import CountPlan, back
+from hw_sim.op_kernels import MatmulOps
 from hw_sim.counters import Counter
 from hw_sim.executor import Executor
 from sresformer.spikformer import Spikformer

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from exporters.loihi.processes import Process, ProcessGraph
-from hw_sim.connectivity import ConvOps, MatmulOps, segsum
+from hw_sim.op_kernels import ConvOps, MatmulOps, segsum
 
 
 def conv_process(cout, cin, k, stride, pad, dil, groups, size, zero_frac, rng):
