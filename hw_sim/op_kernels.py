@@ -115,7 +115,8 @@ class ConvOps:
         pb, pe = torch.tensor(pb, dtype=torch.int64), torch.tensor(pe, dtype=torch.int64)
         e = ent[pe]
         cout_g = self.cout // self.groups
-        self.pair_b, self.pair_ci, self.pair_ky, self.pair_kx = pb, e[:, 0] // cout_g * self.cin_g + e[:, 1], e[:, 2], e[:, 3]
+        self.pair_b, self.pair_ky, self.pair_kx = pb, e[:, 2], e[:, 3]
+        self.pair_ci = e[:, 0] // cout_g * self.cin_g + e[:, 1]   # the entry's input channel
         self.pair_oy, self.pair_ox = oy[pb], ox[pb]
         self._rows_at: dict[tuple[int, int], tuple] = {}
 
