@@ -240,14 +240,11 @@ class CountPlan:
         """Every element of group ``sender`` is delivered to the embedded processor (no mesh hops modelled)."""
         if sender not in self.groups:
             return   # already on the embedded processor
-        acc = self._conn.setdefault(sender, torch.zeros(numel(self.pg.processes[sender].out_shape), 4,
-                                                        dtype=torch.float64))
-        acc[:, 1] += 1
+        self._acc(sender)[:, 1] += 1
 
     def _connect(self, sender: str, core: int, idx: torch.Tensor) -> None:
         """Elements ``idx`` of ``sender`` each send one message to ``core``: [in-tile, other core, EW, NS hops]."""
-        acc = self._conn.setdefault(sender, torch.zeros(numel(self.pg.processes[sender].out_shape), 4,
-                                                        dtype=torch.float64))
+        acc = self._acc(sender)
         g = self.home_group(sender)
         if g is None:                        # the embedded processor: deliveries, no mesh position
             acc[idx, 1] += 1
@@ -259,7 +256,14 @@ class CountPlan:
         dx, dy = self.mapping.core_xy(np.asarray(core))
         same = (src == core).astype(np.float64)
         table = torch.from_numpy(np.stack([same, 1 - same, np.abs(sx - dx), np.abs(sy - dy)], 1).astype(np.float64))
-        acc.index_add_(0, idx, table[idx // g.chunk])
+        acc[idx] += table[idx // g.chunk]   # idx holds each element once: a plain indexed add
+
+    def _acc(self, sender: str) -> torch.Tensor:
+        """The message table being built for ``sender``: ``[elements, 4]``, zeros at first."""
+        acc = self._conn.get(sender)
+        if acc is None:
+            acc = self._conn[sender] = torch.zeros(numel(self.pg.processes[sender].out_shape), 4, dtype=torch.float64)
+        return acc
 
     def _layout(self) -> None:
         """Pipeline delay per group (one more than its slowest upstream group) and per-core tables.
