@@ -155,7 +155,8 @@ class Executor:
         vth = vth.reshape(p.out_shape) if vth.numel() > 1 else vth.reshape(())
         # |v| stays below u_b * 4096 / dv under a leak (a geometric series; truncation only shrinks
         # it): when that is inside the membrane's range the saturation never acts and is skipped
-        v_b = u_b * DECAY_UNITY / dv if dv else float("inf")
+        # (without a current decay u_b assumes the artifact's T, which frames may exceed: always saturate)
+        v_b = u_b * DECAY_UNITY / dv if dv and du else float("inf")
         return Plan(1.0, torch.float32, state, {"vth": vth, "saturates": v_b > 2 ** (bits - 1) - 1})
 
     def _plan_sum(self, p):
