@@ -82,7 +82,7 @@ class Counter:
         if g is not None:   # compartment updates; graded integrators are active when their input is non-zero
             sl = slice(g.first_core, g.first_core + g.cores)
             busy = active if active is not None else out != 0
-            # float32 sums are exact: a core holds at most a few thousand compartments (< 2**24)
+            # exact: a boolean mask is counted as bytes into int32 (segsum)
             act = segsum(busy.view(S * B, -1), g.chunk, g.cores).double().view(S, B, -1)
             cc["active"][:S, :, sl] += act
             cc["idle"][:S, :, sl] += plan.compartments[sl] - act
