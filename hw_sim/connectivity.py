@@ -185,8 +185,7 @@ class CountPlan:
 
     def _table(self, p: Process) -> SynTable:
         group = self.placement.get(p.name, "host")
-        ins = p.operands[1:] if p.kind == "dsmm" else p.sources
-        spikes_in = len(ins) == 1 and self.pg.processes[ins[0]].kind in ("neuron", "gate")
+        spikes_in = self.pg.spikes_only(p.operands[1:] if p.kind == "dsmm" else p.sources)
         kind = "mac" if p.kind == "synapse" and p.attrs.get("graded_input", False) else "ac"
         if p.kind == "dsmm":
             if p.attrs["form"] in SSA_FORMS:

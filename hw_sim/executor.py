@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from exporters.loihi.processes import DECAY_UNITY, SSA_FORMS, Process, ProcessGraph, ssa_dims
-from sresformer.spike_gate import drop_threshold, gate_hash
+from sresformer.spike_gate import keep_mask
 
 F32_EXACT = 2 ** 24   # IEEE 754 binary32: 24-bit significand, every integer below this is exact
 F64_EXACT = 2 ** 53   # IEEE 754 binary64: 53-bit significand
@@ -66,17 +66,9 @@ def _power_of_two(n: int) -> bool:
     return n > 0 and n & (n - 1) == 0
 
 
-def decay(x: torch.Tensor, d: int) -> torch.Tensor:
-    """Loihi's ``sign(x) * ((|x| * (4096 - d)) >> 12)``: multiply by the dyadic ``(4096-d)/4096``, truncate."""
-    if d == 0:
-        return x
-    if d == DECAY_UNITY:
-        return torch.zeros_like(x)
-    return torch.trunc(x * ((DECAY_UNITY - d) / DECAY_UNITY))
-
-
-def _decay_(x: torch.Tensor, d: int) -> torch.Tensor:
-    """:func:`decay` in place on ``x`` (the neuron's own state)."""
+def decay_(x: torch.Tensor, d: int) -> torch.Tensor:
+    """Loihi's ``sign(x) * ((|x| * (4096 - d)) >> 12)`` in place on ``x`` (a neuron's own state):
+    multiply by the dyadic ``(4096-d)/4096``, truncate toward zero."""
     if d == 0:
         return x
     if d == DECAY_UNITY:
@@ -137,7 +129,7 @@ class Executor:
         post = exact_dtype(max(acc_b + half, out_b))
         plan = Plan(out_b, post, compute)
         plan.tensors = {"weight": torch.from_numpy(w).to(compute),
-                        "spikes_in": all(self.pg.processes[s].kind in ("neuron", "gate") for s in p.sources),
+                        "spikes_in": self.pg.spikes_only(p.sources),
                         "bias": torch.from_numpy(bias).to(post).view(-1, *([1] * (len(p.out_shape) - 1)))}
         return plan
 
@@ -199,16 +191,14 @@ class Executor:
         return Plan(b, exact_dtype(b), torch.int64, tensors)
 
     def _plan_gate(self, p):
-        n = int(np.prod(p.out_shape))
-        return Plan(1.0, torch.float32, None, {"index": torch.arange(n, dtype=torch.int64),
-                                               "threshold": drop_threshold(p.attrs["ratio"])})
+        return Plan(1.0, torch.float32, None, {"keep": {}})   # keep masks [T, 1, ...] by T, built on first use
 
     def _step_gate(self, p, plan, x):
         """Spikes ``[T, B, ...]`` whose gate hash at their step passes the threshold (every sample the same gate)."""
-        a, T = p.attrs, x.shape[0]
-        keep = torch.stack([gate_hash(a["seed"], a["gate_id"], t, plan.tensors["index"]) >= plan.tensors["threshold"]
-                            for t in range(T)])
-        return x.to(plan.dtype) * keep.view(T, 1, *p.out_shape).to(plan.dtype)
+        a, T, masks = p.attrs, x.shape[0], plan.tensors["keep"]
+        if T not in masks:
+            masks[T] = keep_mask(a["ratio"], a["seed"], a["gate_id"], T, p.out_shape).unsqueeze(1).to(plan.dtype)
+        return x.to(plan.dtype) * masks[T]
 
     # -- one process at one step ---------------------------------------------------------------
 
@@ -402,17 +392,18 @@ class Executor:
         u = v = None
         for t in range(T):
             xt, act = x[t], active[t]
-            if du == DECAY_UNITY or u is None:   # the current does not outlive a step (or starts at 0)
+            if du == DECAY_UNITY:   # the current does not outlive a step
                 u = xt
+            elif u is None:         # it starts at 0; later steps decay it in place
+                u = xt.clone()
             else:
-                u = decay(u, du)
-                act |= u != 0
-                u = u + xt
+                act |= decay_(u, du) != 0
+                u.add_(xt)
             if v is None:
                 v = u.clone()
             else:
                 act |= v != 0
-                v = _decay_(v, dv).add_(u)
+                v = decay_(v, dv).add_(u)
             if saturates:
                 v.clamp_(-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
             s = torch.ge(v, vth, out=fired[t])
@@ -446,4 +437,4 @@ def real_logits(pg: ProcessGraph, int_logits: torch.Tensor) -> torch.Tensor:
     return int_logits.double().sum(0) * scale / int_logits.shape[0]
 
 
-__all__ = ["Executor", "RunResult", "decay", "exact_dtype", "real_logits", "F32_EXACT"]
+__all__ = ["Executor", "RunResult", "decay_", "exact_dtype", "real_logits", "F32_EXACT"]

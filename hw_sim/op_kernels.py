@@ -96,7 +96,7 @@ class ConvOps:
     def _plan_cores(self, chunk: int, cores: int) -> None:
         """Boundary tables for :meth:`per_core`: which (boundary, entry) pairs need a partial row."""
         plane = self.oh * self.ow
-        self.f, self.oc_b, q = _bounds(self.cout * plane, chunk, cores, plane)
+        _, self.oc_b, q = _bounds(self.cout * plane, chunk, cores, plane)
         part = torch.nonzero(q > 0).flatten()          # boundaries inside a channel
         self.part, self.part_oc, self.part_q = part, self.oc_b[part], q[part]
         self.part_g = self.part_oc // (self.cout // self.groups)

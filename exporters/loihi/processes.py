@@ -126,6 +126,10 @@ class ProcessGraph:
     def __iter__(self):
         return iter(self.processes.values())
 
+    def spikes_only(self, names) -> bool:
+        """True when the sum of the values ``names`` is 0/1 spikes: a single neuron's or spike gate's output."""
+        return len(names) == 1 and self.processes[names[0]].kind in ("neuron", "gate")
+
     def readout_scale(self) -> np.ndarray:
         """Multiplier from the output integers to real logits: ``2**exponent * scale``."""
         p = self.processes[self.output]

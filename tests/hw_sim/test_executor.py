@@ -10,6 +10,7 @@ from torch import nn
 import sresformer
 from exporters.loihi.artifact import read_artifact
 from exporters.nir.export import export_graph, write_graph
+from exporters.loihi.processes import Process, ProcessGraph
 from exporters.quantize.fakequant import FakeQuantModel
 from hw_sim.counters import Counter, CountPlan
 from hw_sim.executor import Executor, exact_dtype
@@ -183,3 +184,25 @@ def test_nano_live_channel_gather_bit_equal(nano, monkeypatch, fraction):
     x = torch.stack([data.test[i][0] for i in range(2)] + [torch.zeros(3, 32, 32)])
     check_equal(pg, x)
     check_equal(pg, torch.zeros(1, 3, 32, 32))
+
+
+@pytest.mark.parametrize("du, dv", [(4096, 2048), (1024, 1024), (0, 2048), (2048, 0), (1000, 3000)])
+def test_every_decay_and_saturation_bit_equal(du, dv):
+    """Current and voltage decays (none, dyadic, non-dyadic, a current that persists or not) with a
+    narrow 12-bit membrane: the executor's in-place neuron loop equals fake-quant spike for spike."""
+    attrs = {"dv": dv, "du": du, "state_bits": 12}
+    w = np.random.default_rng(0).integers(-20, 20, size=(6, 1, 3, 3))
+    conv = {"op": "conv", "stride": (1, 1), "padding": (1, 1), "dilation": (1, 1), "groups": 1, "shift": 0,
+            "graded_input": False}
+    procs = [Process("input", "input", [], (1, 8, 8), attrs={"bits": 8}, static=True),
+             Process("n0", "neuron", ["input"], (1, 8, 8), params={"vth": np.array([40])}, attrs=attrs),
+             Process("conv", "synapse", ["n0"], (6, 8, 8), params={"weight": w, "bias": np.arange(6) - 3},
+                     attrs=conv),
+             Process("n1", "neuron", ["conv"], (6, 8, 8), params={"vth": np.array([30])}, attrs=attrs)]
+    pg = ProcessGraph({p.name: p for p in procs}, "n1", T=6, input_shape=(1, 8, 8))
+    x = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 127
+    res = Executor(pg).run(x, keep=True)
+    _, ref = FakeQuantModel(pg).run(x, keep=True)
+    assert 0.05 < float(res.values["n1"].mean()) < 0.95            # both layers fire, neither saturates to 1
+    for name in ("n0", "n1"):
+        assert torch.equal(res.values[name].double(), ref[name].double().expand_as(res.values[name])), name
