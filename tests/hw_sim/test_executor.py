@@ -25,10 +25,6 @@ from testutil import export_small, lively, lively_nano_artifact, synapse_ops_by_
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 
 
-
-
-
-
 @pytest.fixture(scope="module")
 def nano(tmp_path_factory):
     # livelier than random init, so deep layers fire and send messages
