@@ -1,11 +1,19 @@
-"""The ``sresformer`` click group: lazy sub-commands, and one error line with exit 2 for bad input."""
+"""The ``sresformer`` click group: lazy sub-commands, one error line and exit 2 for bad input.
+
+Every way a command can end is one line on stderr at most: a ``UserError`` (bad input) or
+a click usage error is ``sresformer: error: ...`` with exit status 2; SIGINT and SIGTERM
+print one line and exit 130 / 143 after the writers have removed their temporary files.
+"""
 
 from __future__ import annotations
 
 import importlib
+import signal
+import sys
 
 import click
 
+from sresformer import interrupt
 from sresformer.errors import UserError
 
 # name -> "module:function"; loaded only when used, so `sresformer --help` stays fast
@@ -17,6 +25,12 @@ COMMANDS = {
     "eval": "cli.eval_cmd:eval_cmd",
     "energy": "cli.energy_cmd:energy",
     "simulate": "cli.simulate_cmd:simulate",
+}
+
+# what to tell the user after an interruption, per command (train can be continued)
+AFTER_INTERRUPT = {
+    "train": "interrupted; no checkpoint was left half-written: continue the run with "
+             "'sresformer train ... --resume' (same --model and --out)",
 }
 
 
@@ -33,23 +47,59 @@ class LazyGroup(click.Group):
         module, attr = target.split(":")
         return getattr(importlib.import_module(module), attr)
 
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except UserError as e:
-            click.echo(f"sresformer: error: {' '.join(str(e).split())}", err=True)
-            ctx.exit(2)
+
+def _line(text: str) -> str:
+    return " ".join(str(text).split())
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def _error(text: str, status: int = 2) -> int:
+    click.echo(f"sresformer: error: {_line(text)}", err=True)
+    return status
+
+
+def _command_name(argv: list[str]) -> str | None:
+    return next((a for a in argv if a in COMMANDS), None)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             invoke_without_command=True)
 @click.version_option(package_name="sresformer")
-def cli():
+@click.pass_context
+def cli(ctx):
     """SpikingResformer from PyTorch training to a Loihi-style chip: train, export, simulate, energy."""
+    if ctx.invoked_subcommand is None:   # plain `sresformer`: the help, as a successful answer
+        click.echo(ctx.get_help())
 
 
-def main():
-    """Console entry point."""
-    cli(prog_name="sresformer")
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI on ``argv`` (default ``sys.argv[1:]``) and return its exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        rv = cli.main(args=argv, prog_name="sresformer", standalone_mode=False)
+        interrupt.check()
+        return rv if isinstance(rv, int) else 0
+    except UserError as e:
+        return _error(str(e))
+    except click.UsageError as e:
+        cmd = e.ctx.command_path if e.ctx is not None else "sresformer"
+        return _error(f"{e.format_message()} (see '{cmd} --help')", e.exit_code)
+    except click.ClickException as e:
+        return _error(e.format_message(), e.exit_code)
+    except (KeyboardInterrupt, click.Abort, interrupt.Terminated):
+        sig = interrupt.received() or signal.SIGINT
+        what = AFTER_INTERRUPT.get(_command_name(argv), "interrupted; no partial output was left")
+        if sig == signal.SIGTERM:
+            what = what.replace("interrupted", "terminated", 1)
+        click.echo(f"sresformer: {what}", err=True)
+        return interrupt.EXIT_STATUS.get(sig, 130)
+    except BrokenPipeError:   # `sresformer ... | head`: the reader left; nothing more to say
+        return 141
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: exits with the status of :func:`run`."""
+    interrupt.install()
+    sys.exit(run(argv))
 
 
 if __name__ == "__main__":

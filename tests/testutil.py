@@ -102,3 +102,48 @@ def synapse_ops_by_hand(p, values) -> float:
     if a["op"] == "conv":
         return float(F.conv2d(nz, w, None, a["stride"], a["padding"], a["dilation"], a["groups"]).sum())
     return float((nz.flatten(1) @ w.T).sum())
+
+
+# -- crafted-input cases: many command lines in one capped worker (tests/crafted_runner.py) --------
+
+def run_cases(cases, tmp_path, timeout_s: int = 30, mem_gib: float = 6, total_timeout: float | None = None):
+    """Run each ``sresformer`` argument list of ``cases`` in one worker under a memory cap.
+
+    Returns one dict per case: ``rc``, ``stdout``, ``stderr``, ``traceback`` (text or None) and
+    ``timeout`` (the case ran past ``timeout_s``). The worker as a whole gets ``total_timeout``
+    (default: every case's time plus a minute), so a hang fails the test, not the machine.
+    """
+    import json
+    import subprocess
+    import sys
+
+    spec = tmp_path / "cases.json"
+    res = tmp_path / "results.json"
+    spec.write_text(json.dumps({"timeout_s": timeout_s, "mem_gib": mem_gib,
+                                "cases": [[str(a) for a in c] for c in cases]}))
+    total = total_timeout if total_timeout is not None else timeout_s * len(cases) + 60
+    subprocess.run([sys.executable, str(ROOT / "tests" / "crafted_runner.py"), str(spec), str(res)],
+                   cwd=ROOT, check=True, timeout=total)
+    return json.loads(res.read_text())
+
+
+def contract_violation(rec) -> str | None:
+    """Why a case's result breaks the bad-input contract, or None if it keeps it.
+
+    The contract: exit 2 with exactly one line on stderr and no traceback; or exit 0 (a
+    correct result, for mutations that leave the input valid). Never a hang or a traceback.
+    """
+    if rec["timeout"]:
+        return "ran past its time (hang)"
+    if rec["traceback"]:
+        return "traceback: " + rec["traceback"].strip().splitlines()[-1]
+    if rec["rc"] == 0:
+        return None
+    lines = [ln for ln in rec["stderr"].splitlines() if ln.strip()]
+    if rec["rc"] != 2:
+        return f"exit status {rec['rc']} (want 2): {rec['stderr'].strip()[-300:]}"
+    if len(lines) != 1:
+        return f"{len(lines)} lines on stderr (want 1): {rec['stderr'].strip()[-300:]}"
+    if "Traceback" in rec["stderr"]:
+        return "traceback on stderr"
+    return None
