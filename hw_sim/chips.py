@@ -7,89 +7,258 @@ Two kinds of description:
 - :class:`EnergyProfile` - what each event costs in energy (pJ) and time (ns)
   (``paper-45nm``, the literature's 0.9/4.6 pJ convention; ``loihi``, Davies et al. 2018).
 
-Users pass a built-in name or a path to their own TOML file with the same keys.
+Users pass a built-in name or a path to their own TOML file with the same keys. Every
+field carries its type, unit and range as data (``dataclasses.field(metadata=...)``); one
+checker reads that data, both when a file is loaded and whenever a profile is built in
+code (``__post_init__``), so no profile with a zero core count, a fractional neuron count,
+an infinite price or a boolean-as-number can exist to hang the mapper, divide by zero or
+print ``Infinity`` into ``--json`` output.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
 import tomllib
 from pathlib import Path
 
 from sresformer.errors import UserError
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
+MAX_FILE_BYTES = 1 << 20   # a profile is a few hundred bytes; a bigger "profile" is the wrong file
 
 
 class ProfileError(UserError):
-    """A chip or energy profile that is unknown, unreadable or incomplete."""
+    """A chip or energy profile that is unknown, unreadable, incomplete or out of range."""
+
+
+# -- field descriptions (type, unit, range) as data -------------------------------------------------
+
+def _text(max_len: int, doc: str):
+    """A one-line text field (it is printed in reports and error lines, so no control characters)."""
+    return dataclasses.field(metadata={"type": str, "unit": "text", "max_len": max_len, "doc": doc})
+
+
+def _int(unit: str, lo: int, hi: int, doc: str):
+    """An integer field (TOML integer only: not a float, not a boolean) within ``[lo, hi]``."""
+    return dataclasses.field(metadata={"type": int, "unit": unit, "min": lo, "max": hi, "doc": doc})
+
+
+def _num(unit: str, hi: float, doc: str, **kw):
+    """A finite non-negative number (TOML integer or float, not a boolean) within ``[0, hi]``."""
+    return dataclasses.field(metadata={"type": float, "unit": unit, "min": 0.0, "max": hi, "doc": doc}, **kw)
+
+
+# Upper bounds are far above any real chip (they only catch typos such as an extra 1e6 and keep
+# every product of counts and prices finite); the lower bounds are what the code needs.
+MAX_PJ = 1e6    # 1 uJ per event: Loihi's dearest event is 81 pJ (Davies et al. 2018, Table 1)
+MAX_NS = 1e9    # 1 s per event: Loihi's slowest is the 465 ns barrier (same table)
+# state_bits: the executor keeps integer state exact in float64 (exact to 2**53); a state times
+# a 12-bit decay must stay below that, so 32 bits is the widest we accept (Loihi: 24).
+MAX_STATE_BITS = 32
 
 
 @dataclasses.dataclass(frozen=True)
 class Chip:
-    """A neuromorphic chip as a mapping target. Memory in bits, counts per core unless named per chip."""
+    """A neuromorphic chip as a mapping target.
 
-    name: str
-    description: str
-    cores_per_chip: int
-    neurons_per_core: int
-    synapse_memory_bits: int
-    max_fan_in: int
-    max_fan_out: int
-    weight_bits: int
-    state_bits: int
-    graded_spike_bits: int
-    decay_bits: int
-    embedded_processors: int
-    mesh_cols: int
+    Units: counts are plain integers (per core unless named per chip); memories and widths
+    are in bits. ``graded_spike_bits = 0`` means binary spikes only (Loihi 1).
+    """
+
+    name: str = _text(100, "profile name")
+    description: str = _text(500, "one-line description")
+    cores_per_chip: int = _int("count", 1, 1 << 20, "neuro cores per chip")
+    neurons_per_core: int = _int("count", 1, 1 << 24, "compartments per core")
+    synapse_memory_bits: int = _int("bits", 1, 1 << 40, "synaptic memory per core")
+    max_fan_in: int = _int("count", 1, 1 << 30, "distinct input axons per core")
+    max_fan_out: int = _int("count", 1, 1 << 30, "output axons per core")
+    weight_bits: int = _int("bits", 1, 64, "stored width of one synaptic weight")
+    state_bits: int = _int("bits", 2, MAX_STATE_BITS, "signed membrane / current width")
+    graded_spike_bits: int = _int("bits", 0, 64, "graded spike payload width (0: binary spikes only)")
+    decay_bits: int = _int("bits", 1, 32, "decay constant resolution")
+    embedded_processors: int = _int("count", 1, 1 << 10, "embedded (x86) processors per chip")
+    mesh_cols: int = _int("count", 1, 1 << 20, "columns of the per-chip mesh of cores")
+
+    def __post_init__(self):
+        _check_object(self, "chip")
+
+    def validate(self) -> Chip:
+        """Check every field again (a frozen Chip can still be altered with ``object.__setattr__``)."""
+        _check_object(self, "chip")
+        return self
 
 
 @dataclasses.dataclass(frozen=True)
 class EnergyProfile:
-    """Energy per event in picojoules and time per event in nanoseconds."""
+    """Energy per event in picojoules (``*_pj``) and time per event in nanoseconds (``*_ns``).
 
-    name: str
-    description: str
-    ac_pj: float
-    mac_pj: float
-    neuron_active_pj: float
-    neuron_idle_pj: float
-    spike_in_tile_pj: float
-    hop_ew_pj: float
-    hop_ns_pj: float
-    synop_ns: float
-    neuron_update_active_ns: float
-    neuron_update_idle_ns: float
-    spike_in_tile_ns: float
-    hop_ew_ns: float
-    hop_ns_ns: float
-    barrier_ns: float
-    barrier_max_ns: float | None = None
+    Every value is finite and non-negative; ``barrier_max_ns`` (optional, ns) is the barrier
+    of the largest system and is at least ``barrier_ns``.
+    """
+
+    name: str = _text(100, "profile name")
+    description: str = _text(500, "one-line description")
+    ac_pj: float = _num("pJ", MAX_PJ, "one accumulate (synaptic op on a binary spike)")
+    mac_pj: float = _num("pJ", MAX_PJ, "one multiply-accumulate (graded / real-valued input)")
+    neuron_active_pj: float = _num("pJ", MAX_PJ, "neuron update, active")
+    neuron_idle_pj: float = _num("pJ", MAX_PJ, "neuron update, idle")
+    spike_in_tile_pj: float = _num("pJ", MAX_PJ, "spike delivered within a tile")
+    hop_ew_pj: float = _num("pJ", MAX_PJ, "east-west mesh hop")
+    hop_ns_pj: float = _num("pJ", MAX_PJ, "north-south mesh hop")
+    synop_ns: float = _num("ns", MAX_NS, "one synaptic op")
+    neuron_update_active_ns: float = _num("ns", MAX_NS, "neuron update, active")
+    neuron_update_idle_ns: float = _num("ns", MAX_NS, "neuron update, idle")
+    spike_in_tile_ns: float = _num("ns", MAX_NS, "spike delivered within a tile")
+    hop_ew_ns: float = _num("ns", MAX_NS, "east-west mesh hop")
+    hop_ns_ns: float = _num("ns", MAX_NS, "north-south mesh hop")
+    barrier_ns: float = _num("ns", MAX_NS, "time-step barrier, best case")
+    barrier_max_ns: float | None = _num("ns", MAX_NS, "time-step barrier, largest system (optional)",
+                                        default=None)
+
+    def __post_init__(self):
+        _check_object(self, "energy")
+
+    def validate(self) -> EnergyProfile:
+        """Check every field again (see :meth:`Chip.validate`)."""
+        _check_object(self, "energy")
+        return self
+
+
+# -- the checker -----------------------------------------------------------------------------------
+
+def _shown(value) -> str:
+    """A value as a short one-line TOML-ish literal for error messages."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def field_problem(f: dataclasses.Field, value) -> str | None:
+    """Why ``value`` is not acceptable for field ``f`` (None if it is), from ``f.metadata``."""
+    m = f.metadata
+    kind, unit = m["type"], m["unit"]
+    if kind is str:
+        if not isinstance(value, str):
+            return f"must be a string, got {_shown(value)}"
+        if len(value) > m["max_len"]:
+            return f"is longer than {m['max_len']} characters"
+        if not value.isprintable():   # a newline here would break the one-line error contract
+            return "must be one line of printable text"
+        if f.name == "name" and not value.strip():
+            return "must not be empty"
+        return None
+    if value is None and f.default is None:   # an optional field left out
+        return None
+    lo, hi = m["min"], m["max"]
+    # bool is an int in Python: `true` must not be read as 1
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"must be an integer ({unit}) in {lo}..{hi}, got {_shown(value)}"
+        if not lo <= value <= hi:
+            return f"must be an integer ({unit}) in {lo}..{hi}, got {value}"
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"must be a number ({unit}) in [{lo:g}, {hi:g}], got {_shown(value)}"
+    if not math.isfinite(value) or not lo <= value <= hi:
+        return f"must be a finite number ({unit}) in [{lo:g}, {hi:g}], got {_shown(value)}"
+    return None
+
+
+def _cross_problem(obj) -> str | None:
+    """Checks that involve two fields."""
+    if isinstance(obj, Chip) and obj.mesh_cols > obj.cores_per_chip:
+        return (f"mesh_cols = {obj.mesh_cols}: a chip's mesh cannot be wider than its "
+                f"cores_per_chip = {obj.cores_per_chip}")
+    if isinstance(obj, EnergyProfile) and obj.barrier_max_ns is not None and obj.barrier_max_ns < obj.barrier_ns:
+        return f"barrier_max_ns = {obj.barrier_max_ns:g} is below barrier_ns = {obj.barrier_ns:g}"
+    return None
+
+
+def _check_object(obj, kind: str) -> None:
+    """Raise ``ProfileError`` for the first field of ``obj`` that breaks its metadata."""
+    for f in dataclasses.fields(obj):
+        problem = field_problem(f, getattr(obj, f.name))
+        if problem:
+            raise ProfileError(f"{kind} profile {_shown(getattr(obj, 'name', '?'))}: {f.name} {problem}")
+    problem = _cross_problem(obj)
+    if problem:
+        raise ProfileError(f"{kind} profile {obj.name!r}: {problem}")
+
+
+def describe(cls) -> list[dict]:
+    """The fields of ``Chip`` or ``EnergyProfile`` as data: name, type, unit, range, required, doc."""
+    out = []
+    for f in dataclasses.fields(cls):
+        m = f.metadata
+        out.append({"name": f.name, "type": m["type"].__name__, "unit": m["unit"], "min": m.get("min"),
+                    "max": m.get("max"), "required": f.default is dataclasses.MISSING, "doc": m["doc"]})
+    return out
+
+
+# -- loading ---------------------------------------------------------------------------------------
+
+def _resolve(kind: str, name_or_path: str) -> Path:
+    """A built-in name or a path -> the file to read (``ProfileError`` for an unknown name)."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        return path
+    builtin = PROFILE_DIR / f"{name_or_path}.toml"
+    if name_or_path in available(kind):
+        return builtin
+    raise ProfileError(f"unknown {kind} profile {name_or_path!r}; built-in: {', '.join(available(kind))}, "
+                       "or give a .toml file")
+
+
+def _read_table(kind: str, path: Path) -> dict:
+    """The ``[kind]`` table of ``path``; a missing, special, huge or non-TOML file is a ProfileError."""
+    try:
+        if not path.exists():
+            raise ProfileError(f"{kind} profile {path} does not exist")
+        if not path.is_file():   # a directory, a FIFO, /dev/zero: nothing to read (or no end to it)
+            raise ProfileError(f"{kind} profile {path} is not a regular file")
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ProfileError(f"{kind} profile {path} is over {MAX_FILE_BYTES} bytes: not a profile")
+        with path.open("rb") as fh:
+            data = tomllib.loads(fh.read(MAX_FILE_BYTES + 1).decode("utf-8"))
+    except ProfileError:
+        raise
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ProfileError(f"{path} is not a valid {kind} profile (not TOML: {reason})") from None
+    except OSError as e:
+        raise ProfileError(f"cannot read {kind} profile {path}: {e.strerror or type(e).__name__}") from None
+    table = data.get(kind)
+    if not isinstance(table, dict):
+        raise ProfileError(f"{path} is not a valid {kind} profile: it needs a [{kind}] table")
+    return table
 
 
 def _load(kind: str, cls, name_or_path: str):
-    path = Path(name_or_path)
-    if not (path.suffix == ".toml" or path.exists()):
-        path = PROFILE_DIR / f"{name_or_path}.toml"
-        if not path.exists():
-            raise ProfileError(f"unknown {kind} {name_or_path!r}; built-in: {', '.join(available(kind))}, "
-                               "or give a .toml file")
-    try:
-        table = tomllib.loads(path.read_text())[kind]
-    except FileNotFoundError:
-        raise ProfileError(f"{kind} profile {path} does not exist") from None
-    except (tomllib.TOMLDecodeError, KeyError, UnicodeDecodeError) as e:
-        raise ProfileError(f"{path} is not a valid {kind} profile (needs a [{kind}] table): {e}") from None
+    """Read, check key by key and build a ``cls`` from a built-in name or a TOML file."""
+    path = _resolve(kind, name_or_path)
+    table = _read_table(kind, path)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    required = [n for n, f in fields.items() if f.default is dataclasses.MISSING]
-    missing = [n for n in required if n not in table]
     unknown = [k for k in table if k not in fields]
-    if missing or unknown:
-        raise ProfileError(f"{path}: missing keys {missing}, unknown keys {unknown}")
+    if unknown:
+        hint = difflib.get_close_matches(unknown[0], list(fields), n=1)
+        hint = f" (did you mean {hint[0]!r}?)" if hint else ""
+        raise ProfileError(f"{path}: unknown key {_shown(unknown[0])} in [{kind}]{hint}; "
+                           f"known keys: {', '.join(fields)}")
+    missing = [n for n, f in fields.items() if f.default is dataclasses.MISSING and n not in table]
+    if missing:
+        raise ProfileError(f"{path}: [{kind}] is missing keys: "
+                           + ", ".join(f"{n} ({fields[n].metadata['unit']})" for n in missing))
     for k, v in table.items():
-        if k not in ("name", "description") and not (isinstance(v, (int, float)) and v >= 0):
-            raise ProfileError(f"{path}: {k} must be a non-negative number, got {v!r}")
-    return cls(**table)
+        problem = field_problem(fields[k], v)
+        if problem:
+            raise ProfileError(f"{path}: {k} {problem}")
+    try:
+        return cls(**table)
+    except ProfileError as e:   # a check across fields: say which file
+        raise ProfileError(f"{path}: {str(e).split(': ', 1)[-1]}") from None
 
 
 def available(kind: str) -> list[str]:

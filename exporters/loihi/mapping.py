@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from exporters.nir.convention import NIRError
+from hw_sim.chips import Chip
 
 from .processes import HOST_KINDS, SSA_FORMS, Process, ProcessGraph, ssa_dims
 
@@ -63,6 +64,14 @@ class Mapping:
     groups: dict[str, Group]
     host: list[str]
     placement: dict[str, str] = field(default_factory=dict)  # process -> group it belongs to
+
+    def __post_init__(self):
+        # the chip dict also comes back from an artifact file: the two numbers this class
+        # divides by must be positive integers, or `chips` / `core_xy` would divide by zero
+        for key in ("cores_per_chip", "mesh_cols"):
+            v = self.chip.get(key) if isinstance(self.chip, dict) else None
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise MappingError(f"the mapping's chip has {key} = {v!r}; it must be an integer >= 1")
 
     @property
     def cores(self) -> int:
@@ -187,6 +196,13 @@ def plan_groups(pg: ProcessGraph) -> tuple[dict[str, Group], list[str], dict[str
 
 def map_graph(pg: ProcessGraph, chip, max_chips: int | None = None) -> Mapping:
     """Cut every group into per-core chunks and lay the cores out; ``MappingError`` when it cannot fit."""
+    # every number below is divided by or searched over: a Chip is checked when it is built,
+    # but one altered after (object.__setattr__) or a look-alike object is checked here too,
+    # so a bad value is a ProfileError, never an endless search or a division by zero
+    if isinstance(chip, Chip):
+        chip = chip.validate()
+    else:
+        chip = Chip(**{f: getattr(chip, f) for f in Chip.__dataclass_fields__})
     groups, host, placement = plan_groups(pg)
     bits = chip.weight_bits
     core = 0
@@ -208,7 +224,7 @@ def map_graph(pg: ProcessGraph, chip, max_chips: int | None = None) -> Mapping:
         g.cores = math.ceil(g.size / g.chunk)
         g.first_core = core
         core += g.cores
-    mapping = Mapping(chip.__dict__ if hasattr(chip, "__dict__") else dict(chip), groups, host, placement)
+    mapping = Mapping(dict(chip.__dict__), groups, host, placement)
     if max_chips is not None and mapping.chips > max_chips:
         biggest = max(groups.values(), key=lambda g: g.cores)
         raise MappingError(f"the model needs {mapping.chips} {chip.name} chips ({mapping.cores} cores) but "

@@ -46,3 +46,72 @@ def test_bad_files(tmp_path, content, match):
 def test_unknown_name():
     with pytest.raises(ProfileError, match="built-in"):
         load_chip("truenorth")
+
+
+# -- validation: a Chip / EnergyProfile with a bad field cannot exist ------------------------------
+
+def _tiny_graph():
+    import numpy as np
+
+    from exporters.loihi.processes import Process, ProcessGraph
+
+    p = [Process("input", "input", [], (1, 4, 4), attrs={"bits": 8}, static=True),
+         Process("n", "neuron", ["input"], (1, 4, 4), params={"vth": np.array([1])},
+                 attrs={"dv": 0, "du": 4096, "state_bits": 24})]
+    return ProcessGraph({q.name: q for q in p}, "n", T=2, input_shape=(1, 4, 4))
+
+
+@pytest.mark.parametrize("field,value", [
+    ("neurons_per_core", 1.5), ("mesh_cols", 0), ("cores_per_chip", 0), ("cores_per_chip", True),
+    ("weight_bits", 65), ("state_bits", 64), ("max_fan_in", -1), ("synapse_memory_bits", "1000"),
+    ("mesh_cols", 129), ("name", "two\nlines"),
+])
+def test_chip_in_code_is_checked(field, value):
+    import dataclasses
+
+    with pytest.raises(ProfileError, match=field):
+        dataclasses.replace(load_chip("loihi2"), **{field: value})
+
+
+@pytest.mark.parametrize("field,value", [
+    ("ac_pj", float("inf")), ("ac_pj", float("nan")), ("ac_pj", True), ("mac_pj", -0.1), ("synop_ns", 1e12),
+    ("barrier_max_ns", 100.0),   # below barrier_ns = 113
+])
+def test_energy_profile_in_code_is_checked(field, value):
+    import dataclasses
+
+    with pytest.raises(ProfileError, match=field):
+        dataclasses.replace(load_energy_profile("loihi"), **{field: value})
+
+
+def test_mapper_never_loops_or_divides_by_zero():
+    from exporters.loihi.mapping import Mapping, MappingError, map_graph
+
+    pg = _tiny_graph()
+    assert map_graph(pg, load_chip("loihi2")).cores == 1
+    for field, value in [("neurons_per_core", 1.5), ("mesh_cols", 0), ("cores_per_chip", 0)]:
+        chip = load_chip("loihi2")
+        object.__setattr__(chip, field, value)   # bypasses __post_init__: map_graph checks again
+        with pytest.raises(ProfileError, match=field):
+            map_graph(pg, chip)
+    good = map_graph(pg, load_chip("loihi2"))
+    for field in ("cores_per_chip", "mesh_cols"):   # a chip dict read back from an artifact
+        with pytest.raises(MappingError, match=field):
+            Mapping({**good.chip, field: 0}, good.groups, good.host, good.placement)
+
+
+def test_every_field_has_a_unit_in_code_and_in_the_files():
+    from pathlib import Path
+
+    from hw_sim.chips import PROFILE_DIR, Chip, EnergyProfile, describe
+
+    units = {"pJ", "ns", "bits", "count", "text"}
+    for cls in (Chip, EnergyProfile):
+        for f in describe(cls):
+            assert f["unit"] in units and f["doc"], f
+    for path in Path(PROFILE_DIR).glob("*.toml"):
+        for line in path.read_text().splitlines():
+            key = line.split("=", 1)[0].strip()
+            if "=" in line and not line.startswith("#") and key not in ("name", "description"):
+                comment = line.split("#", 1)[1] if "#" in line else ""
+                assert any(u in comment.split(";")[0] for u in units - {"text"}), (path.name, line)
