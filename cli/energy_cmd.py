@@ -6,6 +6,8 @@ import json
 
 import click
 
+from .options import batch_option, limit_option
+
 
 def _per_image(rec) -> dict:
     n = max(rec.images, 1)
@@ -100,9 +102,10 @@ def _emit_compare(sources, data, chip_profile, limit, batch_size, fmt, plot, chi
 @click.option("--convention", type=click.Choice(["standard", "paper"]), default="standard", show_default=True,
               help="standard: 0.9 pJ x ACs + 4.6 pJ x MACs of real-valued layers; paper: 0.9 pJ x SOPs "
                    "without the stem and classifier.")
-@click.option("--chip-profile", default="paper-45nm", show_default=True, help="Energy profile name or TOML file.")
-@click.option("--limit", type=int, default=128, show_default=True, help="Test images to measure on.")
-@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--chip-profile", default="paper-45nm", show_default=True,
+              help="Energy profile (pJ per event, ns per event): a built-in name (paper-45nm, loihi) or a TOML file.")
+@limit_option("Test images to measure on", default=128)
+@batch_option(32, "Test images per forward pass")
 @click.option("--json", "fmt", flag_value="json", help="One JSON object on stdout.")
 @click.option("--markdown", "fmt", flag_value="markdown", help="A Markdown table.")
 @click.option("--csv", "fmt", flag_value="csv", help="CSV, one row per layer.")
@@ -126,7 +129,13 @@ def energy(sources, data, convention, chip_profile, limit, batch_size, fmt, plot
     from hw_sim.report import plot as plot_report
     from hw_sim.report import plot_tradeoff, to_csv, to_markdown
     from sresformer.errors import UserError
+    from sresformer.fileio import check_output
 
+    from hw_sim.chips import load_energy_profile
+
+    load_energy_profile(chip_profile)   # a bad profile file is refused before any counting
+    if plot is not None:
+        check_output(plot, sources, option="--plot")
     if compare:
         if sweep_mask is not None or mask_modules is not None:
             raise UserError("--compare and --sweep-mask are separate reports: give one of them")

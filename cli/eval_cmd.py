@@ -6,7 +6,7 @@ import json
 
 import click
 
-POSITIVE = click.IntRange(min=1)
+from .options import batch_option, limit_option, spike_mask_option
 
 
 def _mask_text(model) -> str | None:
@@ -21,10 +21,9 @@ def _mask_text(model) -> str | None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else.")
 @click.option("--save-logits", type=click.Path(dir_okay=False), default=None,
               help="Write the [N, classes] float32 logits, in dataset order, to this .npy file.")
-@click.option("--limit", type=POSITIVE, default=None, help="Evaluate only the first N test samples.")
-@click.option("--batch-size", type=POSITIVE, default=128, show_default=True, help="Samples per forward pass.")
-@click.option("--spike-mask", default=None, metavar="RATIO[:MODULES]",
-              help="Evaluate with the deterministic random spike gate on attn (default), mlp or neuron-name globs "
+@limit_option("Evaluate only the first N test samples")
+@batch_option(128)
+@spike_mask_option("Evaluate with the deterministic random spike gate on attn (default), mlp or neuron-name globs "
                    "(replaces a checkpoint's own mask; 0 removes it).")
 def eval_cmd(source, data, as_json, save_logits, limit, batch_size, spike_mask):
     """Top-1 (and top-5 for more than 5 classes) accuracy of SOURCE (CKPT or MODEL.nir) on DATA."""
@@ -35,8 +34,11 @@ def eval_cmd(source, data, as_json, save_logits, limit, batch_size, spike_mask):
     from cli.common import load_model_source, masked_source
     from sresformer.evaluate import evaluate, open_eval_data
     from sresformer.evaluate import save_logits as write_logits
+    from sresformer.fileio import check_output
     from sresformer.train.progress import progress_enabled
 
+    if save_logits is not None:
+        check_output(save_logits, [source], option="--save-logits")
     with tempfile.TemporaryDirectory(prefix="sresformer-mask-") as tmp:
         model = load_model_source(masked_source(source, spike_mask, tmp))
     meta = getattr(model, "checkpoint_meta", {}) or {}

@@ -47,6 +47,14 @@ class LazyGroup(click.Group):
         module, attr = target.split(":")
         return getattr(importlib.import_module(module), attr)
 
+    def invoke(self, ctx):
+        # here too, not only in run(): tests and scripts call the group directly (click's CliRunner)
+        try:
+            return super().invoke(ctx)
+        except UserError as e:
+            _error(str(e))
+            ctx.exit(2)
+
 
 def _line(text: str) -> str:
     return " ".join(str(text).split())

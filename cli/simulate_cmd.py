@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-POSITIVE = click.IntRange(min=1)
+from .options import batch_option, limit_option, spike_mask_option
 
 
 def fake_quant_reference(pg):
@@ -54,12 +54,12 @@ def _human(s: dict) -> str:
 @click.command()
 @click.argument("source", type=click.Path(dir_okay=False))
 @click.option("--data", default="digits", show_default=True, help="Dataset spec; its test split is simulated.")
-@click.option("--limit", type=POSITIVE, default=None, help="Simulate only the first N test samples.")
+@limit_option("Simulate only the first N test samples")
 @click.option("--chip-profile", default="paper-45nm", show_default=True,
-              help="Energy/timing profile: a built-in name (paper-45nm, loihi) or a TOML file.")
-@click.option("--batch-size", type=POSITIVE, default=32, show_default=True, help="Samples per executor run.")
-@click.option("--spike-mask", default=None, metavar="RATIO[:MODULES]",
-              help="MODEL.nir only: insert random spike gates before lowering (an artifact has its gates baked in "
+              help="Energy (pJ per event) and timing (ns per event) profile: a built-in name (paper-45nm, loihi) "
+                   "or a TOML file.")
+@batch_option(32, "Samples per executor run")
+@spike_mask_option("MODEL.nir only: insert random spike gates before lowering (an artifact has its gates baked in "
                    "at export: re-export it with --spike-mask).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else.")
 def simulate(source, data, limit, chip_profile, batch_size, as_json, spike_mask):

@@ -18,3 +18,7 @@ class CheckpointError(UserError):
 
 class UncalibratedError(UserError, RuntimeError):
     """A DSSA layer asked for its scaling factors before any firing rate was measured."""
+
+
+class OutputError(UserError):
+    """An output path that cannot be written, or that would replace one of the command's inputs."""

@@ -4,6 +4,8 @@
                          scheduler, epoch, best accuracy, RNG states, the metrics history)
 ``RUN_DIR/best.ckpt``    when the test accuracy improves (strictly): model and meta
 ``RUN_DIR/metrics.jsonl``one JSON object per completed epoch
+``RUN_DIR/.lock``        empty; ``flock``-ed by the live run, so a second run into the
+                         same directory is refused (``sresformer.fileio.directory_lock``)
 
 Every file is written to a temporary file, fsynced and renamed (``sresformer.fileio``).
 At the end of an epoch the order is best, then last, then metrics: ``last.ckpt`` is the

@@ -9,6 +9,7 @@ counts are summed over ranks, and only rank 0 writes files and shows progress.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, replace
 
@@ -18,6 +19,7 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Subs
 
 from ..errors import UserError
 from ..evaluate import evaluate, limited
+from ..fileio import directory_lock
 from ..firing import FiringRecorder
 from ..registry import create_model, model_info
 from . import distributed as dist_util
@@ -205,5 +207,8 @@ def train(model: str, out: str, data: str | None = None, *, resume: bool = False
     ...); None means the recipe default. ``resume=True`` continues the run in ``out``
     from its last complete epoch. Returns the summary of :func:`run_training`.
     """
-    return run_training(prepare(model, out, data, resume=resume, **options), stop_after=stop_after,
-                        progress=progress)
+    # rank 0 writes the run directory: it holds the lock from the first look at it to the last write
+    lock = directory_lock(out) if dist_util.env_rank() == 0 else contextlib.nullcontext()
+    with lock:
+        return run_training(prepare(model, out, data, resume=resume, **options), stop_after=stop_after,
+                            progress=progress)

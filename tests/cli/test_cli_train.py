@@ -38,7 +38,9 @@ def cli_run(tmp_path_factory):
 
 def test_train_writes_the_run_directory(cli_run):
     out, r = cli_run
-    assert {p.name for p in out.iterdir()} == {"last.ckpt", "best.ckpt", "metrics.jsonl"}
+    # .lock: the run directory's flock file (sresformer.fileio.directory_lock), empty
+    assert {p.name for p in out.iterdir()} == {"last.ckpt", "best.ckpt", "metrics.jsonl", ".lock"}
+    assert (out / ".lock").stat().st_size == 0
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 1 and rows[0]["world_size"] == 1
     assert r.stderr.startswith("epoch 1/1 ") and len(r.stderr.strip().splitlines()) == 1
