@@ -11,6 +11,7 @@ publish a file written after a signal arrived.
 from __future__ import annotations
 
 import signal
+import sys
 
 # exit status of a process ended by a signal, by shell convention: 128 + signal number
 EXIT_STATUS = {signal.SIGINT: 128 + signal.SIGINT, signal.SIGTERM: 128 + signal.SIGTERM}
@@ -28,10 +29,24 @@ def _on_signal(signum, frame):
     raise KeyboardInterrupt()
 
 
+def _unraisable(hook):
+    def quiet(unraisable):
+        # the exception was raised inside a callback that cannot propagate it (h5py's weakref
+        # cleanup, a __del__): it is recorded in _received and raised again by check(), so
+        # printing "Exception ignored in ..." would only break the one-line contract
+        if isinstance(unraisable.exc_value, (KeyboardInterrupt, Terminated)):
+            return
+        hook(unraisable)
+    quiet.sresformer = True
+    return quiet
+
+
 def install() -> None:
     """Make SIGINT raise ``KeyboardInterrupt`` and SIGTERM raise :class:`Terminated`, and record both."""
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
+    if not getattr(sys.unraisablehook, "sresformer", False):
+        sys.unraisablehook = _unraisable(sys.unraisablehook)
 
 
 def received() -> int | None:
