@@ -1,0 +1,525 @@
+"""Checks of a ``.loihi`` artifact's content, made before anything is computed from it.
+
+An artifact is a file from outside: valid HDF5 with the wrong content must be refused with
+one message naming the field, never a traceback, a silent result, a hang or a balloon.
+``artifact.read_artifact`` reads each field through the typed readers here (:func:`integer`,
+:func:`ints`, :func:`text`, :func:`json_value`), then calls :func:`check_structure` (names,
+order, sources computed earlier: no cycle; one input; the output; static flags),
+:func:`check_kind` per process (its kind's attrs, its ``out_shape`` against its sources by
+the semantics of ``processes.py``, and the param shapes it needs, compared with the
+declared datasets before they are read), :func:`check_values` (integers within the widths),
+:func:`check_bounds` (every value's worst case stays an exact integer, as the executor
+bounds it) and :func:`check_mapping` (the mapping ``plan_groups`` derives, in the largest
+chunks a core holds). Problems are :class:`Invalid`; the reader makes them one
+``ArtifactError``. The rules are listed in ``ARTIFACT.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+
+from exporters.nir.extension import FORMS
+
+from .mapping import Group, _operand_bits, plan_groups
+from .processes import DECAY_UNITY, SSA_FORMS, Process, ProcessGraph, ssa_dims
+
+# Resource bounds: far above the models this project builds (an ImageNet-size model holds a few
+# million elements per value over T = 4 and tens of millions of parameters), far below what
+# hangs or balloons a machine.
+MAX_T = 4096                     # the executor loops over steps in Python
+MAX_VALUE_ELEMENTS = 1 << 26     # one value over T, per sample (512 MiB of float64)
+MAX_PARAM_ELEMENTS = 1 << 27     # all params (1 GiB of int64)
+MAX_PROCESSES = 1 << 16
+MAX_CORES = 1 << 18              # 2048 Loihi 2 chips (Hala Point has 1152)
+MAX_CORE_STEPS = 1 << 21         # cores x T: the counters hold [T, batch, cores] per count
+MAX_DIM = 1 << 16                # kernel, stride, padding, dilation, hidden sizes
+MAX_SHIFT = 64                   # power-of-two shifts of accumulators
+WEIGHT_BITS = 8                  # the format's weight mantissas (ARTIFACT.md): |w| <= 127
+MAX_BIAS = 1 << 40
+F64_EXACT = 2 ** 53              # IEEE 754 binary64: integers exact below this
+INT64_SAFE = 2 ** 62             # embedded-processor gates compute in int64
+
+
+class Invalid(Exception):
+    """One problem with an artifact's content (the reader adds the path and what to do)."""
+
+
+def where_of(p: Process) -> str:
+    """How a process is named in messages."""
+    return f"process {p.name!r} ({p.kind})"
+
+
+# -- typed field readers -----------------------------------------------------------------------------
+
+def integer(v, what: str, lo: int, hi: int) -> int:
+    """An integer (Python or numpy, not a boolean, not a float) within ``[lo, hi]``."""
+    if isinstance(v, np.ndarray) and v.ndim == 0:
+        v = v[()]
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        raise Invalid(f"{what} must be an integer, got {type(v).__name__} {_short(v)}")
+    if not lo <= int(v) <= hi:
+        raise Invalid(f"{what} must be in {lo}..{hi}, got {int(v)}")
+    return int(v)
+
+
+def ints(v, what: str, lo: int, hi: int, length: tuple[int, int]) -> tuple[int, ...]:
+    """A 1-D sequence of integers within ``[lo, hi]`` whose length is within ``length``."""
+    if isinstance(v, np.ndarray):
+        if v.ndim != 1:
+            raise Invalid(f"{what} must be a 1-D list of integers")
+        v = list(v)
+    if not isinstance(v, (list, tuple)) or not length[0] <= len(v) <= length[1]:
+        raise Invalid(f"{what} must be a list of {length[0]} to {length[1]} integers, got {_short(v)}")
+    return tuple(integer(x, what, lo, hi) for x in v)
+
+
+def text(v, what: str, max_len: int) -> str:
+    """A printable string (it ends up in one-line messages and reports)."""
+    if isinstance(v, (bytes, np.bytes_)):
+        try:
+            v = bytes(v).decode("utf-8")
+        except UnicodeDecodeError:
+            raise Invalid(f"{what} is not UTF-8 text") from None
+    if not isinstance(v, str):
+        raise Invalid(f"{what} must be a string, got {type(v).__name__}")
+    if len(v) > max_len or not v.isprintable():
+        raise Invalid(f"{what} must be one line of printable text of at most {max_len} characters")
+    return str(v)
+
+
+def _no_constant(name):
+    raise ValueError(f"{name} is not a number here")
+
+
+def json_value(v, what: str):
+    """A JSON attribute (NaN and Infinity refused: JSON has no such numbers)."""
+    if isinstance(v, (bytes, np.bytes_)):
+        v = bytes(v).decode("utf-8", errors="replace")
+    if not isinstance(v, str):
+        raise Invalid(f"{what} must be a JSON string attribute, got {type(v).__name__}")
+    try:
+        return json.loads(v, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as e:
+        raise Invalid(f"{what} is not valid JSON ({str(e).splitlines()[0][:80]})") from None
+
+
+def _short(v) -> str:
+    s = repr(v)
+    return s if len(s) <= 40 else s[:37] + "..."
+
+
+def _number(v, what: str, lo: float, hi: float) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not lo <= v <= hi:
+        raise Invalid(f"{what} must be a finite number in [{lo}, {hi}], got {_short(v)}")
+    return float(v)
+
+
+def _flag(v, what: str) -> bool:
+    if not isinstance(v, bool):
+        raise Invalid(f"{what} must be true or false, got {_short(v)}")
+    return v
+
+
+# -- the graph ---------------------------------------------------------------------------------------
+
+def check_structure(procs: list[Process], order, output: str, input_shape, input_static: bool, T: int) -> None:
+    """Unique names, ``order``, sources computed earlier (no cycle), one input, the output, static flags."""
+    if len(procs) > MAX_PROCESSES:
+        raise Invalid(f"{len(procs)} processes, over the {MAX_PROCESSES} we read")
+    by_name: dict[str, Process] = {}
+    for p in procs:
+        if p.name in by_name:
+            raise Invalid(f"two processes are named {p.name!r}")
+        by_name[p.name] = p
+    if order != [p.name for p in procs]:
+        raise Invalid("order does not list the processes as /processes holds them")
+    for p in procs:
+        if p.kind != "dsmm" and p.operands:
+            raise Invalid(f"{where_of(p)} has operands; only a dsmm has")
+        if p.kind == "dsmm" and (p.sources or len(p.operands) != 2):
+            raise Invalid(f"{where_of(p)} must have no sources and two operands (dynamic, spikes)")
+        if p.kind == "input" and p.sources:
+            raise Invalid(f"{where_of(p)} must have no sources")
+        if p.kind not in ("input", "dsmm") and not p.sources:
+            raise Invalid(f"{where_of(p)} has no sources")
+    seen: set[str] = set()
+    for p in procs:
+        for s in list(p.sources) + list(p.operands):
+            if s not in by_name:
+                raise Invalid(f"{where_of(p)} reads {s!r}, which is not a process")
+            if s not in seen:   # the executor runs in order: a later source is a cycle or a misordered graph
+                raise Invalid(f"{where_of(p)} reads {s!r}, which is not computed before it (a cycle, or "
+                              "processes out of order)")
+        seen.add(p.name)
+    inputs = [p for p in procs if p.kind == "input"]
+    if len(inputs) != 1:
+        raise Invalid(f"the graph has {len(inputs)} input processes; it needs exactly one")
+    if inputs[0].out_shape != tuple(input_shape):
+        raise Invalid(f"the input's out_shape {inputs[0].out_shape} is not input_shape {tuple(input_shape)}")
+    if output not in by_name:
+        raise Invalid(f"the output {output!r} is not a process")
+    if by_name[output].kind == "input" or len(by_name[output].out_shape) != 1:
+        raise Invalid(f"the output {output!r} must be a vector of logits [K] computed from the input, "
+                      f"not {where_of(by_name[output])} of shape {by_name[output].out_shape}")
+    for p in procs:   # the mapping and the executor rely on the flag: it must be what the graph implies
+        ins = list(p.sources) + list(p.operands)
+        want = (p.kind == "input" and input_static) or (
+            p.kind not in ("neuron", "input") and bool(ins) and all(by_name[i].static for i in ins))
+        if p.static != want:
+            raise Invalid(f"{where_of(p)}: static is {p.static}, the graph implies {want}")
+    big = max(procs, key=lambda q: math.prod(q.out_shape))
+    if math.prod(big.out_shape) * T > MAX_VALUE_ELEMENTS:
+        raise Invalid(f"{where_of(big)}: {math.prod(big.out_shape)} elements x T = {T} per sample is over the "
+                      f"{MAX_VALUE_ELEMENTS} the simulator holds")
+
+
+def _keys(p: Process, required: set, optional: set = frozenset()) -> None:
+    have = set(p.attrs)
+    missing, extra = sorted(required - have), sorted(have - required - optional)
+    if missing:
+        raise Invalid(f"{where_of(p)}: attrs has no {missing[0]!r}")
+    if extra:
+        raise Invalid(f"{where_of(p)}: attrs has unknown key {extra[0]!r} for a {p.kind} "
+                      f"(known: {', '.join(sorted(required | optional)) or 'none'})")
+
+
+def _in_shape(p: Process, pg: ProcessGraph) -> tuple[int, ...]:
+    """The shape of the summed input port: every source must have the same shape (no broadcasting)."""
+    shapes = {pg.processes[s].out_shape for s in p.sources}
+    if len(shapes) != 1:
+        raise Invalid(f"{where_of(p)}: its sources have different shapes {sorted(shapes)}")
+    return shapes.pop()
+
+
+def _need(p: Process, cond: bool, why: str) -> None:
+    if not cond:
+        raise Invalid(f"{where_of(p)}: {why}")
+
+
+def _pair(p: Process, key: str, lo: int) -> tuple[int, int]:
+    v = ints(p.attrs[key], f"{where_of(p)} {key}", lo, MAX_DIM, (2, 2))
+    p.attrs[key] = v
+    return v
+
+
+def _window_out(n: int, k: int, s: int, pad: int, dil: int = 1) -> int:
+    """Output length of a window of ``k`` taps (dilation ``dil``) over ``n`` with padding and stride."""
+    return (n + 2 * pad - dil * (k - 1) - 1) // s + 1
+
+
+def check_kind(p: Process, pg: ProcessGraph, declared: dict[str, tuple], state_bits: int) -> dict[str, list]:
+    """Check ``p``'s attrs and ``out_shape`` against its sources; the param shapes it must have.
+
+    ``declared`` maps each params dataset to its declared shape (not read yet); the returned
+    dict maps each required param to its allowed shapes.
+    """
+    a, k = p.attrs, p.kind
+    out = p.out_shape
+    if k == "input":
+        _keys(p, {"bits"})
+        integer(a["bits"], f"{where_of(p)} bits", 2, 16)
+        return {}
+    if k == "dsmm":
+        return _check_dsmm(p, pg)
+    src = _in_shape(p, pg)
+    if k == "synapse":
+        return _check_synapse(p, src, declared)
+    if k == "neuron":
+        _keys(p, {"dv", "du", "state_bits"})
+        for key in ("dv", "du"):
+            integer(a[key], f"{where_of(p)} {key}", 0, DECAY_UNITY)
+        integer(a["state_bits"], f"{where_of(p)} state_bits (the chip's is {state_bits})", 2, state_bits)
+        _need(p, src == out, f"out_shape {out} is not its input's {src}")
+        return {"vth": [(1,), (), out, (math.prod(out),)]}
+    if k == "sum":
+        _keys(p, set(), {"alias"})
+        if "alias" in a:
+            _flag(a["alias"], f"{where_of(p)} alias")
+            _need(p, not a["alias"] or len(p.sources) == 1, "an alias (pass-through) has exactly one source")
+        _need(p, src == out, f"out_shape {out} is not its sources' {src}")
+        return {}
+    if k in ("sumpool", "maxpool"):
+        _keys(p, {"kernel", "stride", "padding"})
+        kern, stride, pad = _pair(p, "kernel", 1), _pair(p, "stride", 1), _pair(p, "padding", 0)
+        _need(p, len(src) == 3, f"pools a [C, H, W] value, its input is {src}")
+        _need(p, all(2 * q <= kk for q, kk in zip(pad, kern)), "padding must be at most half the kernel")
+        want = (src[0],) + tuple(_window_out(n, kk, s, q) for n, kk, s, q in zip(src[1:], kern, stride, pad))
+        _need(p, min(want) >= 1 and want == out, f"out_shape {out} does not follow from input {src} ({want})")
+        return {}
+    if k == "flatten":
+        _keys(p, set())
+        _need(p, len(p.sources) == 1 and math.prod(src) == math.prod(out), f"reshapes {src} into {out}")
+        return {}
+    if k == "gate":
+        _keys(p, {"ratio", "seed", "gate_id"})
+        _number(a["ratio"], f"{where_of(p)} ratio", 0.0, 1.0)
+        for key in ("seed", "gate_id"):
+            integer(a[key], f"{where_of(p)} {key}", -(2 ** 63), 2 ** 63 - 1)
+        _need(p, len(p.sources) == 1 and pg.spikes_only(p.sources), "gates exactly one spiking value")
+        _need(p, src == out, f"out_shape {out} is not its input's {src}")
+        return {}
+    return _check_attngate(p, src, declared)
+
+
+def _check_synapse(p: Process, src, declared) -> dict[str, list]:
+    a, out, w = p.attrs, p.out_shape, declared.get("weight")
+    op = a.get("op")
+    if op not in ("conv", "dense"):
+        raise Invalid(f"{where_of(p)}: op must be 'conv' or 'dense', got {_short(op)}")
+    geo = {"stride", "padding", "dilation", "groups"} if op == "conv" else set()
+    _keys(p, {"op", "shift", "graded_input"} | geo)
+    integer(a["shift"], f"{where_of(p)} shift", -MAX_SHIFT, MAX_SHIFT)
+    _flag(a["graded_input"], f"{where_of(p)} graded_input")
+    if w is None:
+        raise Invalid(f"{where_of(p)} has no params/weight")
+    if op == "dense":
+        _need(p, len(src) == 1 and len(out) == 1, f"a dense synapse maps a vector to a vector, not {src} to {out}")
+        return {"weight": [(out[0], src[0])], "bias": [(out[0],)]}
+    stride, pad, dil = _pair(p, "stride", 1), _pair(p, "padding", 0), _pair(p, "dilation", 1)
+    groups = integer(a["groups"], f"{where_of(p)} groups", 1, MAX_DIM)
+    _need(p, len(src) == 3 and len(out) == 3, f"a conv maps [C, H, W] to [C, H, W], not {src} to {out}")
+    _need(p, src[0] % groups == 0 and out[0] % groups == 0,
+          f"groups = {groups} does not divide its {src[0]} input and {out[0]} output channels")
+    _need(p, len(w) == 4 and 1 <= min(w[2:]) and max(w[2:]) <= MAX_DIM,
+          f"params/weight has shape {w}; a conv needs [C_out, C_in / groups, kh, kw]")
+    want = (out[0],) + tuple(_window_out(n, kk, s, q, d) for n, kk, s, q, d in zip(src[1:], w[2:], stride, pad, dil))
+    _need(p, min(want) >= 1 and want == out, f"out_shape {out} does not follow from input {src} and kernel "
+          f"{tuple(w[2:])} ({want})")
+    return {"weight": [(out[0], src[0] // groups, w[2], w[3])], "bias": [(out[0],)]}
+
+
+def _check_dsmm(p: Process, pg: ProcessGraph) -> dict[str, list]:
+    _keys(p, {"form", "heads"})
+    form = p.attrs["form"]
+    if form not in FORMS:
+        raise Invalid(f"{where_of(p)}: form must be one of {', '.join(FORMS)}, got {_short(form)}")
+    heads = integer(p.attrs["heads"], f"{where_of(p)} heads", 1, MAX_DIM)
+    y, s = (pg.processes[o].out_shape for o in p.operands)
+    out = p.out_shape
+    if form in SSA_FORMS:
+        try:
+            dims = ssa_dims(form, heads, y, s)
+        except ValueError as e:
+            raise Invalid(f"{where_of(p)}: {e}") from None
+        r, c = dims["out"]
+        _need(p, out[0] == heads * r and math.prod(out) == heads * r * c,
+              f"out_shape {out} is not {heads} heads of [{r}, {c}]")
+        return {}
+    _need(p, y[0] % (2 * heads) == 0, f"its dynamic operand's {y[0]} channels do not split into {heads} heads x 2")
+    _need(p, len(s) == 3 and len(out) == 3 and s[1:] == out[1:], f"spike operand {s} and out_shape {out} must be "
+          "[C, H, W] with the same H, W")
+    d, n = y[0] // (2 * heads), math.prod(y[1:])
+    rows_in, rows_out = (d, n) if form == "y1T@s" else (n, d)
+    _need(p, s[0] == heads * rows_in and out[0] == heads * rows_out,
+          f"operands {y} and {s} with {heads} heads give [{heads * rows_out}, H, W], not {out}")
+    return {}
+
+
+def _check_attngate(p: Process, src, declared) -> dict[str, list]:
+    a, out = p.attrs, p.out_shape
+    gates = a.get("gates")
+    if gates not in ("c", "s", "cs"):
+        raise Invalid(f"{where_of(p)}: gates must be 'c', 's' or 'cs', got {_short(gates)}")
+    shifts = ({"ca_shift1_avg", "ca_shift1_max", "ca_shift2"} if "c" in gates else set()) | (
+        {"sa_shift"} if "s" in gates else set())
+    _keys(p, {"gates", "frac_bits", "lut_frac_bits", "gate_bits"} | shifts)
+    frac = integer(a["frac_bits"], f"{where_of(p)} frac_bits", 0, 16)
+    integer(a["lut_frac_bits"], f"{where_of(p)} lut_frac_bits", 0, frac)
+    integer(a["gate_bits"], f"{where_of(p)} gate_bits", 0, 16)
+    for key in shifts:
+        integer(a[key], f"{where_of(p)} {key}", -MAX_SHIFT + 2, MAX_SHIFT - 2)
+    _need(p, len(p.sources) == 1 and len(src) == 3 and src == out, f"gates one [C, H, W] value, {src} -> {out}")
+    C = out[0]
+    want = {"lut": [(256,)]}
+    if "c" in gates:
+        w1 = declared.get("ca_w1_avg", ())
+        _need(p, len(w1) == 2 and 1 <= w1[0] <= MAX_DIM, f"params/ca_w1_avg has shape {w1}; it needs [hidden, {C}]")
+        h = w1[0]
+        want.update({"ca_w1_avg": [(h, C)], "ca_w1_max": [(h, C)], "ca_w2": [(C, h)], "ca_bias": [(C,)]})
+    if "s" in gates:
+        sw = declared.get("sa_weight", ())
+        _need(p, len(sw) == 4 and sw[-1] % 2 == 1 and sw[-1] <= 63, f"params/sa_weight has shape {sw}; it needs "
+              "[1, 2, k, k] with k odd")
+        want.update({"sa_weight": [(1, 2, sw[-1], sw[-1])], "sa_bias": [(1,)]})
+    return want
+
+
+def _span(v: np.ndarray, what: str, lo: int, hi: int) -> None:
+    if v.size and (int(v.min()) < lo or int(v.max()) > hi):
+        raise Invalid(f"{what} has values outside {lo}..{hi} (min {int(v.min())}, max {int(v.max())})")
+
+
+def check_values(p: Process) -> None:
+    """Integer params within the widths the format and the chip give them."""
+    q = 2 ** (WEIGHT_BITS - 1) - 1
+    where = where_of(p)
+    for key, v in p.params.items():
+        if key in ("weight", "ca_w1_avg", "ca_w1_max", "ca_w2", "sa_weight"):
+            _span(v, f"{where} params/{key} ({WEIGHT_BITS}-bit mantissas)", -q, q)
+        elif key in ("bias", "ca_bias", "sa_bias"):
+            _span(v, f"{where} params/{key}", -MAX_BIAS, MAX_BIAS)
+        elif key == "vth":
+            _span(v, f"{where} params/vth (a {p.attrs['state_bits']}-bit membrane)", 1,
+                  2 ** (p.attrs["state_bits"] - 1) - 1)
+        elif key == "lut":
+            _span(v, f"{where} params/lut (gates of {p.attrs['gate_bits']} bits)", 0, 2 ** p.attrs["gate_bits"])
+
+
+# -- worst-case magnitudes ----------------------------------------------------------------------------
+
+def _row_sum(w: np.ndarray) -> float:
+    return float(np.abs(w).reshape(w.shape[0], -1).sum(1).max(initial=0)) if w.size else 0.0
+
+
+def _shifted(b: float, k: int) -> float:
+    return b * 2.0 ** k if k >= 0 else b / 2.0 ** -k + 1
+
+
+def check_bounds(pg: ProcessGraph) -> None:
+    """Every value's worst case (the executor's interval arithmetic) stays exact: float64, int64 for gates."""
+    bound: dict[str, float] = {}
+    for p in pg:
+        a = p.attrs
+        in_b = float(sum(bound[s] for s in p.sources))
+        worst = in_b
+        if p.kind == "input":
+            b = 2 ** (a["bits"] - 1) - 1
+        elif p.kind == "synapse":   # the accumulator, its rounding term and the input are held exactly too
+            acc = _row_sum(p.params["weight"]) * in_b
+            b = _shifted(acc, a["shift"]) + float(np.abs(p.params["bias"]).max(initial=0))
+            worst = max(b, in_b, acc + (2.0 ** (-a["shift"] - 1) if a["shift"] < 0 else 0))
+        elif p.kind == "neuron":
+            du = a["du"]
+            u = in_b if du == DECAY_UNITY else (pg.T * in_b if du == 0 else in_b * DECAY_UNITY / du + 1)
+            b = 1.0
+            if 2 ** (a["state_bits"] - 1) + u >= F64_EXACT:
+                raise Invalid(f"{where_of(p)}: its current can reach {u:.3g}, beyond exact float64 integers")
+        elif p.kind == "dsmm":
+            y, s = (pg.processes[o] for o in p.operands)
+            if a["form"] in SSA_FORMS:
+                terms = ssa_dims(a["form"], a["heads"], y.out_shape, s.out_shape)["k"]
+            else:
+                terms = y.out_shape[0] // (2 * a["heads"]) if a["form"] == "y1T@s" else math.prod(y.out_shape[1:])
+            b = terms * bound[y.name] * bound[s.name]
+        elif p.kind == "sumpool":
+            b = math.prod(a["kernel"]) * in_b
+        elif p.kind == "attngate":
+            _gate_bounds(p, in_b)
+            b = in_b
+        elif p.kind == "gate":
+            b = 1.0
+        else:   # sum, maxpool, flatten
+            b = in_b
+        if not max(b, worst) < F64_EXACT:
+            raise Invalid(f"{where_of(p)}: its values can reach {b:.3g}, beyond exact float64 integers (2**53); "
+                          "its weights, shift or bias are out of range")
+        bound[p.name] = b
+
+
+def _gate_bounds(p: Process, x: float) -> None:
+    """The gate's int64 intermediates (``gate.py``) stay far from overflow, for any input within ``x``."""
+    a, w = p.attrs, p.params
+    C, H, W = p.out_shape
+    worst = 127 * C * H * W * max(x, 1.0) * 2 ** 10   # the executor's own guard
+    if "c" in a["gates"]:
+        ha = _shifted(_row_sum(w["ca_w1_avg"]) * H * W * x, a["ca_shift1_avg"])
+        hm = _shifted(_row_sum(w["ca_w1_max"]) * x, a["ca_shift1_max"])
+        z = _shifted(_row_sum(w["ca_w2"]) * max(ha, hm), a["ca_shift2"]) * 2 + float(np.abs(w["ca_bias"]).max())
+        worst = max(worst, ha, hm, z, x * 2.0 ** a["gate_bits"])
+    if "s" in a["gates"]:
+        z = _shifted(_row_sum(w["sa_weight"]) * C * x, a["sa_shift"]) + float(np.abs(w["sa_bias"]).max())
+        worst = max(worst, z, x * 2.0 ** a["gate_bits"])
+    if not worst < INT64_SAFE:
+        raise Invalid(f"{where_of(p)}: its int64 intermediates can reach {worst:.3g}; weights or shifts out of range")
+
+
+# -- the mapping ---------------------------------------------------------------------------------------
+
+CHIP_INTS = {"cores_per_chip": (1, 1 << 20), "neurons_per_core": (1, 1 << 24), "synapse_memory_bits": (1, 1 << 40),
+             "max_fan_in": (1, 1 << 30), "max_fan_out": (1, 1 << 30), "weight_bits": (1, 64),
+             "state_bits": (2, 32), "graded_spike_bits": (0, 64), "decay_bits": (1, 32),
+             "embedded_processors": (1, 1 << 10), "mesh_cols": (1, 1 << 20)}
+GROUP_FIELDS = ("name", "size", "members", "synapses_per_compartment", "operand_bits_per_core", "operand_row_bits",
+                "row_len", "chunk", "first_core", "cores")
+
+
+def check_chip(chip) -> dict:
+    """The mapping's chip description: exactly the chip fields, typed and within range."""
+    if not isinstance(chip, dict):
+        raise Invalid("/mapping chip must be a JSON object")
+    known = set(CHIP_INTS) | {"name", "description"}
+    if set(chip) != known:
+        odd = sorted(set(chip) ^ known)[0]
+        raise Invalid(f"/mapping chip has {'unknown key' if odd in chip else 'no key'} {odd!r}")
+    for key in ("name", "description"):
+        text(chip[key], f"/mapping chip {key}", 500)
+    for key, (lo, hi) in CHIP_INTS.items():
+        integer(chip[key], f"/mapping chip {key}", lo, hi)
+    if chip["mesh_cols"] > chip["cores_per_chip"]:
+        raise Invalid("/mapping chip: mesh_cols is over cores_per_chip")
+    return chip
+
+
+def check_mapping(pg: ProcessGraph, chip: dict, raw_groups, host, placement) -> dict[str, Group]:
+    """The groups, host and placement must be those ``plan_groups`` derives from the graph."""
+    want, want_host, want_place = plan_groups(pg)
+    if host != want_host:
+        raise Invalid("/mapping host does not list the graph's static and embedded-processor processes")
+    if not isinstance(placement, dict) or placement != want_place:
+        odd = next((k for k in want_place if not isinstance(placement, dict) or placement.get(k) != want_place[k]),
+                   "?")
+        raise Invalid(f"/mapping placement of {odd!r} does not agree with the graph")
+    if not isinstance(raw_groups, list) or not all(isinstance(g, dict) for g in raw_groups):
+        raise Invalid("/mapping groups must be a JSON list of objects")
+    if len(raw_groups) != len(want):
+        raise Invalid(f"/mapping has {len(raw_groups)} groups, the graph has {len(want)}")
+    groups: dict[str, Group] = {}
+    core = 0
+    for i, g in enumerate(raw_groups):
+        if set(g) != set(GROUP_FIELDS):
+            odd = sorted(set(g) ^ set(GROUP_FIELDS))[0]
+            raise Invalid(f"/mapping group #{i} has {'unknown field' if odd in g else 'no field'} {odd!r}")
+        name = g["name"]
+        if not isinstance(name, str) or name not in want or name in groups:
+            raise Invalid(f"/mapping group #{i} ({_short(name)}) is not a compartment group of the graph")
+        groups[name] = _group(g, want[name], chip, core)
+        core += groups[name].cores
+        if core > MAX_CORES or core * pg.T > MAX_CORE_STEPS:
+            raise Invalid(f"the mapping uses over {min(MAX_CORES, MAX_CORE_STEPS // pg.T)} cores, more than the "
+                          f"simulator counts at T = {pg.T}")
+    return groups
+
+
+def _group(g: dict, exp: Group, chip: dict, first: int) -> Group:
+    """One group: plan fields as the graph gives them, the largest chunk that fits, cores laid in order."""
+    where = f"/mapping group {exp.name!r}"
+    for key in ("size", "operand_row_bits", "row_len"):
+        if integer(g[key], f"{where} {key}", 0, 1 << 62) != getattr(exp, key):
+            raise Invalid(f"{where}: {key} is {g[key]}, the graph gives {getattr(exp, key)}")
+    m = g["members"]
+    if not isinstance(m, list) or not all(isinstance(x, str) for x in m) or sorted(m) != sorted(exp.members):
+        raise Invalid(f"{where}: members do not agree with the graph")
+    spc = _number(g["synapses_per_compartment"], f"{where} synapses_per_compartment", 0.0, 1e12)
+    if not math.isclose(spc, exp.synapses_per_compartment, rel_tol=1e-9, abs_tol=1e-9):
+        raise Invalid(f"{where}: synapses_per_compartment does not agree with the graph's weights")
+    if spc > chip["max_fan_in"]:
+        raise Invalid(f"{where}: fan-in {spc:.0f} is over the chip's max_fan_in {chip['max_fan_in']}")
+    top = min(chip["neurons_per_core"], exp.size)
+    chunk = integer(g["chunk"], f"{where} chunk", 1, top)
+    mem_per = exp.synapses_per_compartment * chip["weight_bits"]   # the mapper's own arithmetic, bit for bit
+    fits = lambda c: c * mem_per + _operand_bits(exp, c) <= chip["synapse_memory_bits"]  # noqa: E731
+    # the mapper takes the largest chunk that fits: a smaller one is a hand edit that multiplies the cores
+    if not fits(chunk) or (chunk < top and fits(chunk + 1)):
+        raise Invalid(f"{where}: chunk {chunk} is not the largest number of compartments that fits a core")
+    obits = integer(g["operand_bits_per_core"], f"{where} operand_bits_per_core", 0, 1 << 62)
+    if obits != _operand_bits(exp, chunk):
+        raise Invalid(f"{where}: operand_bits_per_core does not agree with its chunk")
+    cores = integer(g["cores"], f"{where} cores", 1, MAX_CORES)
+    if cores != math.ceil(exp.size / chunk):
+        raise Invalid(f"{where}: {cores} cores do not hold {exp.size} compartments in chunks of {chunk}")
+    if integer(g["first_core"], f"{where} first_core", 0, MAX_CORES) != first:
+        raise Invalid(f"{where}: first_core is {g['first_core']}; groups take consecutive cores from 0 ({first})")
+    return Group(exp.name, exp.size, list(m), spc, obits, exp.operand_row_bits, exp.row_len, chunk, first, cores)
