@@ -20,6 +20,7 @@ from sresformer.fileio import atomic_path
 
 from . import artifact_check as chk
 from .artifact_check import Invalid
+from .mapping_check import check_chip, check_mapping
 from .mapping import Mapping, MappingError
 from .processes import KINDS, Process, ProcessGraph
 
@@ -225,10 +226,10 @@ def _load(f) -> tuple[ProcessGraph, Mapping, dict]:
             "order": _names(a["order"], "order"),
             "metadata": _json_dict(a["metadata"], "metadata"), "report": _json_dict(a["report"], "report")}
     m = _attrs(_member(f, "mapping", h5py.Group, "the file"), MAPPING_ATTRS, "/mapping")
-    chip = chk.check_chip(chk.json_value(m["chip"], "/mapping chip"))
+    chip = check_chip(chk.json_value(m["chip"], "/mapping chip"))
     pg = _graph(f, root, chip)
     host, placement = _names(m["host"], "/mapping host"), chk.json_value(m["placement"], "/mapping placement")
-    groups = chk.check_mapping(pg, chip, chk.json_value(m["groups"], "/mapping groups"), host, placement)
+    groups = check_mapping(pg, chip, chk.json_value(m["groups"], "/mapping groups"), host, placement)
     return pg, Mapping(chip, groups, host, placement), root["report"]
 
 
