@@ -69,8 +69,20 @@ class MaskSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> "MaskSpec":
-        """Inverse of :meth:`to_dict`."""
-        return cls(float(d["ratio"]), tuple(str(m) for m in d["modules"]), int(d.get("seed", DEFAULT_SEED)))
+        """Inverse of :meth:`to_dict`; SpikeMaskError (one line) on a spec of the wrong shape or types."""
+        if not isinstance(d, dict):
+            raise SpikeMaskError(f"a stored spike-mask spec must be a dict, got {type(d).__name__}")
+        ratio, modules, seed = d.get("ratio"), d.get("modules", list(DEFAULT_MODULES)), d.get("seed", DEFAULT_SEED)
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 <= ratio < 1.0:
+            raise SpikeMaskError(f"spike-mask ratio must be a number in [0, 1), got {ratio!r:.40}")
+        # a bare string would be split into its letters: insist on a list of selector strings
+        if (not isinstance(modules, (list, tuple)) or not modules
+                or not all(isinstance(m, str) and m.strip() for m in modules)):
+            raise SpikeMaskError(f"spike-mask modules must be a non-empty list of names, got {modules!r:.60}")
+        # any 64-bit integer: the gate uses it mod 2**32 (sresformer.spike_gate)
+        if isinstance(seed, bool) or not isinstance(seed, int) or not -2 ** 63 <= seed < 2 ** 63:
+            raise SpikeMaskError(f"spike-mask seed must be a 64-bit integer, got {seed!r:.40}")
+        return cls(float(ratio), tuple(m.strip() for m in modules), seed)
 
     def __str__(self) -> str:
         return f"{self.ratio:g}:{','.join(self.modules)}"

@@ -86,6 +86,9 @@ def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: s
     shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
               if k in state and state[k].shape != v.shape]
     problems = []
+    nonfinite = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if nonfinite:   # our loader refuses such weights: do not write a checkpoint nothing can read
+        problems.append(f"{len(nonfinite)} with NaN or infinite values (e.g. {', '.join(nonfinite[:3])})")
     if missing:
         problems.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
     if unexpected:
@@ -104,9 +107,18 @@ def import_official(path: str | os.PathLike, model_name: str, img_size: int | No
     ``num_classes`` is inferred from the classifier; ``img_size`` (default: the model's)
     sets the DSSA token counts N, which the checkpoint cannot tell.
     """
+    from .checkpoint import MAX_CLASSES, MAX_IMG_SIZE, MAX_T, check_int
+
     info = model_info(model_name)
+    # refuse out-of-range settings here: a checkpoint written with them would crash every later stage
+    if T is not None:
+        check_int(T, "--T (time steps)", 1, MAX_T)
+    if img_size is not None:
+        check_int(img_size, "--img-size", 1, MAX_IMG_SIZE)
     state = official_state_dict(torch_load_safe(path), str(path))
-    kwargs = {"num_classes": infer_num_classes(state, str(path), info.family), "img_size": img_size or info.img_size}
+    kwargs = {"num_classes": check_int(infer_num_classes(state, str(path), info.family),
+                                       f"{path}: classes of the classifier weight", 1, MAX_CLASSES),
+              "img_size": img_size if img_size is not None else info.img_size}
     if T is not None:
         kwargs["T"] = T
     try:

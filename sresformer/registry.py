@@ -77,6 +77,38 @@ def create_model(name: str, **kwargs) -> nn.Module:
     return model
 
 
+#: where a family's entry points forward their ``**kwargs`` ("module:callable", in call order)
+_FORWARDS = {"spikingresformer": ("sresformer.zoo:_resformer", "sresformer.model:SpikingResformer"),
+             "spikformer": ("sresformer.spikformer:Spikformer",)}
+
+
+def accepted_kwargs(name: str) -> frozenset[str]:
+    """Keyword arguments ``create_model(name, ...)`` can take, read from the constructors' signatures.
+
+    An entry point with ``**kwargs`` forwards them to its family's builder and model class;
+    their parameters with defaults are the ones a caller may set (those without defaults
+    are supplied by the entry point itself). Checkpoint readers refuse any other key.
+    """
+    import importlib
+
+    info = model_info(name)
+    targets = [info.builder]
+    if _has_var_keyword(info.builder):
+        for ref in _FORWARDS.get(info.family, ()):
+            module, attr = ref.split(":")
+            targets.append(getattr(importlib.import_module(module), attr))
+    names: set[str] = set()
+    for fn in targets:
+        sig = inspect.signature(fn.__init__ if isinstance(fn, type) else fn)
+        names.update(p.name for p in sig.parameters.values()
+                     if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.default is not p.empty)
+    return frozenset(names | {"num_classes", "img_size", "T"})
+
+
+def _has_var_keyword(fn) -> bool:
+    return any(p.kind is p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values())
+
+
 def _load_zoo() -> None:
     # the entry points live in sresformer.zoo and sresformer.zoo_spikformer; importing fills the registry
     from . import zoo, zoo_spikformer  # noqa: F401

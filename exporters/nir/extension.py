@@ -29,6 +29,8 @@ from torch import nn
 
 from sresformer.spike_gate import apply_gate
 
+from . import validate as v
+
 from .convention import (ATTENTION_GATE, DUAL_SPIKE_MATMUL, KEY_EXTENSION, KNOWN_EXTENSIONS, MAX_POOL2D, SPIKE_MASK,
                          NIRError, meta_str)
 
@@ -280,26 +282,30 @@ def build_extension(name: str, graph: nir.NIRGraph) -> ExtensionOp:
     if len(body) != 1 or not is_placeholder(body[0]):
         raise NIRError(f"node {name!r}: extension {ext} must have one placeholder Conv2d (groups 0) as its body")
     meta = graph.metadata
+    where = f"node {name!r}: {ext}"
     try:
         if ext == DUAL_SPIKE_MATMUL:
-            form = meta_str(meta["form"])
-            if form not in FORMS:
-                raise NIRError(f"node {name!r}: {ext} form {form!r} is not one of {FORMS}")
-            return DualSpikeMatmul(form, int(meta["heads"]), meta_str(meta["dynamic"]), meta_str(meta["spikes"]))
+            form = v.text(meta["form"], f"{where} form", FORMS)
+            heads = v.integer(meta["heads"], f"{where} heads", 1, v.MAX_ELEMENTS)
+            return DualSpikeMatmul(form, heads, v.text(meta["dynamic"], f"{where} dynamic"),
+                                   v.text(meta["spikes"], f"{where} spikes"))
         if ext == ATTENTION_GATE:
-            gates = meta_str(meta["gates"])
+            gates = v.text(meta["gates"], f"{where} gates")
             if not gates or any(g not in "cs" for g in gates):
-                raise NIRError(f"node {name!r}: {ext} gates {gates!r} must be 'c', 's' or 'cs'")
+                raise NIRError(f"{where} gates {gates!r} must be 'c', 's' or 'cs'")
+            shapes = {"ca_w1": 2, "ca_w2": 2, "ca_bias": 1, "sa_weight": 4, "sa_bias": 1}
             for key in (["ca_w1", "ca_w2", "ca_bias"] if "c" in gates else []) + \
                        (["sa_weight", "sa_bias"] if "s" in gates else []):
-                meta[key]  # noqa: B018  (a missing weight is a KeyError -> NIRError below)
+                v.real_array(meta[key], f"{where} {key}", ndim=shapes[key])  # a missing one: KeyError below
             return AttentionGate(gates, dict(meta))
         if ext == SPIKE_MASK:
-            ratio = float(np.asarray(meta["ratio"]))
-            if not 0.0 <= ratio <= 1.0:
-                raise NIRError(f"node {name!r}: {ext} ratio {ratio} is outside [0, 1]")
-            return SpikeGate(ratio, int(np.asarray(meta["seed"])), int(np.asarray(meta["gate_id"])))
-        pair = lambda key: tuple(int(v) for v in np.broadcast_to(np.asarray(meta[key]), (2,)))  # noqa: E731
-        return MaxPool2d(pair("kernel_size"), pair("stride"), pair("padding"))
+            ratio = v.real(meta["ratio"], f"{where} ratio", 0.0, 1.0)
+            return SpikeGate(ratio, v.integer(meta["seed"], f"{where} seed"),
+                             v.integer(meta["gate_id"], f"{where} gate_id"))
+        pair = lambda key, low: v.pair(meta[key], f"{where} {key}", low)  # noqa: E731
+        return MaxPool2d(pair("kernel_size", 1), pair("stride", 1), pair("padding", 0))
     except KeyError as e:
         raise NIRError(f"node {name!r}: extension {ext} metadata lacks {e.args[0]!r}") from None
+    except (RuntimeError, ValueError, TypeError) as e:   # weights that do not fit the gate's own module
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise NIRError(f"{where}: malformed parameters ({first})") from None

@@ -8,7 +8,9 @@ feed-forward; recurrent graphs (cycles) are refused with a NIRError.
 
 from __future__ import annotations
 
+import math
 import os
+import warnings
 from pathlib import Path
 
 import nir
@@ -19,12 +21,17 @@ from torch import nn
 from . import convention as cv
 from .extension import DualSpikeMatmul, ExtensionOp, build_extension, extension_name
 from .nodes import node_module
+from .validate import MAX_ELEMENTS, prescan_hdf5, validate_graph
 
 DEFAULT_T = 4  # time steps for a third-party graph that does not declare metadata['T']
 
 
 def read_graph(path: str | os.PathLike) -> nir.NIRGraph:
-    """``nir.read`` (type checks on) with every failure as a one-line NIRError."""
+    """``nir.read`` (type checks on), then :mod:`.validate`'s checks; every failure a one-line NIRError.
+
+    The file's declared array sizes are checked before anything is loaded, and the graph's
+    values (finite weights, node types, metadata types and ranges) before anything runs.
+    """
     path = Path(path)
     if not path.is_file():
         raise cv.NIRError(f"NIR file {path} does not exist" if not path.exists() else f"NIR file {path} is not a file")
@@ -32,16 +39,26 @@ def read_graph(path: str | os.PathLike) -> nir.NIRGraph:
         import h5py
         if not h5py.is_hdf5(path):
             raise cv.NIRError(f"{path} is not a NIR file (not HDF5; truncated or another format)")
-        graph = nir.read(path)
+        with h5py.File(path, "r") as f:
+            prescan_hdf5(f, path)
+        # nir's type inference divides by crafted strides: its numpy warnings are not our one line
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            graph = nir.read(path)
     except cv.NIRError:
         raise
+    except MemoryError:
+        raise cv.NIRError(f"{path} declares arrays too large to load") from None
     except OSError as e:
         raise cv.NIRError(f"{path} is corrupt or truncated ({type(e).__name__}: {str(e).splitlines()[0]})") from None
-    except (ValueError, KeyError, AssertionError, TypeError, NotImplementedError, AttributeError) as e:
+    except (ValueError, KeyError, AssertionError, TypeError, NotImplementedError, AttributeError, IndexError,
+            OverflowError, ZeroDivisionError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise cv.NIRError(f"{path} is not a valid NIR graph ({type(e).__name__}: {first})") from None
     if not isinstance(graph, nir.NIRGraph):
         raise cv.NIRError(f"{path} holds a single {type(graph).__name__} node, not a NIRGraph")
+    validate_graph(graph, path)
+    _check_extensions(graph, path)   # here, so the Loihi lowering refuses them too
     return graph
 
 
@@ -137,6 +154,7 @@ class GraphModule(nn.Module):
                 mod = GraphModule(node, dt, qual(n), shape)
             else:
                 mod = node_module(node, qual(n), shape, dt)
+            _check_size(qual(n), node, shape, values, mod)
             try:
                 with torch.no_grad():
                     values[n] = mod.run(x, values) if isinstance(mod, ExtensionOp) else mod(x)
@@ -189,6 +207,37 @@ class GraphModule(nn.Module):
             for s in free:
                 values.pop(s, None)
         return values[self.output_name]
+
+
+def _window_out(n: int, k: int, s: int, p: int, d: int = 1) -> int:
+    return (n + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def _check_size(name: str, node, shape, values, mod) -> None:
+    """Refuse, before it runs, a node whose output would exceed MAX_ELEMENTS per sample.
+
+    The declared types are bounded by the validator, but a third-party file may declare
+    none: a conv with large padding or a product of two large operands would allocate first.
+    """
+    elems = None
+    if isinstance(node, nir.Conv2d) and len(shape) == 3 and hasattr(mod, "weight"):
+        pad = node.padding if not isinstance(node.padding, str) else 0
+        k = mod.weight.shape[-2:]
+        sp = [_window_out(shape[i + 1], int(k[i]), int(np.broadcast_to(node.stride, (2,))[i]),
+                          int(np.broadcast_to(pad, (2,))[i]), int(np.broadcast_to(node.dilation, (2,))[i]))
+              for i in range(2)]
+        elems = int(mod.weight.shape[0]) * math.prod(max(v, 0) for v in sp)
+    elif isinstance(node, (nir.SumPool2d, nir.AvgPool2d)) and len(shape) == 3:
+        k, s, p = (np.broadcast_to(np.asarray(v), (2,)) for v in (node.kernel_size, node.stride, node.padding))
+        elems = shape[0] * math.prod(max(_window_out(shape[i + 1], int(k[i]), int(s[i]), int(p[i])), 0)
+                                     for i in range(2))
+    elif isinstance(mod, DualSpikeMatmul) and all(o in values for o in mod.operands):
+        a, b = (values[o] for o in mod.operands)
+        # every product form's output is at most (one operand's size) x (the other's spatial size)
+        elems = math.prod(a.shape[2:]) * math.prod(b.shape[3:])
+    if elems is not None and elems > MAX_ELEMENTS:
+        raise cv.NIRError(f"node {name!r} ({type(node).__name__}): its output would have {elems:.3g} elements per "
+                          f"sample (at most {MAX_ELEMENTS}); check its padding, kernel and input shapes")
 
 
 def _check_extensions(graph: nir.NIRGraph, path) -> None:

@@ -29,10 +29,13 @@ def _param(name: str, node_name: str, value, shape) -> torch.Tensor:
     """A float32 neuron parameter that broadcasts against the per-sample ``shape``."""
     arr = np.asarray(value, dtype=np.float64)
     try:
-        np.broadcast_shapes(arr.shape, tuple(shape))
+        # it must broadcast *to* the layer shape: a larger parameter would grow the layer
+        fits = np.broadcast_shapes(arr.shape, tuple(shape)) == tuple(shape)
     except ValueError:
+        fits = False
+    if not fits:
         raise NIRError(f"node {node_name!r}: parameter {name} of shape {arr.shape} does not fit "
-                       f"the layer shape {tuple(shape)}") from None
+                       f"the layer shape {tuple(shape)}")
     return torch.from_numpy(arr.astype(np.float32))
 
 
