@@ -16,8 +16,6 @@ import sresformer
 
 from testutil import contract_violation, run_cases, warm_up
 
-pytestmark = pytest.mark.slow
-
 REFUSE, OK = 2, 0
 W = "classifier.weight"          # a float parameter of the nano model
 BN = "layers.0.0.norm.bn.num_batches_tracked"   # an integer buffer
