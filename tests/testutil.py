@@ -147,3 +147,41 @@ def contract_violation(rec) -> str | None:
     if "Traceback" in rec["stderr"]:
         return "traceback on stderr"
     return None
+
+
+def removed(key):
+    """A crafted-file mutation: ``del container[key]`` (an h5py file or group, or a checkpoint dict)."""
+    def fn(container):
+        del container[key]
+    return fn
+
+
+def export_runs(name, expected, path, out_stem, nir=False, loihi=False):
+    """Crafted-case command lines that export ``path`` (to NIR and/or Loihi) beside ``out_stem``."""
+    runs = []
+    if nir:
+        out = out_stem.parent / (out_stem.name + ".nir")
+        runs.append((name + " [export nir]", expected, ["export", path, "--target", "nir", "--out", out], out))
+    if loihi:
+        out = out_stem.parent / (out_stem.name + ".loihi")
+        runs.append((name + " [export loihi]", expected, ["export", path, "--target", "loihi", "--out", out,
+                                                          "--calib-data", "synthetic"], out))
+    return runs
+
+
+def failed_runs(runs, results, refuse: int = 2) -> list[str]:
+    """Why each crafted run ``(name, expected exit, argv, output or None)`` failed, given its result.
+
+    A run fails when it breaks the contract (:func:`contract_violation`), ends with another
+    exit status than expected, or is refused yet left its output file behind.
+    """
+    failures = []
+    for (name, expected, _args, out), rec in zip(runs, results):
+        why = contract_violation(rec)
+        if why is None and rec["rc"] != expected:
+            why = f"exit {rec['rc']}, want {expected}: {rec['stderr'].strip()[-200:]}"
+        if why is None and expected == refuse and out is not None and out.exists():
+            why = f"refused but wrote {out.name}"
+        if why is not None:
+            failures.append(f"{name}: {why}")
+    return failures

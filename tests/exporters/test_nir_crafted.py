@@ -19,7 +19,7 @@ import torch
 import sresformer
 from exporters.nir import export
 
-from testutil import contract_violation, run_cases, warm_up
+from testutil import export_runs, failed_runs, removed, run_cases, warm_up
 
 pytestmark = pytest.mark.slow
 
@@ -61,10 +61,6 @@ def _put_first(path, value):
     return fn
 
 
-def _delete(path):
-    def fn(f):
-        del f[path]
-    return fn
 
 
 def _edges(path, change):
@@ -142,7 +138,7 @@ CASES = [
     ("format_version newer", _set(f"{META}/format_version", 99), REFUSE),
     ("extensions_required a number", _set(f"{META}/extensions_required", 123), REFUSE),
     ("extensions_required unknown", _set(f"{META}/extensions_required", "acme.teleport"), REFUSE),
-    ("extensions_required removed", _delete(f"{META}/extensions_required"), OK),
+    ("extensions_required removed", removed(f"{META}/extensions_required"), OK),
     ("img_size text", _set(f"{META}/img_size", "big"), REFUSE),
     ("num_classes negative", _set(f"{META}/num_classes", -1), REFUSE),
     ("input_mode a number", _set(f"{META}/input_mode", 5), REFUSE),
@@ -160,7 +156,7 @@ CASES = [
     ("mask ratio NaN", _set(f"{MASK}/ratio", np.nan), REFUSE),
     ("mask ratio 1.5", _set(f"{MASK}/ratio", 1.5), REFUSE),
     ("mask ratio text", _set(f"{MASK}/ratio", "half"), REFUSE),
-    ("mask ratio removed", _delete(f"{MASK}/ratio"), REFUSE),
+    ("mask ratio removed", removed(f"{MASK}/ratio"), REFUSE),
     ("mask seed text", _set(f"{MASK}/seed", "x"), REFUSE),
     ("mask seed fractional", _set(f"{MASK}/seed", 0.5), REFUSE),
     ("mask gate_id array", _set(f"{MASK}/gate_id", np.array([1, 2])), REFUSE),
@@ -182,8 +178,8 @@ CASES = [
     ("unknown node type", _set(f"{ROOT_NODES}/flatten/type", "Teleporter"), REFUSE),
     ("unsupported standard node type", _set(f"{ROOT_NODES}/flatten/type", "Delay"), REFUSE),
     ("unknown constructor keyword", _set(f"{ROOT_NODES}/classifier/colour", "blue"), REFUSE),
-    ("required field removed", _delete(f"{ROOT_NODES}/classifier/weight"), REFUSE),
-    ("type field removed", _delete(f"{ROOT_NODES}/classifier/type"), REFUSE),
+    ("required field removed", removed(f"{ROOT_NODES}/classifier/weight"), REFUSE),
+    ("type field removed", removed(f"{ROOT_NODES}/classifier/type"), REFUSE),
     ("edge to a missing node", _edges("node/edges", lambda e: e + [["classifier", "ghost"]]), REFUSE),
     ("edge from a missing node", _edges("node/edges", lambda e: e + [["ghost", "classifier"]]), REFUSE),
     ("edge endpoint renamed", _edges("node/edges", lambda e: [[a, "flat" if b == "flatten" else b] for a, b in e]),
@@ -194,8 +190,8 @@ CASES = [
     ("edges removed", _edges("node/edges", lambda e: []), REFUSE),
     ("edges with three columns", _set("node/edges", np.array([["a", "b", "c"]], dtype=object).astype(
         h5py.string_dtype())), REFUSE),
-    ("Input node removed", _delete(f"{ROOT_NODES}/input"), REFUSE),
-    ("Output node removed", _delete(f"{ROOT_NODES}/output"), REFUSE),
+    ("Input node removed", removed(f"{ROOT_NODES}/input"), REFUSE),
+    ("Output node removed", removed(f"{ROOT_NODES}/output"), REFUSE),
     ("input shape huge", _set(f"{ROOT_NODES}/input/shape", np.array([3, 10 ** 6, 10 ** 6])), REFUSE),
     ("input shape zero", _set(f"{ROOT_NODES}/input/shape", np.array([3, 0, 0])), REFUSE),
     ("input shape negative", _set(f"{ROOT_NODES}/input/shape", np.array([3, -32, -32])), REFUSE),
@@ -241,22 +237,8 @@ def test_crafted_nir_files_keep_the_contract(valid_nir, tmp_path):
     for i, (name, mutation, expected) in enumerate(CASES):
         path = _craft(valid_nir, tmp_path, i, mutation)
         runs.append((name, expected, ["eval", path, "--limit", "2", "--batch-size", "2"], None))
-        if name in NIR_OUT:
-            out = tmp_path / f"out{i:03d}.nir"
-            runs.append((name + " [export nir]", expected, ["export", path, "--target", "nir", "--out", out], out))
-        if name in LOIHI:
-            out = tmp_path / f"out{i:03d}.loihi"
-            runs.append((name + " [export loihi]", expected, ["export", path, "--target", "loihi", "--out", out,
-                                                              "--calib-data", "synthetic"], out))
+        runs += export_runs(name, expected, path, tmp_path / f"out{i:03d}", nir=name in NIR_OUT, loihi=name in LOIHI)
     results = run_cases([r[2] for r in runs], tmp_path, timeout_s=60, mem_gib=6)
-    failures = []
-    for (name, expected, args, out), rec in zip(runs, results):
-        why = contract_violation(rec)
-        if why is None and rec["rc"] != expected:
-            why = f"exit {rec['rc']}, want {expected}: {rec['stderr'].strip()[-200:]}"
-        if why is None and expected == REFUSE and out is not None and out.exists():
-            why = f"refused but wrote {out.name}"
-        if why is not None:
-            failures.append(f"{name}: {why}")
+    failures = failed_runs(runs, results, refuse=REFUSE)
     print(f"crafted NIR cases: {len(CASES)} files, {len(runs)} command lines")
     assert not failures, f"{len(failures)} of {len(runs)} crafted NIR runs break the contract:\n" + "\n".join(failures)

@@ -14,7 +14,7 @@ import torch
 
 import sresformer
 
-from testutil import contract_violation, run_cases, warm_up
+from testutil import export_runs, failed_runs, removed, run_cases, warm_up
 
 REFUSE, OK = 2, 0
 W = "classifier.weight"          # a float parameter of the nano model
@@ -24,12 +24,6 @@ BN = "layers.0.0.norm.bn.num_batches_tracked"   # an integer buffer
 def _top(key, value):
     def fn(c):
         c[key] = value
-    return fn
-
-
-def _drop(key):
-    def fn(c):
-        del c[key]
     return fn
 
 
@@ -75,23 +69,23 @@ GOOD_MASK = {"ratio": 0.25, "modules": ["attn"], "seed": 0}
 # (name, mutation of the checkpoint dict, expected exit status); whole-file replacements in WHOLE
 CASES = [
     ("format wrong", _top("format", "acme.checkpoint"), REFUSE),
-    ("format removed", _drop("format"), REFUSE),
+    ("format removed", removed("format"), REFUSE),
     ("version text", _top("version", "1"), REFUSE),
     ("version fractional", _top("version", 1.5), REFUSE),
     ("version None", _top("version", None), REFUSE),
     ("version tensor", _top("version", torch.tensor(1)), REFUSE),
     ("version newer", _top("version", 99), REFUSE),
     ("version zero", _top("version", 0), REFUSE),
-    ("version removed (old file)", _drop("version"), OK),
+    ("version removed (old file)", removed("version"), OK),
     ("model_name a number", _top("model_name", 5), REFUSE),
     ("model_name unknown", _top("model_name", "spikingresformer_huge"), REFUSE),
     ("model_name None", _top("model_name", None), REFUSE),
     ("model_name other model", _top("model_name", "spikformer_nano"), REFUSE),
-    ("model_name removed", _drop("model_name"), REFUSE),
+    ("model_name removed", removed("model_name"), REFUSE),
     ("model_kwargs a list", _top("model_kwargs", [10, 32, 4]), REFUSE),
     ("model_kwargs text", _top("model_kwargs", "T=4"), REFUSE),
     ("model_kwargs tensor", _top("model_kwargs", torch.zeros(3)), REFUSE),
-    ("model_kwargs removed", _drop("model_kwargs"), REFUSE),
+    ("model_kwargs removed", removed("model_kwargs"), REFUSE),
     ("model_kwargs empty (defaults)", _top("model_kwargs", {}), OK),
     ("unknown constructor keyword", _kw("colour", "blue"), REFUSE),
     ("keyword the entry point sets", _kw("stem_stride", 2), REFUSE),
@@ -118,7 +112,7 @@ CASES = [
     ("state_dict a list", _top("state_dict", [torch.zeros(1)]), REFUSE),
     ("state_dict text", _top("state_dict", "weights"), REFUSE),
     ("state_dict tensor", _top("state_dict", torch.zeros(3)), REFUSE),
-    ("state_dict removed", _drop("state_dict"), REFUSE),
+    ("state_dict removed", removed("state_dict"), REFUSE),
     ("state_dict integer key", lambda c: c["state_dict"].__setitem__(3, torch.zeros(1)), REFUSE),
     ("state_dict entry a list", _sd(W, [0.0, 1.0]), REFUSE),
     ("state_dict entry a number", _sd(W, 0.5), REFUSE),
@@ -141,7 +135,7 @@ CASES = [
     ("meta text", _top("meta", "accuracy 0.9"), REFUSE),
     ("meta tensor", _top("meta", torch.zeros(2)), REFUSE),
     ("meta data a number", _top("meta", {"data": 5}), REFUSE),
-    ("meta removed", _drop("meta"), OK),
+    ("meta removed", removed("meta"), OK),
     ("spike_mask text", _mask("0.25:attn"), REFUSE),
     ("spike_mask a list", _mask([0.25]), REFUSE),
     ("spike_mask without ratio", _mask({"modules": ["attn"]}), REFUSE),
@@ -224,27 +218,13 @@ def test_crafted_checkpoints_keep_the_contract(valid, tmp_path):
     runs = []   # (name, expected, args, output path or None)
     for name, path, expected in _variants(valid, tmp_path):
         runs.append((name, expected, ["eval", path, "--limit", "2", "--batch-size", "2"], None))
-        if name in EXPORT:
-            out = tmp_path / (path.stem + ".nir")
-            runs.append((name + " [export nir]", expected, ["export", path, "--target", "nir", "--out", out], out))
-        if name in LOIHI:
-            out = tmp_path / (path.stem + ".loihi")
-            runs.append((name + " [export loihi]", expected, ["export", path, "--target", "loihi", "--out", out,
-                                                              "--calib-data", "synthetic"], out))
+        runs += export_runs(name, expected, path, tmp_path / path.stem, nir=name in EXPORT, loihi=name in LOIHI)
     official = _official_cases(valid, tmp_path)
     runs += official
     # each import that succeeds must write a checkpoint that evaluates
     runs.append(("evaluate the valid import", OK, ["eval", official[7][3], "--limit", "2"], None))
     results = run_cases([r[2] for r in runs], tmp_path, timeout_s=60, mem_gib=6)
-    failures = []
-    for (name, expected, args, out), rec in zip(runs, results):
-        why = contract_violation(rec)
-        if why is None and rec["rc"] != expected:
-            why = f"exit {rec['rc']}, want {expected}: {rec['stderr'].strip()[-200:]}"
-        if why is None and expected == REFUSE and out is not None and out.exists():
-            why = f"refused but wrote {out.name}"
-        if why is not None:
-            failures.append(f"{name}: {why}")
+    failures = failed_runs(runs, results, refuse=REFUSE)
     n_files = len(CASES) + len(WHOLE)
     print(f"crafted checkpoint cases: {n_files} checkpoints + {len(official)} import-official runs, "
           f"{len(runs)} command lines")
