@@ -11,15 +11,14 @@ import math
 
 import click
 
-# Time steps per inference. MST's longest reported schedule is T of about 512 (Wang et al.,
-# ICCV 2023); 1024 leaves headroom while keeping [T, B, ...] tensors and chip runs bounded.
-MAX_T = 1024
+from sresformer.limits import MAX_IMG_SIZE, MAX_T
+
 # Samples per forward pass; beyond this a batch of Ti activations no longer fits in memory.
 MAX_BATCH = 4096
 # DataLoader worker processes: each is a full Python with torch (hundreds of MB).
 MAX_WORKERS = 64
-# Input side in pixels: the zoo's smallest stem needs 8, ImageNet variants run at 224.
-MIN_IMG, MAX_IMG = 8, 1024
+# Input side in pixels: the zoo's smallest stem needs 8 (the upper bound: sresformer.limits).
+MIN_IMG = 8
 
 
 class Finite(click.FloatRange):
@@ -37,7 +36,7 @@ class Finite(click.FloatRange):
 POSITIVE = click.IntRange(min=1)
 STEPS = click.IntRange(1, MAX_T)
 BATCH = click.IntRange(1, MAX_BATCH)
-IMG = click.IntRange(MIN_IMG, MAX_IMG)
+IMG = click.IntRange(MIN_IMG, MAX_IMG_SIZE)
 SEED = click.IntRange(0, 2 ** 32 - 1)   # numpy's seed range, the narrowest of the generators seeded
 
 

@@ -22,6 +22,7 @@ from torch import nn
 
 from .errors import CheckpointError
 from .fileio import torch_load_safe, torch_save_atomic
+from .limits import MAX_IMG_SIZE, MAX_T
 from .registry import create_model
 
 FORMAT = "sresformer.checkpoint"
@@ -51,8 +52,6 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, train_state: dict
     torch_save_atomic(checkpoint_dict(model, meta, train_state), path)
 
 
-MAX_T = 1024               # steps per inference (the CLI's --T bound)
-MAX_IMG_SIZE = 1024        # input side: far above any trained model, below a memory balloon
 MAX_CLASSES = 100_000      # ImageNet-21k has 21,841
 MAX_CHANNELS = 4096
 

@@ -107,7 +107,8 @@ def import_official(path: str | os.PathLike, model_name: str, img_size: int | No
     ``num_classes`` is inferred from the classifier; ``img_size`` (default: the model's)
     sets the DSSA token counts N, which the checkpoint cannot tell.
     """
-    from .checkpoint import MAX_CLASSES, MAX_IMG_SIZE, MAX_T, check_int
+    from .checkpoint import MAX_CLASSES, check_int
+    from .limits import MAX_IMG_SIZE, MAX_T
 
     info = model_info(model_name)
     # refuse out-of-range settings here: a checkpoint written with them would crash every later stage

@@ -17,6 +17,7 @@ import numpy as np
 
 from sresformer.errors import UserError
 from sresformer.fileio import atomic_path
+from sresformer.limits import MAX_T
 
 from . import artifact_check as chk
 from .artifact_check import Invalid
@@ -219,7 +220,7 @@ def _graph(f, root: dict, chip: dict) -> ProcessGraph:
 def _load(f) -> tuple[ProcessGraph, Mapping, dict]:
     """Graph, mapping and report of an open file whose format and version are known to be ours."""
     a = _attrs(f, ROOT_ATTRS, "the root")
-    root = {"T": chk.integer(a["T"], "T (time steps)", 1, chk.MAX_T),
+    root = {"T": chk.integer(a["T"], "T (time steps)", 1, MAX_T),
             "input_shape": chk.ints(a["input_shape"], "input_shape", 1, chk.MAX_VALUE_ELEMENTS, (1, 4)),
             "input_static": _flag(a["input_static"], "input_static"),
             "output": chk.text(a["output"], "output", MAX_NAME),

@@ -27,7 +27,6 @@ from .processes import DECAY_UNITY, SSA_FORMS, Process, ProcessGraph, ssa_dims
 # Resource bounds: far above the models this project builds (an ImageNet-size model holds a few
 # million elements per value over T = 4 and tens of millions of parameters), far below what
 # hangs or balloons a machine.
-MAX_T = 4096                     # the executor loops over steps in Python
 MAX_VALUE_ELEMENTS = 1 << 26     # one value over T, per sample (512 MiB of float64)
 MAX_PARAM_ELEMENTS = 1 << 27     # all params (1 GiB of int64)
 MAX_PROCESSES = 1 << 16

@@ -25,13 +25,14 @@ import numbers
 import nir
 import numpy as np
 
+from sresformer.limits import MAX_T
+
 from .convention import (FORMAT_VERSION, KEY_DT, KEY_EXTENSION, KEY_FORMAT_VERSION, KEY_INPUT, KEY_READOUT,
                          KEY_REQUIRED, KEY_T, NIRError)
 
 MAX_ELEMENTS = 2 ** 28        # per array or declared per-sample shape (1 GiB of float32)
 MAX_TOTAL_BYTES = 2 ** 34     # all arrays of one file together (a large ImageNet model is a few GiB)
 MAX_DEPTH = 16                # nesting of graphs (ours: 2)
-MAX_T = 1024                  # steps per inference (the CLI's --T bound)
 MAX_GEOMETRY = 4096           # kernel, stride, padding, dilation entries
 INPUT_MODES = ("static", "frames")
 READOUTS = ("mean_over_T",)
