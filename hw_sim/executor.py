@@ -39,7 +39,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from exporters.loihi.processes import DECAY_UNITY, SSA_FORMS, Process, ProcessGraph, ssa_dims
+from exporters.loihi.processes import DECAY_UNITY, SSA_FORMS, Process, ProcessGraph
+from hw_sim.bounds import current_bound, dsmm_terms, gate_accumulator_bound, synapse_bounds
 from sresformer.spike_gate import keep_mask
 
 F32_EXACT = 2 ** 24   # IEEE 754 binary32: 24-bit significand, every integer below this is exact
@@ -119,12 +120,7 @@ class Executor:
         w = np.asarray(p.params["weight"], dtype=np.int64)
         bias = np.asarray(p.params["bias"], dtype=np.int64)
         in_b = self._in_bound(p)
-        # worst case |acc| of any output: sum of |mantissa| over its fan-in times max |input|
-        acc_b = float(np.abs(w).reshape(w.shape[0], -1).sum(1).max(initial=0)) * in_b
-        k = p.attrs["shift"]
-        shifted = acc_b * 2.0 ** k if k >= 0 else acc_b / 2.0 ** -k + 1
-        out_b = shifted + float(np.abs(bias).max(initial=0))
-        half = 2.0 ** (-k - 1) if k < 0 else 0.0
+        acc_b, out_b, half = synapse_bounds(w, bias, p.attrs["shift"], in_b)
         compute = exact_dtype(max(acc_b, in_b if acc_b else 0))
         post = exact_dtype(max(acc_b + half, out_b))
         plan = Plan(out_b, post, compute)
@@ -136,8 +132,7 @@ class Executor:
     def _plan_neuron(self, p):
         in_b = self._in_bound(p)
         bits, du, dv = p.attrs["state_bits"], p.attrs["du"], p.attrs["dv"]
-        # |u| grows to in / (du/4096) under partial decay, to T * in without decay
-        u_b = in_b if du == DECAY_UNITY else (self.pg.T * in_b if du == 0 else in_b * DECAY_UNITY / du + 1)
+        u_b = current_bound(du, self.pg.T, in_b)
         pre_sat = 2 ** (bits - 1) + u_b
         # a decay multiplies by (4096-d)/4096: exact in float32 only when 4096-d is a power of two
         # (a pure exponent change); otherwise |x| * (4096-d) needs up to bits+12 significand bits
@@ -157,15 +152,12 @@ class Executor:
 
     def _plan_dsmm(self, p):
         y, s = (self.pg.processes[o] for o in p.operands)
-        heads = p.attrs["heads"]
-        if p.attrs["form"] in SSA_FORMS:   # worst case: the contraction length x both operands' bounds
-            dims = ssa_dims(p.attrs["form"], heads, y.out_shape, s.out_shape)
-            b = dims["k"] * self.plans[y.name].bound * self.plans[s.name].bound
+        # worst case: the contraction length x both operands' bounds
+        b = dsmm_terms(p, y, s) * self.plans[y.name].bound * self.plans[s.name].bound
+        if p.attrs["form"] in SSA_FORMS:
             return Plan(b, exact_dtype(b), exact_dtype(b), {"einsum": _ssa_einsum(p.attrs["form"])})
-        d = y.out_shape[0] // (2 * heads)
+        d = y.out_shape[0] // (2 * p.attrs["heads"])
         n = int(np.prod(y.out_shape[1:]))
-        terms = d if p.attrs["form"] == "y1T@s" else n   # length of the contraction
-        b = terms * self.plans[y.name].bound * self.plans[s.name].bound
         dt = exact_dtype(b)
         return Plan(b, dt, dt, {"d": d, "n": n})
 
@@ -184,8 +176,7 @@ class Executor:
         # every gate is <= 2**gate_bits, so |out| <= |in|; the internals run in int64 (exact, no
         # float rounding): |sum| <= H W bound, |acc| <= 127 C H W bound, far below 2**63
         b = self._in_bound(p)
-        C, H, W = p.out_shape
-        if 127 * C * H * W * max(b, 1.0) * 2 ** 10 >= 2 ** 62:
+        if gate_accumulator_bound(p.out_shape, b) >= 2 ** 62:
             raise OverflowError(f"{p.name}: attention-gate accumulators could exceed int64")
         tensors = {k: torch.from_numpy(np.asarray(v, dtype=np.int64)) for k, v in p.params.items()}
         return Plan(b, exact_dtype(b), torch.int64, tensors)

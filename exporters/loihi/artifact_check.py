@@ -21,6 +21,7 @@ import math
 import numpy as np
 
 from exporters.nir.extension import FORMS
+from hw_sim.bounds import current_bound, dsmm_terms, gate_accumulator_bound, synapse_bounds
 
 from .processes import DECAY_UNITY, SSA_FORMS, Process, ProcessGraph, ssa_dims
 
@@ -367,14 +368,6 @@ def check_values(p: Process) -> None:
 
 # -- worst-case magnitudes ----------------------------------------------------------------------------
 
-def _row_sum(w: np.ndarray) -> float:
-    return float(np.abs(w).reshape(w.shape[0], -1).sum(1).max(initial=0)) if w.size else 0.0
-
-
-def _shifted(b: float, k: int) -> float:
-    return b * 2.0 ** k if k >= 0 else b / 2.0 ** -k + 1
-
-
 def check_bounds(pg: ProcessGraph) -> None:
     """Every value's worst case (the executor's interval arithmetic) stays exact: float64, int64 for gates."""
     bound: dict[str, float] = {}
@@ -385,22 +378,16 @@ def check_bounds(pg: ProcessGraph) -> None:
         if p.kind == "input":
             b = 2 ** (a["bits"] - 1) - 1
         elif p.kind == "synapse":   # the accumulator, its rounding term and the input are held exactly too
-            acc = _row_sum(p.params["weight"]) * in_b
-            b = _shifted(acc, a["shift"]) + float(np.abs(p.params["bias"]).max(initial=0))
-            worst = max(b, in_b, acc + (2.0 ** (-a["shift"] - 1) if a["shift"] < 0 else 0))
+            acc, b, half = synapse_bounds(p.params["weight"], p.params["bias"], a["shift"], in_b)
+            worst = max(b, in_b, acc + half)
         elif p.kind == "neuron":
-            du = a["du"]
-            u = in_b if du == DECAY_UNITY else (pg.T * in_b if du == 0 else in_b * DECAY_UNITY / du + 1)
+            u = current_bound(a["du"], pg.T, in_b)
             b = 1.0
             if 2 ** (a["state_bits"] - 1) + u >= F64_EXACT:
                 raise Invalid(f"{where_of(p)}: its current can reach {u:.3g}, beyond exact float64 integers")
         elif p.kind == "dsmm":
             y, s = (pg.processes[o] for o in p.operands)
-            if a["form"] in SSA_FORMS:
-                terms = ssa_dims(a["form"], a["heads"], y.out_shape, s.out_shape)["k"]
-            else:
-                terms = y.out_shape[0] // (2 * a["heads"]) if a["form"] == "y1T@s" else math.prod(y.out_shape[1:])
-            b = terms * bound[y.name] * bound[s.name]
+            b = dsmm_terms(p, y, s) * bound[y.name] * bound[s.name]
         elif p.kind == "sumpool":
             b = math.prod(a["kernel"]) * in_b
         elif p.kind == "attngate":
@@ -416,18 +403,23 @@ def check_bounds(pg: ProcessGraph) -> None:
         bound[p.name] = b
 
 
+def _synapse_out(weight, shift: int, in_b: float) -> float:
+    """Worst |output| of a bias-free synapse stage inside a gate (``hw_sim.bounds.synapse_bounds``)."""
+    return synapse_bounds(weight, np.zeros(1), shift, in_b)[1]
+
+
 def _gate_bounds(p: Process, x: float) -> None:
     """The gate's int64 intermediates (``gate.py``) stay far from overflow, for any input within ``x``."""
     a, w = p.attrs, p.params
     C, H, W = p.out_shape
-    worst = 127 * C * H * W * max(x, 1.0) * 2 ** 10   # the executor's own guard
+    worst = gate_accumulator_bound(p.out_shape, x)   # the executor's own guard
     if "c" in a["gates"]:
-        ha = _shifted(_row_sum(w["ca_w1_avg"]) * H * W * x, a["ca_shift1_avg"])
-        hm = _shifted(_row_sum(w["ca_w1_max"]) * x, a["ca_shift1_max"])
-        z = _shifted(_row_sum(w["ca_w2"]) * max(ha, hm), a["ca_shift2"]) * 2 + float(np.abs(w["ca_bias"]).max())
+        ha = _synapse_out(w["ca_w1_avg"], a["ca_shift1_avg"], H * W * x)
+        hm = _synapse_out(w["ca_w1_max"], a["ca_shift1_max"], x)
+        z = _synapse_out(w["ca_w2"], a["ca_shift2"], max(ha, hm)) * 2 + float(np.abs(w["ca_bias"]).max())
         worst = max(worst, ha, hm, z, x * 2.0 ** a["gate_bits"])
     if "s" in a["gates"]:
-        z = _shifted(_row_sum(w["sa_weight"]) * C * x, a["sa_shift"]) + float(np.abs(w["sa_bias"]).max())
+        z = _synapse_out(w["sa_weight"], a["sa_shift"], C * x) + float(np.abs(w["sa_bias"]).max())
         worst = max(worst, z, x * 2.0 ** a["gate_bits"])
     if not worst < INT64_SAFE:
         raise Invalid(f"{where_of(p)}: its int64 intermediates can reach {worst:.3g}; weights or shifts out of range")

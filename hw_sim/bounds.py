@@ -1,0 +1,58 @@
+"""Worst-case magnitudes of the integer values a process computes (interval arithmetic).
+
+One set of formulas for the two places that need them: the executor picks the narrowest
+exact dtype from them (float32 holds integers exactly below 2^24, float64 below 2^53), and
+the artifact reader refuses a file whose values could leave exact float64 integers.
+Every bound is an upper bound on ``|value|`` in the value's own integer unit.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from exporters.loihi.processes import DECAY_UNITY, SSA_FORMS, Process, ssa_dims
+
+
+def synapse_bounds(weight: np.ndarray, bias: np.ndarray, shift: int, in_b: float) -> tuple[float, float, float]:
+    """``(acc, out, half)`` of a synapse: its accumulator, its output after the shift and bias,
+    and the rounding term added before a right shift (0 for a left shift).
+
+    |acc| <= max over outputs of the sum of |mantissa| over the fan-in, times max |input|.
+    """
+    w = np.abs(np.asarray(weight))
+    acc = float(w.reshape(w.shape[0], -1).sum(1).max(initial=0)) * in_b if w.size else 0.0
+    shifted = acc * 2.0 ** shift if shift >= 0 else acc / 2.0 ** -shift + 1
+    out = shifted + float(np.abs(np.asarray(bias)).max(initial=0))
+    half = 2.0 ** (-shift - 1) if shift < 0 else 0.0
+    return acc, out, half
+
+
+def current_bound(du: int, T: int, in_b: float) -> float:
+    """Worst |u| of a CUBA current with decay ``du`` (of DECAY_UNITY) fed at most ``in_b`` per step.
+
+    No persistence (du = unity) keeps one step's input; a partial decay sums a geometric
+    series to in / (du / 4096) (+1 for truncation); no decay (du = 0) sums T steps.
+    """
+    if du == DECAY_UNITY:
+        return in_b
+    return T * in_b if du == 0 else in_b * DECAY_UNITY / du + 1
+
+
+def dsmm_terms(p: Process, y: Process, s: Process) -> int:
+    """Length of a dual-spike matmul's contraction: how many products one output sums."""
+    heads = p.attrs["heads"]
+    if p.attrs["form"] in SSA_FORMS:
+        return ssa_dims(p.attrs["form"], heads, y.out_shape, s.out_shape)["k"]
+    return y.out_shape[0] // (2 * heads) if p.attrs["form"] == "y1T@s" else math.prod(y.out_shape[1:])
+
+
+def gate_accumulator_bound(out_shape, in_b: float) -> float:
+    """Worst |int64 intermediate| of an attention gate on ``[C, H, W]`` values within ``in_b``.
+
+    Every gate is at most 2**gate_bits (<= 2**10), so the output stays within the input;
+    inside, a channel sum reaches H W in_b and a weighted sum 127 C H W in_b.
+    """
+    C, H, W = out_shape
+    return 127 * C * H * W * max(in_b, 1.0) * 2 ** 10
