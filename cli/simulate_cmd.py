@@ -28,7 +28,7 @@ def artifact_of(source: str, data: str, tmp: str) -> str:
     if Path(source).suffix != ".nir":
         return source
     from exporters.loihi.export import export_loihi
-    from exporters.loihi.artifact import ArtifactError
+    from hw_sim.artifact import ArtifactError
 
     if not Path(source).is_file():
         raise ArtifactError(f"NIR file {source} does not exist")

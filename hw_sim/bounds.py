@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from exporters.loihi.processes import DECAY_UNITY, SSA_FORMS, Process, ssa_dims
+from hw_sim.processes import DECAY_UNITY, SSA_FORMS, Process, ssa_dims
 
 
 def synapse_bounds(weight: np.ndarray, bias: np.ndarray, shift: int, in_b: float) -> tuple[float, float, float]:

@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch.nn.grad import conv2d_input
 
-from exporters.loihi.gate import gate_ops
-from exporters.loihi.mapping import Mapping
-from exporters.loihi.processes import HOST_KINDS, SSA_FORMS, Process, ProcessGraph
+from hw_sim.attngate import gate_ops
+from hw_sim.mapping import Mapping
+from hw_sim.processes import HOST_KINDS, SSA_FORMS, Process, ProcessGraph
 
 from .op_kernels import ConvOps, DenseOps, MatmulOps, dsmm_dims, ssa_shapes, numel, segsum
 

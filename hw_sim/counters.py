@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from exporters.loihi.processes import Process
+from hw_sim.processes import Process
 
 from .connectivity import CountPlan, SynTable
 from .op_kernels import segsum

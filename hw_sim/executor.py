@@ -1,7 +1,7 @@
 """The integer event-driven executor: runs a ``.loihi`` process graph step by step on the CPU.
 
 A second, independent implementation of the per-kind semantics stated in
-``exporters/loihi/processes.py`` (the fake-quant torch model is the first; the tests hold
+``hw_sim/processes.py`` (the fake-quant torch model is the first; the tests hold
 the two equal bit for bit). Inside a time step every process runs in graph order (zero
 delay inside a step; the latency model in :mod:`hw_sim.cycles` accounts for the chip's
 one-step-per-layer pipelining). The graph is feed-forward and only neurons carry state
@@ -39,7 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from exporters.loihi.processes import DECAY_UNITY, SSA_FORMS, Process, ProcessGraph
+from hw_sim.processes import DECAY_UNITY, SSA_FORMS, Process, ProcessGraph
 from hw_sim.bounds import current_bound, dsmm_terms, gate_accumulator_bound, synapse_bounds
 from sresformer.spike_gate import keep_mask
 
@@ -266,7 +266,7 @@ class Executor:
         return out.reshape(B, *p.out_shape)
 
     def _step_attngate(self, p, plan, x):
-        """MA gates on one step ``[B, C, H, W]`` in int64 (spec: ``exporters/loihi/gate.py``)."""
+        """MA gates on one step ``[B, C, H, W]`` in int64 (spec: ``hw_sim/attngate.py``)."""
         a, w = p.attrs, plan.tensors
         xi = x.to(torch.int64)
         if "c" in a["gates"]:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from exporters.loihi.processes import SSA_FORMS, Process, ProcessGraph, ssa_dims
+from hw_sim.processes import SSA_FORMS, Process, ProcessGraph, ssa_dims
 
 
 def numel(shape) -> int:

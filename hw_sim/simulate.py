@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from exporters.loihi.artifact import read_artifact
+from hw_sim.artifact import read_artifact
 from sresformer.errors import UserError
 
 from .chips import EnergyProfile, load_energy_profile

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import glob
 import os
 import pickle
 import re
@@ -68,14 +69,20 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path, the last rename wins whole. Directory and permission problems are ``OutputError``.
     """
     path = Path(path)
+    prefix = f".{path.name}.{os.getpid()}."
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     except OSError as e:
         raise OutputError(f"cannot write {path}: {_os_reason(e)}") from None
-    os.close(fd)
     try:
+        # a signal may land between mkstemp creating the file and the name reaching us, so
+        # the cleanup below looks for this process's temporaries by their prefix, not by name
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
+        except OSError as e:
+            raise OutputError(f"cannot write {path}: {_os_reason(e)}") from None
+        os.close(fd)
         yield Path(tmp)
         interrupt.check()   # a library may have swallowed the signal's exception: never publish then
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual mode
@@ -84,8 +91,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         except OSError as e:
             raise OutputError(f"cannot write {path}: {_os_reason(e)}") from None
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        for left in path.parent.glob(glob.escape(prefix) + "*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(left)
         raise
 
 

@@ -14,11 +14,11 @@ from exporters.quantize.fakequant import FakeQuantModel
 from exporters.quantize.ranges import value_ranges
 from sresformer.errors import UserError
 
-from .artifact import write_artifact
+from hw_sim.artifact import write_artifact
 from .flatgraph import FlatGraph
 from .lower import lower
-from .mapping import map_graph
-from .processes import ProcessGraph
+from hw_sim.mapping import map_graph
+from hw_sim.processes import ProcessGraph
 
 CALIB_IMAGES = 64     # images whose value ranges set the integer units
 EVAL_IMAGES = 360     # test images for the float-vs-integer accuracy (all of digits' test split)

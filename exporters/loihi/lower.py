@@ -34,8 +34,8 @@ from exporters.nir.convention import NIRError
 from exporters.nir.fold import groups_of_dense
 
 from .flatgraph import NEURON_KINDS, FlatGraph
-from .gate import gate_params
-from .processes import DECAY_UNITY, Process, ProcessGraph
+from hw_sim.attngate import gate_params
+from hw_sim.processes import DECAY_UNITY, Process, ProcessGraph
 
 UNSUPPORTED = {"cubalif": "CubaLIF lowering is not supported yet; use LIF or IF",
                "li": "LI (a non-spiking leaky readout) is not supported by the chip model",

@@ -27,7 +27,7 @@ import numpy as np
 from sresformer.errors import UserError
 from sresformer.fileio import atomic_path
 
-from .processes import DECAY_UNITY, ProcessGraph
+from hw_sim.processes import DECAY_UNITY, ProcessGraph
 
 ACT_SHIFT = 6          # Loihi MSB-aligns synaptic input, threshold and (netx) bias by 6 bits
 VTH_MANT_MAX = 2 ** 17 - 1   # vThMant: unsigned 17 bits (Lava PyLifModelBitAcc)

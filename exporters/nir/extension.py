@@ -29,23 +29,17 @@ from torch import nn
 
 from sresformer.spike_gate import apply_gate
 
+from hw_sim.products import FORMS, SSA_FORMS  # the chip's product forms; NIR metadata names them
+
 from . import validate as v
 
 from .convention import (ATTENTION_GATE, DUAL_SPIKE_MATMUL, KEY_EXTENSION, KNOWN_EXTENSIONS, MAX_POOL2D, SPIKE_MASK,
                          NIRError, meta_str)
 
-#: Spikformer SSA products: ``form -> (left, transpose_left, right, transpose_right)`` with the
-#: operands ``'dyn'`` (metadata ``dynamic``) and ``'spk'`` (``spikes``, binary); per head
-#: ``out[h] = L[h] @ R[h]``, each operand viewed ``[heads, C/heads, prod(rest)]`` (FORMAT.md).
-SSA_FORMS = {"kT@v": ("dyn", False, "spk", True),    # K V^T: conv layout's K^T V, [d, d] per head
-             "q@kv": ("dyn", True, "spk", False),    # KV^T Q: conv layout's Q (K^T V), transposed
-             "q@kT": ("dyn", True, "spk", False),    # Q^T K: token layout's Q K^T, [N, N] per head
-             "qk@v": ("spk", False, "dyn", True)}    # V QK^T: token layout's (Q K^T) V, transposed
 SSA_EQUATIONS = {"kT@v": "out[h] = K[h] @ V[h]^T  (K, V: [heads, d, N]) -> [heads*d, d, 1]",
                  "q@kv": "out[h] = KV[h]^T @ Q[h]  (KV: [heads, d, d], Q: [heads, d, N]) -> [heads*d, H, W]",
                  "q@kT": "out[h] = Q[h]^T @ K[h]  (Q, K: [heads, d, N]) -> [heads*N, H, W]",
                  "qk@v": "out[h] = V[h] @ QK[h]^T  (QK: [heads, N, N], V: [heads, d, N]) -> [heads*d, H, W]"}
-FORMS = ("y1T@s", "y2@a") + tuple(SSA_FORMS)  # DSSA eq. (9): A = y1^T @ S ; eq. (10): O = y2 @ A
 
 
 def _placeholder_geometry(n_in: int, n_out: int) -> tuple[int, int]:

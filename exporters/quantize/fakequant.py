@@ -1,8 +1,8 @@
 """The fake-quant model: a torch module computing exactly the chip's integer arithmetic.
 
-It runs a :class:`~exporters.loihi.processes.ProcessGraph` with float64 tensors that hold
+It runs a :class:`~hw_sim.processes.ProcessGraph` with float64 tensors that hold
 integers (exact up to 2**53, far above the 24-bit state), following the per-kind
-semantics stated in ``exporters/loihi/processes.py``. It is the reference the simulator
+semantics stated in ``hw_sim/processes.py``. It is the reference the simulator
 is checked against spike for spike, and the model whose accuracy the export reports.
 """
 
@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from exporters.loihi.processes import DECAY_UNITY, SSA_FORMS, ProcessGraph, shift_round
+from hw_sim.processes import DECAY_UNITY, SSA_FORMS, ProcessGraph
+from hw_sim.arith import shift_round
 from sresformer.spike_gate import apply_gate
 
 
@@ -124,7 +125,7 @@ class FakeQuantModel(nn.Module):
         return x.reshape(*x.shape[:2], *p.out_shape)
 
     def _attngate(self, p, x):
-        """MA gates per step (``exporters/loihi/gate.py``), on ``[T, B, C, H, W]`` in float64."""
+        """MA gates per step (``hw_sim/attngate.py``), on ``[T, B, C, H, W]`` in float64."""
         t = lambda k: torch.from_numpy(p.params[k]).double()  # noqa: E731
         a = p.attrs
         lut = t("lut")

@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from torch import nn
 
 from cli.main import cli
-from exporters.loihi.artifact import write_artifact
-from exporters.loihi.mapping import map_graph
-from exporters.loihi.processes import Process, ProcessGraph
+from hw_sim.artifact import write_artifact
+from hw_sim.mapping import map_graph
+from hw_sim.processes import Process, ProcessGraph
 from exporters.nir.export import export_graph, write_graph
 from hw_sim.chips import load_chip
 from sresformer.layers import SeqConv2d, SeqLinear

@@ -20,10 +20,10 @@ import h5py
 import numpy as np
 import pytest
 
-from exporters.loihi.artifact import ArtifactError, read_artifact, write_artifact
-from exporters.loihi.gate import gate_params
-from exporters.loihi.mapping import map_graph
-from exporters.loihi.processes import Process, ProcessGraph
+from hw_sim.artifact import ArtifactError, read_artifact, write_artifact
+from hw_sim.attngate import gate_params
+from hw_sim.mapping import map_graph
+from hw_sim.processes import Process, ProcessGraph
 from hw_sim.chips import load_chip
 
 import testutil

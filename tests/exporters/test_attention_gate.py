@@ -10,9 +10,9 @@ from torch import nn
 
 import sresformer
 from exporters.loihi.flatgraph import FlatGraph
-from exporters.loihi.gate import sigmoid_lut
+from hw_sim.attngate import sigmoid_lut
 from exporters.loihi.lower import lower
-from exporters.loihi.mapping import map_graph
+from hw_sim.mapping import map_graph
 from exporters.nir.convention import ATTENTION_GATE, NIRError, required_extensions
 from exporters.nir.export import export, export_graph, model_to_nir
 from exporters.nir.load import load_for_eval

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import sresformer
-from exporters.loihi.artifact import ArtifactError, read_artifact
+from hw_sim.artifact import ArtifactError, read_artifact
 from exporters.loihi.export import export_loihi
-from exporters.loihi.mapping import MappingError, map_graph
+from hw_sim.mapping import MappingError, map_graph
 from exporters.quantize.fakequant import FakeQuantModel
 from hw_sim.chips import load_chip
 from sresformer.data import open_dataset

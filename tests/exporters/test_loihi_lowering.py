@@ -8,7 +8,7 @@ from torch import nn
 import sresformer
 from exporters.loihi.flatgraph import FlatGraph
 from exporters.loihi.lower import lower
-from exporters.loihi.processes import shift_round
+from hw_sim.arith import shift_round
 from exporters.nir.export import export_graph, model_to_nir
 from exporters.quantize.fakequant import FakeQuantModel, decay
 from exporters.quantize.ranges import value_ranges

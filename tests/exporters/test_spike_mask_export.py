@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import sresformer
-from exporters.loihi.mapping import map_graph
-from exporters.loihi.processes import Process, ProcessGraph
+from hw_sim.mapping import map_graph
+from hw_sim.processes import Process, ProcessGraph
 from exporters.nir import load_for_eval
 from exporters.nir.export import export, model_to_nir
 from exporters.nir.masking import mask_graph

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 import sresformer
-from exporters.loihi.artifact import read_artifact
-from exporters.loihi.processes import Process, ProcessGraph
+from hw_sim.artifact import read_artifact
+from hw_sim.processes import Process, ProcessGraph
 from exporters.nir import export, load_for_eval
 from exporters.quantize.fakequant import FakeQuantModel
 from hw_sim.connectivity import CountPlan, back

@@ -53,7 +53,7 @@ def test_unknown_name():
 def _tiny_graph():
     import numpy as np
 
-    from exporters.loihi.processes import Process, ProcessGraph
+    from hw_sim.processes import Process, ProcessGraph
 
     p = [Process("input", "input", [], (1, 4, 4), attrs={"bits": 8}, static=True),
          Process("n", "neuron", ["input"], (1, 4, 4), params={"vth": np.array([1])},
@@ -85,7 +85,7 @@ def test_energy_profile_in_code_is_checked(field, value):
 
 
 def test_mapper_never_loops_or_divides_by_zero():
-    from exporters.loihi.mapping import Mapping, MappingError, map_graph
+    from hw_sim.mapping import Mapping, MappingError, map_graph
 
     pg = _tiny_graph()
     assert map_graph(pg, load_chip("loihi2")).cores == 1

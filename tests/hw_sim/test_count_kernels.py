@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from exporters.loihi.processes import Process, ProcessGraph
+from hw_sim.processes import Process, ProcessGraph
 from hw_sim.op_kernels import ConvOps, MatmulOps, segsum
 
 

@@ -8,9 +8,9 @@ import torch
 from torch import nn
 
 import sresformer
-from exporters.loihi.artifact import read_artifact
+from hw_sim.artifact import read_artifact
 from exporters.nir.export import export_graph, write_graph
-from exporters.loihi.processes import Process, ProcessGraph
+from hw_sim.processes import Process, ProcessGraph
 from exporters.quantize.fakequant import FakeQuantModel
 from hw_sim.counters import Counter, CountPlan
 from hw_sim.executor import Executor, exact_dtype

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from exporters.loihi.mapping import Group, Mapping, map_graph
-from exporters.loihi.processes import Process, ProcessGraph
+from hw_sim.mapping import Group, Mapping, map_graph
+from hw_sim.processes import Process, ProcessGraph
 from exporters.quantize.fakequant import FakeQuantModel
 from hw_sim.chips import Chip
 from hw_sim.counters import Counter, CountPlan

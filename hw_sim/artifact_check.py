@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from exporters.nir.extension import FORMS
+from hw_sim.products import FORMS
 from hw_sim.bounds import current_bound, dsmm_terms, gate_accumulator_bound, synapse_bounds
 
 from .processes import DECAY_UNITY, SSA_FORMS, Process, ProcessGraph, ssa_dims

@@ -30,13 +30,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from exporters.nir.convention import NIRError
-from hw_sim.chips import Chip
+from sresformer.errors import UserError
+
+from .chips import Chip
 
 from .processes import HOST_KINDS, SSA_FORMS, Process, ProcessGraph, ssa_dims
 
 
-class MappingError(NIRError):
+class MappingError(UserError):
     """The graph does not fit the chip: a layer breaks a hard limit, or too many chips are needed."""
 
 

@@ -7,7 +7,7 @@ accumulates; the gated value is sent back to the neuro cores as graded spikes.
 
 Integer semantics, per sample and step, input ``x`` ``[C, H, W]`` (integers in the unit
 ``u = 2**e * scale`` of the value it gates; the output keeps that unit). ``shift`` is
-``processes.shift_round`` (round half up). Internal scores are in units of
+``hw_sim.arith.shift_round`` (round half up). Internal scores are in units of
 ``2**-FRAC_BITS``::
 
     CA (if 'c' in gates):

@@ -38,7 +38,7 @@ here per kind (per time step ``t``, per sample; all values are integers):
                would cost only the coincident pairs; we count the stored-operand reads).
 ``sumpool``    window sums (kernel, stride, padding); ``maxpool`` window maxima (padding never wins);
 ``flatten``    reshape.
-``attngate``   MA-SNN's per-step channel / spatial attention gates (``exporters/loihi/gate.py`` states
+``attngate``   MA-SNN's per-step channel / spatial attention gates (``hw_sim/attngate.py`` states
                the integer arithmetic: integer pooling, 8-bit MLP / conv mantissas with shifts, a
                256-entry sigmoid table, ``out = relu(shift(x * gate, -8))``); runs on the embedded
                processor every step (MACs), not on a neuro core. Output in the input's unit.
@@ -60,7 +60,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from exporters.nir.extension import SSA_FORMS  # the forms' definition (FORMAT.md)
+from .products import SSA_FORMS
 
 KINDS = ("input", "synapse", "neuron", "sum", "dsmm", "sumpool", "maxpool", "flatten", "attngate", "gate")
 HOST_KINDS = ("attngate",)  # run on the embedded processor at every step (not on neuro cores)
@@ -134,11 +134,3 @@ class ProcessGraph:
         """Multiplier from the output integers to real logits: ``2**exponent * scale``."""
         p = self.processes[self.output]
         return np.asarray(2.0 ** p.exponent * np.asarray(p.scale, dtype=np.float64))
-
-
-def shift_round(acc, k: int):
-    """``acc * 2**k`` for ``k >= 0``, else round-half-up division by ``2**-k`` (array module agnostic)."""
-    if k >= 0:
-        return acc * (2 ** k)
-    d = 2 ** (-k)
-    return (acc + d // 2) // d
