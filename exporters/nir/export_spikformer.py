@@ -29,7 +29,7 @@ from torch import nn
 from sresformer.spikformer import SPS, Spikformer
 
 from . import convention as cv
-from .export import _add, _chain, _conv, _Graph, _root_metadata
+from .graph_builder import GraphBuilder, add_chain, add_conv, add_residual, root_metadata
 from .extension import dual_spike_matmul_graph
 
 
@@ -42,32 +42,32 @@ def _as_conv1x1(linear: nn.Linear) -> nn.Conv2d:
     return conv.eval()
 
 
-def _unit(g: _Graph, owner: nn.Module, name: str, src: str, dt: float) -> str:
+def _unit(g: GraphBuilder, owner: nn.Module, name: str, src: str, dt: float) -> str:
     """``<name>_conv|linear`` with ``<name>_bn`` folded, then ``<name>_lif``."""
     conv = getattr(owner, f"{name}_conv", None)
     if conv is None:
         conv = _as_conv1x1(getattr(owner, f"{name}_linear"))
-    y = _conv(g, f"{name}_conv", conv, getattr(owner, f"{name}_bn"), src)
-    return _chain(g, [(f"{name}_lif", getattr(owner, f"{name}_lif"))], y, dt)
+    y = add_conv(g, f"{name}_conv", conv, getattr(owner, f"{name}_bn"), src)
+    return add_chain(g, [(f"{name}_lif", getattr(owner, f"{name}_lif"))], y, dt)
 
 
-def _sps(m: SPS, shape, dt: float) -> _Graph:
-    g = _Graph(shape)
+def _sps(m: SPS, shape, dt: float) -> GraphBuilder:
+    g = GraphBuilder(shape)
     src = "input"
     for sfx in SPS.SUFFIXES:
         mods = [(f"proj_conv{sfx}", getattr(m, f"proj_conv{sfx}")), (f"proj_bn{sfx}", getattr(m, f"proj_bn{sfx}")),
                 (f"proj_lif{sfx}", getattr(m, f"proj_lif{sfx}"))]
         if hasattr(m, f"maxpool{sfx}"):
             mods.append((f"maxpool{sfx}", getattr(m, f"maxpool{sfx}")))
-        src = _chain(g, mods, src, dt)
-    rpe = _chain(g, [("rpe_conv", m.rpe_conv), ("rpe_bn", m.rpe_bn), ("rpe_lif", m.rpe_lif)], src, dt)
-    _add(g, "add", src, rpe)
+        src = add_chain(g, mods, src, dt)
+    rpe = add_chain(g, [("rpe_conv", m.rpe_conv), ("rpe_bn", m.rpe_bn), ("rpe_lif", m.rpe_lif)], src, dt)
+    add_residual(g, "add", src, rpe)
     return g
 
 
-def _block(blk: nn.Module, shape, dt: float) -> _Graph:
+def _block(blk: nn.Module, shape, dt: float) -> GraphBuilder:
     """One Spikformer block: ``x + SSA(x)``, then ``+ MLP``, as a nested graph."""
-    g = _Graph(shape)
+    g = GraphBuilder(shape)
     attn = blk.attn
     heads, (C, H, W) = attn.num_heads, shape
     d, n_tok = C // heads, H * W
@@ -83,10 +83,10 @@ def _block(blk: nn.Module, shape, dt: float) -> _Graph:
     mm1 = g.add("matmul1", dual_spike_matmul_graph(first, heads, *ops1, shape, mid), mid, q, k, v)
     mm2 = g.add("matmul2", dual_spike_matmul_graph(second, heads, mm1, ops2, mid, shape), shape, mm1)
     sc = g.add("scale", nir.Scale(scale=np.full(shape, attn.scale, np.float32)), shape, mm2)
-    a = _chain(g, [("attn_lif", attn.attn_lif)], sc, dt)
-    x1 = _add(g, "add", "input", _unit(g, attn, "proj", a, dt))
+    a = add_chain(g, [("attn_lif", attn.attn_lif)], sc, dt)
+    x1 = add_residual(g, "add", "input", _unit(g, attn, "proj", a, dt))
     h = _unit(g, blk.mlp, "fc1", x1, dt)
-    _add(g, "add2", x1, _unit(g, blk.mlp, "fc2", h, dt))
+    add_residual(g, "add2", x1, _unit(g, blk.mlp, "fc2", h, dt))
     g.extensions.add(cv.DUAL_SPIKE_MATMUL)
     return g
 
@@ -97,14 +97,14 @@ def spikformer_to_nir(model: Spikformer, dt: float = 1.0, T: int | None = None) 
     (the logits are their mean over T, ``metadata['readout']``)."""
     model.eval()
     shape = (model.in_channels, model.img_size, model.img_size)
-    top = _Graph(shape)
+    top = GraphBuilder(shape)
     src = top.add_graph("patch_embed", _sps(model.patch_embed, shape, dt), "input", {"sresformer.block": "SPS"})
     for i, blk in enumerate(model.block):
         src = top.add_graph(f"block.{i}", _block(blk, top.shapes[src], dt), src,
                             {"sresformer.block": "SpikformerBlock"})
     c, h, w = top.shapes[src]
-    _chain(top, [("avgpool", nn.AvgPool2d((h, w))), ("flatten", nn.Flatten()), ("head", model.head)], src, dt)
-    meta = _root_metadata(top.extensions, dt, **{cv.KEY_T: int(T or model.T), cv.KEY_INPUT: "static",
+    add_chain(top, [("avgpool", nn.AvgPool2d((h, w))), ("flatten", nn.Flatten()), ("head", model.head)], src, dt)
+    meta = root_metadata(top.extensions, dt, **{cv.KEY_T: int(T or model.T), cv.KEY_INPUT: "static",
                                                  cv.KEY_READOUT: "mean_over_T", "model": type(model).__name__,
                                                  "layout": model.layout, "img_size": int(model.img_size),
                                                  "in_channels": int(model.in_channels),
