@@ -100,3 +100,227 @@ def test_dense_weights_match_lavas_arithmetic(seed):
             assert not np.array_equal(_lava_dense_sum(w, probe), w @ probe)
         return
     np.testing.assert_array_equal(eff @ s, _lava_dense_sum(w, s))
+
+
+# -- netx files written here, in netx's layout (h5py only) ---------------------------------------------
+
+def _str(g, key, value):
+    g.create_dataset(key, (1,), f"S{len(value)}", [value.encode("ascii")])
+
+
+def _neuron(g, i_decay=4096, v_decay=1024, vth=25, type_="LOIHI", **extra):
+    n = g.create_group("neuron")
+    n.create_dataset("type", data=type_.encode())   # a scalar bytes string, as PilotNet's file holds it
+    for key, v in dict(iDecay=i_decay, vDecay=v_decay, vThMant=vth, refDelay=1, wgtExp=0, **extra).items():
+        n.create_dataset(key, data=np.int64(v))
+
+
+def _conv(g, shape, weight, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, **neuron):
+    _str(g, "type", "conv")
+    g.create_dataset("shape", data=np.asarray(shape))
+    g.create_dataset("weight", data=np.asarray(weight, np.float32))
+    if bias is not None:
+        g.create_dataset("bias", data=np.asarray(bias, np.float32))
+    for key, v in (("stride", stride), ("padding", padding), ("dilation", dilation)):
+        g.create_dataset(key, data=np.asarray(v))
+    g.create_dataset("groups", data=np.int64(groups))
+    _neuron(g, **neuron)
+
+
+def _dense(g, n, weight, bias=None, **neuron):
+    _str(g, "type", "dense")
+    g.create_dataset("shape", data=np.asarray([n, 1, 1]))
+    g.create_dataset("weight", data=np.asarray(weight, np.float32))
+    if bias is not None:
+        g.create_dataset("bias", data=np.asarray(bias, np.float32))
+    _neuron(g, **neuron)
+
+
+def _file(path, T, build):
+    with h5py.File(path, "w") as f:
+        build(f.create_group("layer"))
+        sim = f.create_group("simulation")
+        sim.create_dataset("Ts", data=np.int64(1))
+        sim.create_dataset("tSample", data=np.int64(T))
+    return path
+
+
+def _input(L, shape, weight=None, bias=None):
+    g = L.create_group("0")
+    _str(g, "type", "input")
+    g.create_dataset("shape", data=np.asarray(shape))
+    if weight is not None:
+        g.create_dataset("weight", data=np.float32(weight))
+        g.create_dataset("bias", data=np.float32(bias))
+        _neuron(g, vth=30)
+
+
+def _w(rng, shape, lo, hi):
+    return rng.integers(lo, hi + 1, shape)
+
+
+def net_input_neuron_cnn(path, rng):
+    """PilotNet's pattern: an input neuron layer, a strided padded conv, flatten, dense, an integrator readout."""
+    def build(L):
+        _input(L, (2, 6, 6), weight=40, bias=10)
+        _conv(L.create_group("1"), (4, 3, 3), _w(rng, (4, 2, 3, 3), -20, 20), _w(rng, 4, -5, 5), stride=(2, 2),
+              padding=(1, 1))
+        _str(L.create_group("2"), "type", "flatten")
+        L["2"].create_dataset("shape", data=np.asarray([1, 1, 36]))
+        _dense(L.create_group("3"), 5, _w(rng, (5, 36), -30, 30), _w(rng, 5, -5, 5))
+        _dense(L.create_group("4"), 1, _w(rng, 5, -40, 40), [0.0], v_decay=0, vth=131071)  # 1-D weight, as PilotNet's
+    return _file(path, 8, build)
+
+
+def net_graded_host_input(path, rng):
+    """No input neuron: the host's graded values feed a grouped, dilated conv with asymmetric padding."""
+    def build(L):
+        _input(L, (2, 7, 8))
+        _conv(L.create_group("1"), (4, 7, 8), _w(rng, (4, 1, 3, 3), -8, 8), _w(rng, 4, -20, 20), padding=(2, 2),
+              dilation=(2, 2), groups=2, vth=40)
+        _conv(L.create_group("2"), (3, 3, 3), _w(rng, (3, 4, 3, 2), -30, 30), stride=(2, 3), padding=(0, 1),
+              v_decay=200, vth=15)
+        _str(L.create_group("3"), "type", "flatten")
+        _dense(L.create_group("4"), 6, _w(rng, (6, 27), -25, 25), _w(rng, 6, -3, 8), v_decay=4096, vth=10)
+    return _file(path, 7, build)
+
+
+def net_current_decay(path, rng):
+    """Dense layers with current decay (no bias there: netx would add it to v), leaks and IF neurons."""
+    def build(L):
+        _input(L, (10,))
+        _dense(L.create_group("1"), 12, _w(rng, (12, 10), -6, 6), i_decay=1000, v_decay=1000, vth=20)
+        _dense(L.create_group("2"), 9, _w(rng, (9, 12), -40, 40), _w(rng, 9, -4, 10), v_decay=0, vth=30)
+        _dense(L.create_group("3"), 4, _w(rng, (4, 9), -50, 50), i_decay=0, v_decay=4096, vth=35)
+    return _file(path, 9, build)
+
+
+def net_pool(path, rng, as_conv=False):
+    """A slayer sum-pool block (netx cannot load it); ``as_conv``: the same layer as the depthwise conv it is."""
+    taps = _w(rng, (2, 2), 1, 9)
+    def build(L):
+        _input(L, (3, 6, 6), weight=30, bias=-5)
+        g = L.create_group("1")
+        if as_conv:
+            _conv(g, (3, 3, 3), np.repeat(taps[None, None], 3, 0), stride=(2, 2), groups=3, vth=20)
+        else:
+            _str(g, "type", "pool")
+            g.create_dataset("shape", data=np.asarray([3, 3, 3]))
+            g.create_dataset("weight", data=taps[None, None].astype(np.float32))
+            for key, v in (("kernelSize", (2, 2)), ("stride", (2, 2)), ("padding", (0, 0)), ("dilation", (1, 1))):
+                g.create_dataset(key, data=np.asarray(v))
+            _neuron(g, vth=20)
+        _str(L.create_group("2"), "type", "flatten")
+        _dense(L.create_group("3"), 5, _w(rng, (5, 27), -20, 20), _w(rng, 5, -3, 3), vth=12)
+    return _file(path, 6, build)
+
+
+def net_written_by_us(path, rng):
+    """A spiking CNN calibrated and written by our own ``--target netx`` writer."""
+    from torch import nn
+
+    from exporters.loihi.flatgraph import FlatGraph
+    from exporters.loihi.lower import lower
+    from exporters.loihi.netx import write_netx
+    from exporters.nir.export import export_graph
+    from exporters.quantize.ranges import value_ranges
+    from sresformer.layers import SeqConv2d, SeqLinear
+    from sresformer.neurons import IF, LIF
+
+    torch.manual_seed(int(rng.integers(1 << 30)))
+    net = nn.Sequential(SeqConv2d(2, 4, 3, padding=1, bias=True), LIF(v_threshold=0.2), nn.Flatten(),
+                        SeqLinear(4 * 6 * 6, 10, bias=True), IF(v_threshold=0.3))
+    fg = FlatGraph(export_graph(net, (2, 6, 6)))
+    x = torch.rand(8, 2, 6, 6)
+    low = lower(fg, value_ranges(fg, [x.unsqueeze(0).expand(5, *x.shape)], 5), 5)
+    write_netx(low, path)
+    return path
+
+
+NETS = {"input_neuron_cnn": net_input_neuron_cnn, "graded_host_input": net_graded_host_input,
+        "current_decay": net_current_decay, "pool": net_pool, "written_by_us": net_written_by_us}
+RUNNER = Path(__file__).with_name("lava_netx_import_runner.py")
+
+
+def _host_values(pg, path, rng, n=2):
+    """Two samples of host integers (ours, executor input) and what the host sends Lava (the same integers,
+    or ``weight q + bias`` into an input neuron: computed here from the file, not by our graph)."""
+    inp = pg.processes["input"]
+    q = 2 ** (_attr(inp, "bits") - 1) - 1
+    with h5py.File(path) as f:
+        g = f["layer"]["0"]
+        if "neuron" in g:
+            x = rng.integers(-3, 4, (n, *pg.input_shape))
+            return torch.from_numpy(x).double(), int(g["weight"][()]) * x + int(g["bias"][()]), 0
+        if "sresformer.input_exponent" in f.attrs:   # our writer's file: real pixels, the host rounds them
+            x = torch.rand(n, *pg.input_shape)
+            e = int(f.attrs["sresformer.input_exponent"])
+            return x, np.clip(np.round(x.double().numpy() / 2.0 ** e), -q, q).astype(np.int64), _attr(inp, "bits")
+    x = rng.integers(-q // 3, q // 3 + 1, (n, *pg.input_shape))
+    return torch.from_numpy(x).double(), x, _attr(inp, "bits")
+
+
+@pytest.fixture(scope="module")
+def lava_runs(tmp_path_factory):
+    """Every net of NETS in Lava's fixed-point netx simulation (one subprocess) and in our two models."""
+    pytest.importorskip("lava.lib.dl.netx", reason="Lava is not installed (bash .ci/install-lava)")
+    import json
+    import subprocess
+    import sys
+
+    tmp = tmp_path_factory.mktemp("netx_lava")
+    runs, jobs = {}, []
+    for k, (name, make) in enumerate(NETS.items()):
+        rng = np.random.default_rng(100 + k)
+        path = make(tmp / f"{name}.net", rng)
+        pg = read_netx(path)
+        x, host, bits = _host_values(pg, path, rng)
+        neuron_in = host is not None and bits == 0
+        L = len(pg.metadata["neuron_layers"])
+        T = pg.T
+        stream = np.concatenate([np.repeat(host[:1], T, 0), np.repeat(host[1:], T, 0),
+                                 np.zeros((L + 1, *host.shape[1:]), np.int64)])
+        np.save(tmp / f"{name}.npy", stream)
+        lava_file = net_pool(tmp / "pool_as_conv.net", np.random.default_rng(100 + k), as_conv=True) \
+            if name == "pool" else path
+        jobs.append({"net": str(lava_file), "input": str(tmp / f"{name}.npy"), "steps": len(stream),
+                     "bits": bits, "reset": T, "offset": 0 if neuron_in else 1, "out": str(tmp / f"{name}.npz")})
+        runs[name] = {"pg": pg, "x": x, "lag0": 0 if neuron_in else 1, "out": tmp / f"{name}.npz", "path": path}
+    (tmp / "jobs.json").write_text(json.dumps(jobs))
+    r = subprocess.run([sys.executable, str(RUNNER), str(tmp / "jobs.json")], capture_output=True, text=True,
+                       timeout=240)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for run in runs.values():
+        run["lava"] = dict(np.load(run["out"]))
+    return runs
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("name", list(NETS))
+@pytest.mark.parametrize("model", ["executor", "fake-quant"])
+def test_spikes_equal_lavas_netx_run(lava_runs, name, model):
+    """Every layer's spikes, every step, two samples back to back (netx resets each layer at its sample
+    boundary), equal to Lava's; a voltage readout equals Lava's probed voltage."""
+    run = lava_runs[name]
+    pg, x, lava = run["pg"], run["x"], run["lava"]
+    if model == "executor":
+        res = Executor(pg).run(x, keep=True)
+        values = res.values
+    else:
+        _, values = FakeQuantModel(pg).run(x, keep=True)
+    T = pg.T
+    for i, layer in enumerate(pg.metadata["neuron_layers"]):
+        want = values[layer].double().numpy()                       # [T, 2, ...]
+        if i < len(pg.metadata["neuron_layers"]) - 1 or pg.metadata["readout"] == "spikes":
+            assert want.sum() > 0, f"{name}: {layer} is silent: the test would prove nothing"
+        for s in range(2):
+            lag = s * T + i + run["lag0"]                            # one step per synapse (Lava's buffers)
+            np.testing.assert_array_equal(lava[f"layer{i}"][lag:lag + T].reshape(T, -1), want[:, s].reshape(T, -1),
+                                          err_msg=f"{name}: {layer}, sample {s}")
+    if pg.metadata["readout"] == "voltage":
+        cur = values[pg.output].double().numpy()
+        lag0 = len(pg.metadata["neuron_layers"]) - 1 + run["lag0"]
+        for s in range(2):
+            v = lava["v_last"][s * T + lag0:s * T + lag0 + T]
+            np.testing.assert_array_equal(v.reshape(T, -1), np.cumsum(cur[:, s], 0).reshape(T, -1))
