@@ -12,6 +12,11 @@ layer whose input the host writes) the integers go straight into that neuron's `
 lava-dl's PilotNet tutorial connects its encoder; otherwise into ``net.inp``. ``out``: ``.npz``
 with every layer's spikes ``layer0, layer1, ...`` ``[steps, *shape]`` back in ``[C, H, W]``
 order, and ``v_last``: the last layer's voltage at every step (a Lava Monitor probe).
+
+One shim, for Lava 0.10 under numpy 2 (not Lava's arithmetic): its CPU conv model keeps the
+geometry as int8 arrays, and ``conv.utils.output_shape`` then computes ``width + 2 * padding``
+in int8 (NEP 50), which overflows for inputs wider than 127 (PilotNet's 200); the geometry is
+passed to it as Python ints.
 """
 
 import json
@@ -26,6 +31,21 @@ def _ours(a):
     return a.transpose(0, *range(a.ndim - 1, 0, -1))
 
 
+def _int_geometry():
+    import lava.proc.conv.utils as conv_utils
+
+    if getattr(conv_utils.output_shape, "int_geometry", False):
+        return
+    original = conv_utils.output_shape
+
+    def output_shape(input_shape, out_channels, kernel_size, stride, padding, dilation):
+        ints = [tuple(int(v) for v in np.ravel(a)) for a in (kernel_size, stride, padding, dilation)]
+        return original(tuple(int(v) for v in input_shape), int(out_channels), *ints)
+
+    output_shape.int_geometry = True
+    conv_utils.output_shape = output_shape
+
+
 def run(job):
     from lava.lib.dl.netx.hdf5 import Network
     from lava.magma.core.run_conditions import RunSteps
@@ -34,6 +54,7 @@ def run(job):
     from lava.proc.io.source import RingBuffer as Source
     from lava.proc.monitor.process import Monitor
 
+    _int_geometry()
     x = np.load(job["input"])
     steps = int(job["steps"])
     data = np.moveaxis(x.transpose(0, *range(x.ndim - 1, 0, -1)), 0, -1)  # [T, C, H, W] -> [W, H, C, T]

@@ -324,3 +324,43 @@ def test_spikes_equal_lavas_netx_run(lava_runs, name, model):
         for s in range(2):
             v = lava["v_last"][s * T + lag0:s * T + lag0 + T]
             np.testing.assert_array_equal(v.reshape(T, -1), np.cumsum(cur[:, s], 0).reshape(T, -1))
+
+
+PILOTNET_LAVA_STEPS = 12   # Lava's CPU conv takes ~3 s per PilotNet step: a cropped run keeps this under a minute
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_pilotnet_spikes_equal_lavas_netx_run(tmp_path):
+    """lava-dl's PilotNet SNN, one frame: every layer's spikes over the first steps Lava's run reaches,
+    and the readout voltage, equal to Lava's fixed-point netx simulation."""
+    pytest.importorskip("lava.lib.dl.netx", reason="Lava is not installed (bash .ci/install-lava)")
+    import json
+    import subprocess
+    import sys
+
+    pg = read_netx(PILOTNET)
+    rng = np.random.default_rng(7)
+    x = rng.integers(-3, 4, (1, *pg.input_shape))
+    with h5py.File(PILOTNET) as f:   # the host injects weight * frame + bias into the input neurons
+        host = int(f["layer/0/weight"][()]) * x + int(f["layer/0/bias"][()])
+    steps = PILOTNET_LAVA_STEPS
+    np.save(tmp_path / "in.npy", np.repeat(host, steps, 0))
+    job = {"net": str(PILOTNET), "input": str(tmp_path / "in.npy"), "steps": steps, "bits": 0, "reset": pg.T,
+           "offset": 0, "out": str(tmp_path / "out.npz")}
+    (tmp_path / "jobs.json").write_text(json.dumps([job]))
+    r = subprocess.run([sys.executable, str(RUNNER), str(tmp_path / "jobs.json")], capture_output=True, text=True,
+                       timeout=220)
+    assert r.returncode == 0, r.stderr[-3000:]
+    lava = dict(np.load(tmp_path / "out.npz"))
+    ours = Executor(pg).run(torch.from_numpy(x).double(), keep=True).values
+    layers = pg.metadata["neuron_layers"]
+    for i, name in enumerate(layers):
+        n = steps - i          # layer i's step t is Lava's step t + i
+        want = ours[name].numpy()[:n, 0]
+        if i < 6:
+            assert want.sum() > 0, f"{name} is silent: the test would prove nothing"
+        np.testing.assert_array_equal(lava[f"layer{i}"][i:].reshape(n, -1), want.reshape(n, -1), err_msg=name)
+    n = steps - (len(layers) - 1)
+    v = np.cumsum(ours["readout"].numpy()[:n, 0], 0)
+    np.testing.assert_array_equal(lava["v_last"][len(layers) - 1:].reshape(n, -1), v.reshape(n, -1))
