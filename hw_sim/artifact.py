@@ -26,7 +26,11 @@ from .mapping import Mapping, MappingError
 from .processes import KINDS, Process, ProcessGraph
 
 FORMAT = "sresformer.loihi"
-VERSION = 1
+VERSION = 2
+#: Version 1 files predate the typed attributes: their neurons' decays were fixed at 12 bits
+#: (``du``, ``dv`` in 1/4096) and their synapses' mantissas at 8 bits (version-1 ARTIFACT.md);
+#: reading one fills these in, so it runs exactly as it did.
+V1_FIXED = {"neuron": {"decay_bits": 12}, "synapse": {"weight_bits": 8}}
 
 
 class ArtifactError(UserError):
@@ -69,7 +73,7 @@ def write_artifact(path: str | os.PathLike, pg: ProcessGraph, mapping: Mapping, 
                 g = procs.create_group(f"{i:04d}")
                 g.attrs.update({"name": p.name, "kind": p.kind, "sources": _dumps(p.sources),
                                 "operands": _dumps(list(p.operands)), "out_shape": np.asarray(p.out_shape, np.int64),
-                                "attrs": _dumps(p.attrs), "exponent": int(p.exponent), "static": bool(p.static)})
+                                "attrs": _dumps(p.attrs.to_dict()), "exponent": int(p.exponent), "static": bool(p.static)})
                 g.create_dataset("scale", data=np.asarray(p.scale, np.float64))
                 for k, v in p.params.items():
                     g.create_dataset(f"params/{k}", data=np.asarray(v), compression="gzip" if np.size(v) > 4096 else None)
@@ -136,7 +140,16 @@ def _member(group, key: str, kind, where: str):
     return obj
 
 
-def _process(g, index: int) -> tuple[Process, dict]:
+def _v1_attrs(kind: str, raw: dict, where: str) -> dict:
+    """A version-1 process's attrs as version 2 has them: the fixed widths of version 1 filled in."""
+    fixed = V1_FIXED.get(kind, {})
+    known = sorted(set(raw) & set(fixed))
+    if known:
+        raise Invalid(f"{where}: attrs has unknown key {known[0]!r} for a version-1 {kind}")
+    return {**raw, **fixed}
+
+
+def _process(g, index: int, version: int) -> tuple[Process, dict]:
     """One process's attributes, and its datasets (declared shapes only: nothing is read yet)."""
     where = f"process #{index}"
     a = _attrs(g, PROCESS_ATTRS, where)
@@ -145,11 +158,13 @@ def _process(g, index: int) -> tuple[Process, dict]:
     if not name or kind not in KINDS:
         raise Invalid(f"{where} {name!r} has kind {kind!r}; known kinds: {', '.join(KINDS)}")
     where = f"process {name!r} ({kind})"
-    attrs = _json_dict(a["attrs"], f"{where} attrs")
+    raw = _json_dict(a["attrs"], f"{where} attrs")
+    if version == 1:
+        raw = _v1_attrs(kind, raw, where)
+    attrs = chk.typed_attrs(kind, raw, where, complete=version >= 2)
     p = Process(name, kind, _names(a["sources"], f"{where} sources"),
                 chk.ints(a["out_shape"], f"{where} out_shape", 1, chk.MAX_VALUE_ELEMENTS, (1, 4)),
-                tuple(_names(a["operands"], f"{where} operands")), {},
-                {k: tuple(v) if isinstance(v, list) else v for k, v in attrs.items()},
+                tuple(_names(a["operands"], f"{where} operands")), {}, attrs,
                 chk.integer(a["exponent"], f"{where} exponent", -MAX_EXPONENT, MAX_EXPONENT), 1.0,
                 _flag(a["static"], f"{where} static"))
     extra = sorted(set(g) - {"scale", "params"})
@@ -191,7 +206,7 @@ def _read_scale(p: Process, ds) -> None:
     p.scale = v if v.ndim else float(v)
 
 
-def _graph(f, root: dict, chip: dict) -> ProcessGraph:
+def _graph(f, root: dict, chip: dict, version: int) -> ProcessGraph:
     """Every process: attributes, structure, kinds and shapes, then (declared sizes checked) the params."""
     procs = _member(f, "processes", h5py.Group, "the file")
     keys = list(procs)
@@ -199,7 +214,7 @@ def _graph(f, root: dict, chip: dict) -> ProcessGraph:
         raise Invalid(f"{len(keys)} processes, over the {chk.MAX_PROCESSES} we read")
     if not all(k.isdigit() for k in keys) or sorted(int(k) for k in keys) != list(range(len(keys))):
         raise Invalid("/processes must hold groups numbered 0000, 0001, ... without gaps")
-    read = [_process(_member(procs, k, h5py.Group, "/processes"), i)
+    read = [_process(_member(procs, k, h5py.Group, "/processes"), i, version)
             for i, k in enumerate(sorted(keys, key=int))]
     chk.check_structure([p for p, _ in read], root["order"], root["output"], root["input_shape"],
                         root["input_static"], root["T"])
@@ -209,7 +224,7 @@ def _graph(f, root: dict, chip: dict) -> ProcessGraph:
     if total > chk.MAX_PARAM_ELEMENTS:   # before any is read: a declared size alone can be a memory bomb
         raise Invalid(f"the datasets declare {total} elements, over the {chk.MAX_PARAM_ELEMENTS} we read")
     for p, d in read:
-        want = chk.check_kind(p, pg, {k: tuple(ds.shape) for k, ds in d["params"].items()}, chip["state_bits"])
+        want = chk.check_kind(p, pg, {k: tuple(ds.shape) for k, ds in d["params"].items()}, chip)
         _read_params(p, d["params"], want)
         _read_scale(p, d["scale"])
         chk.check_values(p)
@@ -217,7 +232,7 @@ def _graph(f, root: dict, chip: dict) -> ProcessGraph:
     return pg
 
 
-def _load(f) -> tuple[ProcessGraph, Mapping, dict]:
+def _load(f, version: int) -> tuple[ProcessGraph, Mapping, dict]:
     """Graph, mapping and report of an open file whose format and version are known to be ours."""
     a = _attrs(f, ROOT_ATTRS, "the root")
     root = {"T": chk.integer(a["T"], "T (time steps)", 1, MAX_T),
@@ -228,14 +243,14 @@ def _load(f) -> tuple[ProcessGraph, Mapping, dict]:
             "metadata": _json_dict(a["metadata"], "metadata"), "report": _json_dict(a["report"], "report")}
     m = _attrs(_member(f, "mapping", h5py.Group, "the file"), MAPPING_ATTRS, "/mapping")
     chip = check_chip(chk.json_value(m["chip"], "/mapping chip"))
-    pg = _graph(f, root, chip)
+    pg = _graph(f, root, chip, version)
     host, placement = _names(m["host"], "/mapping host"), chk.json_value(m["placement"], "/mapping placement")
     groups = check_mapping(pg, chip, chk.json_value(m["groups"], "/mapping groups"), host, placement)
     return pg, Mapping(chip, groups, host, placement), root["report"]
 
 
-def _check_format(f, path) -> None:
-    """``format`` must be ours and ``version`` an integer we know."""
+def _check_format(f, path) -> int:
+    """``format`` must be ours and ``version`` an integer we know; returns the version."""
     for key in ("format", "version"):   # read only small attributes (a crafted one can be huge)
         if key in f.attrs and f.attrs.get_id(key).get_storage_size() > 4096:
             raise ArtifactError(f"{path} is not a sresformer .loihi artifact (its {key} attribute is oversized)")
@@ -255,6 +270,7 @@ def _check_format(f, path) -> None:
     if int(version) > VERSION:
         raise ArtifactError(f"{path} has artifact version {int(version)}; this sresformer reads up to {VERSION}: "
                             "upgrade sresformer")
+    return int(version)
 
 
 def read_artifact(path: str | os.PathLike) -> tuple[ProcessGraph, Mapping, dict]:
@@ -271,8 +287,7 @@ def read_artifact(path: str | os.PathLike) -> tuple[ProcessGraph, Mapping, dict]
             raise ArtifactError(f"{path} is not an HDF5 file, so not a .loihi artifact; give a file written by "
                                 "'sresformer export ... --target loihi'")
         with h5py.File(path, "r") as f:
-            _check_format(f, path)
-            return _load(f)
+            return _load(f, _check_format(f, path))
     except ArtifactError:
         raise
     except Invalid as e:

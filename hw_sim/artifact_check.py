@@ -15,15 +15,17 @@ bounds it) (the mapping is checked by ``mapping_check``). Problems are :class:`I
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
 import numpy as np
 
-from hw_sim.products import FORMS
 from hw_sim.bounds import current_bound, dsmm_terms, gate_accumulator_bound, synapse_bounds
 
-from .processes import DECAY_UNITY, SSA_FORMS, Process, ProcessGraph, ssa_dims
+from .attngate import WEIGHT_BITS as GATE_WEIGHT_BITS
+from .processes import KIND_ATTRS, MAX_DIM, MAX_SHIFT, Attrs, Process, ProcessGraph
+from .products import form_dims
 
 # Resource bounds: far above the models this project builds (an ImageNet-size model holds a few
 # million elements per value over T = 4 and tens of millions of parameters), far below what
@@ -33,9 +35,6 @@ MAX_PARAM_ELEMENTS = 1 << 27     # all params (1 GiB of int64)
 MAX_PROCESSES = 1 << 16
 MAX_CORES = 1 << 18              # 2048 Loihi 2 chips (Hala Point has 1152)
 MAX_CORE_STEPS = 1 << 21         # cores x T: the counters hold [T, batch, cores] per count
-MAX_DIM = 1 << 16                # kernel, stride, padding, dilation, hidden sizes
-MAX_SHIFT = 64                   # power-of-two shifts of accumulators
-WEIGHT_BITS = 8                  # the format's weight mantissas (ARTIFACT.md): |w| <= 127
 MAX_BIAS = 1 << 40
 F64_EXACT = 2 ** 53              # IEEE 754 binary64: integers exact below this
 INT64_SAFE = 2 ** 62             # embedded-processor gates compute in int64
@@ -174,14 +173,48 @@ def check_structure(procs: list[Process], order, output: str, input_shape, input
                       f"{MAX_VALUE_ELEMENTS} the simulator holds")
 
 
-def _keys(p: Process, required: set, optional: set = frozenset()) -> None:
-    have = set(p.attrs)
-    missing, extra = sorted(required - have), sorted(have - required - optional)
-    if missing:
-        raise Invalid(f"{where_of(p)}: attrs has no {missing[0]!r}")
+def _field(v, meta: dict, what: str):
+    """One attribute value checked by its field's metadata (``hw_sim.processes``: type, range, choices)."""
+    kind = meta["type"]
+    if kind is int:
+        return integer(v, what, meta["min"], meta["max"])
+    if kind == "pair":
+        return ints(v, what, meta["min"], meta["max"], (2, 2))
+    if kind is bool:
+        return _flag(v, what)
+    if kind is float:
+        return _number(v, what, meta["min"], meta["max"])
+    if not isinstance(v, str) or v not in meta["choices"]:
+        raise Invalid(f"{what} must be one of {', '.join(meta['choices'])}, got {_short(v)}")
+    return v
+
+
+def typed_attrs(kind: str, raw: dict, where: str, complete: bool = True) -> Attrs:
+    """The attribute dataclass of ``kind`` from a JSON object, every field checked by its metadata.
+
+    ``complete``: every field must be present (version 2 writes them all, ``null`` for an absent
+    optional one); otherwise a field with a default may be left out (version 1 files).
+    """
+    cls = KIND_ATTRS[kind]
+    fields = dataclasses.fields(cls)
+    known = [f.name for f in fields]
+    extra = sorted(set(raw) - set(known))
     if extra:
-        raise Invalid(f"{where_of(p)}: attrs has unknown key {extra[0]!r} for a {p.kind} "
-                      f"(known: {', '.join(sorted(required | optional)) or 'none'})")
+        raise Invalid(f"{where}: attrs has unknown key {extra[0]!r} for a {kind} (known: {', '.join(known) or 'none'})")
+    values = {}
+    for f in fields:
+        optional = f.default is not dataclasses.MISSING
+        if f.name not in raw:
+            if complete or not optional:
+                raise Invalid(f"{where}: attrs has no {f.name!r}")
+            continue
+        v = raw[f.name]
+        values[f.name] = None if v is None and optional and f.default is None else \
+            _field(v, f.metadata, f"{where} {f.name}")
+    try:
+        return cls(**values)
+    except ValueError as e:   # an inconsistent combination (a conv without geometry, a gate's shifts)
+        raise Invalid(f"{where}: {e}") from None
 
 
 def _in_shape(p: Process, pg: ProcessGraph) -> tuple[int, ...]:
@@ -197,87 +230,73 @@ def _need(p: Process, cond: bool, why: str) -> None:
         raise Invalid(f"{where_of(p)}: {why}")
 
 
-def _pair(p: Process, key: str, lo: int) -> tuple[int, int]:
-    v = ints(p.attrs[key], f"{where_of(p)} {key}", lo, MAX_DIM, (2, 2))
-    p.attrs[key] = v
-    return v
-
-
 def _window_out(n: int, k: int, s: int, pad: int, dil: int = 1) -> int:
     """Output length of a window of ``k`` taps (dilation ``dil``) over ``n`` with padding and stride."""
     return (n + 2 * pad - dil * (k - 1) - 1) // s + 1
 
 
-def check_kind(p: Process, pg: ProcessGraph, declared: dict[str, tuple], state_bits: int) -> dict[str, list]:
-    """Check ``p``'s attrs and ``out_shape`` against its sources; the param shapes it must have.
+def check_kind(p: Process, pg: ProcessGraph, declared: dict[str, tuple], chip: dict) -> dict[str, list]:
+    """Check ``p``'s typed attrs against the chip, and its ``out_shape`` against its sources; the param
+    shapes it must have (:data:`CHECKS`, one rule per kind).
 
     ``declared`` maps each params dataset to its declared shape (not read yet); the returned
     dict maps each required param to its allowed shapes.
     """
-    a, k = p.attrs, p.kind
+    src = _in_shape(p, pg) if p.sources else ()
+    return CHECKS[p.kind](p, pg, src, declared, chip)
+
+
+def _check_input(p: Process, pg, src, declared, chip) -> dict[str, list]:
+    return {}
+
+
+def _check_neuron(p: Process, pg, src, declared, chip) -> dict[str, list]:
+    a, out = p.attrs, p.out_shape
+    _need(p, a.decay_bits == chip["decay_bits"], f"decay_bits {a.decay_bits} is not the chip's {chip['decay_bits']}")
+    for key in ("dv", "du"):
+        integer(getattr(a, key), f"{where_of(p)} {key} (in 2**-{a.decay_bits})", 0, a.unity)
+    integer(a.state_bits, f"{where_of(p)} state_bits (the chip's is {chip['state_bits']})", 2, chip["state_bits"])
+    _need(p, src == out, f"out_shape {out} is not its input's {src}")
+    return {"vth": [(1,), (), out, (math.prod(out),)]}
+
+
+def _check_sum(p: Process, pg, src, declared, chip) -> dict[str, list]:
+    _need(p, not p.attrs.alias or len(p.sources) == 1, "an alias (pass-through) has exactly one source")
+    _need(p, src == p.out_shape, f"out_shape {p.out_shape} is not its sources' {src}")
+    return {}
+
+
+def _check_pool(p: Process, pg, src, declared, chip) -> dict[str, list]:
+    a, out = p.attrs, p.out_shape
+    _need(p, len(src) == 3, f"pools a [C, H, W] value, its input is {src}")
+    _need(p, all(2 * q <= kk for q, kk in zip(a.padding, a.kernel)), "padding must be at most half the kernel")
+    want = (src[0],) + tuple(_window_out(n, kk, s, q) for n, kk, s, q in zip(src[1:], a.kernel, a.stride, a.padding))
+    _need(p, min(want) >= 1 and want == out, f"out_shape {out} does not follow from input {src} ({want})")
+    return {}
+
+
+def _check_flatten(p: Process, pg, src, declared, chip) -> dict[str, list]:
     out = p.out_shape
-    if k == "input":
-        _keys(p, {"bits"})
-        integer(a["bits"], f"{where_of(p)} bits", 2, 16)
-        return {}
-    if k == "dsmm":
-        return _check_dsmm(p, pg)
-    src = _in_shape(p, pg)
-    if k == "synapse":
-        return _check_synapse(p, src, declared)
-    if k == "neuron":
-        _keys(p, {"dv", "du", "state_bits"})
-        for key in ("dv", "du"):
-            integer(a[key], f"{where_of(p)} {key}", 0, DECAY_UNITY)
-        integer(a["state_bits"], f"{where_of(p)} state_bits (the chip's is {state_bits})", 2, state_bits)
-        _need(p, src == out, f"out_shape {out} is not its input's {src}")
-        return {"vth": [(1,), (), out, (math.prod(out),)]}
-    if k == "sum":
-        _keys(p, set(), {"alias"})
-        if "alias" in a:
-            _flag(a["alias"], f"{where_of(p)} alias")
-            _need(p, not a["alias"] or len(p.sources) == 1, "an alias (pass-through) has exactly one source")
-        _need(p, src == out, f"out_shape {out} is not its sources' {src}")
-        return {}
-    if k in ("sumpool", "maxpool"):
-        _keys(p, {"kernel", "stride", "padding"})
-        kern, stride, pad = _pair(p, "kernel", 1), _pair(p, "stride", 1), _pair(p, "padding", 0)
-        _need(p, len(src) == 3, f"pools a [C, H, W] value, its input is {src}")
-        _need(p, all(2 * q <= kk for q, kk in zip(pad, kern)), "padding must be at most half the kernel")
-        want = (src[0],) + tuple(_window_out(n, kk, s, q) for n, kk, s, q in zip(src[1:], kern, stride, pad))
-        _need(p, min(want) >= 1 and want == out, f"out_shape {out} does not follow from input {src} ({want})")
-        return {}
-    if k == "flatten":
-        _keys(p, set())
-        _need(p, len(p.sources) == 1 and math.prod(src) == math.prod(out), f"reshapes {src} into {out}")
-        return {}
-    if k == "gate":
-        _keys(p, {"ratio", "seed", "gate_id"})
-        _number(a["ratio"], f"{where_of(p)} ratio", 0.0, 1.0)
-        for key in ("seed", "gate_id"):
-            integer(a[key], f"{where_of(p)} {key}", -(2 ** 63), 2 ** 63 - 1)
-        _need(p, len(p.sources) == 1 and pg.spikes_only(p.sources), "gates exactly one spiking value")
-        _need(p, src == out, f"out_shape {out} is not its input's {src}")
-        return {}
-    return _check_attngate(p, src, declared)
+    _need(p, len(p.sources) == 1 and math.prod(src) == math.prod(out), f"reshapes {src} into {out}")
+    return {}
 
 
-def _check_synapse(p: Process, src, declared) -> dict[str, list]:
+def _check_gate(p: Process, pg, src, declared, chip) -> dict[str, list]:
+    _need(p, len(p.sources) == 1 and pg.spikes_only(p.sources), "gates exactly one spiking value")
+    _need(p, src == p.out_shape, f"out_shape {p.out_shape} is not its input's {src}")
+    return {}
+
+
+def _check_synapse(p: Process, pg, src, declared, chip) -> dict[str, list]:
     a, out, w = p.attrs, p.out_shape, declared.get("weight")
-    op = a.get("op")
-    if op not in ("conv", "dense"):
-        raise Invalid(f"{where_of(p)}: op must be 'conv' or 'dense', got {_short(op)}")
-    geo = {"stride", "padding", "dilation", "groups"} if op == "conv" else set()
-    _keys(p, {"op", "shift", "graded_input"} | geo)
-    integer(a["shift"], f"{where_of(p)} shift", -MAX_SHIFT, MAX_SHIFT)
-    _flag(a["graded_input"], f"{where_of(p)} graded_input")
+    _need(p, a.weight_bits <= chip["weight_bits"],
+          f"weight_bits {a.weight_bits} is wider than the chip's {chip['weight_bits']}")
     if w is None:
         raise Invalid(f"{where_of(p)} has no params/weight")
-    if op == "dense":
+    if a.op == "dense":
         _need(p, len(src) == 1 and len(out) == 1, f"a dense synapse maps a vector to a vector, not {src} to {out}")
         return {"weight": [(out[0], src[0])], "bias": [(out[0],)]}
-    stride, pad, dil = _pair(p, "stride", 1), _pair(p, "padding", 0), _pair(p, "dilation", 1)
-    groups = integer(a["groups"], f"{where_of(p)} groups", 1, MAX_DIM)
+    stride, pad, dil, groups = a.stride, a.padding, a.dilation, a.groups
     _need(p, len(src) == 3 and len(out) == 3, f"a conv maps [C, H, W] to [C, H, W], not {src} to {out}")
     _need(p, src[0] % groups == 0 and out[0] % groups == 0,
           f"groups = {groups} does not divide its {src[0]} input and {out[0]} output channels")
@@ -289,46 +308,23 @@ def _check_synapse(p: Process, src, declared) -> dict[str, list]:
     return {"weight": [(out[0], src[0] // groups, w[2], w[3])], "bias": [(out[0],)]}
 
 
-def _check_dsmm(p: Process, pg: ProcessGraph) -> dict[str, list]:
-    _keys(p, {"form", "heads"})
-    form = p.attrs["form"]
-    if form not in FORMS:
-        raise Invalid(f"{where_of(p)}: form must be one of {', '.join(FORMS)}, got {_short(form)}")
-    heads = integer(p.attrs["heads"], f"{where_of(p)} heads", 1, MAX_DIM)
+def _check_dsmm(p: Process, pg: ProcessGraph, src, declared, chip) -> dict[str, list]:
+    heads, out = p.attrs.heads, p.out_shape
     y, s = (pg.processes[o].out_shape for o in p.operands)
-    out = p.out_shape
-    if form in SSA_FORMS:
-        try:
-            dims = ssa_dims(form, heads, y, s)
-        except ValueError as e:
-            raise Invalid(f"{where_of(p)}: {e}") from None
-        r, c = dims["out"]
-        _need(p, out[0] == heads * r and math.prod(out) == heads * r * c,
-              f"out_shape {out} is not {heads} heads of [{r}, {c}]")
-        return {}
-    _need(p, y[0] % (2 * heads) == 0, f"its dynamic operand's {y[0]} channels do not split into {heads} heads x 2")
-    _need(p, len(s) == 3 and len(out) == 3 and s[1:] == out[1:], f"spike operand {s} and out_shape {out} must be "
-          "[C, H, W] with the same H, W")
-    d, n = y[0] // (2 * heads), math.prod(y[1:])
-    rows_in, rows_out = (d, n) if form == "y1T@s" else (n, d)
-    _need(p, s[0] == heads * rows_in and out[0] == heads * rows_out,
-          f"operands {y} and {s} with {heads} heads give [{heads * rows_out}, H, W], not {out}")
+    try:
+        dims = form_dims(p.attrs.form, heads, y, s)
+    except ValueError as e:
+        raise Invalid(f"{where_of(p)}: {e}") from None
+    r, c = dims.out
+    _need(p, out[0] == heads * r and math.prod(out) == heads * r * c,
+          f"out_shape {out} is not {heads} heads of [{r}, {c}]")
     return {}
 
 
-def _check_attngate(p: Process, src, declared) -> dict[str, list]:
+def _check_attngate(p: Process, pg, src, declared, chip) -> dict[str, list]:
     a, out = p.attrs, p.out_shape
-    gates = a.get("gates")
-    if gates not in ("c", "s", "cs"):
-        raise Invalid(f"{where_of(p)}: gates must be 'c', 's' or 'cs', got {_short(gates)}")
-    shifts = ({"ca_shift1_avg", "ca_shift1_max", "ca_shift2"} if "c" in gates else set()) | (
-        {"sa_shift"} if "s" in gates else set())
-    _keys(p, {"gates", "frac_bits", "lut_frac_bits", "gate_bits"} | shifts)
-    frac = integer(a["frac_bits"], f"{where_of(p)} frac_bits", 0, 16)
-    integer(a["lut_frac_bits"], f"{where_of(p)} lut_frac_bits", 0, frac)
-    integer(a["gate_bits"], f"{where_of(p)} gate_bits", 0, 16)
-    for key in shifts:
-        integer(a[key], f"{where_of(p)} {key}", -MAX_SHIFT + 2, MAX_SHIFT - 2)
+    gates = a.gates
+    integer(a.lut_frac_bits, f"{where_of(p)} lut_frac_bits", 0, a.frac_bits)
     _need(p, len(p.sources) == 1 and len(src) == 3 and src == out, f"gates one [C, H, W] value, {src} -> {out}")
     C = out[0]
     want = {"lut": [(256,)]}
@@ -350,20 +346,35 @@ def _span(v: np.ndarray, what: str, lo: int, hi: int) -> None:
         raise Invalid(f"{what} has values outside {lo}..{hi} (min {int(v.min())}, max {int(v.max())})")
 
 
+#: process kind -> its structural check (tests/hw_sim/test_kernel_tables.py: every kind)
+CHECKS = {"input": _check_input, "synapse": _check_synapse, "neuron": _check_neuron, "sum": _check_sum,
+          "dsmm": _check_dsmm, "sumpool": _check_pool, "maxpool": _check_pool, "flatten": _check_flatten,
+          "attngate": _check_attngate, "gate": _check_gate}
+
+
+def _widths(p: Process) -> dict[str, tuple[int, int, str]]:
+    """Per param the integer range ``(lo, hi)`` and what sets it."""
+    a = p.attrs
+    if p.kind == "synapse":
+        q = 2 ** (a.weight_bits - 1) - 1
+        return {"weight": (-q, q, f"{a.weight_bits}-bit mantissas"), "bias": (-MAX_BIAS, MAX_BIAS, "bias")}
+    if p.kind == "neuron":
+        return {"vth": (1, 2 ** (a.state_bits - 1) - 1, f"a {a.state_bits}-bit membrane")}
+    if p.kind == "attngate":
+        q = 2 ** (GATE_WEIGHT_BITS - 1) - 1
+        mant = (-q, q, f"{GATE_WEIGHT_BITS}-bit mantissas")
+        return {"ca_w1_avg": mant, "ca_w1_max": mant, "ca_w2": mant, "sa_weight": mant,
+                "ca_bias": (-MAX_BIAS, MAX_BIAS, "bias"), "sa_bias": (-MAX_BIAS, MAX_BIAS, "bias"),
+                "lut": (0, 2 ** a.gate_bits, f"gates of {a.gate_bits} bits")}
+    return {}
+
+
 def check_values(p: Process) -> None:
-    """Integer params within the widths the format and the chip give them."""
-    q = 2 ** (WEIGHT_BITS - 1) - 1
-    where = where_of(p)
+    """Integer params within the widths the process's attributes (the chip's widths) give them."""
+    widths = _widths(p)
     for key, v in p.params.items():
-        if key in ("weight", "ca_w1_avg", "ca_w1_max", "ca_w2", "sa_weight"):
-            _span(v, f"{where} params/{key} ({WEIGHT_BITS}-bit mantissas)", -q, q)
-        elif key in ("bias", "ca_bias", "sa_bias"):
-            _span(v, f"{where} params/{key}", -MAX_BIAS, MAX_BIAS)
-        elif key == "vth":
-            _span(v, f"{where} params/vth (a {p.attrs['state_bits']}-bit membrane)", 1,
-                  2 ** (p.attrs["state_bits"] - 1) - 1)
-        elif key == "lut":
-            _span(v, f"{where} params/lut (gates of {p.attrs['gate_bits']} bits)", 0, 2 ** p.attrs["gate_bits"])
+        lo, hi, why = widths[key]
+        _span(v, f"{where_of(p)} params/{key} ({why})", lo, hi)
 
 
 # -- worst-case magnitudes ----------------------------------------------------------------------------
@@ -376,20 +387,20 @@ def check_bounds(pg: ProcessGraph) -> None:
         in_b = float(sum(bound[s] for s in p.sources))
         worst = in_b
         if p.kind == "input":
-            b = 2 ** (a["bits"] - 1) - 1
+            b = 2 ** (a.bits - 1) - 1
         elif p.kind == "synapse":   # the accumulator, its rounding term and the input are held exactly too
-            acc, b, half = synapse_bounds(p.params["weight"], p.params["bias"], a["shift"], in_b)
+            acc, b, half = synapse_bounds(p.params["weight"], p.params["bias"], a.shift, in_b)
             worst = max(b, in_b, acc + half)
         elif p.kind == "neuron":
-            u = current_bound(a["du"], pg.T, in_b)
+            u = current_bound(a.du, a.unity, pg.T, in_b)
             b = 1.0
-            if 2 ** (a["state_bits"] - 1) + u >= F64_EXACT:
+            if 2 ** (a.state_bits - 1) + u >= F64_EXACT:
                 raise Invalid(f"{where_of(p)}: its current can reach {u:.3g}, beyond exact float64 integers")
         elif p.kind == "dsmm":
             y, s = (pg.processes[o] for o in p.operands)
             b = dsmm_terms(p, y, s) * bound[y.name] * bound[s.name]
         elif p.kind == "sumpool":
-            b = math.prod(a["kernel"]) * in_b
+            b = math.prod(a.kernel) * in_b
         elif p.kind == "attngate":
             _gate_bounds(p, in_b)
             b = in_b
@@ -413,14 +424,14 @@ def _gate_bounds(p: Process, x: float) -> None:
     a, w = p.attrs, p.params
     C, H, W = p.out_shape
     worst = gate_accumulator_bound(p.out_shape, x)   # the executor's own guard
-    if "c" in a["gates"]:
-        ha = _synapse_out(w["ca_w1_avg"], a["ca_shift1_avg"], H * W * x)
-        hm = _synapse_out(w["ca_w1_max"], a["ca_shift1_max"], x)
-        z = _synapse_out(w["ca_w2"], a["ca_shift2"], max(ha, hm)) * 2 + float(np.abs(w["ca_bias"]).max())
-        worst = max(worst, ha, hm, z, x * 2.0 ** a["gate_bits"])
-    if "s" in a["gates"]:
-        z = _synapse_out(w["sa_weight"], a["sa_shift"], C * x) + float(np.abs(w["sa_bias"]).max())
-        worst = max(worst, z, x * 2.0 ** a["gate_bits"])
+    if "c" in a.gates:
+        ha = _synapse_out(w["ca_w1_avg"], a.ca_shift1_avg, H * W * x)
+        hm = _synapse_out(w["ca_w1_max"], a.ca_shift1_max, x)
+        z = _synapse_out(w["ca_w2"], a.ca_shift2, max(ha, hm)) * 2 + float(np.abs(w["ca_bias"]).max())
+        worst = max(worst, ha, hm, z, x * 2.0 ** a.gate_bits)
+    if "s" in a.gates:
+        z = _synapse_out(w["sa_weight"], a.sa_shift, C * x) + float(np.abs(w["sa_bias"]).max())
+        worst = max(worst, z, x * 2.0 ** a.gate_bits)
     if not worst < INT64_SAFE:
         raise Invalid(f"{where_of(p)}: its int64 intermediates can reach {worst:.3g}; weights or shifts out of range")
 

@@ -37,15 +37,16 @@ max comparisons (``2 C H W`` per gate).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
+
+from .arith import quantize_mantissas
+from .processes import AttnGateAttrs
 
 FRAC_BITS = 8        # internal score unit 2**-8
 LUT_FRAC_BITS = 4    # sigmoid table input step 1/16
 LUT_SIZE = 256       # 8-bit table index: scores clipped to [-8, 8 - 1/16]
 GATE_BITS = 8        # gate values in units of 1/256 (0 .. 256)
-WEIGHT_BITS = 8
+WEIGHT_BITS = 8      # the gate's MLP / conv mantissas (this spec's format; the embedded processor computes in int64)
 
 
 def sigmoid_lut() -> np.ndarray:
@@ -55,16 +56,12 @@ def sigmoid_lut() -> np.ndarray:
 
 
 def quantize(w: np.ndarray) -> tuple[np.ndarray, int]:
-    """8-bit signed mantissas and a power-of-two shift, ``w ~= mant * 2**shift`` (lower.py's rule)."""
-    peak = float(np.abs(w).max()) if w.size else 0.0
-    if peak == 0:
-        return np.zeros(w.shape, np.int64), 0
-    shift = math.ceil(math.log2(peak / (2 ** (WEIGHT_BITS - 1) - 1)))
-    q = 2 ** (WEIGHT_BITS - 1) - 1
-    return np.clip(np.round(w / 2.0 ** shift), -q, q).astype(np.int64), shift
+    """``WEIGHT_BITS``-bit signed mantissas and a power-of-two shift, ``w ~= mant * 2**shift``
+    (the lowering's rule, :func:`hw_sim.arith.quantize_mantissas`)."""
+    return quantize_mantissas(w, WEIGHT_BITS)
 
 
-def gate_params(meta: dict, shape, unit: float) -> tuple[dict, dict]:
+def gate_params(meta: dict, shape, unit: float) -> tuple[dict, AttnGateAttrs]:
     """``(params, attrs)`` of an ``attngate`` process from the NIR metadata and the input unit ``u``."""
     C, H, W = (int(s) for s in shape)
     gates = str(meta["gates"])
@@ -84,7 +81,7 @@ def gate_params(meta: dict, shape, unit: float) -> tuple[dict, dict]:
         w[:, 1] *= unit / one
         params["sa_weight"], attrs["sa_shift"] = quantize(w)
         params["sa_bias"] = np.round(f("sa_bias") / one).astype(np.int64)
-    return params, attrs
+    return params, AttnGateAttrs(**attrs)
 
 
 def gate_ops(p) -> dict[str, int]:
@@ -92,10 +89,10 @@ def gate_ops(p) -> dict[str, int]:
     C, H, W = (int(s) for s in p.out_shape)
     n = C * H * W
     mac = ac = 0
-    if "c" in p.attrs["gates"]:
+    if "c" in p.attrs.gates:
         mac += 4 * C * int(np.asarray(p.params["ca_w2"]).shape[1]) + n
         ac += 2 * n
-    if "s" in p.attrs["gates"]:
+    if "s" in p.attrs.gates:
         mac += 2 * int(np.asarray(p.params["sa_weight"]).shape[-1]) ** 2 * H * W + n
         ac += 2 * n
     return {"mac": mac, "ac": ac}

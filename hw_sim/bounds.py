@@ -8,11 +8,10 @@ Every bound is an upper bound on ``|value|`` in the value's own integer unit.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from hw_sim.processes import DECAY_UNITY, SSA_FORMS, Process, ssa_dims
+from hw_sim.processes import Process
+from hw_sim.products import form_dims
 
 
 def synapse_bounds(weight: np.ndarray, bias: np.ndarray, shift: int, in_b: float) -> tuple[float, float, float]:
@@ -29,23 +28,21 @@ def synapse_bounds(weight: np.ndarray, bias: np.ndarray, shift: int, in_b: float
     return acc, out, half
 
 
-def current_bound(du: int, T: int, in_b: float) -> float:
-    """Worst |u| of a CUBA current with decay ``du`` (of DECAY_UNITY) fed at most ``in_b`` per step.
+def current_bound(du: int, unity: int, T: int, in_b: float) -> float:
+    """Worst |u| of a CUBA current with decay ``du`` (of ``unity = 2**decay_bits``) fed at most ``in_b``
+    per step.
 
     No persistence (du = unity) keeps one step's input; a partial decay sums a geometric
-    series to in / (du / 4096) (+1 for truncation); no decay (du = 0) sums T steps.
+    series to in / (du / unity) (+1 for truncation); no decay (du = 0) sums T steps.
     """
-    if du == DECAY_UNITY:
+    if du == unity:
         return in_b
-    return T * in_b if du == 0 else in_b * DECAY_UNITY / du + 1
+    return T * in_b if du == 0 else in_b * unity / du + 1
 
 
 def dsmm_terms(p: Process, y: Process, s: Process) -> int:
     """Length of a dual-spike matmul's contraction: how many products one output sums."""
-    heads = p.attrs["heads"]
-    if p.attrs["form"] in SSA_FORMS:
-        return ssa_dims(p.attrs["form"], heads, y.out_shape, s.out_shape)["k"]
-    return y.out_shape[0] // (2 * heads) if p.attrs["form"] == "y1T@s" else math.prod(y.out_shape[1:])
+    return form_dims(p.attrs.form, p.attrs.heads, y.out_shape, s.out_shape).k
 
 
 def gate_accumulator_bound(out_shape, in_b: float) -> float:

@@ -27,9 +27,9 @@ from torch.nn.grad import conv2d_input
 
 from hw_sim.attngate import gate_ops
 from hw_sim.mapping import Mapping
-from hw_sim.processes import HOST_KINDS, SSA_FORMS, Process, ProcessGraph
+from hw_sim.processes import Process, ProcessGraph
 
-from .op_kernels import ConvOps, DenseOps, MatmulOps, dsmm_dims, ssa_shapes, numel, segsum
+from .op_kernels import ConvOps, DenseOps, MatmulOps, numel, product_dims, segsum
 
 
 # -- connectivity pushed backwards: stored synapses from each input into a set of outputs ---------
@@ -38,7 +38,7 @@ def _back_conv(p: Process, m: torch.Tensor, in_shape) -> torch.Tensor:
     w = torch.from_numpy(np.asarray(p.params["weight"]) != 0).float()
     a = p.attrs
     cout, cin_g = w.shape[0], w.shape[1]
-    cout_g = cout // a["groups"]
+    cout_g = cout // a.groups
     m = m.view(cout, *p.out_shape[1:])
     out = torch.zeros(in_shape)
     chans = torch.nonzero(m.flatten(1).any(1)).flatten()
@@ -48,61 +48,111 @@ def _back_conv(p: Process, m: torch.Tensor, in_shape) -> torch.Tensor:
     for g in range(lo // cout_g, (hi - 1) // cout_g + 1):   # one conv per group spanned, on its channels only
         a0, a1 = max(lo, g * cout_g), min(hi, (g + 1) * cout_g)
         out[g * cin_g:(g + 1) * cin_g] += conv2d_input((1, cin_g, *in_shape[1:]), w[a0:a1], m[a0:a1].unsqueeze(0),
-                                                       a["stride"], a["padding"], a["dilation"], 1)[0]
+                                                       a.stride, a.padding, a.dilation, 1)[0]
     return out.flatten()
 
 
 def _back_pool(p: Process, m: torch.Tensor, in_shape) -> torch.Tensor:
     a = p.attrs
-    ones = torch.ones(in_shape[0], 1, *a["kernel"])
-    return conv2d_input((1, *in_shape), ones, m.view(1, *p.out_shape), a["stride"], a["padding"], 1,
+    ones = torch.ones(in_shape[0], 1, *a.kernel)
+    return conv2d_input((1, *in_shape), ones, m.view(1, *p.out_shape), a.stride, a.padding, 1,
                         in_shape[0])[0].flatten()
 
 
-def _back_ssa(p: Process, pg: ProcessGraph, m: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
-    """``out[h] = L[h] @ R[h]``: ``L[r, k]`` feeds out row ``r``, ``R[k, c]`` feeds out column ``c``."""
-    dims, heads = ssa_shapes(p, pg), p.attrs["heads"]
-    (r, k), (_, c) = dims["left"], dims["right"]
+def _back_dsmm(p: Process, pg: ProcessGraph, m: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+    """``out[h] = L[h] @ R[h]``: ``L[r, k]`` feeds out row ``r``, ``R[k, c]`` feeds out column ``c``; the
+    dynamic operand's rows outside those the form uses (DSSA's other half) feed nothing."""
+    dims, heads = product_dims(p, pg), p.attrs.heads
+    f = dims.form
+    (r, k), (_, c) = dims.left, dims.right
     mo = m.view(heads, r, c)
-    lo, lt, ro, rt = SSA_FORMS[p.attrs["form"]]
     left = mo.sum(2, keepdim=True).expand(heads, r, k)     # selected outputs per row, for every L[r, k]
     right = mo.sum(1, keepdim=True).expand(heads, k, c)    # per column, for every R[k, c]
-    side = {lo: left.transpose(1, 2) if lt else left, ro: right.transpose(1, 2) if rt else right}
-    return [(p.operands[0], side["dyn"].flatten()), (p.operands[1], side["spk"].flatten())]
+    side = {f.left: left.transpose(1, 2) if f.transpose_left else left,
+            f.right: right.transpose(1, 2) if f.transpose_right else right}
+    dyn = torch.zeros(heads, *dims.dyn_view)
+    dyn[:, dims.dyn_rows[0]:dims.dyn_rows[1]] = side["dyn"]
+    return [(p.operands[0], dyn.flatten()), (p.operands[1], side["spk"].flatten())]
 
 
-def _back_dsmm(p: Process, pg: ProcessGraph, m: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
-    if p.attrs["form"] in SSA_FORMS:
-        return _back_ssa(p, pg, m)
-    heads, d, n, hw = dsmm_dims(p, pg)
-    y1 = p.attrs["form"] == "y1T@s"
-    mo = m.view(heads, n if y1 else d, hw)
-    per_col, per_row = mo.sum(1), mo.sum(2)      # selected outputs per column p / per row
-    spk = per_col.unsqueeze(1).expand(heads, d if y1 else n, hw)   # spk[h, k, p] adds into column p
-    dyn = torch.zeros(heads, 2 * d, n)
-    if y1:     # y[h, k, i] (k < d) feeds out[h, i, :]
-        dyn[:, :d] = per_row.unsqueeze(1)
-    else:      # y[h, d + c, j] feeds out[h, c, :]
-        dyn[:, d:] = per_row.unsqueeze(2)
-    return [(p.operands[0], dyn.flatten()), (p.operands[1], spk.flatten())]
+def _back_none(p: Process, pg: ProcessGraph, m: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+    return []
+
+
+def _sources(count):
+    """A kind whose summed input port feeds its outputs as ``count(p, m, in_shape)`` says."""
+    def back(p: Process, pg: ProcessGraph, m: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+        c = count(p, m, pg.processes[p.sources[0]].out_shape)
+        return [(s, c) for s in p.sources]
+    return back
+
+
+def _back_synapse(p: Process, m: torch.Tensor, in_shape) -> torch.Tensor:
+    if p.attrs.op == "conv":
+        return _back_conv(p, m, in_shape)
+    return m @ torch.from_numpy(np.asarray(p.params["weight"]) != 0).float()
+
+
+def _elementwise(p: Process, m: torch.Tensor, in_shape) -> torch.Tensor:
+    return m
+
+
+#: process kind -> its connectivity pushed backwards: ``(p, pg, m)`` -> ``[(source, counts over the
+#: source's flat output)]`` reaching the outputs selected by flat mask ``m``
+#: (tests/hw_sim/test_kernel_tables.py checks that it covers every kind)
+BACK = {"input": _back_none, "synapse": _sources(_back_synapse), "neuron": _sources(_elementwise),
+        "sum": _sources(_elementwise), "dsmm": _back_dsmm, "sumpool": _sources(_back_pool),
+        "maxpool": _sources(_back_pool), "flatten": _sources(_elementwise), "attngate": _sources(_elementwise),
+        "gate": _sources(_elementwise)}
 
 
 def back(p: Process, pg: ProcessGraph, m: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
     """``(source, counts over the source's flat output)`` reaching the outputs selected by flat mask ``m``."""
-    if p.kind == "dsmm":
-        return _back_dsmm(p, pg, m)
-    if p.kind == "input":
-        return []
-    in_shape = pg.processes[p.sources[0]].out_shape
-    if p.kind == "synapse" and p.attrs["op"] == "conv":
-        c = _back_conv(p, m, in_shape)
-    elif p.kind == "synapse":
-        c = m @ torch.from_numpy(np.asarray(p.params["weight"]) != 0).float()
-    elif p.kind in ("sumpool", "maxpool"):
-        c = _back_pool(p, m, in_shape)
-    else:      # neuron, sum, flatten: element for element
-        c = m
-    return [(s, c) for s in p.sources]
+    return BACK[p.kind](p, pg, m)
+
+
+def _synapse_ops(p: Process, pg: ProcessGraph, chunk: int, cores: int):
+    return ConvOps(p, chunk, cores) if p.attrs.op == "conv" else DenseOps(p, chunk, cores)
+
+
+def _synapse_dense(p: Process, pg: ProcessGraph) -> int:
+    """Synaptic ops per step when every input is non-zero: outputs x fan-in."""
+    return numel(p.out_shape) * numel(p.params["weight"].shape[1:])
+
+
+def _dsmm_dense(p: Process, pg: ProcessGraph) -> int:
+    return numel(p.out_shape) * product_dims(p, pg).k
+
+
+@dataclass(frozen=True)
+class SynapticRule:
+    """How a kind does synaptic work: its per-core op kernel, its dense op count, whether it is a dsmm
+    (counted in ``dsmm`` too), whether a graded input makes its ops MACs, and its spike input port."""
+
+    ops: object                 # (p, pg, chunk, cores) -> kernel with ``per_core(nz)``
+    dense: object               # (p, pg) -> ops per step with every input non-zero
+    dsmm: bool
+    graded_mac: bool
+    spike_port: str             # "sources" or "operands[1:]"
+
+
+#: process kind -> how its events are counted (tests/hw_sim/test_kernel_tables.py: every kind):
+#: ``syn`` its synaptic work (None: none), ``host`` its fixed embedded-processor ops per evaluation
+#: (None: none), ``emits`` whether its outputs are spikes the chip emits (counted in ``spikes``)
+COUNT_RULES = {
+    "input": {"syn": None, "host": None, "emits": False},
+    "synapse": {"syn": SynapticRule(_synapse_ops, _synapse_dense, False, True, "sources"), "host": None,
+                "emits": False},
+    "neuron": {"syn": None, "host": None, "emits": True},
+    "sum": {"syn": None, "host": None, "emits": False},
+    "dsmm": {"syn": SynapticRule(lambda p, pg, chunk, cores: MatmulOps(p, pg, chunk, cores), _dsmm_dense, True,
+                                 False, "operands[1:]"), "host": None, "emits": False},
+    "sumpool": {"syn": None, "host": None, "emits": False},
+    "maxpool": {"syn": None, "host": None, "emits": False},
+    "flatten": {"syn": None, "host": None, "emits": False},
+    "attngate": {"syn": None, "host": gate_ops, "emits": False},
+    "gate": {"syn": None, "host": None, "emits": False},
+}
 
 
 # -- the plan ---------------------------------------------------------------------------------------
@@ -150,9 +200,9 @@ class CountPlan:
         self.upstream: dict[str, set[str]] = defaultdict(set)
         self._conn: dict[str, torch.Tensor] = {}
         # embedded-processor processes that run at every step (MA gates): a stage of the pipeline
-        self.step_host = {p.name for p in pg if p.kind in HOST_KINDS and not p.static}
+        self.step_host = {p.name for p in pg if p.host and not p.static}
         for p in pg:
-            if p.kind in ("synapse", "dsmm"):
+            if COUNT_RULES[p.kind]["syn"] is not None:
                 self.syn[p.name] = self._table(p)
         for g in self.groups.values():
             self._group(g)
@@ -160,8 +210,9 @@ class CountPlan:
         # which every sending core delivers to the embedded processor (one message per non-zero value)
         self.host_ops: dict[str, dict[str, int]] = {}
         for p in pg:
-            if p.kind in HOST_KINDS:
-                self.host_ops[p.name] = gate_ops(p)
+            host = COUNT_RULES[p.kind]["host"]
+            if host is not None:
+                self.host_ops[p.name] = host(p)
                 if not p.static:
                     for s in p.sources:
                         sender = self._sender(s)
@@ -179,31 +230,24 @@ class CountPlan:
     def home_group(self, name: str):
         """The group whose cores send value ``name``: its own, or a spike gate's neurons' (None: host)."""
         g = self.groups.get(name)
-        if g is None and self.pg.processes[name].kind == "gate":
+        if g is None and self.pg.processes[name].kind == "gate":   # (the one kind that sends from another's cores)
             g = self.groups.get(self.placement.get(name))
         return g
 
     def _table(self, p: Process) -> SynTable:
+        rule = COUNT_RULES[p.kind]["syn"]
         group = self.placement.get(p.name, "host")
-        spikes_in = self.pg.spikes_only(p.operands[1:] if p.kind == "dsmm" else p.sources)
-        kind = "mac" if p.kind == "synapse" and p.attrs.get("graded_input", False) else "ac"
-        if p.kind == "dsmm":
-            if p.attrs["form"] in SSA_FORMS:
-                dense = numel(p.out_shape) * ssa_shapes(p, self.pg)["k"]
-            else:
-                heads, d, n, hw = dsmm_dims(p, self.pg)
-                dense = numel(p.out_shape) * (d if p.attrs["form"] == "y1T@s" else n)
-        else:
-            dense = numel(p.out_shape) * numel(p.params["weight"].shape[1:])
+        spikes_in = self.pg.spikes_only(p.operands[1:] if rule.spike_port == "operands[1:]" else p.sources)
+        kind = "mac" if rule.graded_mac and p.attrs.graded_input else "ac"
+        dense = rule.dense(p, self.pg)
         if group == "host":
             fan = back(p, self.pg, torch.ones(numel(p.out_shape)))[-1][1].double()
-            return SynTable(p.name, None, kind, None, fan, dense, p.kind == "dsmm", spikes_in)
+            return SynTable(p.name, None, kind, None, fan, dense, rule.dsmm, spikes_in)
         if numel(p.out_shape) != self.groups[group].size:
             raise NotImplementedError(f"{p.name!r}: co-located with {group!r} but not element for element")
         g = self.groups[group]
-        ops = (MatmulOps(p, self.pg, g.chunk, g.cores) if p.kind == "dsmm" else
-               ConvOps(p, g.chunk, g.cores) if p.attrs["op"] == "conv" else DenseOps(p, g.chunk, g.cores))
-        return SynTable(p.name, group, kind, ops, None, dense, p.kind == "dsmm", spikes_in)
+        return SynTable(p.name, group, kind, rule.ops(p, self.pg, g.chunk, g.cores), None, dense, rule.dsmm,
+                        spikes_in)
 
     def _sender(self, name: str) -> str:
         """The value that travels: look through aliases and flattens inside the sender's group."""

@@ -41,7 +41,7 @@ import torch
 
 from hw_sim.processes import Process
 
-from .connectivity import CountPlan, SynTable
+from .connectivity import COUNT_RULES, CountPlan, SynTable
 from .op_kernels import segsum
 
 CORE_KEYS = ("ac", "mac", "dsmm", "active", "idle", "spikes", "msgs", "in_tile", "hops_ew", "hops_ns")
@@ -86,11 +86,12 @@ class Counter:
             act = segsum(busy.view(S * B, -1), g.chunk, g.cores).double().view(S, B, -1)
             cc["active"][:S, :, sl] += act
             cc["idle"][:S, :, sl] += plan.compartments[sl] - act
-            if p.kind == "neuron":
+            if COUNT_RULES[p.kind]["emits"]:
                 cc["spikes"][:S, :, sl] += segsum(out.view(S * B, -1), g.chunk, g.cores).double().view(S, B, -1)
         table = plan.send.get(p.name)
-        if table is not None:   # a neuron's output is its own 0/1 mask
-            self._messages(p.name, (out if p.kind == "neuron" else out != 0).reshape(S, B, -1), table)
+        if table is not None:
+            emits = COUNT_RULES[p.kind]["emits"]   # a neuron's output is its own 0/1 mask
+            self._messages(p.name, (out if emits else out != 0).reshape(S, B, -1), table)
 
     def _messages(self, name: str, nz: torch.Tensor, table: torch.Tensor) -> None:
         """Messages of value ``name`` (non-zero mask ``nz [S, B, n]``) from its cores to their readers."""

@@ -39,8 +39,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hw_sim.processes import DECAY_UNITY, SSA_FORMS, Process, ProcessGraph
+from hw_sim.arith import shift_round
 from hw_sim.bounds import current_bound, dsmm_terms, gate_accumulator_bound, synapse_bounds
+from hw_sim.processes import Process, ProcessGraph
+from hw_sim.products import PRODUCT_FORMS, form_dims
 from sresformer.spike_gate import keep_mask
 
 F32_EXACT = 2 ** 24   # IEEE 754 binary32: 24-bit significand, every integer below this is exact
@@ -67,17 +69,17 @@ def _power_of_two(n: int) -> bool:
     return n > 0 and n & (n - 1) == 0
 
 
-def decay_(x: torch.Tensor, d: int) -> torch.Tensor:
-    """Loihi's ``sign(x) * ((|x| * (4096 - d)) >> 12)`` in place on ``x`` (a neuron's own state):
-    multiply by the dyadic ``(4096-d)/4096``, truncate toward zero."""
+def decay_(x: torch.Tensor, d: int, unity: int) -> torch.Tensor:
+    """The chip's ``sign(x) * ((|x| * (unity - d)) >> decay_bits)`` in place on ``x`` (a neuron's own
+    state), ``unity = 2**decay_bits``: multiply by the dyadic ``(unity-d)/unity``, truncate toward zero."""
     if d == 0:
         return x
-    if d == DECAY_UNITY:
+    if d == unity:
         return x.zero_()
-    keep = DECAY_UNITY - d
+    keep = unity - d
     if _power_of_two(keep):   # one kernel: an exact division by a power of two, truncated
-        return torch.div(x, DECAY_UNITY // keep, rounding_mode="trunc", out=x)
-    return x.mul_(keep / DECAY_UNITY).trunc_()
+        return torch.div(x, unity // keep, rounding_mode="trunc", out=x)
+    return x.mul_(keep / unity).trunc_()
 
 
 @dataclass
@@ -98,6 +100,16 @@ class RunResult:
     values: dict[str, torch.Tensor]
 
 
+def _stateless(step):
+    """The kernel of a kind without state that reads its summed input: ``step(self, p, plan, x)`` on one
+    batch, run on all ``S x B`` steps and samples at once (``[S, B, ...]`` folded into one batch)."""
+    def run(self, p, plan, vals, x, steps):
+        inp = self._summed(p, vals, plan.dtype, steps)
+        out = step(self, p, plan, inp.flatten(0, 1))
+        return out.view(*inp.shape[:2], *out.shape[1:]), inp, None
+    return run
+
+
 class Executor:
     """Runs a :class:`ProcessGraph`; all setup (bounds, dtypes, weight tensors) happens here, once."""
 
@@ -105,7 +117,7 @@ class Executor:
         self.pg = pg
         self.plans: dict[str, Plan] = {}
         for p in pg:
-            self.plans[p.name] = getattr(self, f"_plan_{p.kind}")(p)
+            self.plans[p.name] = self.PLANS[p.kind](self, p)
 
     # -- setup: bounds and dtypes -----------------------------------------------------------
 
@@ -113,14 +125,14 @@ class Executor:
         return float(sum(self.plans[s].bound for s in p.sources))
 
     def _plan_input(self, p):
-        q = 2 ** (p.attrs["bits"] - 1) - 1
+        q = 2 ** (p.attrs.bits - 1) - 1
         return Plan(q, exact_dtype(q))
 
     def _plan_synapse(self, p):
         w = np.asarray(p.params["weight"], dtype=np.int64)
         bias = np.asarray(p.params["bias"], dtype=np.int64)
         in_b = self._in_bound(p)
-        acc_b, out_b, half = synapse_bounds(w, bias, p.attrs["shift"], in_b)
+        acc_b, out_b, half = synapse_bounds(w, bias, p.attrs.shift, in_b)
         compute = exact_dtype(max(acc_b, in_b if acc_b else 0))
         post = exact_dtype(max(acc_b + half, out_b))
         plan = Plan(out_b, post, compute)
@@ -131,19 +143,20 @@ class Executor:
 
     def _plan_neuron(self, p):
         in_b = self._in_bound(p)
-        bits, du, dv = p.attrs["state_bits"], p.attrs["du"], p.attrs["dv"]
-        u_b = current_bound(du, self.pg.T, in_b)
+        a = p.attrs
+        bits, du, dv, unity = a.state_bits, a.du, a.dv, a.unity
+        u_b = current_bound(du, unity, self.pg.T, in_b)
         pre_sat = 2 ** (bits - 1) + u_b
-        # a decay multiplies by (4096-d)/4096: exact in float32 only when 4096-d is a power of two
-        # (a pure exponent change); otherwise |x| * (4096-d) needs up to bits+12 significand bits
-        dyadic = all(d in (0, DECAY_UNITY) or _power_of_two(DECAY_UNITY - d) for d in (du, dv))
+        # a decay multiplies by (unity-d)/unity: exact in float32 only when unity-d is a power of two
+        # (a pure exponent change); otherwise |x| * (unity-d) needs up to bits+decay_bits significand bits
+        dyadic = all(d in (0, unity) or _power_of_two(unity - d) for d in (du, dv))
         state = exact_dtype(pre_sat) if dyadic else torch.float64
         vth = torch.from_numpy(np.asarray(p.params["vth"], dtype=np.int64)).to(state)
         vth = vth.reshape(p.out_shape) if vth.numel() > 1 else vth.reshape(())
         # |v| stays below u_b * 4096 / dv under a leak (a geometric series; truncation only shrinks
         # it): when that is inside the membrane's range the saturation never acts and is skipped
         # (without a current decay u_b assumes the artifact's T, which frames may exceed: always saturate)
-        v_b = u_b * DECAY_UNITY / dv if dv and du else float("inf")
+        v_b = u_b * unity / dv if dv and du else float("inf")
         return Plan(1.0, torch.float32, state, {"vth": vth, "saturates": v_b > 2 ** (bits - 1) - 1})
 
     def _plan_sum(self, p):
@@ -154,15 +167,11 @@ class Executor:
         y, s = (self.pg.processes[o] for o in p.operands)
         # worst case: the contraction length x both operands' bounds
         b = dsmm_terms(p, y, s) * self.plans[y.name].bound * self.plans[s.name].bound
-        if p.attrs["form"] in SSA_FORMS:
-            return Plan(b, exact_dtype(b), exact_dtype(b), {"einsum": _ssa_einsum(p.attrs["form"])})
-        d = y.out_shape[0] // (2 * p.attrs["heads"])
-        n = int(np.prod(y.out_shape[1:]))
-        dt = exact_dtype(b)
-        return Plan(b, dt, dt, {"d": d, "n": n})
+        dims = form_dims(p.attrs.form, p.attrs.heads, y.out_shape, s.out_shape)
+        return Plan(b, exact_dtype(b), exact_dtype(b), {"einsum": _form_einsum(p.attrs.form), "dyn_rows": dims.dyn_rows})
 
     def _plan_sumpool(self, p):
-        kh, kw = p.attrs["kernel"]
+        kh, kw = p.attrs.kernel
         b = kh * kw * self._in_bound(p)
         return Plan(b, exact_dtype(b))
 
@@ -170,7 +179,6 @@ class Executor:
         b = self._in_bound(p)
         return Plan(b, exact_dtype(b))
 
-    _plan_flatten = _plan_maxpool
 
     def _plan_attngate(self, p):
         # every gate is <= 2**gate_bits, so |out| <= |in|; the internals run in int64 (exact, no
@@ -188,7 +196,7 @@ class Executor:
         """Spikes ``[T, B, ...]`` whose gate hash at their step passes the threshold (every sample the same gate)."""
         a, T, masks = p.attrs, x.shape[0], plan.tensors["keep"]
         if T not in masks:
-            masks[T] = keep_mask(a["ratio"], a["seed"], a["gate_id"], T, p.out_shape).unsqueeze(1).to(plan.dtype)
+            masks[T] = keep_mask(a.ratio, a.seed, a.gate_id, T, p.out_shape).unsqueeze(1).to(plan.dtype)
         return x.to(plan.dtype) * masks[T]
 
     # -- one process at one step ---------------------------------------------------------------
@@ -202,7 +210,7 @@ class Executor:
 
     def _step_input(self, p, plan, x):
         """8-bit (``bits``) input values ``[S, B, ...]`` of the pixels or frames ``x [S, B, ...]``."""
-        q = 2 ** (p.attrs["bits"] - 1) - 1
+        q = 2 ** (p.attrs.bits - 1) - 1
         # same rounding as the spec: round half to even of x / 2**exponent, in float64
         return torch.round(x.double() / 2.0 ** p.exponent).clamp_(-q, q).to(plan.dtype)
 
@@ -212,7 +220,7 @@ class Executor:
         w = plan.tensors["weight"]
         xin = x.flatten(0, 1).to(plan.compute)
         a = p.attrs
-        conv = a["op"] == "conv"
+        conv = a.op == "conv"
         # event-driven skip of silent inputs: only the input channels (conv) or elements (dense) that
         # hold a non-zero value anywhere in the batch take part; dropped terms are exact zeros (spikes are
         # 0 / 1, so a channel is live when its sum is positive: a sum is much faster than a comparison)
@@ -221,17 +229,17 @@ class Executor:
         n_live = int(live.sum())
         if n_live == 0:   # no input at all: acc = 0, shifted to 0 (either rounding), out = bias
             return plan.tensors["bias"].expand(S, B, *p.out_shape).to(plan.dtype, copy=True)
-        if not conv or a["groups"] == 1:   # (a grouped conv's channels cannot be dropped independently)
+        if not conv or a.groups == 1:   # (a grouped conv's channels cannot be dropped independently)
             if n_live < LIVE_FRACTION * live.numel():
                 idx = torch.nonzero(live).flatten()
                 w = w.index_select(1, idx)
                 xin = xin.index_select(1, idx) if conv else xin.flatten(1).index_select(1, idx)
         if conv:
-            acc = F.conv2d(xin, w, None, a["stride"], a["padding"], a["dilation"], a["groups"])
+            acc = F.conv2d(xin, w, None, a.stride, a.padding, a.dilation, a.groups)
         else:
             acc = xin.flatten(1) @ w.T
         acc = acc.to(plan.dtype)
-        k = p.attrs["shift"]
+        k = a.shift
         if k >= 0:
             acc = acc * float(2 ** k)
         else:  # round half up: floor((acc + 2**(-k-1)) / 2**-k); dividing by a power of two is exact
@@ -251,32 +259,24 @@ class Executor:
     def _matmul(self, p, plan, y, s):
         """The product of one batch of operands ``y``, ``s`` (``[N, ...]``): ``[N, ...]``."""
         y, s = y.to(plan.compute), s.to(plan.compute)
-        if "einsum" in plan.tensors:    # Spikformer SSA: one einsum over [B, heads, rows, cols] views
-            eq, first_dyn = plan.tensors["einsum"]
-            h = p.attrs["heads"]
-            y, s = (v.reshape(v.shape[0], h, v.shape[1] // h, -1) for v in (y, s))
-            return torch.einsum(eq, *((y, s) if first_dyn else (s, y))).reshape(y.shape[0], *p.out_shape)
-        B, heads, d, n = y.shape[0], p.attrs["heads"], plan.tensors["d"], plan.tensors["n"]
-        y = y.reshape(B, heads, 2 * d, n)
-        hw = int(np.prod(p.out_shape[1:]))
-        if p.attrs["form"] == "y1T@s":   # out[h] = y[h, :d]^T @ spk[h]: [n, d] @ [d, HW]
-            out = y[:, :, :d].transpose(-1, -2) @ s.reshape(B, heads, d, hw)
-        else:                            # out[h] = y[h, d:] @ spk[h]: [d, n] @ [n, HW]
-            out = y[:, :, d:] @ s.reshape(B, heads, n, hw)
-        return out.reshape(B, *p.out_shape)
+        eq, first_dyn = plan.tensors["einsum"]   # one einsum over [B, heads, rows, cols] views
+        h, (r0, r1) = p.attrs.heads, plan.tensors["dyn_rows"]
+        y, s = (v.reshape(v.shape[0], h, v.shape[1] // h, -1) for v in (y, s))
+        y = y[:, :, r0:r1]   # the rows of the dynamic view the form uses (DSSA: one half)
+        return torch.einsum(eq, *((y, s) if first_dyn else (s, y))).reshape(y.shape[0], *p.out_shape)
 
     def _step_attngate(self, p, plan, x):
         """MA gates on one step ``[B, C, H, W]`` in int64 (spec: ``hw_sim/attngate.py``)."""
         a, w = p.attrs, plan.tensors
         xi = x.to(torch.int64)
-        if "c" in a["gates"]:
+        if "c" in a.gates:
             s, m = xi.sum((2, 3)), xi.amax((2, 3))                                   # [B, C]
-            ha = _ishift(torch.einsum("jc,bc->bj", w["ca_w1_avg"], s), a["ca_shift1_avg"]).clamp(min=0)
-            hm = _ishift(torch.einsum("jc,bc->bj", w["ca_w1_max"], m), a["ca_shift1_max"]).clamp(min=0)
-            z = (_ishift(torch.einsum("cj,bj->bc", w["ca_w2"], ha), a["ca_shift2"])
-                 + _ishift(torch.einsum("cj,bj->bc", w["ca_w2"], hm), a["ca_shift2"]) + w["ca_bias"])
-            xi = _ishift(xi * _lut(w["lut"], z, a).unsqueeze(-1).unsqueeze(-1), -a["gate_bits"])
-        if "s" in a["gates"]:
+            ha = shift_round(torch.einsum("jc,bc->bj", w["ca_w1_avg"], s), a.ca_shift1_avg).clamp(min=0)
+            hm = shift_round(torch.einsum("jc,bc->bj", w["ca_w1_max"], m), a.ca_shift1_max).clamp(min=0)
+            z = (shift_round(torch.einsum("cj,bj->bc", w["ca_w2"], ha), a.ca_shift2)
+                 + shift_round(torch.einsum("cj,bj->bc", w["ca_w2"], hm), a.ca_shift2) + w["ca_bias"])
+            xi = shift_round(xi * _lut(w["lut"], z, a).unsqueeze(-1).unsqueeze(-1), -a.gate_bits)
+        if "s" in a.gates:
             maps = torch.stack([xi.sum(1), xi.amax(1)], 1)                           # [B, 2, H, W]
             k = w["sa_weight"].shape[-1]
             r = k // 2
@@ -287,22 +287,49 @@ class Executor:
                 for dx in range(k):
                     tap = w["sa_weight"][0, :, dy, dx].view(1, 2, 1, 1)
                     acc += (padded[:, :, dy:dy + H, dx:dx + W] * tap).sum(1)
-            z = _ishift(acc, a["sa_shift"]) + w["sa_bias"]
-            xi = _ishift(xi * _lut(w["lut"], z, a).unsqueeze(1), -a["gate_bits"])
+            z = shift_round(acc, a.sa_shift) + w["sa_bias"]
+            xi = shift_round(xi * _lut(w["lut"], z, a).unsqueeze(1), -a.gate_bits)
         return xi.clamp(min=0).to(plan.dtype)
 
     def _step_sumpool(self, p, plan, x):
         a = p.attrs
-        return F.avg_pool2d(x, a["kernel"], a["stride"], a["padding"], divisor_override=1)
+        return F.avg_pool2d(x, a.kernel, a.stride, a.padding, divisor_override=1)
 
     def _step_maxpool(self, p, plan, x):
         a = p.attrs
-        return F.max_pool2d(x, a["kernel"], a["stride"], a["padding"])
+        return F.max_pool2d(x, a.kernel, a.stride, a.padding)
 
-    def _batched(self, p, plan, x):
-        """A process without state over all steps: ``x [S, B, ...]`` folded into one batch."""
-        out = getattr(self, f"_step_{p.kind}")(p, plan, x.flatten(0, 1))
-        return out.view(*x.shape[:2], *out.shape[1:])
+    # -- the kinds' kernels over all steps: ``(self, p, plan, vals, x, steps) -> (out, inp, active)`` ----
+    # ``vals``: the values so far; ``x``: the host input [S, B, ...] (only the input reads it); ``inp``
+    # the summed input the counters see (a dual-spike matmul: its spike operand); ``active`` a
+    # neuron's updated compartments
+
+    def _run_input(self, p, plan, vals, x, steps):
+        return self._step_input(p, plan, x), None, None
+
+    def _run_dsmm(self, p, plan, vals, x, steps):
+        return self._step_dsmm(p, plan, vals), vals[p.operands[1]], None
+
+    def _run_neuron(self, p, plan, vals, x, steps):
+        inp = self._summed(p, vals, plan.compute, steps)
+        out, active = self._neuron(p, plan, inp)
+        return out, inp, active
+
+    def _run_flatten(self, p, plan, vals, x, steps):
+        src = vals[p.sources[0]]
+        return src.reshape(*src.shape[:2], *p.out_shape), None, None
+
+    def _run_gate(self, p, plan, vals, x, steps):
+        return self._step_gate(p, plan, self._summed(p, vals, plan.dtype, steps)), None, None
+
+    def _run_sum(self, p, plan, vals, x, steps):
+        inp = self._summed(p, vals, plan.dtype, steps)
+        return inp, inp, None
+
+    def _run_synapse(self, p, plan, vals, x, steps):
+        inp = self._summed(p, vals, plan.compute, steps)
+        return self._step_synapse(p, plan, inp), inp, None
+
 
     # -- the time loop ---------------------------------------------------------------------------
 
@@ -316,26 +343,10 @@ class Executor:
         last_use = self._last_use()
         vals: dict[str, torch.Tensor] = {}
         kept: dict[str, torch.Tensor] = {}
+        host_x = x.unsqueeze(0) if static_input else x
         for i, p in enumerate(pg):
             steps = 1 if p.name in once else T
-            plan, inp, active = self.plans[p.name], None, None
-            if p.kind == "input":
-                out = self._step_input(p, plan, x.unsqueeze(0) if static_input else x)
-            elif p.kind == "dsmm":
-                inp = vals[p.operands[1]]
-                out = self._step_dsmm(p, plan, vals)
-            elif p.kind == "neuron":
-                inp = self._summed(p, vals, plan.compute, steps)
-                out, active = self._neuron(p, plan, inp)
-            elif p.kind == "flatten":
-                src = vals[p.sources[0]]
-                out = src.reshape(*src.shape[:2], *p.out_shape)
-            elif p.kind == "gate":
-                out = self._step_gate(p, plan, self._summed(p, vals, plan.dtype, steps))
-            else:
-                inp = self._summed(p, vals, plan.dtype if p.kind != "synapse" else plan.compute, steps)
-                out = inp if p.kind == "sum" else (self._step_synapse(p, plan, inp) if p.kind == "synapse"
-                                                   else self._batched(p, plan, inp))
+            out, inp, active = self.RUNS[p.kind](self, p, self.plans[p.name], vals, host_x, steps)
             vals[p.name] = out
             if hook is not None:
                 hook(p, out, inp, active)
@@ -375,7 +386,7 @@ class Executor:
         Returns the spikes and the active compartments (non-zero input, remaining current or
         voltage: the rest update idly), both ``[T, B, ...]``.
         """
-        bits, du, dv = p.attrs["state_bits"], p.attrs["du"], p.attrs["dv"]
+        bits, du, dv, unity = p.attrs.state_bits, p.attrs.du, p.attrs.dv, p.attrs.unity
         vth, saturates = plan.tensors["vth"], plan.tensors["saturates"]
         T = x.shape[0]
         fired = torch.empty(x.shape, dtype=torch.bool)
@@ -383,42 +394,46 @@ class Executor:
         u = v = None
         for t in range(T):
             xt, act = x[t], active[t]
-            if du == DECAY_UNITY:   # the current does not outlive a step
+            if du == unity:         # the current does not outlive a step
                 u = xt
             elif u is None:         # it starts at 0; later steps decay it in place
                 u = xt.clone()
             else:
-                act |= decay_(u, du) != 0
+                act |= decay_(u, du, unity) != 0
                 u.add_(xt)
             if v is None:
                 v = u.clone()
             else:
                 act |= v != 0
-                v = decay_(v, dv).add_(u)
+                v = decay_(v, dv, unity).add_(u)
             if saturates:
                 v.clamp_(-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
             s = torch.ge(v, vth, out=fired[t])
             v.masked_fill_(s, 0.0)
         return fired.to(plan.dtype), active
 
-
-def _ssa_einsum(form: str) -> tuple[str, bool]:
-    """The einsum of an SSA form over per-head views ``b h row col`` and whether ``dyn`` comes first."""
-    lo, lt, ro, rt = SSA_FORMS[form]
-    left = "bhkr" if lt else "bhrk"     # r: output row, k: contraction, c: output column
-    right = "bhck" if rt else "bhkc"
-    return f"{left},{right}->bhrc", lo == "dyn"
-
-
-def _ishift(acc: torch.Tensor, k: int) -> torch.Tensor:
-    """int64 ``acc * 2**k``; for ``k < 0`` round half up: arithmetic right shift of ``acc + 2**(-k-1)``."""
-    return acc << k if k >= 0 else (acc + (1 << (-k - 1))) >> (-k)
+    #: process kind -> setup (bounds, dtypes, tensors); tests/hw_sim/test_kernel_tables.py checks the kinds
+    PLANS = {"input": _plan_input, "synapse": _plan_synapse, "neuron": _plan_neuron, "sum": _plan_sum,
+             "dsmm": _plan_dsmm, "sumpool": _plan_sumpool, "maxpool": _plan_maxpool, "flatten": _plan_maxpool,
+             "attngate": _plan_attngate, "gate": _plan_gate}
+    #: process kind -> its kernel over all steps
+    RUNS = {"input": _run_input, "synapse": _run_synapse, "neuron": _run_neuron, "sum": _run_sum, "dsmm": _run_dsmm,
+            "sumpool": _stateless(_step_sumpool), "maxpool": _stateless(_step_maxpool),
+            "flatten": _run_flatten, "attngate": _stateless(_step_attngate), "gate": _run_gate}
 
 
-def _lut(lut: torch.Tensor, z: torch.Tensor, a: dict) -> torch.Tensor:
+def _form_einsum(form: str) -> tuple[str, bool]:
+    """The einsum of a product form over per-head views ``b h row col`` and whether ``dyn`` comes first."""
+    f = PRODUCT_FORMS[form]
+    left = "bhkr" if f.transpose_left else "bhrk"     # r: output row, k: contraction, c: output column
+    right = "bhck" if f.transpose_right else "bhkc"
+    return f"{left},{right}->bhrc", f.left == "dyn"
+
+
+def _lut(lut: torch.Tensor, z: torch.Tensor, a) -> torch.Tensor:
     """Gate values: the sigmoid table at ``z`` (units 2**-frac_bits) rounded to its input step, clipped."""
     half = lut.numel() // 2
-    idx = _ishift(z, a["lut_frac_bits"] - a["frac_bits"]).clamp(-half, half - 1) + half
+    idx = shift_round(z, a.lut_frac_bits - a.frac_bits).clamp(-half, half - 1) + half
     return lut[idx]
 
 

@@ -34,7 +34,8 @@ from sresformer.errors import UserError
 
 from .chips import Chip
 
-from .processes import HOST_KINDS, SSA_FORMS, Process, ProcessGraph, ssa_dims
+from .processes import HOST_KINDS, Process, ProcessGraph
+from .products import form_dims
 
 
 class MappingError(UserError):
@@ -112,19 +113,20 @@ def _operand_bits(g: Group, chunk: int) -> int:
 def _synapse_fan_in(p: Process) -> float:
     """Average stored synapses per output compartment (non-zero weights only, borders exact)."""
     w = p.params["weight"]
-    if p.attrs["op"] == "dense":
+    if p.attrs.op == "dense":
         return float((w != 0).sum()) / w.shape[0]
     # per output channel: non-zero taps; borders: average fraction of taps inside the map
     taps = float((w != 0).sum()) / w.shape[0]
     return taps  # an upper bound per compartment (padding taps are not stored on a chip)
 
 
-def _ssa_row_entries(p: Process, pg: ProcessGraph) -> int:
-    """Dynamic-operand entries one output row of an SSA product reads: its row of ``L`` (the
-    contraction length) when ``dyn`` is the left operand, else all of the head's ``R``."""
+def _operand_row_entries(p: Process, pg: ProcessGraph) -> int:
+    """Dynamic-operand entries one output row of a dual-spike product reads: its row of ``L`` (the
+    contraction length) when ``dyn`` is the left operand, else all of the head's ``R``
+    (DSSA: a column y1[h, :, n] (d values) per output row for y1T@s, a row y2[h, i, :] for y2@a)."""
     y, s = (pg.processes[o] for o in p.operands)
-    dims = ssa_dims(p.attrs["form"], p.attrs["heads"], y.out_shape, s.out_shape)
-    return dims["k"] if dims["spk_side"] == "right" else dims["k"] * dims["right"][1]
+    dims = form_dims(p.attrs.form, p.attrs.heads, y.out_shape, s.out_shape)
+    return dims.k if dims.form.spk_side == "right" else dims.k * dims.right[1]
 
 
 def plan_groups(pg: ProcessGraph) -> tuple[dict[str, Group], list[str], dict[str, str]]:
@@ -139,7 +141,7 @@ def plan_groups(pg: ProcessGraph) -> tuple[dict[str, Group], list[str], dict[str
         out = []
         for c in consumers[name]:
             cp = pg.processes[c]
-            if (cp.kind == "sum" and cp.attrs.get("alias")) or cp.kind == "flatten":
+            if (cp.kind == "sum" and cp.attrs.alias) or cp.kind == "flatten":
                 out += through_alias(c)
             else:
                 out.append(c)
@@ -150,7 +152,7 @@ def plan_groups(pg: ProcessGraph) -> tuple[dict[str, Group], list[str], dict[str
     groups: dict[str, Group] = {}
     colocated: dict[str, str] = {}
     for p in pg:
-        if p.name in placement or (p.kind == "sum" and p.attrs.get("alias")) or p.kind in ("flatten", "gate"):
+        if p.name in placement or (p.kind == "sum" and p.attrs.alias) or p.kind in ("flatten", "gate"):
             continue
         readers = through_alias(p.name)
         # a product read as another product's operand (Spikformer's K V^T, Q^T K) is no input
@@ -177,16 +179,8 @@ def plan_groups(pg: ProcessGraph) -> tuple[dict[str, Group], list[str], dict[str
             if p.kind == "synapse":
                 g.synapses_per_compartment += _synapse_fan_in(p)
             elif p.kind == "dsmm":
-                # a core holds only the operand rows its compartments read: a column y1[h, :, n]
-                # (d values) per output row (h, n) for y1T@s; a row y2[h, i, :] (N values) for y2@a
-                y = pg.processes[p.operands[0]]
-                if p.attrs["form"] in SSA_FORMS:
-                    g.operand_row_bits += _ssa_row_entries(p, pg) * OPERAND_BITS
-                    g.row_len = int(np.prod(p.out_shape[1:]))
-                    continue
-                d = y.out_shape[0] // (2 * p.attrs["heads"])
-                n_tok = int(np.prod(y.out_shape[1:]))
-                g.operand_row_bits += (d if p.attrs["form"] == "y1T@s" else n_tok) * OPERAND_BITS
+                # a core holds only the operand rows its compartments read
+                g.operand_row_bits += _operand_row_entries(p, pg) * OPERAND_BITS
                 g.row_len = int(np.prod(p.out_shape[1:]))
     for p in pg:  # aliases, flattens and spike gates live where their source lives
         if p.name not in placement:

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hw_sim.processes import SSA_FORMS, Process, ProcessGraph, ssa_dims
+from hw_sim.processes import Process, ProcessGraph
+from hw_sim.products import FormDims, form_dims
 
 
 def numel(shape) -> int:
@@ -39,17 +40,10 @@ def segsum(x: torch.Tensor, chunk: int, cores: int) -> torch.Tensor:
     return out
 
 
-def dsmm_dims(p: Process, pg: ProcessGraph) -> tuple[int, int, int, int]:
-    """``(heads, d, n, hw)``: heads, channels per head half, tokens of the dynamic operand, spike columns."""
-    y = pg.processes[p.operands[0]]
-    heads = p.attrs["heads"]
-    return heads, y.out_shape[0] // (2 * heads), numel(y.out_shape[1:]), numel(p.out_shape[1:])
-
-
-def ssa_shapes(p: Process, pg: ProcessGraph) -> dict:
-    """Per-head shapes of a Spikformer SSA form (``processes.ssa_dims``)."""
+def product_dims(p: Process, pg: ProcessGraph) -> FormDims:
+    """Per-head shapes of dual-spike matmul ``p`` in ``pg`` (``hw_sim.products.form_dims``)."""
     y, s = (pg.processes[o] for o in p.operands)
-    return ssa_dims(p.attrs["form"], p.attrs["heads"], y.out_shape, s.out_shape)
+    return form_dims(p.attrs.form, p.attrs.heads, y.out_shape, s.out_shape)
 
 
 # -- synaptic ops per output, from the non-zero mask of the input -----------------------------------
@@ -77,8 +71,8 @@ class ConvOps:
         w = np.asarray(p.params["weight"])
         a = p.attrs
         self.cout, self.cin_g, self.kh, self.kw = w.shape
-        self.groups = a["groups"]
-        self.stride, self.pad, self.dil = a["stride"], a["padding"], a["dilation"]
+        self.groups = a.groups
+        self.stride, self.pad, self.dil = a.stride, a.padding, a.dilation
         self.oh, self.ow = p.out_shape[1:]
         zeros = int((w == 0).sum())
         self.box = zeros <= w.size - zeros
@@ -236,57 +230,52 @@ class DenseOps:
 
 
 class MatmulOps:
-    """Ops per dual-spike-matmul output: spikes in its column (each adds one operand entry to it).
+    """Ops per dual-spike-matmul output: the spikes that gate it (each adds one operand entry to it).
 
-    Spikformer SSA forms: ``out[h] = L @ R``; spikes in ``R[:, c]`` (or ``L[r, :]`` when the
-    spike operand is on the left) each add one entry to ``out[r, c]``."""
+    Every form is ``out[h] = L @ R`` (``hw_sim.products``); spikes in ``R[:, c]`` (or ``L[r, :]``
+    when the spike operand is on the left) each add one entry to ``out[r, c]``."""
 
     def __init__(self, p: Process, pg: ProcessGraph, chunk: int, cores: int):
         self.chunk, self.cores = chunk, cores
-        self.ssa = ssa_shapes(p, pg) if p.attrs["form"] in SSA_FORMS else None
-        if self.ssa is not None:
-            self.heads, (_, lt, _, rt) = p.attrs["heads"], SSA_FORMS[p.attrs["form"]]
-            self.spk_t = lt if self.ssa["spk_side"] == "left" else rt
-            return
-        self.heads, self.d, self.n, self.hw = dsmm_dims(p, pg)
-        self.y1 = p.attrs["form"] == "y1T@s"
-        rows = self.n if self.y1 else self.d
-        f, hr, self.p_b = _bounds(self.heads * rows * self.hw, chunk, cores, self.hw)
-        self.h_b, self.r_b = hr // rows, (hr % rows).double()
+        self.dims = product_dims(p, pg)
+        self.heads = p.attrs.heads
+        self.left = self.dims.form.spk_side == "left"
+        r, c = self.dims.out
+        if not self.left:   # core boundaries as (head, row, column) of the flat outputs (h * r + row) * c + col
+            _, hr, self.p_b = _bounds(self.heads * r * c, chunk, cores, c)
+            self.h_b, self.r_b = hr // r, (hr % r).double()
 
-    def _ssa_ops(self, nz: torch.Tensor) -> torch.Tensor:
-        B, (r, k), (_, c) = nz.shape[0], self.ssa["left"], self.ssa["right"]
-        if self.ssa["spk_side"] == "left":   # L [r, k]: spikes per row
-            spk = nz.reshape(B, self.heads, *((k, r) if self.spk_t else (r, k)))
-            rows = spk.sum(2 if self.spk_t else 3)
-            return rows.unsqueeze(3).expand(B, self.heads, r, c).reshape(B, -1)
-        spk = nz.reshape(B, self.heads, *((c, k) if self.spk_t else (k, c)))
-        cols = spk.sum(3 if self.spk_t else 2)   # R [k, c]: spikes per column
-        return cols.unsqueeze(2).expand(B, self.heads, r, c).reshape(B, -1)
+    def _spikes(self, nz: torch.Tensor) -> torch.Tensor:
+        """Spikes per row of ``L`` ``[B, heads, r]`` (spikes on the left) or per column of ``R`` ``[B, heads, c]``."""
+        B, f = nz.shape[0], self.dims.form
+        spk = nz.reshape(B, self.heads, *self.dims.spk_view)
+        # L = spk (or spk^T): a row of L is a row (column) of spk; R = spk (or spk^T): a column of R
+        # is a column (row) of spk
+        if self.left:
+            return spk.sum(2 if f.spk_transposed else 3)
+        return spk.sum(3 if f.spk_transposed else 2)
 
     def __call__(self, nz: torch.Tensor) -> torch.Tensor:
-        if self.ssa is not None:
-            return self._ssa_ops(nz)
-        B = nz.shape[0]
-        k, rows = (self.d, self.n) if self.y1 else (self.n, self.d)
-        col = nz.reshape(B, self.heads, k, self.hw).sum(2, keepdim=True)
-        return col.expand(B, self.heads, rows, self.hw).reshape(B, -1)
+        B, (r, c) = nz.shape[0], self.dims.out
+        per = self._spikes(nz)
+        per = per.unsqueeze(3) if self.left else per.unsqueeze(2)
+        return per.expand(B, self.heads, r, c).reshape(B, -1)
 
     def per_core(self, nz: torch.Tensor) -> torch.Tensor:
         """Ops per core ``[B, cores]`` (float64): differences of the cumulative ops at the core boundaries.
 
-        Output ``(h, r, p)`` (flat ``(h * rows + r) * hw + p``) gets ``col[h, p]``, the spikes in
-        column ``p``; the cumulative sum up to it is ``rows * (columns' totals of heads < h)
-        + r * (head h's total) + (head h's columns < p)``.
+        Spikes on the right: output ``(h, r, p)`` (flat ``(h * rows + r) * cols + p``) gets ``col[h, p]``,
+        the spikes in column ``p``; the cumulative sum up to it is ``rows * (columns' totals of heads < h)
+        + r * (head h's total) + (head h's columns < p)``. Spikes on the left (small maps): the
+        per-output ops summed per core.
         """
-        if self.ssa is not None:   # Spikformer forms: per-output ops summed per core (small maps)
-            return segsum(self._ssa_ops(nz), self.chunk, self.cores).double()
-        B = nz.shape[0]
-        k, rows = (self.d, self.n) if self.y1 else (self.n, self.d)
-        col = nz.reshape(B, self.heads, k, self.hw).sum(2).double()               # [B, heads, hw]
+        if self.left:
+            return segsum(self(nz), self.chunk, self.cores).double()
+        rows = self.dims.out[0]
+        col = self._spikes(nz).double()                                        # [B, heads, cols]
         tot = col.sum(2)
         heads_before = F.pad(torch.cumsum(tot, 1), (1, 0)) * rows              # [B, heads + 1]
-        cols_before = F.pad(torch.cumsum(col, 2), (1, 0))                      # [B, heads, hw + 1]
+        cols_before = F.pad(torch.cumsum(col, 2), (1, 0))                      # [B, heads, cols + 1]
         h, r, p = self.h_b, self.r_b, self.p_b
         hc = h.clamp(max=self.heads - 1)   # the end boundary (h = heads) has r = p = 0
         cum = heads_before[:, h] + r * tot[:, hc] + cols_before[:, hc, p]

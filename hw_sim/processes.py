@@ -2,94 +2,255 @@
 
 A :class:`Process` has typed ports (its ``sources`` are summed into the input port
 ``in``; a dual-spike matmul also reads the ``dyn`` and ``spk`` operand ports; every
-process has one output port ``out``), integer parameters and scalar attributes. The
-fake-quant torch model (``exporters.quantize.fakequant``) and the simulator
-(``hw_sim.executor``) are two separate implementations of the same semantics, stated
-here per kind (per time step ``t``, per sample; all values are integers):
-
-``input``      host: ``out = clip(round(x / 2**exponent), -(2**(bits-1)-1), 2**(bits-1)-1)``
-``synapse``    ``acc = W . in`` (conv or dense; ``W`` the int8 mantissas); ``out = shift(acc, shift) + bias``
-               where ``shift(a, k) = a * 2**k`` for ``k >= 0`` and ``floor((a + 2**(-k-1)) / 2**-k)``
-               (round half up) for ``k < 0``. Binary input: accumulate-only (AC); graded input: MAC.
-``neuron``     CUBA-LIF: ``u = decay(u, du) + in``; ``v = sat(decay(v, dv) + u)``; ``s = v >= vth``;
-               ``v = 0 where s``; ``decay(x, d) = sign(x) * ((|x| * (4096 - d)) >> 12)`` (Loihi's
-               12-bit decay, truncating toward zero); ``sat`` clips to ``state_bits`` signed.
-               Output: binary spikes.
-``sum``        ``out = in`` (the sum of the sources): a residual stream point, carried on the chip
-               as graded spikes (Loihi 2 payloads) from integrator neurons; ``alias`` marks a
-               pass-through that costs nothing (a folded scale). Spikformer's residuals add
-               spikes: small non-negative integers in unit 1; a synapse reading them is graded
-               (MAC). The alternative: one AC projection per spike source of the stream.
-``dsmm``       DSSA's dual-spike matmul, per head ``h`` (``y = dyn`` reshaped ``[heads, 2d, N]``):
-               ``form='y1T@s'``: ``out[h] = y[h, :d]^T @ spk[h]``, ``spk`` reshaped ``[heads, d, HW]``;
-               ``form='y2@a'``:  ``out[h] = y[h, d:] @ spk[h]``, ``spk`` reshaped ``[heads, N, HW]``.
-               A gated accumulation: every spike adds one column of the dynamic operand (AC work).
-               Spikformer's SSA forms (:data:`SSA_FORMS`): ``out[h] = L[h] @ R[h]`` where each operand
-               is viewed per head as ``[heads, shape[0] / heads, prod(shape[1:])]`` (transposed where
-               the table says), the output as ``[heads * rows(L), cols(R)]`` reshaped to ``out_shape``:
-               ``'kT@v'``  ``K[h] @ V[h]^T``   (K, V binary ``[d, N]``)  -> ``[heads*d, d, 1]``;
-               ``'q@kv'``  ``KV[h]^T @ Q[h]``  (KV graded ``[d, d]``, Q binary) -> ``[heads*d, H, W]``;
-               ``'q@kT'``  ``Q[h]^T @ K[h]``   (Q, K binary ``[d, N]``)  -> ``[heads*N, H, W]``;
-               ``'qk@v'``  ``V[h] @ QK[h]^T``  (QK graded ``[N, N]``, V binary) -> ``[heads*d, H, W]``.
-               The same gated accumulation: a spike of ``spk`` adds one row / column of ``dyn``
-               (``dyn`` binary in ``'kT@v'``/``'q@kT'``: it adds bits, i.e. counts coincidences),
-               so AC = spikes of ``spk`` x the length of that row / column: ``d`` for ``'kT@v'``
-               and ``'q@kv'``, ``N`` for ``'q@kT'`` and ``'qk@v'`` (an AND of both spike trains
-               would cost only the coincident pairs; we count the stored-operand reads).
-``sumpool``    window sums (kernel, stride, padding); ``maxpool`` window maxima (padding never wins);
-``flatten``    reshape.
-``attngate``   MA-SNN's per-step channel / spatial attention gates (``hw_sim/attngate.py`` states
-               the integer arithmetic: integer pooling, 8-bit MLP / conv mantissas with shifts, a
-               256-entry sigmoid table, ``out = relu(shift(x * gate, -8))``); runs on the embedded
-               processor every step (MACs), not on a neuro core. Output in the input's unit.
-``gate``       random spike masking (Masked Spiking Transformer, Wang et al. ICCV 2023), on spikes only:
-               ``out[i] = in[i]`` when ``gate_hash(seed, gate_id, t, i) >= round(ratio * 2**32)``, else 0
-               (``i`` the flat C-order index, ``t`` the step from 0; the same for every sample). The hash is
-               ``sresformer.spike_gate.gate_hash`` (a stateless counter-based generator: both implementations
-               call that one function). On the chip it sits at the source: a dropped spike is not sent, so
-               it costs no message and no synaptic op downstream; the draw itself is not charged.
+process has one output port ``out``), integer parameters and typed attributes: one frozen
+dataclass per kind (:data:`KIND_ATTRS`), whose docstring states the kind's integer
+equation, per time step ``t`` and per sample, all values integers. The fake-quant torch
+model (``exporters.quantize.fakequant``) and the simulator (``hw_sim.executor``) are two
+separate implementations of these equations; each binds one kernel per kind in an
+explicit table (``tests/hw_sim/test_kernel_tables.py`` checks that every table covers
+every kind). Integer helpers shared by both live in :mod:`hw_sim.arith`.
 
 Values are integers in units of ``2**exponent`` times a per-value positive ``scale``
 (folded into the weights or thresholds of whatever reads them); ``Process.exponent`` and
 ``Process.scale`` record them so reports and the readout can state real values.
+
+Each attribute field carries its type and its format range as data (``field`` metadata:
+``min``/``max`` or ``choices``); the validating artifact reader (``artifact_check``) checks
+fields from that data; ranges that depend on the chip or on other fields are checked there
+per kind.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
-from .products import SSA_FORMS
+from .products import FORMS
 
-KINDS = ("input", "synapse", "neuron", "sum", "dsmm", "sumpool", "maxpool", "flatten", "attngate", "gate")
-HOST_KINDS = ("attngate",)  # run on the embedded processor at every step (not on neuro cores)
-DECAY_UNITY = 4096  # Loihi's 12-bit decay constants: du, dv in 1/4096 (Davies et al. 2018)
-
-
-def head_view(shape, heads: int) -> tuple[int, int]:
-    """``(rows, cols)`` of one head of an SSA operand of per-sample ``shape``: ``[C/heads, prod(rest)]``."""
-    if shape[0] % heads:
-        raise ValueError(f"an operand of {shape[0]} channels does not split into {heads} heads")
-    return shape[0] // heads, int(np.prod(shape[1:]))
+MAX_DIM = 1 << 16    # kernel, stride, padding, dilation, groups, heads (far above any real layer)
+MAX_SHIFT = 64       # power-of-two shifts of accumulators (an int64 accumulator has 63 bits)
+MAX_WIDTH = 32       # bit widths of stored values (the executor keeps integers exact in float64)
 
 
-def ssa_dims(form: str, heads: int, dyn_shape, spk_shape) -> dict:
-    """Per-head matrix shapes of an SSA form: ``left``/``right`` (after transposes), ``out``,
-    ``k`` (contraction length) and ``spk_side`` (``'left'`` or ``'right'``)."""
-    lo, lt, ro, rt = SSA_FORMS[form]
-    view = {"dyn": head_view(dyn_shape, heads), "spk": head_view(spk_shape, heads)}
-    left = view[lo][::-1] if lt else view[lo]
-    right = view[ro][::-1] if rt else view[ro]
-    if left[1] != right[0]:
-        raise ValueError(f"dsmm {form}: per-head operands {left} and {right} do not multiply")
-    return {"left": left, "right": right, "out": (left[0], right[1]), "k": left[1],
-            "spk_side": "left" if lo == "spk" else "right"}
+def _int(lo: int, hi: int, doc: str, **kw):
+    return field(metadata={"type": int, "min": lo, "max": hi, "doc": doc}, **kw)
+
+
+def _pair(lo: int, doc: str, **kw):
+    return field(metadata={"type": "pair", "min": lo, "max": MAX_DIM, "doc": doc}, **kw)
+
+
+def _flag(doc: str, **kw):
+    return field(metadata={"type": bool, "doc": doc}, **kw)
+
+
+def _choice(choices: tuple[str, ...], doc: str):
+    return field(metadata={"type": str, "choices": choices, "doc": doc})
+
+
+def _real(lo: float, hi: float, doc: str):
+    return field(metadata={"type": float, "min": lo, "max": hi, "doc": doc})
+
+
+class Attrs:
+    """Base of the per-kind attribute dataclasses (frozen: change one with ``dataclasses.replace``)."""
+
+    kind: ClassVar[str]
+    spiking: ClassVar[bool] = False   # the output is binary spikes
+    host: ClassVar[bool] = False      # runs on the embedded processor at every step, not on a neuro core
+
+    def to_dict(self) -> dict:
+        """The attributes as a JSON-ready dict (pairs as lists)."""
+        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
+                for f in dataclasses.fields(self)}
+
+
+@dataclass(frozen=True)
+class InputAttrs(Attrs):
+    """``input`` (host): ``out = clip(round(x / 2**exponent), -(2**(bits-1)-1), 2**(bits-1)-1)``
+    (round half to even, in float64), ``x`` the real pixels or frames."""
+
+    kind: ClassVar[str] = "input"
+    bits: int = _int(2, 16, "signed width of the input values")
+
+
+@dataclass(frozen=True)
+class SynapseAttrs(Attrs):
+    """``synapse``: ``acc = W . in`` (``op='conv'``: a 2-D convolution with ``stride``, ``padding``,
+    ``dilation``, ``groups``; ``op='dense'``: a matrix product; ``W`` the ``weight_bits``-bit signed
+    mantissas, ``|W| <= 2**(weight_bits-1) - 1``); ``out = shift(acc, shift) + bias`` where
+    ``shift`` is :func:`hw_sim.arith.shift_round` (``a * 2**k`` for ``k >= 0``, else
+    ``floor((a + 2**(-k-1)) / 2**-k)``, round half up). Binary input: accumulate-only (AC);
+    ``graded_input``: multiply-accumulate (MAC). A dense synapse has no geometry (``None``)."""
+
+    kind: ClassVar[str] = "synapse"
+    op: str = _choice(("conv", "dense"), "conv or dense")
+    shift: int = _int(-MAX_SHIFT, MAX_SHIFT, "power of two applied to the accumulator")
+    graded_input: bool = _flag("the input is graded (MAC), not binary spikes (AC)")
+    weight_bits: int = _int(2, MAX_WIDTH, "signed width of the weight mantissas (the chip's weight_bits)")
+    stride: tuple[int, int] | None = _pair(1, "conv stride", default=None)
+    padding: tuple[int, int] | None = _pair(0, "conv zero padding", default=None)
+    dilation: tuple[int, int] | None = _pair(1, "conv dilation", default=None)
+    groups: int | None = _int(1, MAX_DIM, "conv groups", default=None)
+
+    GEOMETRY: ClassVar[tuple[str, ...]] = ("stride", "padding", "dilation", "groups")
+
+    def __post_init__(self):
+        given = [k for k in self.GEOMETRY if getattr(self, k) is not None]
+        if self.op == "conv" and len(given) != len(self.GEOMETRY):
+            missing = [k for k in self.GEOMETRY if k not in given]
+            raise ValueError(f"a conv synapse needs {', '.join(missing)}")
+        if self.op == "dense" and given:
+            raise ValueError(f"a dense synapse has no {given[0]}")
+
+
+@dataclass(frozen=True)
+class NeuronAttrs(Attrs):
+    """``neuron``, CUBA-LIF: ``u = decay(u, du) + in``; ``v = sat(decay(v, dv) + u)``; ``s = v >= vth``;
+    ``v = 0 where s``; ``decay(x, d) = sign(x) * ((|x| * (2**decay_bits - d)) >> decay_bits)``
+    (truncating toward zero; Loihi: ``decay_bits = 12``); ``sat`` clips to ``state_bits`` signed.
+    ``u``, ``v`` start at 0. Output: binary spikes ``s``."""
+
+    kind: ClassVar[str] = "neuron"
+    spiking: ClassVar[bool] = True
+    du: int = _int(0, 1 << MAX_WIDTH, "current decay, in units of 2**-decay_bits (at most 2**decay_bits)")
+    dv: int = _int(0, 1 << MAX_WIDTH, "voltage decay, in units of 2**-decay_bits (at most 2**decay_bits)")
+    state_bits: int = _int(2, MAX_WIDTH, "signed width of u and v (at most the chip's state_bits)")
+    decay_bits: int = _int(1, 24, "resolution of du, dv (the chip's decay_bits)")
+
+    @property
+    def unity(self) -> int:
+        """``2**decay_bits``: a decay of this much clears the state in one step."""
+        return 1 << self.decay_bits
+
+
+@dataclass(frozen=True)
+class SumAttrs(Attrs):
+    """``sum``: ``out = in`` (the sum of the sources): a residual stream point, carried on the chip
+    as graded spikes (Loihi 2 payloads) from integrator neurons; ``alias`` marks a pass-through
+    that costs nothing (a folded scale). Spikformer's residuals add spikes: small non-negative
+    integers in unit 1; a synapse reading them is graded (MAC)."""
+
+    kind: ClassVar[str] = "sum"
+    alias: bool = _flag("a pass-through of one source that costs nothing", default=False)
+
+
+@dataclass(frozen=True)
+class DsmmAttrs(Attrs):
+    """``dsmm``, the dual-spike matmul: per head ``h``, ``out[h] = L[h] @ R[h]`` with the views of the
+    ``dyn`` and ``spk`` operands that product ``form`` names (:data:`hw_sim.products.PRODUCT_FORMS`:
+    DSSA's ``y1T@s`` ``out[h] = y[h, :d]^T @ spk[h]`` and ``y2@a`` ``out[h] = y[h, d:] @ spk[h]``;
+    Spikformer's ``kT@v``, ``q@kv``, ``q@kT``, ``qk@v``). A gated accumulation: a spike of ``spk``
+    adds one row / column of ``dyn`` (AC work, ``ac_per_spike`` each)."""
+
+    kind: ClassVar[str] = "dsmm"
+    form: str = _choice(FORMS, "product form (hw_sim/products.py)")
+    heads: int = _int(1, MAX_DIM, "attention heads")
+
+
+@dataclass(frozen=True)
+class _WindowAttrs(Attrs):
+    kernel: tuple[int, int] = _pair(1, "window size")
+    stride: tuple[int, int] = _pair(1, "window stride")
+    padding: tuple[int, int] = _pair(0, "zero padding (at most half the window)")
+
+
+@dataclass(frozen=True)
+class SumPoolAttrs(_WindowAttrs):
+    """``sumpool``: ``out[c, i, j] = sum of in[c]`` over the window at ``(i, j)`` (zero padding)."""
+
+    kind: ClassVar[str] = "sumpool"
+
+
+@dataclass(frozen=True)
+class MaxPoolAttrs(_WindowAttrs):
+    """``maxpool``: ``out[c, i, j] = max of in[c]`` over the window at ``(i, j)`` (padding never wins)."""
+
+    kind: ClassVar[str] = "maxpool"
+
+
+@dataclass(frozen=True)
+class FlattenAttrs(Attrs):
+    """``flatten``: ``out = reshape(in, out_shape)`` (C order)."""
+
+    kind: ClassVar[str] = "flatten"
+
+
+@dataclass(frozen=True)
+class AttnGateAttrs(Attrs):
+    """``attngate``: MA-SNN's per-step channel / spatial attention gates; ``hw_sim/attngate.py``
+    states the integer arithmetic (integer pooling, 8-bit MLP / conv mantissas with shifts, a
+    256-entry sigmoid table, ``out = relu(shift(x * gate, -gate_bits))``). Runs on the embedded
+    processor every step (MACs), not on a neuro core. Output in the input's unit. The shifts of
+    a gate that is absent (``c`` / ``s`` not in ``gates``) are ``None``."""
+
+    kind: ClassVar[str] = "attngate"
+    host: ClassVar[bool] = True
+    gates: str = _choice(("c", "s", "cs"), "channel (c) and / or spatial (s) gates")
+    frac_bits: int = _int(0, 16, "internal scores in units of 2**-frac_bits")
+    lut_frac_bits: int = _int(0, 16, "sigmoid table input step 2**-lut_frac_bits (at most frac_bits)")
+    gate_bits: int = _int(0, 16, "gate values in units of 2**-gate_bits")
+    ca_shift1_avg: int | None = _int(-MAX_SHIFT + 2, MAX_SHIFT - 2, "channel MLP layer 1 (avg) shift", default=None)
+    ca_shift1_max: int | None = _int(-MAX_SHIFT + 2, MAX_SHIFT - 2, "channel MLP layer 1 (max) shift", default=None)
+    ca_shift2: int | None = _int(-MAX_SHIFT + 2, MAX_SHIFT - 2, "channel MLP layer 2 shift", default=None)
+    sa_shift: int | None = _int(-MAX_SHIFT + 2, MAX_SHIFT - 2, "spatial conv shift", default=None)
+
+    def __post_init__(self):
+        for key, gate in (("ca_shift1_avg", "c"), ("ca_shift1_max", "c"), ("ca_shift2", "c"), ("sa_shift", "s")):
+            if (getattr(self, key) is None) == (gate in self.gates):
+                raise ValueError(f"gates {self.gates!r} {'need' if gate in self.gates else 'have no'} {key}")
+
+
+@dataclass(frozen=True)
+class GateAttrs(Attrs):
+    """``gate``: random spike masking (Masked Spiking Transformer, Wang et al. ICCV 2023), on spikes only:
+    ``out[i] = in[i]`` when ``gate_hash(seed, gate_id, t, i) >= round(ratio * 2**32)``, else 0 (``i`` the
+    flat C-order index, ``t`` the step from 0; the same for every sample). The hash is
+    ``sresformer.spike_gate.gate_hash`` (both implementations call that one function). On the chip it
+    sits at the source: a dropped spike is not sent, so it costs no message and no synaptic op
+    downstream; the draw itself is not charged."""
+
+    kind: ClassVar[str] = "gate"
+    spiking: ClassVar[bool] = True
+    ratio: float = _real(0.0, 1.0, "fraction of spikes dropped")
+    seed: int = _int(-(2 ** 63), 2 ** 63 - 1, "random seed")
+    gate_id: int = _int(-(2 ** 63), 2 ** 63 - 1, "which gate of the model")
+
+
+#: The process kinds and their attribute classes, in the order the format lists them.
+KIND_ATTRS: dict[str, type[Attrs]] = {c.kind: c for c in (
+    InputAttrs, SynapseAttrs, NeuronAttrs, SumAttrs, DsmmAttrs, SumPoolAttrs, MaxPoolAttrs, FlattenAttrs,
+    AttnGateAttrs, GateAttrs)}
+KINDS = tuple(KIND_ATTRS)
+HOST_KINDS = tuple(k for k, c in KIND_ATTRS.items() if c.host)   # on the embedded processor every step
+
+
+def make_attrs(kind: str, values: dict) -> Attrs:
+    """The attribute dataclass of ``kind`` from a dict (lists become tuples); ``ValueError`` naming an
+    unknown kind, an unknown key, a missing key or an inconsistent combination."""
+    cls = KIND_ATTRS.get(kind)
+    if cls is None:
+        raise ValueError(f"unknown process kind {kind!r} (known: {', '.join(KINDS)})")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    extra = sorted(set(values) - set(fields))
+    if extra:
+        raise ValueError(f"a {kind} has no attribute {extra[0]!r} (known: {', '.join(fields) or 'none'})")
+    missing = [n for n, f in fields.items() if n not in values
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ValueError(f"a {kind} needs attribute {missing[0]!r}")
+    return cls(**{k: tuple(v) if isinstance(v, (list, np.ndarray)) else v for k, v in values.items()})
 
 
 @dataclass
 class Process:
-    """One process: kind, input sources (summed), operands, output shape per sample, integer state."""
+    """One process: kind, input sources (summed), operands, output shape per sample, integer state.
+
+    ``attrs`` is the kind's attribute dataclass; a dict is converted (:func:`make_attrs`).
+    """
 
     name: str
     kind: str
@@ -97,19 +258,32 @@ class Process:
     out_shape: tuple[int, ...]
     operands: tuple[str, ...] = ()
     params: dict[str, np.ndarray] = field(default_factory=dict)
-    attrs: dict = field(default_factory=dict)
+    attrs: Attrs | dict = field(default_factory=dict)
     exponent: int = 0            # output value unit 2**exponent (graded outputs)
     scale: np.ndarray | float = 1.0
     static: bool = False         # same output at every step (computed once per inference)
 
     def __post_init__(self):
-        if self.kind not in KINDS:
+        if self.kind not in KIND_ATTRS:
             raise ValueError(f"unknown process kind {self.kind!r}")
+        if isinstance(self.attrs, dict):
+            try:
+                self.attrs = make_attrs(self.kind, self.attrs)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"process {self.name!r}: {e}") from None
+        elif type(self.attrs) is not KIND_ATTRS[self.kind]:
+            raise ValueError(f"process {self.name!r}: a {self.kind} takes {KIND_ATTRS[self.kind].__name__}, "
+                             f"not {type(self.attrs).__name__}")
 
     @property
     def spiking(self) -> bool:
-        """True when the output is binary spikes."""
-        return self.kind == "neuron"
+        """True when the output is binary spikes (a neuron's, or a spike gate's)."""
+        return type(self.attrs).spiking
+
+    @property
+    def host(self) -> bool:
+        """True for a kind that runs on the embedded processor at every step (the MA gates)."""
+        return type(self.attrs).host
 
 
 @dataclass
@@ -128,7 +302,7 @@ class ProcessGraph:
 
     def spikes_only(self, names) -> bool:
         """True when the sum of the values ``names`` is 0/1 spikes: a single neuron's or spike gate's output."""
-        return len(names) == 1 and self.processes[names[0]].kind in ("neuron", "gate")
+        return len(names) == 1 and self.processes[names[0]].spiking
 
     def readout_scale(self) -> np.ndarray:
         """Multiplier from the output integers to real logits: ``2**exponent * scale``."""

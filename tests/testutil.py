@@ -99,8 +99,8 @@ def synapse_ops_by_hand(p, values) -> float:
     nz = (sum(values[s] for s in p.sources) != 0).double().flatten(0, 1)
     w = torch.from_numpy(p.params["weight"] != 0).double()
     a = p.attrs
-    if a["op"] == "conv":
-        return float(F.conv2d(nz, w, None, a["stride"], a["padding"], a["dilation"], a["groups"]).sum())
+    if a.op == "conv":
+        return float(F.conv2d(nz, w, None, a.stride, a.padding, a.dilation, a.groups).sum())
     return float((nz.flatten(1) @ w.T).sum())
 
 

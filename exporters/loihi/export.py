@@ -96,9 +96,10 @@ class Lowered:
         return self.y_test is not None and bool(self.num_classes) and self.data_name != "synthetic"
 
 
-def lowered_graph(source: str, calib_data: str | None = None, T: int | None = None, state_bits: int = 24,
+def lowered_graph(source: str, calib_data: str | None = None, T: int | None = None, chip="loihi2",
                   calib_images: int = CALIB_IMAGES, eval_images: int = EVAL_IMAGES) -> Lowered:
-    """Checkpoint or NIR file -> flat graph -> calibrated integer process graph (nothing written)."""
+    """Checkpoint or NIR file -> flat graph -> calibrated integer process graph (nothing written), with
+    the bit widths of ``chip`` (a ``hw_sim.chips.Chip`` or a name for ``load_chip``)."""
     graph = source_graph(source)
     meta = dict(graph.metadata or {})
     T = int(T or meta.get("T", 4))
@@ -109,7 +110,7 @@ def lowered_graph(source: str, calib_data: str | None = None, T: int | None = No
     x_train, x_test, y_test, data_name = calibration_data(calib_data, in_shape, num_classes or 0, T,
                                                            calib_images, eval_images)
     peaks = value_ranges(fg, [x_train], T)
-    pg = lower(fg, peaks, T, state_bits=state_bits, input_static=x_train.dim() == len(in_shape) + 1)
+    pg = lower(fg, peaks, T, chip, input_static=x_train.dim() == len(in_shape) + 1)
     images = int(x_train.shape[-4] if x_train.dim() == 5 else x_train.shape[0])
     return Lowered(pg, fg, T, data_name, images, x_test, y_test, num_classes)
 
@@ -125,7 +126,7 @@ def export_loihi(source: str, out: str | os.PathLike, calib_data: str | None = N
     from hw_sim.chips import load_chip
 
     chip_desc = load_chip(chip or "loihi2")
-    low = lowered_graph(source, calib_data, T, state_bits=chip_desc.state_bits, calib_images=calib_images,
+    low = lowered_graph(source, calib_data, T, chip=chip_desc, calib_images=calib_images,
                         eval_images=eval_images)
     pg, T, data_name = low.pg, low.T, low.data_name
     report = {"calibration": {"data": data_name, "images": low.calib_images}}

@@ -8,18 +8,18 @@ peak within ``2**(state_bits-1) / HEADROOM`` -- except a class holding spikes (s
 stream, as Spikformer's residuals) or counts of coincident spikes (a product of two spike
 values), which are small integers and keep unit 1. Then:
 
-- a synapse (conv / dense) stores 8-bit weight mantissas for ``W * scale_in * 2**(e_in - e_out)``
+- a synapse (conv / dense) stores ``weight_bits``-bit weight mantissas (the chip's) for ``W * scale_in * 2**(e_in - e_out)``
   with one per-layer power-of-two ``shift``, and an integer bias at ``2**e_out``;
 - a ``Scale`` node multiplies nothing: its factor rides on the value's ``scale`` and folds
   into whatever reads it (DSSA's c1, c2 into the attention neurons' thresholds:
   ``LIF(c x)`` with threshold 1 is ``LIF(x)`` with threshold ``1/c``); an all-ones Scale
   is a residual sum;
-- a LIF with ``k = dt/tau``, ``r`` gets ``dv = 4096 k`` and ``vth = v_th / (k r 2**e scale)``
+- a LIF with ``k = dt/tau``, ``r`` gets ``dv = 2**decay_bits k`` (the chip's decay resolution) and ``vth = v_th / (k r 2**e scale)``
   (its membrane unit is ``k r 2**e scale``, so the input enters without a multiply); an
   IF has ``dv = 0`` and ``vth = v_th / (r 2**e scale)``;
 - average pooling becomes sum pooling with ``1/k^2`` on the value's scale.
 
-The float-to-integer error is therefore: weight mantissas (8 bits per layer), biases and
+The float-to-integer error is therefore: weight mantissas (``weight_bits`` per layer), biases and
 thresholds rounded to the unit, input pixels to 8 bits, and saturation beyond the range.
 """
 
@@ -34,16 +34,18 @@ from exporters.nir.convention import NIRError
 from exporters.nir.fold import groups_of_dense
 
 from .flatgraph import NEURON_KINDS, FlatGraph
+from hw_sim.arith import quantize_mantissas
 from hw_sim.attngate import gate_params
-from hw_sim.processes import DECAY_UNITY, Process, ProcessGraph
+from hw_sim.chips import Chip, load_chip
+from hw_sim.processes import (DsmmAttrs, FlattenAttrs, GateAttrs, InputAttrs, MaxPoolAttrs, NeuronAttrs, Process,
+                              ProcessGraph, SumAttrs, SumPoolAttrs, SynapseAttrs)
 
 UNSUPPORTED = {"cubalif": "CubaLIF lowering is not supported yet; use LIF or IF",
                "li": "LI (a non-spiking leaky readout) is not supported by the chip model",
                "threshold": "Threshold nodes are not supported by the chip model",
                "graph": "unexpected nested graph"}
 HEADROOM = 4.0    # calibrated peaks use at most a quarter of the state range
-WEIGHT_BITS = 8
-INPUT_BITS = 8
+INPUT_BITS = 8    # the host's input quantization (a choice of this lowering, not a chip field)
 
 
 class _Classes:
@@ -93,24 +95,14 @@ def _exponent_for(peak: float, limit: float) -> int:
     return math.ceil(math.log2(peak / limit))
 
 
-def _quantize_weight(w: np.ndarray) -> tuple[np.ndarray, int]:
-    """8-bit signed mantissas and the power-of-two shift: ``w ~= mant * 2**shift``."""
-    peak = float(np.abs(w).max())
-    if peak == 0:
-        return np.zeros(w.shape, np.int64), 0
-    shift = math.ceil(math.log2(peak / (2 ** (WEIGHT_BITS - 1) - 1)))
-    mant = np.clip(np.round(w / 2.0 ** shift), -(2 ** (WEIGHT_BITS - 1) - 1), 2 ** (WEIGHT_BITS - 1) - 1)
-    return mant.astype(np.int64), shift
-
-
 class Lowering:
     """Build the :class:`ProcessGraph` of a :class:`FlatGraph` from calibrated peaks."""
 
-    def __init__(self, fg: FlatGraph, peaks: dict[str, float], T: int, state_bits: int = 24,
-                 input_static: bool = True):
+    def __init__(self, fg: FlatGraph, peaks: dict[str, float], T: int, chip: Chip, input_static: bool = True):
         self.fg, self.peaks, self.T = fg, peaks, T
-        self.limit = 2 ** (state_bits - 1) / HEADROOM
-        self.state_bits = state_bits
+        # the chip file's widths: membrane / current, weight mantissas, decay resolution
+        self.state_bits, self.weight_bits, self.decay_bits = chip.state_bits, chip.weight_bits, chip.decay_bits
+        self.limit = 2 ** (self.state_bits - 1) / HEADROOM
         self.input_static = input_static
         self.procs: dict[str, Process] = {}
         self.scale: dict[str, np.ndarray] = {}
@@ -229,7 +221,7 @@ class Lowering:
         self._value_scales()
         self.exp = self._classes()
         for fn in self.fg.nodes.values():
-            self.procs[fn.name] = getattr(self, f"_{fn.kind}")(fn)
+            self.procs[fn.name] = self.RULES[fn.kind](self, fn)
         for p in self.procs.values():
             p.exponent = self.exp.get(p.name, 0)
             if not p.spiking:
@@ -239,16 +231,16 @@ class Lowering:
                 p.kind != "neuron" and p.kind != "input" and bool(ins) and all(i.static for i in ins))
         out = self.fg.output
         if len(out) != 1:
-            self.procs["readout"] = Process("readout", "sum", list(out), self.fg.nodes[out[0]].out_shape)
+            self.procs["readout"] = Process("readout", "sum", list(out), self.fg.nodes[out[0]].out_shape, attrs=SumAttrs())
             self.procs["readout"].exponent = self.exp[out[0]]
             out = ["readout"]
         return ProcessGraph(self.procs, out[0], self.T, self.fg.nodes["input"].out_shape, self.input_static,
                             dict(self.fg.metadata))
 
     def _input(self, fn):
-        return Process(fn.name, "input", [], fn.out_shape, attrs={"bits": INPUT_BITS})
+        return Process(fn.name, "input", [], fn.out_shape, attrs=InputAttrs(bits=INPUT_BITS))
 
-    def _synapse(self, fn, weight, bias, attrs):
+    def _synapse(self, fn, weight, bias, op: str, **geometry):
         src = fn.sources[0]
         graded = not self._is_spikes(src)
         e_out = self.exp[fn.name]
@@ -258,16 +250,16 @@ class Lowering:
             if np.ndim(s_in):
                 per_feature = np.asarray(s_in).reshape(s_in.shape[0], -1)[:, 0] if weight.ndim == 4 else np.ravel(s_in)
                 shape = (1, -1, 1, 1) if weight.ndim == 4 else (1, -1)
-                if weight.ndim == 4 and attrs.get("groups", 1) > 1:
+                if weight.ndim == 4 and geometry.get("groups", 1) > 1:
                     raise NIRError(f"node {fn.name!r}: a grouped conv on a scaled graded input is not supported")
                 weight = weight * per_feature.reshape(shape)
             else:
                 weight = weight * float(s_in)
         weight = weight * 2.0 ** (e_in - e_out)  # integers in the output's unit
-        mant, shift = _quantize_weight(weight)
+        mant, shift = quantize_mantissas(weight, self.weight_bits)
         b = np.round(_f64(bias) / 2.0 ** e_out).astype(np.int64) if bias is not None else np.zeros(mant.shape[0], np.int64)
         return Process(fn.name, "synapse", list(fn.sources), fn.out_shape, params={"weight": mant, "bias": b},
-                       attrs={**attrs, "shift": int(shift), "graded_input": bool(graded)})
+                       attrs=SynapseAttrs(op, int(shift), bool(graded), self.weight_bits, **geometry))
 
     def _conv(self, fn):
         w = _f64(fn.node.weight)
@@ -279,14 +271,13 @@ class Lowering:
                 w, groups = grouped, int(hint)
         if isinstance(fn.node.padding, str):
             raise NIRError(f"node {fn.name!r}: string padding {fn.node.padding!r} is not supported; give numbers")
-        attrs = {"op": "conv", "stride": _pair(fn.node.stride), "padding": _pair(fn.node.padding),
-                 "dilation": _pair(fn.node.dilation), "groups": groups}
         bias = None if fn.node.bias is None else np.broadcast_to(_f64(fn.node.bias), (w.shape[0],))
-        return self._synapse(fn, w, bias, attrs)
+        return self._synapse(fn, w, bias, "conv", stride=_pair(fn.node.stride), padding=_pair(fn.node.padding),
+                             dilation=_pair(fn.node.dilation), groups=groups)
 
     def _dense(self, fn):
         bias = _f64(fn.node.bias) if isinstance(fn.node, nir.Affine) else None
-        return self._synapse(fn, _f64(fn.node.weight), bias, {"op": "dense"})
+        return self._synapse(fn, _f64(fn.node.weight), bias, "dense")
 
     def _neuron(self, fn):
         node = fn.node
@@ -299,46 +290,39 @@ class Lowering:
         if np.any(vth < 1) or np.any(vth >= 2 ** (self.state_bits - 1)):
             raise NIRError(f"node {fn.name!r}: its threshold does not fit the {self.state_bits}-bit membrane "
                            "at the calibrated input range")
-        dv = 0 if fn.kind == "if" else int(round(DECAY_UNITY * self.fg.dt / float(np.max(_f64(node.tau)))))
-        if not 0 <= dv <= DECAY_UNITY:
-            raise NIRError(f"node {fn.name!r}: dt/tau = {dv / DECAY_UNITY:.3f} is outside [0, 1]")
+        unity = 1 << self.decay_bits   # decays in units of 2**-decay_bits (the chip's resolution)
+        dv = 0 if fn.kind == "if" else int(round(unity * self.fg.dt / float(np.max(_f64(node.tau)))))
+        if not 0 <= dv <= unity:
+            raise NIRError(f"node {fn.name!r}: dt/tau = {dv / unity:.3f} is outside [0, 1]")
         if vth.size > 1 and np.all(vth == vth.flat[0]):
             vth = vth.reshape(-1)[:1]
         return Process(fn.name, "neuron", list(fn.sources), fn.out_shape, params={"vth": vth},
-                       attrs={"dv": dv, "du": DECAY_UNITY, "state_bits": self.state_bits})
-
-    _lif = _if = _neuron
+                       attrs=NeuronAttrs(du=unity, dv=dv, state_bits=self.state_bits, decay_bits=self.decay_bits))
 
     def _scale(self, fn):
         alias = len(fn.sources) == 1
-        return Process(fn.name, "sum", list(fn.sources), fn.out_shape, attrs={"alias": alias})
+        return Process(fn.name, "sum", list(fn.sources), fn.out_shape, attrs=SumAttrs(alias))
 
     def _dsmm(self, fn):
         meta = fn.node.metadata
         return Process(fn.name, "dsmm", [], fn.out_shape, operands=fn.operands,
-                       attrs={"form": str(meta["form"]), "heads": int(meta["heads"])})
-
-    def _pool(self, fn, kind):
-        node = fn.node
-        attrs = {"kernel": _pair(node.kernel_size), "stride": _pair(node.stride), "padding": _pair(node.padding)}
-        return Process(fn.name, kind, list(fn.sources), fn.out_shape, attrs=attrs)
+                       attrs=DsmmAttrs(str(meta["form"]), int(meta["heads"])))
 
     def _sumpool(self, fn):
-        return self._pool(fn, "sumpool")
-
-    def _avgpool(self, fn):
-        return self._pool(fn, "sumpool")
+        """Sum pooling; an average pool too (its ``1/k^2`` rides on the value's scale)."""
+        node = fn.node
+        attrs = SumPoolAttrs(_pair(node.kernel_size), _pair(node.stride), _pair(node.padding))
+        return Process(fn.name, "sumpool", list(fn.sources), fn.out_shape, attrs=attrs)
 
     def _maxpool(self, fn):
         meta = fn.node.metadata
-        attrs = {"kernel": _pair(meta["kernel_size"]), "stride": _pair(meta["stride"]),
-                 "padding": _pair(meta["padding"])}
+        attrs = MaxPoolAttrs(_pair(meta["kernel_size"]), _pair(meta["stride"]), _pair(meta["padding"]))
         if np.any(np.asarray(self.scale.get(fn.sources[0], 1.0)) <= 0):
             raise NIRError(f"node {fn.name!r}: max-pooling needs a positive scale on its input")
         return Process(fn.name, "maxpool", list(fn.sources), fn.out_shape, attrs=attrs)
 
     def _flatten(self, fn):
-        return Process(fn.name, "flatten", list(fn.sources), fn.out_shape)
+        return Process(fn.name, "flatten", list(fn.sources), fn.out_shape, attrs=FlattenAttrs())
 
     def _attngate(self, fn):
         """MA gates on the embedded processor: input unit folded into the first-layer weights (gate.py)."""
@@ -353,11 +337,16 @@ class Lowering:
             raise NIRError(f"node {fn.name!r}: a spike mask must read exactly one spiking value")
         op = fn.module
         return Process(fn.name, "gate", list(fn.sources), fn.out_shape,
-                       attrs={"ratio": float(op.ratio), "seed": int(op.seed), "gate_id": int(op.gate_id)})
+                       attrs=GateAttrs(float(op.ratio), int(op.seed), int(op.gate_id)))
+
+    #: flat-graph node kind -> the method that lowers it (the unsupported kinds are refused first)
+    RULES = {"input": _input, "conv": _conv, "dense": _dense, "lif": _neuron, "if": _neuron, "scale": _scale,
+             "dsmm": _dsmm, "sumpool": _sumpool, "avgpool": _sumpool, "maxpool": _maxpool, "flatten": _flatten,
+             "attngate": _attngate, "gate": _gate}
 
 
-
-def lower(fg: FlatGraph, peaks: dict[str, float], T: int, state_bits: int = 24,
+def lower(fg: FlatGraph, peaks: dict[str, float], T: int, chip: Chip | str = "loihi2",
           input_static: bool = True) -> ProcessGraph:
-    """The integer process graph of ``fg`` given calibrated ``peaks`` (see :func:`value_ranges`)."""
-    return Lowering(fg, peaks, T, state_bits, input_static).build()
+    """The integer process graph of ``fg`` given calibrated ``peaks`` (see :func:`value_ranges`), with
+    the bit widths of ``chip`` (a :class:`~hw_sim.chips.Chip`, or a name / TOML path for ``load_chip``)."""
+    return Lowering(fg, peaks, T, chip if isinstance(chip, Chip) else load_chip(chip), input_static).build()

@@ -19,6 +19,7 @@ exactly what the netx file says (see ``NETX.md`` for what differs in Lava's runt
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 
 import h5py
@@ -27,8 +28,9 @@ import numpy as np
 from sresformer.errors import UserError
 from sresformer.fileio import atomic_path
 
-from hw_sim.processes import DECAY_UNITY, ProcessGraph
+from hw_sim.processes import ProcessGraph
 
+NETX_DECAY_BITS = 12   # netx's CUBA decays iDecay / vDecay are in 1/4096 (Lava PyLifModelBitAcc: 12-bit decays)
 ACT_SHIFT = 6          # Loihi MSB-aligns synaptic input, threshold and (netx) bias by 6 bits
 VTH_MANT_MAX = 2 ** 17 - 1   # vThMant: unsigned 17 bits (Lava PyLifModelBitAcc)
 BIAS_MANT_MAX = 2 ** 12 - 1  # bias_mant: signed 13 bits
@@ -52,10 +54,12 @@ def _why(p, producer_kind=None) -> str | None:
         return f"{'max-' if p.kind == 'maxpool' else ''}pooling (netx cannot represent pooling)"
     if len(p.sources) > 1:
         return "it sums several sources (netx layers are a single chain)"
-    if p.kind == "synapse" and p.attrs.get("graded_input") and producer_kind != "input":
+    if p.kind == "synapse" and p.attrs.graded_input and producer_kind != "input":
         return "a synapse reading real values after the input layer (netx carries binary spikes between layers)"
     if p.kind == "neuron":
-        if p.attrs["du"] != DECAY_UNITY:
+        if p.attrs.decay_bits != NETX_DECAY_BITS:
+            return f"a neuron with {p.attrs.decay_bits}-bit decays (netx's are {NETX_DECAY_BITS}-bit)"
+        if p.attrs.du != p.attrs.unity:
             return "a neuron with current decay du != 4096 (its bias would act on v, not u, in netx)"
         if np.unique(p.params["vth"]).size > 1:
             return "per-neuron thresholds (a netx CUBA layer has one vThMant)"
@@ -90,7 +94,7 @@ def netx_chain(pg: ProcessGraph) -> list[dict]:
                         "use --target loihi for this model")
     layers, pending, flatten = [], None, False
     for p in procs:
-        if p.kind == "input" or (p.kind == "sum" and p.attrs.get("alias")):
+        if p.kind == "input" or (p.kind == "sum" and p.attrs.alias):
             continue
         if p.kind == "flatten":
             flatten = True
@@ -113,7 +117,7 @@ def netx_chain(pg: ProcessGraph) -> list[dict]:
 
 def _unalias(pg: ProcessGraph, name: str) -> str:
     p = pg.processes[name]
-    while p.kind == "sum" and p.attrs.get("alias"):
+    while p.kind == "sum" and p.attrs.alias:
         p = pg.processes[p.sources[0]]
     return p.name
 
@@ -139,14 +143,14 @@ def _fit_input(out: ProcessGraph, syn) -> None:
     inp = out.processes[syn.sources[0]]
     w = np.abs(syn.params["weight"].reshape(syn.params["weight"].shape[0], -1)).sum(1).max()
     k = 0
-    while inp.attrs["bits"] - k > 2 and w * (2 ** (inp.attrs["bits"] - k - 1) - 1) > A_IN_MAX:
+    while inp.attrs.bits - k > 2 and w * (2 ** (inp.attrs.bits - k - 1) - 1) > A_IN_MAX:
         k += 1
-    if w * (2 ** (inp.attrs["bits"] - k - 1) - 1) > A_IN_MAX:
+    if w * (2 ** (inp.attrs.bits - k - 1) - 1) > A_IN_MAX:
         raise NetxError(f"netx cannot represent synapse {syn.name!r}: its weights sum to {int(w)} LSBs on one "
                         "neuron, too many for Lava's 16-bit synaptic input even with 2-bit input values")
-    inp.attrs["bits"] -= k
+    inp.attrs = dataclasses.replace(inp.attrs, bits=inp.attrs.bits - k)
     inp.exponent += k
-    syn.attrs["shift"] += k
+    syn.attrs = dataclasses.replace(syn.attrs, shift=syn.attrs.shift + k)
 
 
 def to_netx_grid(pg: ProcessGraph) -> ProcessGraph:
@@ -162,11 +166,11 @@ def to_netx_grid(pg: ProcessGraph) -> ProcessGraph:
     layers = netx_chain(pg)
     out = copy.deepcopy(pg)
     first = out.processes[layers[0]["synapse"].name]
-    if first.attrs.get("graded_input"):
+    if first.attrs.graded_input:
         _fit_input(out, first)
     for layer in layers:
         syn, neu = out.processes[layer["synapse"].name], out.processes[layer["neuron"].name]
-        shift = int(syn.attrs["shift"])
+        shift = int(syn.attrs.shift)
         bias_mant = _round_half_up(syn.params["bias"], shift)
         vth_mant = _round_half_up(neu.params["vth"].reshape(-1)[:1], shift)
         vth_mant = np.maximum(vth_mant, 0)
@@ -177,7 +181,7 @@ def to_netx_grid(pg: ProcessGraph) -> ProcessGraph:
             raise NetxError(f"netx cannot represent synapse {syn.name!r}: a bias of "
                             f"{int(np.abs(bias_mant).max())} weight LSBs exceeds bias_mant's 13 bits")
         syn.params["bias"] = bias_mant * 2 ** ACT_SHIFT
-        syn.attrs["shift"] = ACT_SHIFT
+        syn.attrs = dataclasses.replace(syn.attrs, shift=ACT_SHIFT)
         syn.exponent += shift - ACT_SHIFT  # one membrane LSB is now 2**(shift-6) old ones
         neu.params["vth"] = vth_mant * 2 ** ACT_SHIFT + 1
     return out
@@ -206,7 +210,7 @@ def write_netx(pg: ProcessGraph, path: str | os.PathLike) -> dict:
         f.attrs["sresformer.format"] = FORMAT
         f.attrs["sresformer.T"] = int(grid.T)
         f.attrs["sresformer.input_exponent"] = int(inp.exponent)
-        f.attrs["sresformer.input_bits"] = int(inp.attrs["bits"])
+        f.attrs["sresformer.input_bits"] = int(inp.attrs.bits)
         f.attrs["sresformer.input_static"] = bool(grid.input_static)
         root = f.create_group("layer")
         g = root.create_group("0")
@@ -215,32 +219,32 @@ def write_netx(pg: ProcessGraph, path: str | os.PathLike) -> dict:
         i = 1
         for layer in layers:
             syn, neu = layer["synapse"], layer["neuron"]
-            if layer["flatten"] and syn.attrs["op"] == "dense" and i > 1:
+            if layer["flatten"] and syn.attrs.op == "dense" and i > 1:
                 _str(root.create_group(str(i)), "type", "flatten")
                 i += 1
             g = root.create_group(str(i))
             i += 1
-            _str(g, "type", syn.attrs["op"])
+            _str(g, "type", syn.attrs.op)
             g.create_dataset("shape", data=np.asarray(syn.out_shape, np.int64))
             g.create_dataset("weight", data=syn.params["weight"].astype(np.int64))
             g.create_dataset("bias", data=(syn.params["bias"] // 2 ** ACT_SHIFT).astype(np.int64))
-            if syn.attrs["op"] == "conv":
+            if syn.attrs.op == "conv":
                 for key in ("stride", "padding", "dilation"):
-                    g.create_dataset(key, data=np.asarray(syn.attrs[key], np.int64))
-                g.create_dataset("groups", data=np.int64(syn.attrs["groups"]))
+                    g.create_dataset(key, data=np.asarray(getattr(syn.attrs, key), np.int64))
+                g.create_dataset("groups", data=np.int64(syn.attrs.groups))
             n = g.create_group("neuron")
             _str(n, "type", "CUBA")
-            n.create_dataset("iDecay", data=np.int64(DECAY_UNITY))   # u holds one step's input only
-            n.create_dataset("vDecay", data=np.int64(neu.attrs["dv"]))
+            n.create_dataset("iDecay", data=np.int64(1 << NETX_DECAY_BITS))   # u holds one step's input only
+            n.create_dataset("vDecay", data=np.int64(neu.attrs.dv))
             n.create_dataset("vThMant", data=np.int64((int(neu.params["vth"][0]) - 1) // 2 ** ACT_SHIFT))
             n.create_dataset("refDelay", data=np.int64(1))
             n.create_dataset("gradedSpike", data=False)
-    risky = [layer["synapse"].name for layer in layers[1 if layers[0]["synapse"].attrs.get("graded_input") else 0:]
+    risky = [layer["synapse"].name for layer in layers[1 if layers[0]["synapse"].attrs.graded_input else 0:]
              if worst_input(layer["synapse"]) > A_IN_MAX]
     return {"layers": len(layers), "neurons": int(sum(np.prod(layer["neuron"].out_shape) for layer in layers)),
-            "input_exponent": int(inp.exponent), "input_bits": int(inp.attrs["bits"]),
+            "input_exponent": int(inp.exponent), "input_bits": int(inp.attrs.bits),
             # Lava run settings that reproduce our spikes (NETX.md): layer i's output lags i + 1 steps
-            "lava_input_message_bits": int(inp.attrs["bits"]) if layers[0]["synapse"].attrs.get("graded_input") else 0,
+            "lava_input_message_bits": int(inp.attrs.bits) if layers[0]["synapse"].attrs.graded_input else 0,
             "lava_reset_interval": int(grid.T), "lava_reset_offset": 1, "output_delay_steps": len(layers),
             "a_in_overflow_possible": risky}
 

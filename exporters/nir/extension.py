@@ -29,18 +29,12 @@ from torch import nn
 
 from sresformer.spike_gate import apply_gate
 
-from hw_sim.products import FORMS, SSA_FORMS  # the chip's product forms; NIR metadata names them
+from hw_sim.products import FORMS, PRODUCT_FORMS  # the chip's product forms; NIR metadata names them
 
 from . import validate as v
 
 from .convention import (ATTENTION_GATE, DUAL_SPIKE_MATMUL, KEY_EXTENSION, KNOWN_EXTENSIONS, MAX_POOL2D, SPIKE_MASK,
                          NIRError, meta_str)
-
-SSA_EQUATIONS = {"kT@v": "out[h] = K[h] @ V[h]^T  (K, V: [heads, d, N]) -> [heads*d, d, 1]",
-                 "q@kv": "out[h] = KV[h]^T @ Q[h]  (KV: [heads, d, d], Q: [heads, d, N]) -> [heads*d, H, W]",
-                 "q@kT": "out[h] = Q[h]^T @ K[h]  (Q, K: [heads, d, N]) -> [heads*N, H, W]",
-                 "qk@v": "out[h] = V[h] @ QK[h]^T  (QK: [heads, N, N], V: [heads, d, N]) -> [heads*d, H, W]"}
-
 
 def _placeholder_geometry(n_in: int, n_out: int) -> tuple[int, int]:
     """(kernel, padding) with stride 1 that turn a spatial size ``n_in`` into ``n_out``.
@@ -95,11 +89,8 @@ def dual_spike_matmul_graph(form: str, heads: int, dynamic: str, spikes: str, in
     if form not in FORMS:
         raise ValueError(f"form must be one of {FORMS}, got {form!r}")
     meta = {KEY_EXTENSION: DUAL_SPIKE_MATMUL, "form": form, "heads": int(heads), "dynamic": dynamic, "spikes": spikes,
-            "equation": ("out[h] = y[h, :d]^T @ S[h]  (y: [heads, 2d, N], S: [heads, d, H*W]) -> [heads*N, H, W]"
-                         if form == "y1T@s" else
-                         "out[h] = y[h, d:] @ A[h]  (y: [heads, 2d, N], A: [heads, N, H*W]) -> [heads*d, H, W]"
-                         if form == "y2@a" else SSA_EQUATIONS[form])}
-    if form in SSA_FORMS:
+            "equation": PRODUCT_FORMS[form].equation}
+    if PRODUCT_FORMS[form].family == "SSA":   # non-square output maps: a square kernel-1 placeholder
         geo = [_unit_kernel_geometry(int(a), int(b)) for a, b in zip(in_shape[1:], out_shape[1:])]
         return extension_graph(in_shape, out_shape, meta, kernel=(1, 1), stride=tuple(g[0] for g in geo),
                                padding=tuple(g[1] for g in geo))
@@ -176,36 +167,24 @@ class DualSpikeMatmul(ExtensionOp):
         self.form, self.heads, self.operands = form, heads, (dynamic, spikes)
 
     def run(self, x, values):
-        if self.form in SSA_FORMS:
-            return self._ssa(values)
-        y, s = values[self.operands[0]], values[self.operands[1]]
-        T, B = y.shape[:2]
-        heads = self.heads
-        d = y.shape[2] // (2 * heads)
-        # the same views and torch.matmul calls as sresformer.attention.DSSA.forward (bit-exact)
-        y = y.reshape(T, B, heads, 2 * d, -1)
-        H, W = s.shape[-2:]
-        if self.form == "y1T@s":
-            out = torch.matmul(y[:, :, :, :d, :].transpose(-1, -2), s.reshape(T, B, heads, d, -1))
-        else:
-            out = torch.matmul(y[:, :, :, d:, :], s.reshape(T, B, heads, y.shape[-1], -1))
-        return out.reshape(T, B, -1, H, W)
-
-    def _ssa(self, values):
-        """A Spikformer SSA form: per head ``L @ R`` of channel-split operand views (see SSA_FORMS)."""
-        lo, lt, ro, rt = SSA_FORMS[self.form]
+        """Per head ``L @ R`` of channel-split operand views (``hw_sim.products.PRODUCT_FORMS``): the same
+        views and ``torch.matmul`` calls as the models (``sresformer.attention``), so bit-exact."""
+        f = PRODUCT_FORMS[self.form]
         ops = {"dyn": values[self.operands[0]], "spk": values[self.operands[1]]}
         T = max(v.shape[0] for v in ops.values())
 
         def view(name, transpose):
             v = ops[name]
             v = v.expand(T, *v.shape[1:]).reshape(T, v.shape[1], self.heads, v.shape[2] // self.heads, -1)
+            if name == "dyn" and f.dyn_half is not None:   # DSSA: y = [y1; y2] per head
+                half = v.shape[3] // 2
+                v = v[:, :, :, f.dyn_half * half:(f.dyn_half + 1) * half, :]
             return v.transpose(-1, -2) if transpose else v
 
-        # every entry is an integer (spike counts) or a count times 0.125: float32 sums are exact
-        out = torch.matmul(view(lo, lt), view(ro, rt))
+        # SSA: every entry is an integer (spike counts) or a count times 0.125: float32 sums are exact
+        out = torch.matmul(view(f.left, f.transpose_left), view(f.right, f.transpose_right))
         spk = ops["spk"]
-        spatial = spk.shape[3:] if self.form != "kT@v" else (out.shape[-1], 1)
+        spatial = spk.shape[3:] if f.out_maps == "spk" else (out.shape[-1], 1)
         return out.reshape(T, spk.shape[1], -1, *spatial)
 
     def extra_repr(self):

@@ -12,18 +12,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hw_sim.processes import DECAY_UNITY, SSA_FORMS, ProcessGraph
 from hw_sim.arith import shift_round
+from hw_sim.processes import ProcessGraph
+from hw_sim.products import PRODUCT_FORMS
 from sresformer.spike_gate import apply_gate
 
 
-def decay(x: torch.Tensor, d: int) -> torch.Tensor:
-    """Loihi's decay ``sign(x) * ((|x| * (4096 - d)) >> 12)``: truncation toward zero."""
+def decay(x: torch.Tensor, d: int, bits: int) -> torch.Tensor:
+    """The chip's decay ``sign(x) * ((|x| * (2**bits - d)) >> bits)``: truncation toward zero."""
+    unity = 1 << bits
     if d == 0:
         return x
-    if d == DECAY_UNITY:
+    if d == unity:
         return torch.zeros_like(x)
-    return torch.sign(x) * torch.floor(x.abs() * (DECAY_UNITY - d) / DECAY_UNITY)
+    return torch.sign(x) * torch.floor(x.abs() * (unity - d) / unity)
 
 
 def saturate(x: torch.Tensor, bits: int) -> torch.Tensor:
@@ -33,6 +35,25 @@ def saturate(x: torch.Tensor, bits: int) -> torch.Tensor:
 
 def _fold(x):
     return x.flatten(0, 1), x.shape[:2]
+
+
+def dsmm_product(p, y: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """Dual-spike matmul ``p`` on operands ``y`` (``dyn``), ``s`` (``spk``), each ``[T or 1, B, ...]``:
+    per head ``L @ R`` of the operands' ``[heads, C/heads, prod(rest)]`` views (hw_sim/products.py)."""
+    form, heads = PRODUCT_FORMS[p.attrs.form], p.attrs.heads
+    steps = max(y.shape[0], s.shape[0])
+    B = y.shape[1]
+    ops = {"dyn": y.expand(steps, *y.shape[1:]), "spk": s.expand(steps, *s.shape[1:])}
+
+    def view(name, transpose):
+        v = ops[name].reshape(steps, B, heads, ops[name].shape[2] // heads, -1)
+        if name == "dyn" and form.dyn_half is not None:   # DSSA: y = [y1; y2] per head, one half used
+            half = v.shape[3] // 2
+            v = v[:, :, :, form.dyn_half * half:(form.dyn_half + 1) * half]
+        return v.transpose(-1, -2) if transpose else v
+
+    out = torch.matmul(view(form.left, form.transpose_left), view(form.right, form.transpose_right))
+    return out.reshape(steps, B, *p.out_shape)
 
 
 class FakeQuantModel(nn.Module):
@@ -48,83 +69,72 @@ class FakeQuantModel(nn.Module):
         self.register_buffer("readout", torch.from_numpy(pg.readout_scale()).double(), persistent=False)
 
     # -- one process on whole sequences [T, B, ...] (static ones on [1, B, ...]) ----------------
+    # every kernel is ``(self, p, values, x, T)``: ``values`` the outputs so far, ``x`` the host input
+    # (only the input process reads it), ``T`` the steps of this run
 
-    def _input(self, p, x):
-        q = 2 ** (p.attrs["bits"] - 1) - 1
+    @staticmethod
+    def _summed(p, values, T: int | None = None):
+        """The sum of ``p``'s sources (a static one's single step broadcast); ``T`` steps when given."""
+        ins = [values[s] for s in p.sources]
+        steps = max(i.shape[0] for i in ins)
+        inp = ins[0].expand(steps, *ins[0].shape[1:])
+        for other in ins[1:]:
+            inp = inp + other
+        return inp.expand(T, *inp.shape[1:]) if T is not None and inp.shape[0] == 1 else inp
+
+    def _input(self, p, values, x, T):
+        q = 2 ** (p.attrs.bits - 1) - 1
         return torch.round(x.double() / 2.0 ** p.exponent).clamp(-q, q)
 
-    def _synapse(self, p, x):
+    def _synapse(self, p, values, x, T):
+        a = p.attrs
         w = torch.from_numpy(p.params["weight"]).double()
-        flat, lead = _fold(x)
-        if p.attrs["op"] == "conv":
-            acc = F.conv2d(flat, w, None, p.attrs["stride"], p.attrs["padding"], p.attrs["dilation"], p.attrs["groups"])
+        flat, lead = _fold(self._summed(p, values))
+        if a.op == "conv":
+            acc = F.conv2d(flat, w, None, a.stride, a.padding, a.dilation, a.groups)
             bias = torch.from_numpy(p.params["bias"]).double().view(1, -1, 1, 1)
         else:
             acc = flat @ w.T
             bias = torch.from_numpy(p.params["bias"]).double()
-        return (shift_round(acc, p.attrs["shift"]) + bias).unflatten(0, lead)
+        return (shift_round(acc, a.shift) + bias).unflatten(0, lead)
 
-    def _neuron(self, p, x):
+    def _neuron(self, p, values, x, T):
+        x = self._summed(p, values, T)   # the state evolves at every step, even on a static input
+        a = p.attrs
         vth = torch.from_numpy(p.params["vth"]).double()
         vth = vth.reshape(p.out_shape) if vth.numel() > 1 else vth
-        bits, du, dv = p.attrs["state_bits"], p.attrs["du"], p.attrs["dv"]
         u = torch.zeros_like(x[0])
         v = torch.zeros_like(x[0])
         out = torch.empty_like(x)
         for t in range(x.shape[0]):
-            u = decay(u, du) + x[t]
-            v = saturate(decay(v, dv) + u, bits)
+            u = decay(u, a.du, a.decay_bits) + x[t]
+            v = saturate(decay(v, a.dv, a.decay_bits) + u, a.state_bits)
             s = v >= vth
             out[t] = s
             v = v.masked_fill(s, 0.0)
         return out
 
-    def _sum(self, p, x):
-        return x
+    def _sum(self, p, values, x, T):
+        return self._summed(p, values)
 
-    def _dsmm(self, p, values):
-        y, s = values[p.operands[0]], values[p.operands[1]]
-        T = max(y.shape[0], s.shape[0])
-        y, s = y.expand(T, *y.shape[1:]), s.expand(T, *s.shape[1:])
-        heads = p.attrs["heads"]
-        if p.attrs["form"] in SSA_FORMS:
-            return self._ssa(p, y, s, heads)
-        B = y.shape[1]
-        d = y.shape[2] // (2 * heads)
-        y = y.reshape(T, B, heads, 2 * d, -1)
-        H, W = s.shape[-2:]
-        if p.attrs["form"] == "y1T@s":
-            out = torch.matmul(y[:, :, :, :d].transpose(-1, -2), s.reshape(T, B, heads, d, -1))
-        else:
-            out = torch.matmul(y[:, :, :, d:], s.reshape(T, B, heads, y.shape[-1], -1))
-        return out.reshape(T, B, -1, H, W)
+    def _dsmm(self, p, values, x, T):
+        return dsmm_product(p, values[p.operands[0]], values[p.operands[1]])
 
-    @staticmethod
-    def _ssa(p, y, s, heads):
-        """Spikformer SSA form: per head ``L @ R`` of ``[heads, C/heads, prod(rest)]`` views (processes.py)."""
-        lo, lt, ro, rt = SSA_FORMS[p.attrs["form"]]
-        T, B = y.shape[:2]
-        ops = {"dyn": y, "spk": s}
+    def _sumpool(self, p, values, x, T):
+        a = p.attrs
+        flat, lead = _fold(self._summed(p, values))
+        return F.avg_pool2d(flat, a.kernel, a.stride, a.padding, divisor_override=1).unflatten(0, lead)
 
-        def view(name, transpose):
-            v = ops[name].reshape(T, B, heads, ops[name].shape[2] // heads, -1)
-            return v.transpose(-1, -2) if transpose else v
+    def _maxpool(self, p, values, x, T):
+        a = p.attrs
+        flat, lead = _fold(self._summed(p, values))
+        return F.max_pool2d(flat, a.kernel, a.stride, a.padding).unflatten(0, lead)
 
-        return torch.matmul(view(lo, lt), view(ro, rt)).reshape(T, B, *p.out_shape)
-
-    def _sumpool(self, p, x):
-        flat, lead = _fold(x)
-        out = F.avg_pool2d(flat, p.attrs["kernel"], p.attrs["stride"], p.attrs["padding"], divisor_override=1)
-        return out.unflatten(0, lead)
-
-    def _maxpool(self, p, x):
-        flat, lead = _fold(x)
-        return F.max_pool2d(flat, p.attrs["kernel"], p.attrs["stride"], p.attrs["padding"]).unflatten(0, lead)
-
-    def _flatten(self, p, x):
+    def _flatten(self, p, values, x, T):
+        x = self._summed(p, values)
         return x.reshape(*x.shape[:2], *p.out_shape)
 
-    def _attngate(self, p, x):
+    def _attngate(self, p, values, x, T):
         """MA gates per step (``hw_sim/attngate.py``), on ``[T, B, C, H, W]`` in float64."""
         t = lambda k: torch.from_numpy(p.params[k]).double()  # noqa: E731
         a = p.attrs
@@ -132,29 +142,33 @@ class FakeQuantModel(nn.Module):
         half = lut.numel() // 2
 
         def gate(z):
-            i = shift_round(z, -(a["frac_bits"] - a["lut_frac_bits"])).clamp(-half, half - 1) + half
+            i = shift_round(z, -(a.frac_bits - a.lut_frac_bits)).clamp(-half, half - 1) + half
             return lut[i.long()]
 
-        x = x.double()
-        if "c" in a["gates"]:
+        x = self._summed(p, values).double()
+        if "c" in a.gates:
             s, m = x.sum((3, 4)), x.amax((3, 4))                               # [T, B, C]
-            ha = shift_round(s @ t("ca_w1_avg").T, a["ca_shift1_avg"]).clamp(min=0)
-            hm = shift_round(m @ t("ca_w1_max").T, a["ca_shift1_max"]).clamp(min=0)
+            ha = shift_round(s @ t("ca_w1_avg").T, a.ca_shift1_avg).clamp(min=0)
+            hm = shift_round(m @ t("ca_w1_max").T, a.ca_shift1_max).clamp(min=0)
             w2 = t("ca_w2").T
-            z = shift_round(ha @ w2, a["ca_shift2"]) + shift_round(hm @ w2, a["ca_shift2"]) + t("ca_bias")
-            x = shift_round(x * gate(z)[..., None, None], -a["gate_bits"])
-        if "s" in a["gates"]:
+            z = shift_round(ha @ w2, a.ca_shift2) + shift_round(hm @ w2, a.ca_shift2) + t("ca_bias")
+            x = shift_round(x * gate(z)[..., None, None], -a.gate_bits)
+        if "s" in a.gates:
             maps = torch.stack([x.sum(2), x.amax(2)], 2)                      # [T, B, 2, H, W]
             flat, lead = _fold(maps)
             w = t("sa_weight")
             conv = F.conv2d(flat, w, None, 1, w.shape[-1] // 2).unflatten(0, lead)
-            z = shift_round(conv, a["sa_shift"]) + t("sa_bias")
-            x = shift_round(x * gate(z), -a["gate_bits"])
+            z = shift_round(conv, a.sa_shift) + t("sa_bias")
+            x = shift_round(x * gate(z), -a.gate_bits)
         return x.clamp(min=0)
 
-    def _gate(self, p, x):
+    def _gate(self, p, values, x, T):
         a = p.attrs
-        return apply_gate(x, a["ratio"], a["seed"], a["gate_id"])
+        return apply_gate(self._summed(p, values), a.ratio, a.seed, a.gate_id)
+
+    #: process kind -> its kernel (tests/hw_sim/test_kernel_tables.py: exactly the format's kinds)
+    KERNELS = {"input": _input, "synapse": _synapse, "neuron": _neuron, "sum": _sum, "dsmm": _dsmm,
+               "sumpool": _sumpool, "maxpool": _maxpool, "flatten": _flatten, "attngate": _attngate, "gate": _gate}
 
     # -- the whole graph ------------------------------------------------------------------------
 
@@ -168,20 +182,7 @@ class FakeQuantModel(nn.Module):
             T = x.shape[0]
         values: dict[str, torch.Tensor] = {}
         for p in self.pg:
-            if p.kind == "input":
-                out = self._input(p, x)
-            elif p.kind == "dsmm":
-                out = self._dsmm(p, values)
-            else:
-                ins = [values[s] for s in p.sources]
-                steps = max(i.shape[0] for i in ins)
-                inp = ins[0].expand(steps, *ins[0].shape[1:])
-                for other in ins[1:]:
-                    inp = inp + other
-                if p.kind == "neuron" and inp.shape[0] == 1:
-                    inp = inp.expand(T, *inp.shape[1:])
-                out = getattr(self, f"_{p.kind}")(p, inp)
-            values[p.name] = out
+            values[p.name] = self.KERNELS[p.kind](self, p, values, x, T)
         logits = values[self.pg.output]
         logits = logits.expand(T, *logits.shape[1:])
         return logits, (values if keep else {})

@@ -92,7 +92,7 @@ def test_stdout_is_one_json_object(artifact):
 def _odd_shape_artifact(path):
     p = [Process("input", "input", [], (1, 4, 5), attrs={"bits": 8}, static=True),
          Process("n", "neuron", ["input"], (1, 4, 5), params={"vth": np.array([1])},
-                 attrs={"dv": 0, "du": 4096, "state_bits": 24})]
+                 attrs={"dv": 0, "du": 4096, "state_bits": 24, "decay_bits": 12})]
     pg = ProcessGraph({q.name: q for q in p}, "n", T=2, input_shape=(1, 4, 5))
     write_artifact(path, pg, map_graph(pg, load_chip("loihi2")), {})
     return path

@@ -42,25 +42,25 @@ def tiny_graph() -> ProcessGraph:
     procs = [
         Process("input", "input", [], (1, 8, 8), attrs={"bits": 8}, exponent=-4, static=True),
         Process("c1", "synapse", ["input"], (4, 8, 8), params={"weight": w(4, 1, 3, 3), "bias": w(4)},
-                attrs={**conv(1, 1), "shift": 0, "graded_input": True}, exponent=-4, static=True),
+                attrs={**conv(1, 1), "shift": 0, "graded_input": True, "weight_bits": 8}, exponent=-4, static=True),
         Process("mp", "maxpool", ["c1"], (4, 4, 4), attrs={"kernel": (2, 2), "stride": (2, 2), "padding": (0, 0)},
                 exponent=-4, static=True),
         Process("n1", "neuron", ["mp"], (4, 4, 4), params={"vth": np.array([30])},
-                attrs={"dv": 1024, "du": 4096, "state_bits": 24}),
+                attrs={"dv": 1024, "du": 4096, "state_bits": 24, "decay_bits": 12}),
         Process("g1", "gate", ["n1"], (4, 4, 4), attrs={"ratio": 0.25, "seed": 3, "gate_id": 1}),
         Process("c2", "synapse", ["g1"], (8, 2, 2), params={"weight": w(8, 4, 2, 2), "bias": w(8)},
-                attrs={**conv(2, 0), "shift": 0, "graded_input": False}),
+                attrs={**conv(2, 0), "shift": 0, "graded_input": False, "weight_bits": 8}),
         Process("m1", "dsmm", [], (4, 4, 4), operands=("c2", "g1"), attrs={"form": "y1T@s", "heads": 1}),
         Process("a1", "sum", ["m1"], (4, 4, 4), attrs={"alias": True}),
         Process("n2", "neuron", ["a1"], (4, 4, 4), params={"vth": rng.integers(20, 200, (4, 4, 4))},
-                attrs={"dv": 2048, "du": 2048, "state_bits": 24}),
+                attrs={"dv": 2048, "du": 2048, "state_bits": 24, "decay_bits": 12}),
         Process("m2", "dsmm", [], (4, 4, 4), operands=("c2", "n2"), attrs={"form": "y2@a", "heads": 1}),
         Process("r1", "sum", ["m2", "mp"], (4, 4, 4), attrs={"alias": False}, scale=np.full((4, 4, 4), 0.5)),
         Process("ag", "attngate", ["r1"], (4, 4, 4), params=gp, attrs=ga),
         Process("sp", "sumpool", ["ag"], (4, 2, 2), attrs={"kernel": (2, 2), "stride": (2, 2), "padding": (0, 0)}),
         Process("fl", "flatten", ["sp"], (16,)),
         Process("fc", "synapse", ["fl"], (10,), params={"weight": w(10, 16), "bias": w(10)},
-                attrs={"op": "dense", "shift": -2, "graded_input": True}, exponent=-6, scale=0.75),
+                attrs={"op": "dense", "shift": -2, "graded_input": True, "weight_bits": 8}, exponent=-6, scale=0.75),
     ]
     return ProcessGraph({p.name: p for p in procs}, "fc", T=3, input_shape=(1, 8, 8),
                         metadata={"model": "tiny"})
@@ -183,7 +183,7 @@ def cases():
     c += [(f"T={v!r}", root("T", v), BAD) for v in (0, -1, 10 ** 9, 2.5, "4", np.array([3, 3]), True)]
     c += [("T=5", root("T", 5), OK)]
     c += [("version missing", root("version", delete=True), BAD), ("version str", root("version", "1"), BAD),
-          ("version 2", root("version", 2), BAD), ("version 0", root("version", 0), BAD),
+          ("version 3", root("version", 3), BAD), ("version 0", root("version", 0), BAD),
           ("version float", root("version", 1.0), BAD), ("format missing", root("format", delete=True), BAD),
           ("format other", root("format", "other"), BAD), ("format bytes array", root("format", np.array([1, 2])), BAD)]
     c += [(f"input_shape {v}", root("input_shape", np.array(v, dtype=np.int64)), BAD)
@@ -389,7 +389,7 @@ def test_valid_artifact_round_trips(valid):
     pg, mapping, report = read_artifact(path)
     assert [p.name for p in pg] == names and report == {"note": "crafted-input test"}
     assert mapping.cores == map_graph(tiny_graph(), load_chip("loihi2")).cores
-    assert pg.processes["c2"].attrs["stride"] == (2, 2) and pg.processes["fc"].params["weight"].dtype == np.int64
+    assert pg.processes["c2"].attrs.stride == (2, 2) and pg.processes["fc"].params["weight"].dtype == np.int64
 
 
 @pytest.mark.parametrize("name,mutate,match", [

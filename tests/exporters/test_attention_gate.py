@@ -90,7 +90,7 @@ def test_executor_equals_fakequant_bit_for_bit(gates):
     graph, _ = _gate_chain(1, gates)
     _, pg = _lowered(graph)
     gate = [p for p in pg if p.kind == "attngate"]
-    assert len(gate) == 1 and gate[0].attrs["gates"] == gates
+    assert len(gate) == 1 and gate[0].attrs.gates == gates
     fq, ex = FakeQuantModel(pg), Executor(pg)
     for x in (torch.rand(16, 3, 6, 6) * 2, torch.rand(4, 16, 3, 6, 6) * 3):   # static images, per-step frames
         ref, vals = fq.run(x, keep=True)

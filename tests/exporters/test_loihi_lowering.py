@@ -21,9 +21,9 @@ from testutil import warm_up
 
 def test_decay_truncates_toward_zero_like_loihi():
     x = torch.tensor([5.0, -5.0, 7.0, -7.0, 0.0])
-    assert decay(x, 2048).tolist() == [2.0, -2.0, 3.0, -3.0, 0.0]     # |x| * 2048 >> 12
-    assert decay(x, 1024).tolist() == [3.0, -3.0, 5.0, -5.0, 0.0]     # |x| * 3072 >> 12
-    assert decay(x, 0).tolist() == x.tolist() and decay(x, 4096).abs().sum() == 0
+    assert decay(x, 2048, 12).tolist() == [2.0, -2.0, 3.0, -3.0, 0.0]     # |x| * 2048 >> 12
+    assert decay(x, 1024, 12).tolist() == [3.0, -3.0, 5.0, -5.0, 0.0]     # |x| * 3072 >> 12
+    assert decay(x, 0, 12).tolist() == x.tolist() and decay(x, 4096, 12).abs().sum() == 0
 
 
 def test_shift_round_half_up():
@@ -61,10 +61,10 @@ def test_lif_threshold_and_weights_hand_checked():
     e = conv.exponent
     # the conv writes currents in units of 2**e; LIF(tau=2): k r = 1/2, vth = 1 / (2**e / 2)
     assert int(lif.params["vth"].ravel()[0]) == 2 ** (1 - e)
-    assert lif.attrs["dv"] == 2048
+    assert lif.attrs.dv == 2048
     # graded input pixels (unit 2**e_in): W = mantissa * 2**shift * 2**(e - e_in)
     e_in = pg.processes["input"].exponent
-    w = conv.params["weight"].ravel() * 2.0 ** (conv.attrs["shift"] + e - e_in)
+    w = conv.params["weight"].ravel() * 2.0 ** (conv.attrs.shift + e - e_in)
     np.testing.assert_allclose(w, [1.5, -0.75])
 
 
@@ -87,7 +87,7 @@ def test_nano_fake_quant_tracks_float(nano_digits):
     assert (ref.argmax(1) == got.argmax(1)).float().mean() >= 0.9
     assert torch.allclose(ref, got, atol=0.05 * ref.abs().max())
     # DSSA's c1, c2 are folded into thresholds: no synapse multiplies a graded value but the readout
-    graded = [p.name for p in pg if p.kind == "synapse" and p.attrs["graded_input"] and not p.static]
+    graded = [p.name for p in pg if p.kind == "synapse" and p.attrs.graded_input and not p.static]
     assert graded == ["classifier"]
 
 

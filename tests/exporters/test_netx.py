@@ -71,7 +71,7 @@ def test_file_structure_is_our_integer_model(make, tmp_path):
             np.testing.assert_array_equal(g["bias"][()] * 64, syn.params["bias"])
             n = g["neuron"]
             assert n["type"][0].decode() == "CUBA" and n["iDecay"][()] == 4096
-            assert n["vDecay"][()] == neu.attrs["dv"] == pg.processes[neu.name].attrs["dv"]
+            assert n["vDecay"][()] == neu.attrs.dv == pg.processes[neu.name].attrs.dv
             assert n["vThMant"][()] * 64 + 1 == int(neu.params["vth"][0])  # netx: v > vThMant << 6
             # the threshold in real units moves by at most half a weight LSB (64 grid units) plus one unit
             unit_ratio = 2.0 ** (syn.exponent - orig.exponent)  # one grid membrane LSB in our units

@@ -25,7 +25,7 @@ from testutil import export_small, lively, np_keep
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-NEURON = {"dv": 0, "du": 4096, "state_bits": 24}
+NEURON = {"dv": 0, "du": 4096, "state_bits": 24, "decay_bits": 12}
 GATE = {"ratio": 0.5, "seed": 7, "gate_id": 3}
 
 
@@ -81,7 +81,7 @@ def hand_graph(T=3, size=4):
         Process("g0", "gate", ["n0"], (1, size, size), attrs=GATE),
         Process("conv", "synapse", ["g0"], (1, size, size), params={"weight": w, "bias": np.zeros(1, np.int64)},
                 attrs={"op": "conv", "stride": (1, 1), "padding": (1, 1), "dilation": (1, 1), "groups": 1,
-                       "shift": 0, "graded_input": False}),
+                       "shift": 0, "graded_input": False, "weight_bits": 8}),
         Process("n1", "neuron", ["conv"], (1, size, size), params={"vth": np.array([10 ** 6])}, attrs=NEURON),
     ]
     return ProcessGraph({p.name: p for p in procs}, "n1", T=T, input_shape=(1, size, size))

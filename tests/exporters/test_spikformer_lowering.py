@@ -17,7 +17,7 @@ import sresformer
 from hw_sim.artifact import read_artifact
 from hw_sim.processes import Process, ProcessGraph
 from exporters.nir import export, load_for_eval
-from exporters.quantize.fakequant import FakeQuantModel
+from exporters.quantize.fakequant import FakeQuantModel, dsmm_product
 from hw_sim.connectivity import CountPlan, back
 from hw_sim.op_kernels import MatmulOps
 from hw_sim.counters import Counter
@@ -27,6 +27,8 @@ from sresformer.spikformer import Spikformer
 from testutil import ROOT, export_small, synapse_ops_by_hand
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+
+NEURON_STUB = {"du": 4096, "dv": 0, "state_bits": 24, "decay_bits": 12}  # an operand placeholder
 
 
 def firing(model, x):
@@ -94,12 +96,12 @@ def test_nir_round_trip_gives_the_models_logits(exported):
 def test_loihi_executor_equals_fake_quant_bit_for_bit(exported, tmp_path):
     layout, model, x, path = exported
     pg, _, _ = read_artifact(export_small(path, tmp_path / "m.loihi"))
-    kinds = {p.attrs.get("form") for p in pg if p.kind == "dsmm"}
+    kinds = {p.attrs.form for p in pg if p.kind == "dsmm"}
     assert kinds == set(FORMS[layout])
     attn = pg.processes["block.0.attn_lif"]
     assert attn.params["vth"].tolist() == [8]   # 0.5 / (0.125 * dt/tau) in unit 1: the scale folded exactly
     assert pg.processes["block.0.add"].exponent == 0   # the residual stream holds spike counts in unit 1
-    assert pg.processes["block.0.q_conv"].attrs["graded_input"]   # read from the stream: MAC
+    assert pg.processes["block.0.q_conv"].attrs.graded_input   # read from the stream: MAC
     noisy = torch.randn(2, *x.shape[1:], generator=torch.Generator().manual_seed(2)) * 3
     xs = torch.cat([x, noisy])
     res = Executor(pg).run(xs, keep=True)
@@ -123,16 +125,16 @@ def test_counts_of_a_spikformer_artifact(exported, tmp_path):
     layers = counter.counts.layers
     for name, p in pg.processes.items():
         if p.kind == "synapse" and not p.static:
-            assert layers[name]["mac" if p.attrs["graded_input"] else "ac"] == synapse_ops_by_hand(p, res.values), name
+            assert layers[name]["mac" if p.attrs.graded_input else "ac"] == synapse_ops_by_hand(p, res.values), name
         elif p.kind == "dsmm":
             spk = pg.processes[p.operands[1]].out_shape
-            d = spk[0] // p.attrs["heads"]   # each spike gates a row / column of d (K^T V forms) or N entries
-            per_spike = {"kT@v": d, "q@kv": d}.get(p.attrs["form"], spk[1] * spk[2])
+            d = spk[0] // p.attrs.heads   # each spike gates a row / column of d (K^T V forms) or N entries
+            per_spike = {"kT@v": d, "q@kv": d}.get(p.attrs.form, spk[1] * spk[2])
             assert layers[name]["ac"] == float((res.values[p.operands[1]] != 0).sum()) * per_spike, name
             mask = (torch.rand(int(np.prod(p.out_shape))) < 0.3).double()
             ops = {o: torch.ones(1, 1, *pg.processes[o].out_shape, dtype=torch.float64, requires_grad=True)
                    for o in p.operands}
-            out = FakeQuantModel._ssa(p, *ops.values(), p.attrs["heads"])
+            out = dsmm_product(p, *ops.values())
             (out.flatten() * mask).sum().backward()
             for src, cnt in back(p, pg, mask):
                 torch.testing.assert_close(cnt.double(), ops[src].grad.flatten(), rtol=0, atol=0)
@@ -162,7 +164,8 @@ def test_ssa_ac_counts_match_a_hand_count(form):
     dyn_shape = {"kT@v": (d, H, W), "q@kv": (d, d, 1), "q@kT": (d, H, W), "qk@v": (n, H, W)}[form]
     dyn = g.integers(0, 2 if form in ("kT@v", "q@kT") else 5, dyn_shape).astype(float)
     out_shape = {"kT@v": (d, d, 1), "q@kT": (n, H, W)}.get(form, (d, H, W))
-    procs = {"dyn": Process("dyn", "sum", [], dyn_shape), "spk": Process("spk", "neuron", [], (d, H, W)),
+    procs = {"dyn": Process("dyn", "sum", [], dyn_shape),
+             "spk": Process("spk", "neuron", [], (d, H, W), attrs=NEURON_STUB),
              "mm": Process("mm", "dsmm", [], out_shape, operands=("dyn", "spk"), attrs={"form": form, "heads": 1})}
     pg = ProcessGraph(procs, "mm", 1, (d, H, W))
     want_ops, want_out = _hand_ops(form, dyn.reshape(dyn_shape[0], -1), spk)
@@ -177,7 +180,7 @@ def test_ssa_ac_counts_match_a_hand_count(form):
     assert float(got.sum()) == spk.sum() * per_spike
     # both implementations compute the product the definition gives
     vals = {"dyn": torch.from_numpy(dyn)[None], "spk": torch.from_numpy(spk).reshape(1, d, H, W)}
-    fq = FakeQuantModel._ssa(procs["mm"], vals["dyn"][None], vals["spk"][None], 1)[0, 0]
+    fq = dsmm_product(procs["mm"], vals["dyn"][None], vals["spk"][None])[0, 0]
     ex = Executor.__new__(Executor)
     ex.pg, ex.plans = pg, {"dyn": _bound(5), "spk": _bound(1)}
     plan = ex._plan_dsmm(procs["mm"])
@@ -192,10 +195,11 @@ def test_ssa_hand_worked_example():
     # each adds a column of Q^T (N = 2 entries): 3 spikes x 2 = 6 AC
     q = torch.tensor([[1.0, 0.0], [1.0, 1.0]]).reshape(2, 1, 2)
     k = torch.tensor([[1.0, 1.0], [0.0, 1.0]]).reshape(2, 1, 2)
-    procs = {"q": Process("q", "neuron", [], (2, 1, 2)), "k": Process("k", "neuron", [], (2, 1, 2)),
+    procs = {"q": Process("q", "neuron", [], (2, 1, 2), attrs=NEURON_STUB),
+             "k": Process("k", "neuron", [], (2, 1, 2), attrs=NEURON_STUB),
              "mm": Process("mm", "dsmm", [], (2, 1, 2), operands=("q", "k"), attrs={"form": "q@kT", "heads": 1})}
     pg = ProcessGraph(procs, "mm", 1, (2, 1, 2))
-    out = FakeQuantModel._ssa(procs["mm"], q[None, None], k[None, None], 1)
+    out = dsmm_product(procs["mm"], q[None, None], k[None, None])
     assert out.reshape(2, 2).tolist() == [[1, 2], [0, 1]]
     assert MatmulOps(procs["mm"], pg, 4, 1)(k[None]).reshape(2, 2).tolist() == [[1, 2], [1, 2]]
 

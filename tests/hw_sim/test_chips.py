@@ -57,7 +57,7 @@ def _tiny_graph():
 
     p = [Process("input", "input", [], (1, 4, 4), attrs={"bits": 8}, static=True),
          Process("n", "neuron", ["input"], (1, 4, 4), params={"vth": np.array([1])},
-                 attrs={"dv": 0, "du": 4096, "state_bits": 24})]
+                 attrs={"dv": 0, "du": 4096, "state_bits": 24, "decay_bits": 12})]
     return ProcessGraph({q.name: q for q in p}, "n", T=2, input_shape=(1, 4, 4))
 
 

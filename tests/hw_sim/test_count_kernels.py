@@ -13,6 +13,8 @@ import torch.nn.functional as F
 from hw_sim.processes import Process, ProcessGraph
 from hw_sim.op_kernels import ConvOps, MatmulOps, segsum
 
+NEURON_STUB = {"du": 4096, "dv": 0, "state_bits": 24, "decay_bits": 12}  # an operand placeholder
+
 
 def conv_process(cout, cin, k, stride, pad, dil, groups, size, zero_frac, rng):
     w = rng.integers(1, 5, size=(cout, cin // groups, k, k))
@@ -20,7 +22,7 @@ def conv_process(cout, cin, k, stride, pad, dil, groups, size, zero_frac, rng):
     oh = (size + 2 * pad - dil * (k - 1) - 1) // stride + 1
     return Process("c", "synapse", ["x"], (cout, oh, oh), params={"weight": w, "bias": np.zeros(cout, np.int64)},
                    attrs={"op": "conv", "stride": (stride, stride), "padding": (pad, pad), "dilation": (dil, dil),
-                          "groups": groups, "shift": 0, "graded_input": False})
+                          "groups": groups, "shift": 0, "graded_input": False, "weight_bits": 8})
 
 
 @pytest.mark.parametrize("cout, cin, k, stride, pad, dil, groups, size", [
@@ -46,8 +48,8 @@ def test_conv_per_core_equals_summed_mask_convolution(cout, cin, k, stride, pad,
 @pytest.mark.parametrize("chunk", [1, 7, 30, 500])
 def test_matmul_per_core_equals_summed_product(form, chunk):
     heads, d, n, hw = 2, 3, 5, 4
-    y = Process("y", "neuron", [], (2 * heads * d, n))
-    s = Process("s", "neuron", [], (heads * (d if form == "y1T@s" else n), hw))
+    y = Process("y", "neuron", [], (2 * heads * d, n), attrs=NEURON_STUB)
+    s = Process("s", "neuron", [], (heads * (d if form == "y1T@s" else n), hw), attrs=NEURON_STUB)
     out = (heads * (n if form == "y1T@s" else d), hw)
     p = Process("m", "dsmm", [], out, operands=("y", "s"), attrs={"heads": heads, "form": form})
     pg = ProcessGraph({q.name: q for q in (y, s, p)}, "m", T=1, input_shape=(1,))

@@ -69,12 +69,12 @@ def test_nano_counts_against_independent_counts(nano):
     layers = counter.counts.layers
     for name, p in pg.processes.items():
         if p.kind == "synapse" and not p.static:
-            got = layers[name]["mac" if p.attrs["graded_input"] else "ac"]
+            got = layers[name]["mac" if p.attrs.graded_input else "ac"]
             assert got == synapse_ops_by_hand(p, res.values), name
         elif p.kind == "dsmm":   # every spike adds one column of the dynamic operand
             y = pg.processes[p.operands[0]]
-            heads = p.attrs["heads"]
-            col = int(np.prod(y.out_shape[1:])) if p.attrs["form"] == "y1T@s" else y.out_shape[0] // (2 * heads)
+            heads = p.attrs.heads
+            col = int(np.prod(y.out_shape[1:])) if p.attrs.form == "y1T@s" else y.out_shape[0] // (2 * heads)
             assert layers[name]["ac"] == float((res.values[p.operands[1]] != 0).sum()) * col, name
     core = counter.counts.core
     assert float(core["ac"].sum()) == sum(v["ac"] for n, v in layers.items() if not pg.processes[n].static)
@@ -119,12 +119,12 @@ def test_nir_graph_bit_equal_and_sops(toy):
     res = check_equal(pg, x)
     counter = Counter(CountPlan(pg, mapping), pg.T, 8)
     Executor(pg).run(x, hook=counter)
-    convs = [p for p in pg if p.kind == "synapse" and p.attrs["op"] == "conv" and not p.attrs["graded_input"]]
+    convs = [p for p in pg if p.kind == "synapse" and p.attrs.op == "conv" and not p.attrs.graded_input]
     assert convs, "the toy graph lost its spiking conv"
     for p in convs:   # sresformer.sops' fan-out counter on the same spikes (all weights stored)
         spikes = res.values[p.sources[0]].flatten(0, 1)
-        conv = nn.Conv2d(spikes.shape[1], p.out_shape[0], p.params["weight"].shape[-1], p.attrs["stride"],
-                         p.attrs["padding"], groups=p.attrs["groups"])
+        conv = nn.Conv2d(spikes.shape[1], p.out_shape[0], p.params["weight"].shape[-1], p.attrs.stride,
+                         p.attrs.padding, groups=p.attrs.groups)
         assert counter.counts.layers[p.name]["ac"] == conv_fanout_count(spikes, conv) > 0
 
 
@@ -186,10 +186,10 @@ def test_nano_live_channel_gather_bit_equal(nano, monkeypatch, fraction):
 def test_every_decay_and_saturation_bit_equal(du, dv):
     """Current and voltage decays (none, dyadic, non-dyadic, a current that persists or not) with a
     narrow 12-bit membrane: the executor's in-place neuron loop equals fake-quant spike for spike."""
-    attrs = {"dv": dv, "du": du, "state_bits": 12}
+    attrs = {"dv": dv, "du": du, "state_bits": 12, "decay_bits": 12}
     w = np.random.default_rng(0).integers(-20, 20, size=(6, 1, 3, 3))
     conv = {"op": "conv", "stride": (1, 1), "padding": (1, 1), "dilation": (1, 1), "groups": 1, "shift": 0,
-            "graded_input": False}
+            "graded_input": False, "weight_bits": 8}
     procs = [Process("input", "input", [], (1, 8, 8), attrs={"bits": 8}, static=True),
              Process("n0", "neuron", ["input"], (1, 8, 8), params={"vth": np.array([40])}, attrs=attrs),
              Process("conv", "synapse", ["n0"], (6, 8, 8), params={"weight": w, "bias": np.arange(6) - 3},

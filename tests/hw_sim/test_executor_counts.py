@@ -18,7 +18,7 @@ from hw_sim.chips import Chip
 from hw_sim.counters import Counter, CountPlan
 from hw_sim.executor import Executor
 
-NEURON = {"dv": 0, "du": 4096, "state_bits": 24}
+NEURON = {"dv": 0, "du": 4096, "state_bits": 24, "decay_bits": 12}
 TINY = Chip(name="tiny", description="2-wide mesh, 8 compartments per core", cores_per_chip=16,
             neurons_per_core=8, synapse_memory_bits=10 ** 6, max_fan_in=10 ** 4, max_fan_out=10 ** 4,
             weight_bits=8, state_bits=24, graded_spike_bits=24, decay_bits=12, embedded_processors=1,
@@ -33,7 +33,7 @@ def graph(weight, stride=1, size=4):
         Process("n0", "neuron", ["input"], (1, size, size), params={"vth": np.array([1])}, attrs=NEURON),
         Process("conv", "synapse", ["n0"], (1, out, out), params={"weight": w, "bias": np.zeros(1, np.int64)},
                 attrs={"op": "conv", "stride": (stride, stride), "padding": (1, 1), "dilation": (1, 1),
-                       "groups": 1, "shift": 0, "graded_input": False}),
+                       "groups": 1, "shift": 0, "graded_input": False, "weight_bits": 8}),
         Process("n1", "neuron", ["conv"], (1, out, out), params={"vth": np.array([10 ** 6])}, attrs=NEURON),
     ]
     return ProcessGraph({p.name: p for p in procs}, "n1", T=2, input_shape=(1, size, size))
