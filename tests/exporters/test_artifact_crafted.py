@@ -38,18 +38,19 @@ def tiny_graph() -> ProcessGraph:
     meta = {"gates": "cs", "ca_w1": rng.normal(size=(2, 4)), "ca_w2": rng.normal(size=(4, 2)),
             "ca_bias": rng.normal(size=4), "sa_weight": rng.normal(size=(1, 2, 3, 3)), "sa_bias": rng.normal(size=1)}
     gp, ga = gate_params(meta, (4, 4, 4), 1.0)
-    conv = lambda s, p: {"op": "conv", "stride": (s, s), "padding": (p, p), "dilation": (1, 1), "groups": 1}  # noqa
+    conv = lambda s, p: {"op": "conv", "stride": (s, s), "padding": (p, p), "dilation": (1, 1), "groups": 1,  # noqa
+                         "weight_bits": 8}
     procs = [
         Process("input", "input", [], (1, 8, 8), attrs={"bits": 8}, exponent=-4, static=True),
         Process("c1", "synapse", ["input"], (4, 8, 8), params={"weight": w(4, 1, 3, 3), "bias": w(4)},
-                attrs={**conv(1, 1), "shift": 0, "graded_input": True, "weight_bits": 8}, exponent=-4, static=True),
+                attrs={**conv(1, 1), "shift": 0, "graded_input": True}, exponent=-4, static=True),
         Process("mp", "maxpool", ["c1"], (4, 4, 4), attrs={"kernel": (2, 2), "stride": (2, 2), "padding": (0, 0)},
                 exponent=-4, static=True),
         Process("n1", "neuron", ["mp"], (4, 4, 4), params={"vth": np.array([30])},
                 attrs={"dv": 1024, "du": 4096, "state_bits": 24, "decay_bits": 12}),
         Process("g1", "gate", ["n1"], (4, 4, 4), attrs={"ratio": 0.25, "seed": 3, "gate_id": 1}),
         Process("c2", "synapse", ["g1"], (8, 2, 2), params={"weight": w(8, 4, 2, 2), "bias": w(8)},
-                attrs={**conv(2, 0), "shift": 0, "graded_input": False, "weight_bits": 8}),
+                attrs={**conv(2, 0), "shift": 0, "graded_input": False}),
         Process("m1", "dsmm", [], (4, 4, 4), operands=("c2", "g1"), attrs={"form": "y1T@s", "heads": 1}),
         Process("a1", "sum", ["m1"], (4, 4, 4), attrs={"alias": True}),
         Process("n2", "neuron", ["a1"], (4, 4, 4), params={"vth": rng.integers(20, 200, (4, 4, 4))},
@@ -390,6 +391,54 @@ def test_valid_artifact_round_trips(valid):
     assert [p.name for p in pg] == names and report == {"note": "crafted-input test"}
     assert mapping.cores == map_graph(tiny_graph(), load_chip("loihi2")).cores
     assert pg.processes["c2"].attrs.stride == (2, 2) and pg.processes["fc"].params["weight"].dtype == np.int64
+    assert {p.name: p.attrs for p in pg} == {p.name: p.attrs for p in tiny_graph()}   # typed attrs round-trip
+
+
+def _as_version_1(src, dst):
+    """The artifact as version 1 wrote it: no weight_bits / decay_bits, no null (absent) keys."""
+    shutil.copy(src, dst)
+    with h5py.File(dst, "r+") as f:
+        f.attrs["version"] = 1
+        for g in f["processes"].values():
+            a = {k: v for k, v in json.loads(g.attrs["attrs"]).items()
+                 if v is not None and k not in ("weight_bits", "decay_bits")}
+            g.attrs["attrs"] = json.dumps(a)
+
+
+def test_version_1_artifacts_read_as_they_ran(valid, tmp_path):
+    """A version-1 file gets the fixed widths of version 1 (8-bit mantissas, 12-bit decays) and reads
+    as the same graph; it simulates the same integers."""
+    import torch
+
+    from hw_sim.executor import Executor
+
+    v1 = tmp_path / "v1.loihi"
+    _as_version_1(valid[0], v1)
+    with h5py.File(v1, "r") as f:   # the conversion really removed the version-2 fields
+        a = json.loads(_proc(f, "n1").attrs["attrs"])
+        assert "decay_bits" not in a and json.loads(_proc(f, "fc").attrs["attrs"]) == \
+            {"op": "dense", "shift": -2, "graded_input": True}
+    old, new = read_artifact(v1)[0], read_artifact(valid[0])[0]
+    assert {p.name: p.attrs for p in old} == {p.name: p.attrs for p in new}
+    assert old.processes["n1"].attrs.decay_bits == 12 and old.processes["fc"].attrs.weight_bits == 8
+    x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(Executor(old).run(x).logits, Executor(new).run(x).logits)
+
+
+@pytest.mark.parametrize("edit,match", [
+    (lambda f: _proc(f, "n1").attrs.__setitem__("attrs", json.dumps(
+        {**json.loads(_proc(f, "n1").attrs["attrs"]), "decay_bits": 12})), "unknown key 'decay_bits' for a version-1"),
+    (lambda f: _proc(f, "c2").attrs.__setitem__("attrs", json.dumps(
+        {k: v for k, v in json.loads(_proc(f, "c2").attrs["attrs"]).items() if k != "groups"})), "needs groups"),
+])
+def test_version_1_files_with_version_2_fields_are_refused(valid, tmp_path, edit, match):
+    v1 = tmp_path / "v1.loihi"
+    _as_version_1(valid[0], v1)
+    with h5py.File(v1, "r+") as f:
+        edit(f)
+    with pytest.raises(ArtifactError, match=match) as e:
+        read_artifact(v1)
+    assert "\n" not in str(e.value) and "re-export" in str(e.value)
 
 
 @pytest.mark.parametrize("name,mutate,match", [
