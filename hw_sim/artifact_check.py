@@ -352,26 +352,31 @@ CHECKS = {"input": _check_input, "synapse": _check_synapse, "neuron": _check_neu
           "attngate": _check_attngate, "gate": _check_gate}
 
 
-def _widths(p: Process) -> dict[str, tuple[int, int, str]]:
-    """Per param the integer range ``(lo, hi)`` and what sets it."""
-    a = p.attrs
-    if p.kind == "synapse":
-        q = 2 ** (a.weight_bits - 1) - 1
-        return {"weight": (-q, q, f"{a.weight_bits}-bit mantissas"), "bias": (-MAX_BIAS, MAX_BIAS, "bias")}
-    if p.kind == "neuron":
-        return {"vth": (1, 2 ** (a.state_bits - 1) - 1, f"a {a.state_bits}-bit membrane")}
-    if p.kind == "attngate":
-        q = 2 ** (GATE_WEIGHT_BITS - 1) - 1
-        mant = (-q, q, f"{GATE_WEIGHT_BITS}-bit mantissas")
-        return {"ca_w1_avg": mant, "ca_w1_max": mant, "ca_w2": mant, "sa_weight": mant,
-                "ca_bias": (-MAX_BIAS, MAX_BIAS, "bias"), "sa_bias": (-MAX_BIAS, MAX_BIAS, "bias"),
-                "lut": (0, 2 ** a.gate_bits, f"gates of {a.gate_bits} bits")}
-    return {}
+def _widths_synapse(a) -> dict[str, tuple[int, int, str]]:
+    q = 2 ** (a.weight_bits - 1) - 1
+    return {"weight": (-q, q, f"{a.weight_bits}-bit mantissas"), "bias": (-MAX_BIAS, MAX_BIAS, "bias")}
+
+
+def _widths_neuron(a) -> dict[str, tuple[int, int, str]]:
+    return {"vth": (1, 2 ** (a.state_bits - 1) - 1, f"a {a.state_bits}-bit membrane")}
+
+
+def _widths_attngate(a) -> dict[str, tuple[int, int, str]]:
+    q = 2 ** (GATE_WEIGHT_BITS - 1) - 1
+    mant = (-q, q, f"{GATE_WEIGHT_BITS}-bit mantissas")
+    return {"ca_w1_avg": mant, "ca_w1_max": mant, "ca_w2": mant, "sa_weight": mant,
+            "ca_bias": (-MAX_BIAS, MAX_BIAS, "bias"), "sa_bias": (-MAX_BIAS, MAX_BIAS, "bias"),
+            "lut": (0, 2 ** a.gate_bits, f"gates of {a.gate_bits} bits")}
+
+
+#: process kind -> its params' integer ranges ``name -> (lo, hi, what sets it)`` from its attributes
+#: (kinds without params: none)
+WIDTHS = {"synapse": _widths_synapse, "neuron": _widths_neuron, "attngate": _widths_attngate}
 
 
 def check_values(p: Process) -> None:
     """Integer params within the widths the process's attributes (the chip's widths) give them."""
-    widths = _widths(p)
+    widths = WIDTHS[p.kind](p.attrs) if p.kind in WIDTHS else {}
     for key, v in p.params.items():
         lo, hi, why = widths[key]
         _span(v, f"{where_of(p)} params/{key} ({why})", lo, hi)
@@ -379,35 +384,57 @@ def check_values(p: Process) -> None:
 
 # -- worst-case magnitudes ----------------------------------------------------------------------------
 
+def _bound_input(p, pg, bound, in_b):
+    return 2 ** (p.attrs.bits - 1) - 1, in_b
+
+
+def _bound_synapse(p, pg, bound, in_b):
+    # the accumulator, its rounding term and the input are held exactly too
+    acc, b, half = synapse_bounds(p.params["weight"], p.params["bias"], p.attrs.shift, in_b)
+    return b, max(b, in_b, acc + half)
+
+
+def _bound_neuron(p, pg, bound, in_b):
+    a = p.attrs
+    u = current_bound(a.du, a.unity, pg.T, in_b)
+    if 2 ** (a.state_bits - 1) + u >= F64_EXACT:
+        raise Invalid(f"{where_of(p)}: its current can reach {u:.3g}, beyond exact float64 integers")
+    return 1.0, in_b
+
+
+def _bound_dsmm(p, pg, bound, in_b):
+    y, s = (pg.processes[o] for o in p.operands)
+    return dsmm_terms(p, y, s) * bound[y.name] * bound[s.name], in_b
+
+
+def _bound_sumpool(p, pg, bound, in_b):
+    return math.prod(p.attrs.kernel) * in_b, in_b
+
+
+def _bound_attngate(p, pg, bound, in_b):
+    _gate_bounds(p, in_b)
+    return in_b, in_b
+
+
+def _bound_same(p, pg, bound, in_b):
+    return in_b, in_b
+
+
+def _bound_spikes(p, pg, bound, in_b):
+    return 1.0, in_b
+
+
+#: process kind -> ``(p, pg, bounds so far, summed input bound)`` -> ``(|output| bound, worst |held value|)``
+BOUNDS = {"input": _bound_input, "synapse": _bound_synapse, "neuron": _bound_neuron, "sum": _bound_same,
+          "dsmm": _bound_dsmm, "sumpool": _bound_sumpool, "maxpool": _bound_same, "flatten": _bound_same,
+          "attngate": _bound_attngate, "gate": _bound_spikes}
+
+
 def check_bounds(pg: ProcessGraph) -> None:
     """Every value's worst case (the executor's interval arithmetic) stays exact: float64, int64 for gates."""
     bound: dict[str, float] = {}
     for p in pg:
-        a = p.attrs
-        in_b = float(sum(bound[s] for s in p.sources))
-        worst = in_b
-        if p.kind == "input":
-            b = 2 ** (a.bits - 1) - 1
-        elif p.kind == "synapse":   # the accumulator, its rounding term and the input are held exactly too
-            acc, b, half = synapse_bounds(p.params["weight"], p.params["bias"], a.shift, in_b)
-            worst = max(b, in_b, acc + half)
-        elif p.kind == "neuron":
-            u = current_bound(a.du, a.unity, pg.T, in_b)
-            b = 1.0
-            if 2 ** (a.state_bits - 1) + u >= F64_EXACT:
-                raise Invalid(f"{where_of(p)}: its current can reach {u:.3g}, beyond exact float64 integers")
-        elif p.kind == "dsmm":
-            y, s = (pg.processes[o] for o in p.operands)
-            b = dsmm_terms(p, y, s) * bound[y.name] * bound[s.name]
-        elif p.kind == "sumpool":
-            b = math.prod(a.kernel) * in_b
-        elif p.kind == "attngate":
-            _gate_bounds(p, in_b)
-            b = in_b
-        elif p.kind == "gate":
-            b = 1.0
-        else:   # sum, maxpool, flatten
-            b = in_b
+        b, worst = BOUNDS[p.kind](p, pg, bound, float(sum(bound[s] for s in p.sources)))
         if not max(b, worst) < F64_EXACT:
             raise Invalid(f"{where_of(p)}: its values can reach {b:.3g}, beyond exact float64 integers (2**53); "
                           "its weights, shift or bias are out of range")

@@ -28,6 +28,7 @@ import numpy as np
 from sresformer.errors import UserError
 from sresformer.fileio import atomic_path
 
+from hw_sim.arith import shift_round
 from hw_sim.processes import ProcessGraph
 
 NETX_DECAY_BITS = 12   # netx's CUBA decays iDecay / vDecay are in 1/4096 (Lava PyLifModelBitAcc: 12-bit decays)
@@ -124,8 +125,7 @@ def _unalias(pg: ProcessGraph, name: str) -> str:
 
 def _round_half_up(x: np.ndarray, k: int) -> np.ndarray:
     """``x / 2**k`` rounded half up (integers; ``k`` may be negative: an exact multiply)."""
-    x = np.asarray(x, np.int64)
-    return x * 2 ** -k if k <= 0 else (x + 2 ** (k - 1)) // 2 ** k
+    return shift_round(np.asarray(x, np.int64), -k)
 
 
 def worst_input(syn) -> int:

@@ -101,3 +101,34 @@ def test_unsupported_node_is_refused():
     fg = FlatGraph(g)
     with pytest.raises(NIRError, match="'li'.*LI"):
         lower(fg, value_ranges(fg, [torch.randn(2, 4)], T=2), T=2)
+
+
+def test_the_chip_file_sets_weight_and_decay_widths(tmp_path):
+    """A chip with 4-bit weights and 10-bit decays: the lowering stores 4-bit mantissas (4 <= max |w| <= 7)
+    and decays in 1/1024 (LIF tau = 2: dv = 512, du = 1024, a current that lasts one step), the
+    artifact records and checks them, and fake-quant and the executor still agree bit for bit."""
+    import dataclasses
+
+    from hw_sim.artifact import read_artifact, write_artifact
+    from hw_sim.chips import load_chip
+    from hw_sim.executor import Executor
+    from hw_sim.mapping import map_graph
+
+    chip = dataclasses.replace(load_chip("loihi2"), name="narrow", weight_bits=4, decay_bits=10)
+    fg = FlatGraph(export_graph(_tiny([1.5, -0.7]), (1, 2, 2)))
+    x = torch.rand(6, 1, 2, 2, generator=torch.Generator().manual_seed(0)) * 2
+    pg = lower(fg, value_ranges(fg, [x], T=4), T=4, chip=chip)
+    syn = [p for p in pg if p.kind == "synapse"]
+    neu = [p for p in pg if p.kind == "neuron"]
+    # the smallest shift that fits the peak: the largest mantissa needs all 4 bits (4..7)
+    assert syn and all(p.attrs.weight_bits == 4 and 4 <= np.abs(p.params["weight"]).max() <= 7 for p in syn)
+    assert neu and all((p.attrs.decay_bits, p.attrs.du, p.attrs.dv) == (10, 1024, 512) for p in neu)
+    path = tmp_path / "narrow.loihi"
+    write_artifact(path, pg, map_graph(pg, chip), {})
+    back = read_artifact(path)[0]
+    assert {p.name: p.attrs for p in back} == {p.name: p.attrs for p in pg}
+    logits, values = FakeQuantModel(back).run(x, keep=True)
+    res = Executor(back).run(x, keep=True)
+    assert torch.equal(res.logits, logits.to(torch.int64))
+    for p in neu:
+        assert torch.equal(res.values[p.name].double(), values[p.name].expand_as(res.values[p.name])), p.name

@@ -13,7 +13,7 @@ import dataclasses
 import pytest
 
 from exporters.quantize.fakequant import FakeQuantModel
-from hw_sim.artifact_check import CHECKS
+from hw_sim.artifact_check import BOUNDS, CHECKS, WIDTHS
 from hw_sim.connectivity import BACK, COUNT_RULES
 from hw_sim.executor import Executor
 from hw_sim.processes import KIND_ATTRS, KINDS, Process, make_attrs
@@ -21,7 +21,7 @@ from hw_sim.products import FORMS, PRODUCT_FORMS, form_dims
 
 TABLES = {"fake-quant kernels": FakeQuantModel.KERNELS, "executor plans": Executor.PLANS,
           "executor kernels": Executor.RUNS, "connectivity": BACK, "counters": COUNT_RULES,
-          "artifact checks": CHECKS}
+          "artifact checks": CHECKS, "artifact bounds": BOUNDS}
 
 
 @pytest.mark.parametrize("name", TABLES)
@@ -29,6 +29,10 @@ def test_every_implementation_covers_every_kind(name):
     assert set(TABLES[name]) == set(KINDS), f"{name}: missing {set(KINDS) - set(TABLES[name])}, " \
                                            f"extra {set(TABLES[name]) - set(KINDS)}"
     assert all(callable(k) or isinstance(k, dict) for k in TABLES[name].values())
+
+
+def test_param_widths_name_only_kinds_with_params():
+    assert set(WIDTHS) <= set(KINDS) and set(WIDTHS) == {"synapse", "neuron", "attngate"}
 
 
 def test_kinds_are_the_format_table():
