@@ -10,6 +10,9 @@ from sresformer.errors import UserError
 def load_model_source(path: str):
     """A runnable eval-mode model from ``CKPT`` (our checkpoint) or ``MODEL.nir`` (any supported NIR graph)."""
     p = Path(path)
+    if p.suffix == ".net":
+        raise UserError(f"{path} is a lava-dl netx network (integers for the chip, no float model): use "
+                        "'sresformer export --target loihi', 'simulate' or 'energy' on it")
     if p.suffix == ".nir":
         try:
             from exporters.nir import load_for_eval

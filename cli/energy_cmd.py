@@ -49,7 +49,7 @@ def mask_sweep_report(source: str, data: str, ratios_text: str, modules_text: st
     from sresformer.masking import DEFAULT_MODULES, SpikeMaskError, parse_spec
 
     ratios = parse_ratios(ratios_text)
-    if Path(source).suffix in (".loihi", ".nir"):
+    if Path(source).suffix in (".loihi", ".nir", ".net"):
         raise SpikeMaskError(f"--sweep-mask needs a checkpoint (each ratio re-gates the float model); {source} is "
                              "not one: export one artifact per ratio with 'sresformer export --spike-mask' instead")
     model = load_checkpoint(source)
@@ -122,7 +122,8 @@ def _emit_compare(sources, data, chip_profile, limit, batch_size, fmt, plot, chi
 @click.option("--no-chip", is_flag=True, help="With --compare: skip the Loihi lowering and simulation.")
 def energy(sources, data, convention, chip_profile, limit, batch_size, fmt, plot, sweep_mask, mask_modules,
            compare, no_chip):
-    """Energy per image of CKPT or ARTIFACT (.loihi) on DATA: per-layer dense MACs, input rate, exact SOPs, energy.
+    """Energy per image of CKPT, ARTIFACT (.loihi) or a lava-dl netx NETWORK.net on DATA: per-layer dense MACs,
+    input rate, exact SOPs, energy.
 
     With --compare, several SOURCES side by side in one table and plot."""
     from hw_sim.energy import price
@@ -164,9 +165,14 @@ def energy(sources, data, convention, chip_profile, limit, batch_size, fmt, plot
     if mask_modules is not None:
         raise UserError("--mask-modules goes with --sweep-mask")
 
-    if source.endswith(".loihi"):   # an artifact: exact counts from the chip simulator (layer = process)
+    if source.endswith((".loihi", ".net")):   # exact counts from the chip simulator (layer = process)
+        import tempfile
+
         from hw_sim.simulate import layer_counts
-        layers, samples = layer_counts(source, data, limit, batch_size)
+
+        from .simulate_cmd import artifact_of
+        with tempfile.TemporaryDirectory(prefix="sresformer-energy-") as tmp:   # a netx network: exported first
+            layers, samples = layer_counts(artifact_of(source, data, tmp), data, limit, batch_size)
         measured = "measured on the data by the chip simulator (integer model)"
     else:
         layers, samples = checkpoint_layer_counts(source, data, limit, batch_size)

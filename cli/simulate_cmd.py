@@ -24,22 +24,34 @@ def fake_quant_reference(pg):
 
 
 def artifact_of(source: str, data: str, tmp: str) -> str:
-    """``source`` itself for a ``.loihi`` file; a ``.nir`` file is exported to a temporary artifact."""
-    if Path(source).suffix != ".nir":
+    """``source`` itself for a ``.loihi`` file; a ``.nir`` file (calibrated on ``data``) or a lava-dl
+    netx ``.net`` file (its own integers, no calibration) is exported to a temporary artifact."""
+    suffix = Path(source).suffix
+    if suffix not in (".nir", ".net"):
         return source
     from exporters.loihi.export import export_loihi
     from hw_sim.artifact import ArtifactError
 
     if not Path(source).is_file():
-        raise ArtifactError(f"NIR file {source} does not exist")
+        raise ArtifactError(f"{'NIR' if suffix == '.nir' else 'netx'} file {source} does not exist")
     out = str(Path(tmp) / (Path(source).stem + ".loihi"))
-    export_loihi(source, out, calib_data=data)
+    export_loihi(source, out, calib_data=data if suffix == ".nir" else None)
     return out
+
+
+def regression_readout(summary: dict, pg_metadata: dict) -> None:
+    """A netx network read out as its last layer's voltage (lava-dl's PilotNet: a steering angle) has no
+    classes: its accuracy is stated as None, not as the argmax of one output."""
+    if pg_metadata.get("readout") == "voltage":
+        summary["accuracy"] = None
+        summary["readout"] = ("voltage: the last layer's v_T / (64 T) in weight LSBs (exporters/loihi/"
+                              "netx_import.py); a regression output, no accuracy")
 
 
 def _human(s: dict) -> str:
     crit = s["critical_core"]
-    lines = [f"accuracy   {s['accuracy']:.2%} on {s['samples']} {s['data']} test samples",
+    acc = "n/a (a regression readout)" if s["accuracy"] is None else f"{s['accuracy']:.2%}"
+    lines = [f"accuracy   {acc} on {s['samples']} {s['data']} test samples",
              f"agreement  {s['agreement']:.2%} of samples bit-equal to the fake-quant model (logits and spikes)",
              f"SOPs       {s['ac'] / 1e6:.3f} M AC + {s['mac'] / 1e6:.3f} M MAC per inference "
              f"({s['dsmm_ac'] / 1e6:.3f} M AC in DSSA matmuls)",
@@ -63,7 +75,9 @@ def _human(s: dict) -> str:
                    "at export: re-export it with --spike-mask).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else.")
 def simulate(source, data, limit, chip_profile, batch_size, as_json, spike_mask):
-    """Simulate ARTIFACT (.loihi) or MODEL.nir on DATA: accuracy, agreement, SOPs, energy, latency."""
+    """Simulate ARTIFACT (.loihi), MODEL.nir or a lava-dl netx NETWORK.net on DATA: accuracy, agreement,
+    SOPs, energy, latency. A netx network keeps its own integers; its input shape comes from the file
+    (PilotNet's 3 x 66 x 200: use --data synthetic)."""
     from hw_sim.chips import load_energy_profile
     from hw_sim.simulate import simulate as run_simulation
     from sresformer.masking import SpikeMaskError, parse_spec
@@ -82,6 +96,9 @@ def simulate(source, data, limit, chip_profile, batch_size, as_json, spike_mask)
         artifact = artifact_of(masked_source(source, spike_mask, tmp), data, tmp)
         summary = run_simulation(artifact, data, limit, profile, batch_size=batch_size,
                                  reference=fake_quant_reference)
+        from hw_sim.artifact import read_artifact
+
+        regression_readout(summary, read_artifact(artifact)[0].metadata)
     summary["source"] = str(source)
     summary["spike_mask"] = spike_mask
     if as_json:

@@ -50,7 +50,8 @@ def open_test_data(pg, spec: str, limit: int | None):
     shape = tuple(pg.input_shape)
     image = len(shape) == 3 and shape[1] == shape[2]
     num_classes = int(np.prod(pg.processes[pg.output].out_shape))
-    bundle = open_dataset(spec, img_size=shape[-1] if image else None, num_classes=num_classes,
+    size = shape[-1] if image else (tuple(shape[1:]) if len(shape) == 3 else None)   # (H, W): non-square
+    bundle = open_dataset(spec, img_size=size, num_classes=num_classes,
                           in_channels=shape[0], T=None if pg.input_static else pg.T, augment=False)
     if tuple(bundle.input_shape[-len(shape):]) != shape or (bundle.is_sequence and pg.input_static):
         raise DataShapeError(f"--data {spec} gives samples of shape {tuple(bundle.input_shape)}, the artifact "

@@ -24,8 +24,16 @@ CALIB_IMAGES = 64     # images whose value ranges set the integer units
 EVAL_IMAGES = 360     # test images for the float-vs-integer accuracy (all of digits' test split)
 
 
+def is_netx(source) -> bool:
+    """True for a lava-dl netx network (``.net``): its integers are used as they are, never calibrated."""
+    return Path(source).suffix == ".net"
+
+
 def source_graph(source: str):
     """The NIR graph of ``source``: read from a ``.nir`` file, or exported from a checkpoint in memory."""
+    if is_netx(source):
+        raise UserError(f"{source} is a lava-dl netx network, already integers for the chip: export it with "
+                        "--target loihi (nothing to calibrate or convert)")
     if Path(source).suffix == ".nir":
         return read_graph(source)
     from exporters.nir.export import model_to_nir
@@ -117,7 +125,7 @@ def lowered_graph(source: str, calib_data: str | None = None, T: int | None = No
 
 def export_loihi(source: str, out: str | os.PathLike, calib_data: str | None = None, chip: str | None = None,
                  max_chips: int | None = None, T: int | None = None, calib_images: int = CALIB_IMAGES,
-                 eval_images: int = EVAL_IMAGES, **_unused) -> dict:
+                 eval_images: int = EVAL_IMAGES, objective: str = "cores", **_unused) -> dict:
     """Quantize, lower, map and write ``out``; return the summary the CLI prints.
 
     ``calib_images`` / ``eval_images``: how many images calibrate the units and measure the
@@ -126,20 +134,31 @@ def export_loihi(source: str, out: str | os.PathLike, calib_data: str | None = N
     from hw_sim.chips import load_chip
 
     chip_desc = load_chip(chip or "loihi2")
-    low = lowered_graph(source, calib_data, T, chip=chip_desc, calib_images=calib_images,
-                        eval_images=eval_images)
-    pg, T, data_name = low.pg, low.T, low.data_name
-    report = {"calibration": {"data": data_name, "images": low.calib_images}}
-    if low.labelled:
-        report["accuracy"] = accuracy_report(low.fg, FakeQuantModel(pg), low.x_test, low.y_test, T)
-    mapping = map_graph(pg, chip_desc, max_chips)
+    if is_netx(source):   # netx's own integers (exporters/loihi/netx_import.py): no calibration
+        from .netx_import import read_netx
+
+        if calib_data is not None:
+            raise UserError(f"--calib-data does not apply to {source}: a netx network keeps its own integers")
+        pg = read_netx(source, T)
+        T, data_name = pg.T, None
+        report = {"calibration": {"data": None, "images": 0, "netx": "the file's integers, as netx applies them"}}
+    else:
+        low = lowered_graph(source, calib_data, T, chip=chip_desc, calib_images=calib_images,
+                            eval_images=eval_images)
+        pg, T, data_name = low.pg, low.T, low.data_name
+        report = {"calibration": {"data": data_name, "images": low.calib_images}}
+        if low.labelled:
+            report["accuracy"] = accuracy_report(low.fg, FakeQuantModel(pg), low.x_test, low.y_test, T)
+    mapping = map_graph(pg, chip_desc, max_chips, objective)
     neurons = sum(g.size for g in mapping.groups.values())
     synapses = int(sum(g.synapses_per_compartment * g.size for g in mapping.groups.values()))
     report["mapping"] = {"chip": chip_desc.name, "cores": mapping.cores, "chips": mapping.chips, "neurons": neurons,
-                         "synapses": synapses, "host_processes": mapping.host}
+                         "synapses": synapses, "host_processes": mapping.host, "objective": mapping.objective,
+                         "step_ns": mapping.step_ns}
     write_artifact(out, pg, mapping, report)
     summary = {"target": "loihi", "out": str(out), "chip": chip_desc.name, "cores": mapping.cores,
-               "chips": mapping.chips, "neurons": neurons, "synapses": synapses, "T": T,
+               "chips": mapping.chips, "objective": mapping.objective, "step_ns": round(mapping.step_ns, 1),
+               "neurons": neurons, "synapses": synapses, "T": T,
                "calibration": data_name}
     if "accuracy" in report:
         summary.update({k: report["accuracy"][k] for k in ("accuracy_float", "accuracy_int", "accuracy_drop")})

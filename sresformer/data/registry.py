@@ -49,7 +49,8 @@ def open_dataset(spec: str, *, img_size: int | None = None, num_classes: int | N
                  seed: int = 0) -> DatasetBundle:
     """Open the dataset named by ``spec`` (one of :func:`list_datasets`' forms).
 
-    ``img_size``: side in pixels of the square samples (None: the dataset's own,
+    ``img_size``: side in pixels of the square samples, or ``(H, W)`` (only synthetic makes
+    non-square ones; others refuse them in one line) (None: the dataset's own,
     32 for digits / CIFAR / synthetic, 224 for an image folder, the file's H x W
     for frames). ``num_classes``: the model's number of outputs; it sets the class
     count of ``synthetic`` and is checked against the others (a dataset with more
@@ -63,7 +64,14 @@ def open_dataset(spec: str, *, img_size: int | None = None, num_classes: int | N
     Raises :class:`DataError` (one line) for anything the user can fix.
     """
     kind, path = parse_spec(spec)
-    img_size = check_img_size(img_size)
+    if isinstance(img_size, tuple):   # (H, W): a network with non-square inputs (lava-dl's PilotNet)
+        height, width = (check_img_size(v) for v in img_size)
+        if height != width and kind != "synthetic":
+            raise DataError(f"dataset {kind} gives square images, the network expects {height} x {width}; "
+                            "use --data synthetic for a shape-only run")
+        img_size = (height, width) if height != width else height
+    else:
+        img_size = check_img_size(img_size)
     in_channels = check_positive_int(in_channels, "in_channels")
     if num_classes is not None:
         num_classes = check_positive_int(num_classes, "num_classes")
