@@ -73,7 +73,8 @@ def write_artifact(path: str | os.PathLike, pg: ProcessGraph, mapping: Mapping, 
                 g = procs.create_group(f"{i:04d}")
                 g.attrs.update({"name": p.name, "kind": p.kind, "sources": _dumps(p.sources),
                                 "operands": _dumps(list(p.operands)), "out_shape": np.asarray(p.out_shape, np.int64),
-                                "attrs": _dumps(p.attrs.to_dict()), "exponent": int(p.exponent), "static": bool(p.static)})
+                                "attrs": _dumps(p.attrs.to_dict()), "exponent": int(p.exponent),
+                                "static": bool(p.static)})
                 g.create_dataset("scale", data=np.asarray(p.scale, np.float64))
                 for k, v in p.params.items():
                     g.create_dataset(f"params/{k}", data=np.asarray(v), compression="gzip" if np.size(v) > 4096 else None)

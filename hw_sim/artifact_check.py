@@ -24,7 +24,7 @@ import numpy as np
 from hw_sim.bounds import current_bound, dsmm_terms, gate_accumulator_bound, synapse_bounds
 
 from .attngate import WEIGHT_BITS as GATE_WEIGHT_BITS
-from .processes import KIND_ATTRS, MAX_DIM, MAX_SHIFT, Attrs, Process, ProcessGraph
+from .processes import KIND_ATTRS, MAX_DIM, Attrs, Process, ProcessGraph
 from .products import form_dims
 
 # Resource bounds: far above the models this project builds (an ImageNet-size model holds a few

@@ -168,7 +168,8 @@ class Executor:
         # worst case: the contraction length x both operands' bounds
         b = dsmm_terms(p, y, s) * self.plans[y.name].bound * self.plans[s.name].bound
         dims = form_dims(p.attrs.form, p.attrs.heads, y.out_shape, s.out_shape)
-        return Plan(b, exact_dtype(b), exact_dtype(b), {"einsum": _form_einsum(p.attrs.form), "dyn_rows": dims.dyn_rows})
+        return Plan(b, exact_dtype(b), exact_dtype(b),
+                    {"einsum": _form_einsum(p.attrs.form), "dyn_rows": dims.dyn_rows})
 
     def _plan_sumpool(self, p):
         kh, kw = p.attrs.kernel

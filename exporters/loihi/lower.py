@@ -8,13 +8,15 @@ peak within ``2**(state_bits-1) / HEADROOM`` -- except a class holding spikes (s
 stream, as Spikformer's residuals) or counts of coincident spikes (a product of two spike
 values), which are small integers and keep unit 1. Then:
 
-- a synapse (conv / dense) stores ``weight_bits``-bit weight mantissas (the chip's) for ``W * scale_in * 2**(e_in - e_out)``
+- a synapse (conv / dense) stores ``weight_bits``-bit weight mantissas (the chip's) for
+  ``W * scale_in * 2**(e_in - e_out)``
   with one per-layer power-of-two ``shift``, and an integer bias at ``2**e_out``;
 - a ``Scale`` node multiplies nothing: its factor rides on the value's ``scale`` and folds
   into whatever reads it (DSSA's c1, c2 into the attention neurons' thresholds:
   ``LIF(c x)`` with threshold 1 is ``LIF(x)`` with threshold ``1/c``); an all-ones Scale
   is a residual sum;
-- a LIF with ``k = dt/tau``, ``r`` gets ``dv = 2**decay_bits k`` (the chip's decay resolution) and ``vth = v_th / (k r 2**e scale)``
+- a LIF with ``k = dt/tau``, ``r`` gets ``dv = 2**decay_bits k`` (the chip's decay resolution)
+  and ``vth = v_th / (k r 2**e scale)``
   (its membrane unit is ``k r 2**e scale``, so the input enters without a multiply); an
   IF has ``dv = 0`` and ``vth = v_th / (r 2**e scale)``;
 - average pooling becomes sum pooling with ``1/k^2`` on the value's scale.
@@ -231,7 +233,8 @@ class Lowering:
                 p.kind != "neuron" and p.kind != "input" and bool(ins) and all(i.static for i in ins))
         out = self.fg.output
         if len(out) != 1:
-            self.procs["readout"] = Process("readout", "sum", list(out), self.fg.nodes[out[0]].out_shape, attrs=SumAttrs())
+            self.procs["readout"] = Process("readout", "sum", list(out), self.fg.nodes[out[0]].out_shape,
+                                            attrs=SumAttrs())
             self.procs["readout"].exponent = self.exp[out[0]]
             out = ["readout"]
         return ProcessGraph(self.procs, out[0], self.T, self.fg.nodes["input"].out_shape, self.input_static,
