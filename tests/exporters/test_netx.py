@@ -95,6 +95,23 @@ def test_refusals_name_the_process():
         write_netx(lower(fg, value_ranges(fg, [x.unsqueeze(0).expand(T, *x.shape)], T), T), "/nonexistent/x.net")
 
 
+def test_decays_of_another_width_are_refused():
+    """netx's decays are 12-bit: a graph lowered for a chip with 10-bit decays cannot be written."""
+    import dataclasses
+
+    from hw_sim.chips import load_chip
+
+    torch.manual_seed(0)
+    net, shape = _mlp()
+    fg = FlatGraph(export_graph(net, shape))
+    x = torch.rand(8, *shape)
+    chip = dataclasses.replace(load_chip("loihi2"), decay_bits=10)
+    pg = lower(fg, value_ranges(fg, [x.unsqueeze(0).expand(T, *x.shape)], T), T, chip=chip)
+    with pytest.raises(NetxError, match=r"'1'.*10-bit decays \(netx's are 12-bit\)") as e:
+        write_netx(pg, "/nonexistent/x.net")
+    assert "\n" not in str(e.value)
+
+
 @pytest.fixture(scope="module")
 def nano_ckpt(tmp_path_factory):
     from sresformer.data import open_dataset
