@@ -153,7 +153,7 @@ class Executor:
         state = exact_dtype(pre_sat) if dyadic else torch.float64
         vth = torch.from_numpy(np.asarray(p.params["vth"], dtype=np.int64)).to(state)
         vth = vth.reshape(p.out_shape) if vth.numel() > 1 else vth.reshape(())
-        # |v| stays below u_b * 4096 / dv under a leak (a geometric series; truncation only shrinks
+        # |v| stays below u_b * unity / dv under a leak (a geometric series; truncation only shrinks
         # it): when that is inside the membrane's range the saturation never acts and is skipped
         # (without a current decay u_b assumes the artifact's T, which frames may exceed: always saturate)
         v_b = u_b * unity / dv if dv and du else float("inf")
