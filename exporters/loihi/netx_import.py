@@ -135,7 +135,12 @@ class _Builder:
         self.shape: tuple[int, ...] = ()
         self.graded_max: int | None = None   # the last value's magnitude when graded (host input), else spikes
         self.flatten_next = False
+        self.flatten_index = 0
         self.neurons: list[str] = []
+        self.reach = True                    # the last neuron layer can reach its threshold within T steps
+        self.last_layer = None
+        # a frame held for the sample's T steps (lava-dl's tutorials); our writer records its own choice
+        self.static = bool(nf.attrs.get("sresformer.input_static", True))
 
     def add(self, p: Process) -> None:
         self.procs[p.name] = p
@@ -152,7 +157,7 @@ class _Builder:
                 raise NetxImportError(f"netx file: root attributes: input bits {bits} / exponent {exponent} out of "
                                       "range (2..16 bits, exponent -64..64)")
             self.add(Process("input", "input", [], shape, attrs={"bits": int(bits)}, exponent=int(exponent),
-                             static=True))
+                             static=self.static))
             self.graded_max = 2 ** (bits - 1) - 1
             return
         if len(shape) != 3:
@@ -166,12 +171,12 @@ class _Builder:
         if abs(w) * (2 ** (bits - 1) - 1) + abs(b) > A_IN_MAX:
             raise NetxImportError(f"netx file: layer {layer.index}: input weight {w} and bias {b} overflow Lava's "
                                   "16-bit synaptic input even for 2-bit host values")
-        self.add(Process("input", "input", [], shape, attrs={"bits": bits}, exponent=0, static=True))
+        self.add(Process("input", "input", [], shape, attrs={"bits": bits}, exponent=0, static=self.static))
         C = shape[0]
         syn = self._synapse(layer, np.full((C, 1, 1, 1), w, np.int64), np.full(C, b, np.int64), "conv",
                             graded=True, geometry={"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1),
                                                    "groups": C}, worst=abs(w) * (2 ** (bits - 1) - 1) + abs(b))
-        syn.static = True   # reads only the host's input: computed once, applied by the host
+        syn[0].static = self.static   # reads only the host's input: computed once, applied by the host
         self._neuron(layer, syn)
 
     @staticmethod
@@ -289,7 +294,8 @@ class _Builder:
                                   "channels (one per channel, or one for all)")
         return b.astype(np.int64)
 
-    def _synapse(self, layer, w, bias, op, graded, geometry=None, worst=None) -> Process:
+    def _synapse(self, layer, w, bias, op, graded, geometry=None, worst=None) -> tuple[Process, int]:
+        """The layer's synapse process and its worst one-step synaptic input ``|a_in|`` (weight LSBs)."""
         where = f"netx file: layer {layer.index}"
         if layer.has_delay:
             raise NetxImportError(f"{where}: has synaptic delays; the chip model has none (all delays must be 0)")
@@ -310,10 +316,11 @@ class _Builder:
                       params={"weight": w.astype(np.int64), "bias": bias * 2 ** ACT_SHIFT}, attrs=attrs,
                       exponent=-ACT_SHIFT)
         self.add(syn)
-        self._a_max = a_max
-        return syn
+        return syn, a_max
 
-    def _neuron(self, layer: NetxLayer, syn: Process) -> None:
+    def _neuron(self, layer: NetxLayer, synapse: tuple[Process, int]) -> None:
+        """The layer's CUBA neuron, after the checks that netx's arithmetic and ours agree on it."""
+        syn, a_max = synapse
         n = layer.neuron
         where = f"netx file: layer {layer.index}/neuron"
         if n.ref_delay > 1:
@@ -325,7 +332,7 @@ class _Builder:
         if n.i_decay != 4096 and (b_pos or b_neg) and not host_bias:
             raise NetxImportError(f"{where}: a bias with a current decay (iDecay {n.i_decay} != 4096): netx adds the "
                                   "bias to the voltage, the chip model to the decaying current; not supported")
-        u_b = 64 * self._a_max * _series(n.i_decay, self.T)
+        u_b = 64 * a_max * _series(n.i_decay, self.T)
         if u_b > V_LIMIT:
             raise NetxImportError(f"{where}: its current can reach {u_b:.0f} within {self.T} steps, where Lava wraps "
                                   "it at 24 bits; not supported")
@@ -367,7 +374,7 @@ class _Builder:
         meta = {"source": "lava-dl netx", "netx_file": self.name, "readout": readout,
                 "netx_layers": len(self.nf.layers), "neuron_layers": list(self.neurons)}
         in_shape = self.procs["input"].out_shape
-        return ProcessGraph(self.procs, out, self.T, tuple(in_shape), True, meta)
+        return ProcessGraph(self.procs, out, self.T, tuple(in_shape), self.static, meta)
 
 
 def read_netx(path: str | os.PathLike, T: int | None = None) -> ProcessGraph:

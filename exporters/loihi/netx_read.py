@@ -340,10 +340,12 @@ def _read_open(f) -> NetxFile:
         if "tSample" in sim:
             t_sample = _int(sim, "tSample", "simulation", 1, MAX_T)
     attrs = {}
-    for key in ("sresformer.T", "sresformer.input_exponent", "sresformer.input_bits"):
+    for key in ("sresformer.T", "sresformer.input_exponent", "sresformer.input_bits", "sresformer.input_static"):
         if key in f.attrs:
             v = np.asarray(f.attrs[key])
-            if v.shape != () or v.dtype.kind not in "iu":
-                raise NetxImportError(f"netx file: root attribute {key} is not an integer")
-            attrs[key] = int(v)
+            kinds = "b" if key.endswith("static") else "iu"
+            if v.shape != () or v.dtype.kind not in kinds:
+                what = "a flag" if kinds == "b" else "an integer"
+                raise NetxImportError(f"netx file: root attribute {key} is not {what}")
+            attrs[key] = bool(v) if kinds == "b" else int(v)
     return NetxFile(layers, t_sample, attrs)
