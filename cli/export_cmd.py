@@ -19,6 +19,8 @@ TARGETS = {
 # The ONNX graph is unrolled over T: its size and export time grow linearly with T, and at
 # 64 steps a nano model's file is already ~16x its T = 4 size. Longer runs belong on the chip.
 ONNX_MAX_T = 64
+# hw_sim.mapping.OBJECTIVES (spelled here so that --help does not import the mapper; a test checks they agree)
+OBJECTIVES = ("cores", "latency")
 # opsets torch.onnx can target (the dynamo exporter's floor is 18; onnx 1.16+ knows up to 21+)
 OPSETS = click.IntRange(7, 30)
 
@@ -47,6 +49,9 @@ def export_onnx_target(source: str, out: str, T=None, opset=None, **_unused) -> 
                                            "TOML file.")
 @click.option("--max-chips", type=POSITIVE, default=None, help="--target loihi: refuse a mapping that needs more "
                                                               "chips (at least 1).")
+@click.option("--objective", type=click.Choice(OBJECTIVES), default="cores", show_default=True,
+              help="--target loihi: cores (the fewest cores: the chip count to book) or latency (then split the "
+                   "slowest layers over the spare cores of those chips, or of --max-chips).")
 @t_option("Time steps: the loihi artifact's steps per inference and the onnx unroll length "
           f"(onnx at most {ONNX_MAX_T}; default: the model's)")
 @click.option("--opset", type=OPSETS, default=None, help="ONNX opset (default: the exporter's).")

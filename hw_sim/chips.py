@@ -2,8 +2,9 @@
 
 Two kinds of description:
 
-- :class:`Chip` - what a mapping must respect: cores per chip, neurons and synaptic
-  memory per core, fan-in/fan-out, bit widths (``loihi2``, ``loihi1``).
+- :class:`Chip` - what a mapping must respect: cores per chip, the per-core memory that
+  synapse encodings, neuron state and axon tables share, fan-in/fan-out, bit widths, the
+  grid of chips (``loihi2``, ``loihi1``); it names its energy profile.
 - :class:`EnergyProfile` - what each event costs in energy (pJ) and time (ns)
   (``paper-45nm``, the literature's 0.9/4.6 pJ convention; ``loihi``, Davies et al. 2018).
 
@@ -61,25 +62,40 @@ MAX_STATE_BITS = 32
 
 @dataclasses.dataclass(frozen=True)
 class Chip:
-    """A neuromorphic chip as a mapping target.
+    """A neuromorphic chip as a mapping target (what :mod:`hw_sim.resources` charges a core for).
 
-    Units: counts are plain integers (per core unless named per chip); memories and widths
-    are in bits. ``graded_spike_bits = 0`` means binary spikes only (Loihi 1).
+    Units: counts are plain integers (per core unless named per chip); widths are in bits;
+    memory is in *words* of the core's one memory budget (``memory_words``), which synapse
+    entries, neuron state and input-axon entries share. Synapse encodings: *dense* (a row of
+    ``dense_weights_per_word`` weights per word for every input axon), *sparse* (one word per
+    ``sparse_weights_per_word`` non-zero weights) and *convolutional* (a conv's kernel stored
+    once per core and shared by every position: rows of ``conv_word_bits``-bit words plus
+    ``conv_header_words``; ``conv_word_bits = 0``: the chip has no such encoding). A cost of 0
+    words means the chip keeps that item in a memory of its own, limited by its count field.
+    ``graded_spike_bits = 0`` means binary spikes only (Loihi 1).
     """
 
     name: str = _text(100, "profile name")
     description: str = _text(500, "one-line description")
+    energy_profile: str = _text(100, "the energy profile that prices this chip (a built-in name or a file)")
     cores_per_chip: int = _int("count", 1, 1 << 20, "neuro cores per chip")
-    neurons_per_core: int = _int("count", 1, 1 << 24, "compartments per core")
-    synapse_memory_bits: int = _int("bits", 1, 1 << 40, "synaptic memory per core")
+    neurons_per_core: int = _int("count", 1, 1 << 24, "compartments per core at the smallest neuron state")
+    memory_words: int = _int("words", 1, 1 << 32, "per-core memory shared by synapses, neuron state, axons")
+    word_bits: int = _int("bits", 1, 1024, "width of one memory word")
+    cuba_state_words: int = _int("words", 0, 1 << 10, "memory of one CUBA compartment's state")
+    axon_in_words: int = _int("words", 0, 1 << 10, "memory of one input-axon entry")
+    dense_weights_per_word: int = _int("count", 1, 1 << 10, "weights one dense-encoding word holds")
+    sparse_weights_per_word: int = _int("count", 1, 1 << 10, "non-zero weights one sparse-encoding word holds")
+    conv_word_bits: int = _int("bits", 0, 1024, "bits of a convolutional-encoding word (0: no such encoding)")
+    conv_header_words: int = _int("words", 0, 1 << 10, "words each convolutional kernel row adds")
     max_fan_in: int = _int("count", 1, 1 << 30, "distinct input axons per core")
-    max_fan_out: int = _int("count", 1, 1 << 30, "output axons per core")
-    weight_bits: int = _int("bits", 1, 64, "stored width of one synaptic weight")
+    max_fan_out: int = _int("count", 1, 1 << 30, "distinct destination cores per core")
+    weight_bits: int = _int("bits", 1, 64, "widest stored synaptic weight")
     state_bits: int = _int("bits", 2, MAX_STATE_BITS, "signed membrane / current width")
     graded_spike_bits: int = _int("bits", 0, 64, "graded spike payload width (0: binary spikes only)")
     decay_bits: int = _int("bits", 1, 32, "decay constant resolution")
-    embedded_processors: int = _int("count", 1, 1 << 10, "embedded (x86) processors per chip")
     mesh_cols: int = _int("count", 1, 1 << 20, "columns of the per-chip mesh of cores")
+    system_cols: int = _int("count", 1, 1 << 20, "chips per row of the system's 2-D grid of chips")
 
     def __post_init__(self):
         _check_object(self, "chip")
@@ -94,8 +110,7 @@ class Chip:
 class EnergyProfile:
     """Energy per event in picojoules (``*_pj``) and time per event in nanoseconds (``*_ns``).
 
-    Every value is finite and non-negative; ``barrier_max_ns`` (optional, ns) is the barrier
-    of the largest system and is at least ``barrier_ns``.
+    Every value is finite and non-negative.
     """
 
     name: str = _text(100, "profile name")
@@ -113,9 +128,7 @@ class EnergyProfile:
     spike_in_tile_ns: float = _num("ns", MAX_NS, "spike delivered within a tile")
     hop_ew_ns: float = _num("ns", MAX_NS, "east-west mesh hop")
     hop_ns_ns: float = _num("ns", MAX_NS, "north-south mesh hop")
-    barrier_ns: float = _num("ns", MAX_NS, "time-step barrier, best case")
-    barrier_max_ns: float | None = _num("ns", MAX_NS, "time-step barrier, largest system (optional)",
-                                        default=None)
+    barrier_ns: float = _num("ns", MAX_NS, "time-step barrier")
 
     def __post_init__(self):
         _check_object(self, "energy")
@@ -172,8 +185,6 @@ def _cross_problem(obj) -> str | None:
     if isinstance(obj, Chip) and obj.mesh_cols > obj.cores_per_chip:
         return (f"mesh_cols = {obj.mesh_cols}: a chip's mesh cannot be wider than its "
                 f"cores_per_chip = {obj.cores_per_chip}")
-    if isinstance(obj, EnergyProfile) and obj.barrier_max_ns is not None and obj.barrier_max_ns < obj.barrier_ns:
-        return f"barrier_max_ns = {obj.barrier_max_ns:g} is below barrier_ns = {obj.barrier_ns:g}"
     return None
 
 

@@ -15,12 +15,19 @@ What takes cores:
   cannot do). A synapse whose only reader runs there keeps a compartment group of its own
   (it integrates the current and sends the graded value to the embedded processor).
 
-Each group is cut into consecutive chunks (compartments in C, H, W order) that fit one
-core: at most ``neurons_per_core`` compartments, ``synapse_memory_bits`` of weights (every
-synapse stored, ``weight_bits`` each; a dual-spike matmul stores its dynamic operand at
-24 bits per entry), at most ``max_fan_in`` distinct inputs. One chunk per core; cores
-fill chips in order; a chip is an ``mesh_cols``-wide grid of cores. A dual-spike matmul's
-core holds only the operand rows its compartments read.
+Each group is cut into consecutive chunks (compartments in C, H, W order), one per core,
+each within the chip's limits as :mod:`hw_sim.resources` charges them (the one memory budget
+shared by neuron state, synapses in their encodings, dynamic operands and input axons; the
+distinct input axons; the compartments); a map is cut the way Intel's compiler cuts it (a
+chunk of whole power-of-two column slabs). Then every core's distinct destination cores
+are counted from the real connectivity and held to ``max_fan_out``. On a chip without graded
+spikes (``graded_spike_bits = 0``) a graded value that crosses cores is refused.
+
+Objectives: ``cores`` takes the fewest cores; ``latency`` then splits the group whose core is
+slowest (stored synapses x ``synop_ns`` + compartments x ``neuron_update_active_ns`` of the
+chip's energy profile: every input firing) while that time improves, within the chips the
+``cores`` mapping needs (or ``max_chips``). Cores fill chips in order; chips sit on a 2-D grid
+``system_cols`` chips wide; each chip is a mesh ``mesh_cols`` cores wide.
 """
 
 from __future__ import annotations
@@ -32,10 +39,12 @@ import numpy as np
 
 from sresformer.errors import UserError
 
-from .chips import Chip
-
+from .chips import Chip, load_energy_profile
 from .processes import HOST_KINDS, Process, ProcessGraph
 from .products import form_dims
+from .resources import GroupCost
+
+OBJECTIVES = ("cores", "latency")
 
 
 class MappingError(UserError):
@@ -44,18 +53,21 @@ class MappingError(UserError):
 
 @dataclass
 class Group:
-    """Compartments of one process and the co-located processes that feed them."""
+    """Compartments of one process and the co-located processes that feed them (per-core figures: the fullest core)."""
 
     name: str
     size: int
     members: list[str]                  # the process itself plus co-located synapses / matmuls
     synapses_per_compartment: float     # average stored synapses per compartment
-    operand_bits_per_core: int          # dynamic-operand memory the fullest core of this group holds
-    operand_row_bits: int = 0           # dynamic-operand bits one output row (one token / channel) needs
+    operand_row_entries: int = 0        # dynamic-operand entries one output row (one token / channel) reads
     row_len: int = 1                    # compartments per output row (H * W)
     chunk: int = 0                      # compartments per core
     first_core: int = 0
     cores: int = 0
+    words_per_core: int = 0             # memory words (neuron state + synapses + operands + axons)
+    axons_per_core: int = 0             # distinct input axons
+    synapses_per_core: int = 0          # stored synapses (ops per step when every input fires)
+    fan_out_per_core: int = 0           # distinct destination cores
 
 
 @dataclass
@@ -66,11 +78,13 @@ class Mapping:
     groups: dict[str, Group]
     host: list[str]
     placement: dict[str, str] = field(default_factory=dict)  # process -> group it belongs to
+    objective: str = "cores"
+    step_ns: float = 0.0                # predicted critical-core time of one step (every input firing)
 
     def __post_init__(self):
-        # the chip dict also comes back from an artifact file: the two numbers this class
-        # divides by must be positive integers, or `chips` / `core_xy` would divide by zero
-        for key in ("cores_per_chip", "mesh_cols"):
+        # the chip dict also comes back from an artifact file: the numbers this class divides
+        # by must be positive integers, or `chips` / `core_xy` would divide by zero
+        for key in ("cores_per_chip", "mesh_cols", "system_cols"):
             v = self.chip.get(key) if isinstance(self.chip, dict) else None
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise MappingError(f"the mapping's chip has {key} = {v!r}; it must be an integer >= 1")
@@ -90,34 +104,38 @@ class Mapping:
         g = self.groups[group]
         return g.first_core + np.asarray(index) // g.chunk
 
-    def core_xy(self, core: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mesh coordinates of global core ids (chips are laid side by side along x)."""
-        per_chip = self.chip["cores_per_chip"]
-        cols = self.chip["mesh_cols"]
+    def chip_of(self, core) -> np.ndarray:
+        """The chip of global core ids (cores fill chips in order)."""
+        return np.asarray(core) // self.chip["cores_per_chip"]
+
+    def chip_xy(self, chip) -> tuple[np.ndarray, np.ndarray]:
+        """Grid coordinates of chips: row-major on a grid ``system_cols`` chips wide."""
+        return np.divmod(np.asarray(chip), self.chip["system_cols"])[::-1]
+
+    def core_xy(self, core) -> tuple[np.ndarray, np.ndarray]:
+        """System-wide mesh coordinates of global core ids: each chip a ``mesh_cols``-wide mesh of
+        ``ceil(cores_per_chip / mesh_cols)`` rows, chips side by side on their grid."""
+        per_chip, cols = self.chip["cores_per_chip"], self.chip["mesh_cols"]
         rows = math.ceil(per_chip / cols)
         chip, local = np.divmod(np.asarray(core), per_chip)
-        return chip * cols + local % cols, local // cols + 0 * rows
+        cx, cy = self.chip_xy(chip)
+        return cx * cols + local % cols, cy * rows + local // cols
 
+    def hops(self, a, b) -> tuple[np.ndarray, np.ndarray]:
+        """East-west and north-south mesh hops from cores ``a`` to cores ``b`` (dimension-order routing)."""
+        (ax, ay), (bx, by) = self.core_xy(a), self.core_xy(b)
+        return np.abs(ax - bx), np.abs(ay - by)
 
-OPERAND_BITS = 24  # a graded dynamic-operand entry is held at the 24-bit state width
-
-
-def _operand_bits(g: Group, chunk: int) -> int:
-    """Dynamic-operand memory of a core holding ``chunk`` compartments (rows it may straddle)."""
-    if not g.operand_row_bits:
-        return 0
-    rows = min(math.ceil(chunk / g.row_len) + 1, math.ceil(g.size / g.row_len))
-    return rows * g.operand_row_bits
+    def chip_crossings(self, a, b) -> np.ndarray:
+        """Chip-to-chip links a message from core ``a`` to core ``b`` crosses (Manhattan on the chip grid)."""
+        (ax, ay), (bx, by) = self.chip_xy(self.chip_of(a)), self.chip_xy(self.chip_of(b))
+        return np.abs(ax - bx) + np.abs(ay - by)
 
 
 def _synapse_fan_in(p: Process) -> float:
-    """Average stored synapses per output compartment (non-zero weights only, borders exact)."""
+    """Average non-zero weights per output compartment."""
     w = p.params["weight"]
-    if p.attrs.op == "dense":
-        return float((w != 0).sum()) / w.shape[0]
-    # per output channel: non-zero taps; borders: average fraction of taps inside the map
-    taps = float((w != 0).sum()) / w.shape[0]
-    return taps  # an upper bound per compartment (padding taps are not stored on a chip)
+    return float((w != 0).sum()) / w.shape[0]
 
 
 def _operand_row_entries(p: Process, pg: ProcessGraph) -> int:
@@ -162,7 +180,7 @@ def plan_groups(pg: ProcessGraph) -> tuple[dict[str, Group], list[str], dict[str
                 and readers[0] not in placement:
             colocated[p.name] = readers[0]
             continue
-        groups[p.name] = Group(p.name, int(np.prod(p.out_shape)), [p.name], 0.0, 0)
+        groups[p.name] = Group(p.name, int(np.prod(p.out_shape)), [p.name], 0.0)
 
     def home(name):
         while name in colocated:
@@ -170,17 +188,15 @@ def plan_groups(pg: ProcessGraph) -> tuple[dict[str, Group], list[str], dict[str
         return name
 
     for name, target in colocated.items():
-        g = groups[home(target)]
-        g.members.append(name)
+        groups[home(target)].members.append(name)
     for g in groups.values():
         for m in g.members:
             p = pg.processes[m]
             placement[m] = g.name
             if p.kind == "synapse":
                 g.synapses_per_compartment += _synapse_fan_in(p)
-            elif p.kind == "dsmm":
-                # a core holds only the operand rows its compartments read
-                g.operand_row_bits += _operand_row_entries(p, pg) * OPERAND_BITS
+            elif p.kind == "dsmm":   # a core holds only the operand rows its compartments read
+                g.operand_row_entries += _operand_row_entries(p, pg)
                 g.row_len = int(np.prod(p.out_shape[1:]))
     for p in pg:  # aliases, flattens and spike gates live where their source lives
         if p.name not in placement:
@@ -189,7 +205,74 @@ def plan_groups(pg: ProcessGraph) -> tuple[dict[str, Group], list[str], dict[str
     return groups, host, placement
 
 
-def map_graph(pg: ProcessGraph, chip, max_chips: int | None = None) -> Mapping:
+def group_cost(pg: ProcessGraph, g: Group, chip: Chip, host) -> GroupCost:
+    """The resource model of group ``g`` on ``chip``."""
+    return GroupCost(pg, g.members, g.size, chip, set(host))
+
+
+def _refuse_graded(pg: ProcessGraph, groups: dict[str, Group], costs: dict[str, GroupCost], chip: Chip) -> None:
+    """On a chip with binary spikes only, no graded value may travel into a core."""
+    if chip.graded_spike_bits:
+        return
+    for g in groups.values():
+        for kind, p, src in costs[g.name].terms:
+            names = p.operands if kind == "operand" else [src]
+            for s in names:
+                real = costs[g.name].real_source(s)
+                if kind != "host" and not pg.spikes_only([real]):
+                    raise MappingError(f"{chip.name} has binary spikes only: {p.name!r} reads the graded values of "
+                                       f"{real!r}; use a chip with graded spikes (loihi2)")
+
+
+def _settle(g: Group, cost: GroupCost, chip: Chip, chunk: int) -> None:
+    """Set ``g``'s chunk and its fullest core's figures."""
+    c = cost.costs(chunk)
+    g.chunk, g.cores = chunk, math.ceil(g.size / chunk)
+    g.words_per_core = int(c.words(chip).max())
+    g.axons_per_core = int(c.axons_in.max())
+    g.synapses_per_core = int(c.synapses.max())
+
+
+def _first_fit(g: Group, cost: GroupCost, chip: Chip, shape) -> int:
+    chunk = cost.largest_chunk(shape)
+    if chunk:
+        return chunk
+    c = cost.costs(1)
+    words, axons = int(c.words(chip).max()), int(c.axons_in.max())
+    if axons > chip.max_fan_in:
+        raise MappingError(f"layer {g.name!r}: one compartment has {axons} distinct input axons, over the "
+                           f"{chip.max_fan_in}-axon core limit of {chip.name}")
+    raise MappingError(f"layer {g.name!r}: one compartment needs {words} words of core memory, over the "
+                       f"{chip.memory_words}-word core limit of {chip.name}")
+
+
+def core_time_ns(g: Group, cost: GroupCost, energy, chunk: int | None = None) -> float:
+    """Predicted time of the slowest core of ``g`` in one step (ns): stored synapses x ``synop_ns``
+    + compartments x ``neuron_update_active_ns``, every input firing."""
+    c = cost.costs(chunk or g.chunk)
+    return float((c.synapses * energy.synop_ns + c.neurons * energy.neuron_update_active_ns).max())
+
+
+def _spread(groups, costs, chip: Chip, energy, budget_cores: int) -> None:
+    """The latency objective: split the slowest group while its core time improves and cores remain."""
+    times = {n: core_time_ns(g, costs[n], energy) for n, g in groups.items()}
+    used = sum(g.cores for g in groups.values())
+    while times:
+        name = max(times, key=times.get)
+        g = groups[name]
+        smaller = math.ceil(g.chunk / 2)
+        extra = math.ceil(g.size / smaller) - g.cores
+        if smaller == g.chunk or used + extra > budget_cores or not costs[name].fits(smaller):
+            return
+        t = core_time_ns(g, costs[name], energy, smaller)
+        if t >= times[name]:
+            return
+        _settle(g, costs[name], chip, smaller)
+        used += extra
+        times[name] = t
+
+
+def map_graph(pg: ProcessGraph, chip, max_chips: int | None = None, objective: str = "cores") -> Mapping:
     """Cut every group into per-core chunks and lay the cores out; ``MappingError`` when it cannot fit."""
     # every number below is divided by or searched over: a Chip is checked when it is built,
     # but one altered after (object.__setattr__) or a look-alike object is checked here too,
@@ -198,30 +281,33 @@ def map_graph(pg: ProcessGraph, chip, max_chips: int | None = None) -> Mapping:
         chip = chip.validate()
     else:
         chip = Chip(**{f: getattr(chip, f) for f in Chip.__dataclass_fields__})
+    if objective not in OBJECTIVES:
+        raise MappingError(f"unknown mapping objective {objective!r}; choose {' or '.join(OBJECTIVES)}")
     groups, host, placement = plan_groups(pg)
-    bits = chip.weight_bits
+    costs = {n: group_cost(pg, g, chip, host) for n, g in groups.items()}
+    _refuse_graded(pg, groups, costs, chip)
+    for name, g in groups.items():
+        _settle(g, costs[name], chip, _first_fit(g, costs[name], chip, pg.processes[name].out_shape))
+    cores = sum(g.cores for g in groups.values())
+    chips = max(1, math.ceil(cores / chip.cores_per_chip))
+    if max_chips is not None and chips > max_chips:
+        biggest = max(groups.values(), key=lambda g: g.cores)
+        raise MappingError(f"the model needs {chips} {chip.name} chips ({cores} cores) but "
+                           f"--max-chips is {max_chips}; the largest layer is {biggest.name!r} with {biggest.cores} cores")
+    energy = load_energy_profile(chip.energy_profile)
+    if objective == "latency":
+        _spread(groups, costs, chip, energy, (max_chips or chips) * chip.cores_per_chip)
     core = 0
     for g in groups.values():
-        mem_per = g.synapses_per_compartment * bits
-        fits = lambda c: c * mem_per + _operand_bits(g, c) <= chip.synapse_memory_bits  # noqa: E731
-        if not fits(1):
-            raise MappingError(f"layer {g.name!r}: one compartment needs {mem_per + _operand_bits(g, 1):.0f} "
-                               f"bits of synaptic memory, over the {chip.synapse_memory_bits}-bit core limit of {chip.name}")
-        if g.synapses_per_compartment > chip.max_fan_in:
-            raise MappingError(f"layer {g.name!r}: fan-in {g.synapses_per_compartment:.0f} exceeds the "
-                               f"{chip.max_fan_in}-input core limit of {chip.name}")
-        lo, hi = 1, min(chip.neurons_per_core, g.size)
-        while lo < hi:  # the largest chunk that fits the core's memory
-            mid = (lo + hi + 1) // 2
-            lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
-        g.chunk = lo
-        g.operand_bits_per_core = _operand_bits(g, g.chunk)
-        g.cores = math.ceil(g.size / g.chunk)
         g.first_core = core
         core += g.cores
-    mapping = Mapping(dict(chip.__dict__), groups, host, placement)
-    if max_chips is not None and mapping.chips > max_chips:
-        biggest = max(groups.values(), key=lambda g: g.cores)
-        raise MappingError(f"the model needs {mapping.chips} {chip.name} chips ({mapping.cores} cores) but "
-                           f"--max-chips is {max_chips}; the largest layer is {biggest.name!r} with {biggest.cores} cores")
-    return mapping
+    from .fanout import fan_out_per_core   # it pushes masks through the connectivity (which imports Mapping)
+
+    for name, fan in fan_out_per_core(pg, groups, placement).items():
+        g = groups[name]
+        g.fan_out_per_core = int(fan.max(initial=0))
+        if g.fan_out_per_core > chip.max_fan_out:
+            raise MappingError(f"layer {name!r}: a core sends to {g.fan_out_per_core} distinct cores, over the "
+                               f"{chip.max_fan_out}-core fan-out limit of {chip.name}")
+    step = max((core_time_ns(g, costs[n], energy) for n, g in groups.items()), default=0.0)
+    return Mapping(dict(chip.__dict__), groups, host, placement, objective, step + energy.barrier_ns)

@@ -2,8 +2,9 @@
 
 The mapping in a file must be one the mapper could have made for the file's graph: the
 compartment groups, host and placement that ``plan_groups`` derives, every group's chunk
-within the chip's neuron, fan-in and synaptic-memory limits, and groups laid on consecutive
-cores. The chip dict is validated by ``hw_sim.chips.Chip`` itself (one set of rules for
+within the chip's limits as :mod:`hw_sim.resources` charges them (its per-core figures
+recomputed and compared), its fan-out within ``max_fan_out``, and groups laid on
+consecutive cores. The chip dict is validated by ``hw_sim.chips.Chip`` itself (one set of rules for
 chip files and artifacts). Problems are ``artifact_check.Invalid``.
 """
 
@@ -16,11 +17,10 @@ from hw_sim.chips import Chip
 from sresformer.errors import UserError
 
 from .artifact_check import MAX_CORE_STEPS, MAX_CORES, Invalid, _number, _short, integer
-from .mapping import Group, _operand_bits, plan_groups
+from .mapping import Group, group_cost, plan_groups
 from .processes import ProcessGraph
 
-GROUP_FIELDS = ("name", "size", "members", "synapses_per_compartment", "operand_bits_per_core", "operand_row_bits",
-                "row_len", "chunk", "first_core", "cores")
+GROUP_FIELDS = tuple(f.name for f in dataclasses.fields(Group))
 
 
 def check_chip(chip) -> dict:
@@ -60,7 +60,7 @@ def check_mapping(pg: ProcessGraph, chip: dict, raw_groups, host, placement) -> 
         name = g["name"]
         if not isinstance(name, str) or name not in want or name in groups:
             raise Invalid(f"/mapping group #{i} ({_short(name)}) is not a compartment group of the graph")
-        groups[name] = _group(g, want[name], chip, core)
+        groups[name] = _group(g, want[name], chip, core, group_cost(pg, want[name], Chip(**chip), want_host))
         core += groups[name].cores
         if core > MAX_CORES or core * pg.T > MAX_CORE_STEPS:
             raise Invalid(f"the mapping uses over {min(MAX_CORES, MAX_CORE_STEPS // pg.T)} cores, more than the "
@@ -68,10 +68,10 @@ def check_mapping(pg: ProcessGraph, chip: dict, raw_groups, host, placement) -> 
     return groups
 
 
-def _group(g: dict, exp: Group, chip: dict, first: int) -> Group:
+def _group(g: dict, exp: Group, chip: dict, first: int, cost) -> Group:
     """One group: plan fields as the graph gives them, a chunk that fits a core, cores laid in order."""
     where = f"/mapping group {exp.name!r}"
-    for key in ("size", "operand_row_bits", "row_len"):
+    for key in ("size", "operand_row_entries", "row_len"):
         if integer(g[key], f"{where} {key}", 0, 1 << 62) != getattr(exp, key):
             raise Invalid(f"{where}: {key} is {g[key]}, the graph gives {getattr(exp, key)}")
     m = g["members"]
@@ -80,21 +80,21 @@ def _group(g: dict, exp: Group, chip: dict, first: int) -> Group:
     spc = _number(g["synapses_per_compartment"], f"{where} synapses_per_compartment", 0.0, 1e12)
     if not math.isclose(spc, exp.synapses_per_compartment, rel_tol=1e-9, abs_tol=1e-9):
         raise Invalid(f"{where}: synapses_per_compartment does not agree with the graph's weights")
-    if spc > chip["max_fan_in"]:
-        raise Invalid(f"{where}: fan-in {spc:.0f} is over the chip's max_fan_in {chip['max_fan_in']}")
-    top = min(chip["neurons_per_core"], exp.size)
-    chunk = integer(g["chunk"], f"{where} chunk", 1, top)
-    mem_per = exp.synapses_per_compartment * chip["weight_bits"]   # the mapper's own arithmetic, bit for bit
-    fits = lambda c: c * mem_per + _operand_bits(exp, c) <= chip["synapse_memory_bits"]  # noqa: E731
+    chunk = integer(g["chunk"], f"{where} chunk", 1, min(chip["neurons_per_core"], exp.size))
     # any chunk that fits is a valid mapping (a latency objective spreads a group over more cores)
-    if not fits(chunk):
-        raise Invalid(f"{where}: chunk {chunk} compartments do not fit a core's synaptic memory")
-    obits = integer(g["operand_bits_per_core"], f"{where} operand_bits_per_core", 0, 1 << 62)
-    if obits != _operand_bits(exp, chunk):
-        raise Invalid(f"{where}: operand_bits_per_core does not agree with its chunk")
+    if not cost.fits(chunk):
+        raise Invalid(f"{where}: chunk {chunk} compartments do not fit a core of {chip['name']}")
     cores = integer(g["cores"], f"{where} cores", 1, MAX_CORES)
     if cores != math.ceil(exp.size / chunk):
         raise Invalid(f"{where}: {cores} cores do not hold {exp.size} compartments in chunks of {chunk}")
     if integer(g["first_core"], f"{where} first_core", 0, MAX_CORES) != first:
         raise Invalid(f"{where}: first_core is {g['first_core']}; groups take consecutive cores from 0 ({first})")
-    return Group(exp.name, exp.size, list(m), spc, obits, exp.operand_row_bits, exp.row_len, chunk, first, cores)
+    c = cost.costs(chunk)
+    figures = {"words_per_core": c.words(Chip(**chip)).max(), "axons_per_core": c.axons_in.max(),
+               "synapses_per_core": c.synapses.max()}
+    for key, value in figures.items():
+        if integer(g[key], f"{where} {key}", 0, 1 << 62) != int(value):
+            raise Invalid(f"{where}: {key} is {g[key]}, its chunk gives {int(value)}")
+    fan = integer(g["fan_out_per_core"], f"{where} fan_out_per_core", 0, chip["max_fan_out"])
+    return Group(exp.name, exp.size, list(m), spc, exp.operand_row_entries, exp.row_len, chunk, first, cores,
+                 *(int(v) for v in figures.values()), fan)

@@ -125,7 +125,7 @@ def lowered_graph(source: str, calib_data: str | None = None, T: int | None = No
 
 def export_loihi(source: str, out: str | os.PathLike, calib_data: str | None = None, chip: str | None = None,
                  max_chips: int | None = None, T: int | None = None, calib_images: int = CALIB_IMAGES,
-                 eval_images: int = EVAL_IMAGES, **_unused) -> dict:
+                 eval_images: int = EVAL_IMAGES, objective: str = "cores", **_unused) -> dict:
     """Quantize, lower, map and write ``out``; return the summary the CLI prints.
 
     ``calib_images`` / ``eval_images``: how many images calibrate the units and measure the
@@ -149,14 +149,16 @@ def export_loihi(source: str, out: str | os.PathLike, calib_data: str | None = N
         report = {"calibration": {"data": data_name, "images": low.calib_images}}
         if low.labelled:
             report["accuracy"] = accuracy_report(low.fg, FakeQuantModel(pg), low.x_test, low.y_test, T)
-    mapping = map_graph(pg, chip_desc, max_chips)
+    mapping = map_graph(pg, chip_desc, max_chips, objective)
     neurons = sum(g.size for g in mapping.groups.values())
     synapses = int(sum(g.synapses_per_compartment * g.size for g in mapping.groups.values()))
     report["mapping"] = {"chip": chip_desc.name, "cores": mapping.cores, "chips": mapping.chips, "neurons": neurons,
-                         "synapses": synapses, "host_processes": mapping.host}
+                         "synapses": synapses, "host_processes": mapping.host, "objective": mapping.objective,
+                         "step_ns": mapping.step_ns}
     write_artifact(out, pg, mapping, report)
     summary = {"target": "loihi", "out": str(out), "chip": chip_desc.name, "cores": mapping.cores,
-               "chips": mapping.chips, "neurons": neurons, "synapses": synapses, "T": T,
+               "chips": mapping.chips, "objective": mapping.objective, "step_ns": round(mapping.step_ns, 1),
+               "neurons": neurons, "synapses": synapses, "T": T,
                "calibration": data_name}
     if "accuracy" in report:
         summary.update({k: report["accuracy"][k] for k in ("accuracy_float", "accuracy_int", "accuracy_drop")})

@@ -48,9 +48,8 @@ def test_every_core_respects_the_chip(nano):
     pg, mapping, _ = read_artifact(d / "m.loihi")
     chip = load_chip("loihi2")
     for g in mapping.groups.values():
-        assert g.chunk <= chip.neurons_per_core
-        assert g.chunk * g.synapses_per_compartment * chip.weight_bits + g.operand_bits_per_core \
-            <= chip.synapse_memory_bits
+        assert g.chunk <= chip.neurons_per_core and g.words_per_core <= chip.memory_words
+        assert g.axons_per_core <= chip.max_fan_in and g.fan_out_per_core <= chip.max_fan_out
         assert g.cores * g.chunk >= g.size > (g.cores - 1) * g.chunk
     assert sorted(g.first_core for g in mapping.groups.values()) == \
         sorted(set(g.first_core for g in mapping.groups.values()))
@@ -61,11 +60,11 @@ def test_limits_refused_with_the_layer_named(nano):
     pg, _, _ = read_artifact(d / "m.loihi")
     with pytest.raises(MappingError, match="--max-chips is 0"):
         map_graph(pg, load_chip("loihi2"), max_chips=0)
-    tiny = replace(load_chip("loihi2"), synapse_memory_bits=1000)
+    tiny = replace(load_chip("loihi2"), memory_words=10)
     with pytest.raises(MappingError, match=r"layer '.*': one compartment needs"):
         map_graph(pg, tiny)
-    small = replace(load_chip("loihi1"))
-    assert map_graph(pg, small).cores > map_graph(pg, load_chip("loihi2")).cores  # 1024 vs 8192 per core
+    with pytest.raises(MappingError, match="loihi1 has binary spikes only"):   # the graded residual stream
+        map_graph(pg, load_chip("loihi1"))
 
 
 def test_bad_artifacts(tmp_path, nano):
@@ -84,10 +83,12 @@ def test_cli_json_and_refusal(nano, tmp_path):
     d, _ = nano
     run = lambda *a: subprocess.run([sys.executable, "-m", "cli.main", "export", str(d / "m.ckpt"), "--target", "loihi",
                                      *a], capture_output=True, text=True)  # noqa: E731
-    r = run("--out", str(tmp_path / "a.loihi"), "--chip", "loihi1", "--json")
+    r = run("--out", str(tmp_path / "a.loihi"), "--chip", "loihi2", "--json")
     assert r.returncode == 0, r.stderr[-2000:]
     s = json.loads(r.stdout)
-    assert {"cores", "chips", "neurons", "synapses", "accuracy_drop"} <= set(s) and s["chip"] == "loihi1"
+    assert {"cores", "chips", "neurons", "synapses", "accuracy_drop"} <= set(s) and s["chip"] == "loihi2"
+    r = run("--out", str(tmp_path / "c.loihi"), "--chip", "loihi1")
+    assert r.returncode == 2 and "binary spikes only" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = run("--out", str(tmp_path / "b.loihi"), "--max-chips", "0")
     assert r.returncode == 2 and "--max-chips" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "b.loihi").exists()

@@ -88,12 +88,13 @@ def hand_graph(T=3, size=4):
 
 
 def test_gate_counts_only_surviving_spikes_exactly():
-    from hw_sim.chips import Chip
+    import dataclasses
 
-    tiny = Chip(name="tiny", description="2-wide mesh, 8 compartments per core", cores_per_chip=16,
-                neurons_per_core=8, synapse_memory_bits=10 ** 6, max_fan_in=10 ** 4, max_fan_out=10 ** 4,
-                weight_bits=8, state_bits=24, graded_spike_bits=24, decay_bits=12, embedded_processors=1,
-                mesh_cols=2)
+    from hw_sim.chips import load_chip
+
+    tiny = dataclasses.replace(load_chip("loihi2"), name="tiny", description="2-wide mesh, 8 compartments per core",
+                               cores_per_chip=16, neurons_per_core=8, max_fan_in=10 ** 4, max_fan_out=10 ** 4,
+                               mesh_cols=2)
     pg = hand_graph()
     mapping = map_graph(pg, tiny)
     assert mapping.placement["g0"] == "n0" and "g0" not in mapping.groups

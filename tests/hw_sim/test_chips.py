@@ -16,9 +16,15 @@ def test_published_numbers():
     loihi = load_energy_profile("loihi")
     assert (loihi.ac_pj, loihi.synop_ns, loihi.neuron_active_pj, loihi.neuron_idle_pj) == (23.6, 3.5, 81.0, 52.0)
     assert (loihi.spike_in_tile_pj, loihi.hop_ew_pj, loihi.hop_ns_pj) == (1.7, 3.0, 4.0)
-    assert (loihi.barrier_ns, loihi.barrier_max_ns) == (113.0, 465.0)
+    assert loihi.barrier_ns == 113.0
     assert load_chip("loihi1").neurons_per_core == 1024
     assert load_chip().cores_per_chip == 128
+    assert (load_chip().memory_words, load_chip("loihi1").graded_spike_bits) == (12000, 0)
+
+
+@pytest.mark.parametrize("chip", ["loihi1", "loihi2"])
+def test_each_chip_names_an_energy_profile_that_loads(chip):
+    assert load_energy_profile(load_chip(chip).energy_profile).name == "loihi"
 
 
 def test_user_file(tmp_path):
@@ -63,8 +69,9 @@ def _tiny_graph():
 
 @pytest.mark.parametrize("field,value", [
     ("neurons_per_core", 1.5), ("mesh_cols", 0), ("cores_per_chip", 0), ("cores_per_chip", True),
-    ("weight_bits", 65), ("state_bits", 64), ("max_fan_in", -1), ("synapse_memory_bits", "1000"),
-    ("mesh_cols", 129), ("name", "two\nlines"),
+    ("weight_bits", 65), ("state_bits", 64), ("max_fan_in", -1), ("memory_words", "1000"),
+    ("mesh_cols", 129), ("name", "two\nlines"), ("cuba_state_words", -1), ("system_cols", 0),
+    ("energy_profile", "a\tb"),
 ])
 def test_chip_in_code_is_checked(field, value):
     import dataclasses
@@ -75,7 +82,6 @@ def test_chip_in_code_is_checked(field, value):
 
 @pytest.mark.parametrize("field,value", [
     ("ac_pj", float("inf")), ("ac_pj", float("nan")), ("ac_pj", True), ("mac_pj", -0.1), ("synop_ns", 1e12),
-    ("barrier_max_ns", 100.0),   # below barrier_ns = 113
 ])
 def test_energy_profile_in_code_is_checked(field, value):
     import dataclasses
@@ -105,13 +111,13 @@ def test_every_field_has_a_unit_in_code_and_in_the_files():
 
     from hw_sim.chips import PROFILE_DIR, Chip, EnergyProfile, describe
 
-    units = {"pJ", "ns", "bits", "count", "text"}
+    units = {"pJ", "ns", "bits", "count", "words", "text"}
     for cls in (Chip, EnergyProfile):
         for f in describe(cls):
             assert f["unit"] in units and f["doc"], f
     for path in Path(PROFILE_DIR).glob("*.toml"):
         for line in path.read_text().splitlines():
             key = line.split("=", 1)[0].strip()
-            if "=" in line and not line.startswith("#") and key not in ("name", "description"):
+            if "=" in line and not line.startswith("#") and key not in ("name", "description", "energy_profile"):
                 comment = line.split("#", 1)[1] if "#" in line else ""
                 assert any(u in comment.split(";")[0] for u in units - {"text"}), (path.name, line)

@@ -5,6 +5,7 @@ threshold is 1, so it spikes exactly where the input pixel is 1, at every step; 
 (``conv``, co-located with the next layer) feeds ``n1`` (threshold too high to spike).
 """
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -14,15 +15,14 @@ import torch
 from hw_sim.mapping import Group, Mapping, map_graph
 from hw_sim.processes import Process, ProcessGraph
 from exporters.quantize.fakequant import FakeQuantModel
-from hw_sim.chips import Chip
+from hw_sim.chips import load_chip
 from hw_sim.counters import Counter, CountPlan
 from hw_sim.executor import Executor
 
 NEURON = {"dv": 0, "du": 4096, "state_bits": 24, "decay_bits": 12}
-TINY = Chip(name="tiny", description="2-wide mesh, 8 compartments per core", cores_per_chip=16,
-            neurons_per_core=8, synapse_memory_bits=10 ** 6, max_fan_in=10 ** 4, max_fan_out=10 ** 4,
-            weight_bits=8, state_bits=24, graded_spike_bits=24, decay_bits=12, embedded_processors=1,
-            mesh_cols=2)
+TINY = dataclasses.replace(load_chip("loihi2"), name="tiny", description="2-wide mesh, 8 compartments per core",
+                           cores_per_chip=16, neurons_per_core=8, max_fan_in=10 ** 4, max_fan_out=10 ** 4,
+                           mesh_cols=2)
 
 
 def graph(weight, stride=1, size=4):

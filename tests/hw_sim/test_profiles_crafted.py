@@ -26,9 +26,11 @@ from hw_sim.chips import PROFILE_DIR, ProfileError, available, load_chip, load_e
 import testutil
 
 KINDS = {"chip": load_chip, "energy": load_energy_profile}
-TEXT_KEYS = {"name", "description"}
-ZERO_OK_INT = {"graded_spike_bits"}          # 0: binary spikes only (Loihi 1)
-OPTIONAL = {"barrier_max_ns"}
+TEXT_KEYS = {"name", "description", "energy_profile"}
+# 0 where it means "none": binary spikes only (Loihi 1); no memory taken (a separate memory);
+# no convolutional encoding; no header word
+ZERO_OK_INT = {"graded_spike_bits", "cuba_state_words", "axon_in_words", "conv_word_bits", "conv_header_words"}
+OPTIONAL: set[str] = set()
 VALUES = {"zero": 0, "minus1": -1, "frac": 1.5, "inf": math.inf, "nan": math.nan, "true": True,
           "text": "text", "array": [1]}
 
@@ -69,8 +71,6 @@ def expected_ok(kind: str, key: str, mutation: str, table: dict) -> bool:
         return False
     if kind == "chip":   # counts and bit widths: integers, at least 1 (0 only where it means "none")
         return isinstance(v, int) and (v >= 1 or key in ZERO_OK_INT)
-    if key == "barrier_max_ns":   # the largest system's barrier is no shorter than the best case
-        return v >= table["barrier_ns"]
     return True          # energies (pJ) and times (ns): any finite non-negative number
 
 
@@ -149,8 +149,8 @@ def cases_per_format() -> dict[str, int]:
 def test_case_count():
     counts = cases_per_format()
     print("crafted profile cases per format:", counts)
-    # 2 chip files x (13 keys x 10 + 1), energy files x (17 and 16 keys x 10 + 1), 9 whole-file cases each
-    assert counts == {"chip": 2 * 131 + 9, "energy": 171 + 161 + 9}
+    # 2 chip files x (21 keys x 10 + 1), energy files x (16 keys x 10 + 1) x 2, 9 whole-file cases each
+    assert counts == {"chip": 2 * 211 + 9, "energy": 161 + 161 + 9}
 
 
 @pytest.mark.parametrize("case", MUTATIONS, ids=[c["id"] for c in MUTATIONS])
@@ -196,7 +196,7 @@ CLI_ENERGY = [("paper-45nm", "ac_pj", "inf"), ("paper-45nm", "ac_pj", "true"), (
 CLI_CHIP = [("loihi2", "neurons_per_core", "frac"), ("loihi2", "mesh_cols", "zero"),
             ("loihi2", "cores_per_chip", "zero"), ("loihi1", "max_fan_in", "minus1"),
             ("loihi2", "weight_bits", "true"), ("loihi2", "state_bits", "inf"),
-            ("loihi1", "synapse_memory_bits", "text"), ("loihi2", "neurons_per_core", "delete"),
+            ("loihi1", "memory_words", "text"), ("loihi2", "neurons_per_core", "delete"),
             ("loihi2", "max_fan_out", "typo")]
 
 

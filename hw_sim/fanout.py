@@ -1,0 +1,44 @@
+"""Fan-out per core: how many distinct cores each core of a group sends its values to.
+
+Counted from the real connectivity (:func:`hw_sim.connectivity.back`, which pushes a mask of
+outputs back to the inputs holding a stored synapse, operand entry or window into them:
+borders, strides and groups exact): every destination core's compartments are pushed back
+through the processes placed on it, and each sending core it reaches counts it once.
+Values on the embedded processor send no mesh messages and are not counted.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .processes import ProcessGraph
+
+
+def fan_out_per_core(pg: ProcessGraph, groups: dict, placement: dict[str, str]) -> dict[str, np.ndarray]:
+    """Group name -> distinct destination cores of each of its cores (``[cores]`` integers)."""
+    from .connectivity import back   # connectivity imports the mapping module
+
+    fan = {name: np.zeros(g.cores, dtype=np.int64) for name, g in groups.items()}
+    for r in groups.values():
+        members = [p for p in reversed(list(pg)) if placement.get(p.name) == r.name]
+        for core in range(r.cores):
+            masks = {r.name: torch.zeros(r.size)}
+            masks[r.name][core * r.chunk:(core + 1) * r.chunk] = 1.0
+            reached: dict[str, torch.Tensor] = {}   # sending group -> elements of it read here
+            for p in members:
+                m = masks.pop(p.name, None)
+                if m is None:
+                    continue
+                for src, cnt in back(p, pg, m):
+                    home = placement.get(src)
+                    inside = home == r.name and src != r.name
+                    key, table = (src, masks) if inside else (home, reached)
+                    if not inside and key not in groups:
+                        continue   # the embedded processor
+                    table[key] = table[key] + cnt if key in table else cnt
+            for sender, cnt in reached.items():
+                s = groups[sender]
+                cores = np.unique(torch.nonzero(cnt > 0).flatten().numpy() // s.chunk)
+                fan[sender][cores] += 1
+    return fan
