@@ -36,6 +36,11 @@ host's, outside the chip: feed frames in host units. An ``input`` layer without 
 depthwise convs with the pool's tap weights on the same arithmetic; ``flatten`` is C-major
 as netx's ``transpose([2, 1, 0]).flatten()`` of Lava's ``[W, H, C]``.
 
+Time. Every sample starts from zero state and runs ``T`` steps (the file's ``tSample``), all
+layers inside each step: Lava's netx run with ``reset_interval = T`` and a ``reset_offset`` that
+resets each layer when its first input of a sample arrives (``NETX.md``: layer ``i`` lags ``i``
+steps behind an input neuron layer, ``i + 1`` behind the host's graded input).
+
 The output. A last layer that can spike within ``T`` steps is read out as its spikes
 (rates). A non-spiking integrator readout (PilotNet's: ``vDecay`` 0, ``iDecay`` 4096, a
 threshold ``v`` cannot reach within ``T`` steps, checked) is read as its voltage: ``output``

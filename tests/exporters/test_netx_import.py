@@ -229,3 +229,36 @@ def test_pilotnet_spikes_equal_lavas_netx_run(tmp_path):
     n = steps - (len(layers) - 1)
     v = np.cumsum(ours["readout"].numpy()[:n, 0], 0)
     np.testing.assert_array_equal(lava["v_last"][len(layers) - 1:].reshape(n, -1), v.reshape(n, -1))
+
+
+def test_our_writers_file_reads_back_as_its_netx_grid(tmp_path):
+    """``--target netx`` then ``read_netx``: the same spikes, every layer, as the writer's own statement of what
+    the file computes (``FakeQuantModel(to_netx_grid(pg))``); runs without Lava."""
+    from torch import nn
+
+    from exporters.loihi.flatgraph import FlatGraph
+    from exporters.loihi.lower import lower
+    from exporters.loihi.netx import netx_chain, to_netx_grid, write_netx
+    from exporters.nir.export import export_graph
+    from exporters.quantize.ranges import value_ranges
+    from sresformer.layers import SeqConv2d, SeqLinear
+    from sresformer.neurons import IF, LIF
+
+    net = nn.Sequential(SeqConv2d(2, 6, 3, stride=2, padding=1, bias=True), LIF(v_threshold=0.15), nn.Flatten(),
+                        SeqLinear(6 * 4 * 4, 12, bias=True), LIF(v_threshold=0.1), SeqLinear(12, 5, bias=True),
+                        IF(v_threshold=0.2))
+    fg = FlatGraph(export_graph(net, (2, 8, 8)))
+    x = torch.rand(6, 2, 8, 8)
+    low = lower(fg, value_ranges(fg, [x.unsqueeze(0).expand(6, *x.shape)], 6), 6)
+    write_netx(low, tmp_path / "m.net")
+    grid = to_netx_grid(low)
+    pg = read_netx(tmp_path / "m.net")
+    assert pg.T == 6 and tuple(pg.input_shape) == (2, 8, 8)
+    _, want = FakeQuantModel(grid).run(x, keep=True)
+    got = Executor(pg).run(x, keep=True).values
+    layers = netx_chain(grid)
+    assert len(layers) == len(pg.metadata["neuron_layers"]) == 3
+    for layer, name in zip(layers, pg.metadata["neuron_layers"]):
+        theirs = want[layer["neuron"].name].double()
+        assert theirs.sum() > 0, f"{name} is silent: the comparison would prove nothing"
+        assert torch.equal(got[name].double(), theirs), name
