@@ -1,0 +1,61 @@
+"""``export --target loihi --objective cores|latency``: the summary reports the objective's cores, chips and step time."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    """A conv + LIF + dense NIR model on 8 x 8 inputs (exports in seconds)."""
+    import torch
+    from torch import nn
+
+    from exporters.nir.export import export_graph, write_graph
+    from sresformer.layers import SeqConv2d, SeqLinear
+    from sresformer.neurons import LIF
+
+    d = tmp_path_factory.mktemp("objective")
+    torch.manual_seed(0)
+    net = nn.Sequential(SeqConv2d(1, 4, 3, padding=1), LIF(), nn.Flatten(), SeqLinear(4 * 8 * 8, 10))
+    with torch.no_grad():
+        net[0].weight.mul_(4.0)
+    write_graph(export_graph(net, (1, 8, 8)), d / "toy.nir")
+    return d
+
+
+def _export(d, *args):
+    return subprocess.run([sys.executable, "-m", "cli.main", "export", str(d / "toy.nir"), "--target", "loihi",
+                           *args], capture_output=True, text=True)
+
+
+@pytest.mark.slow
+def test_latency_objective_spreads_and_reports_its_step(toy):
+    from cli.export_cmd import OBJECTIVES
+    from hw_sim.artifact import read_artifact
+    from hw_sim.mapping import OBJECTIVES as MAPPER_OBJECTIVES, map_graph
+
+    assert OBJECTIVES == MAPPER_OBJECTIVES
+    r = _export(toy, "--out", str(toy / "fast.loihi"), "--objective", "latency", "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    s = json.loads(r.stdout)
+    pg, mapping, report = read_artifact(toy / "fast.loihi")
+    fewest = map_graph(pg, _chip(mapping))
+    # the same graph mapped for the fewest cores: latency takes more cores for a shorter predicted step
+    assert s["objective"] == report["mapping"]["objective"] == "latency"
+    assert s["cores"] == mapping.cores > fewest.cores and s["chips"] == 1
+    assert s["step_ns"] < fewest.step_ns and report["mapping"]["step_ns"] == pytest.approx(s["step_ns"], abs=0.1)
+
+
+def _chip(mapping):
+    from hw_sim.chips import Chip
+
+    return Chip(**mapping.chip)
+
+
+def test_unknown_objective_is_one_line(toy):
+    r = _export(toy, "--out", str(toy / "x.loihi"), "--objective", "fast")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "objective" in r.stderr
+    assert not (toy / "x.loihi").exists()
