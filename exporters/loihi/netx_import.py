@@ -307,7 +307,7 @@ class _Builder:
         if np.abs(w).max(initial=0) > 2 ** (WEIGHT_BITS - 1) - 1:
             raise NetxImportError(f"{where}/weight holds {int(np.abs(w).max())}, beyond {WEIGHT_BITS}-bit signed "
                                   "weights")
-        if np.abs(bias).max(initial=0) > BIAS_MANT_MAX + 1 or bias.min(initial=0) < -(BIAS_MANT_MAX + 1):
+        if bias.max(initial=0) > BIAS_MANT_MAX or bias.min(initial=0) < -(BIAS_MANT_MAX + 1):   # 13-bit signed
             raise NetxImportError(f"{where}/bias holds {int(np.abs(bias).max())}, beyond Lava's 13-bit bias_mant")
         a_max = worst if worst is not None else _worst_a(w, self.graded_max)
         if a_max > A_IN_MAX:

@@ -116,6 +116,8 @@ CASES = [
     ("shape huge", _set("layer/0/shape", np.array([60000, 60000, 60000])), "refuse"),
     ("bias of five", _set(f"{L1}/bias", np.ones(5, np.float32)), "refuse"),
     ("bias beyond 13 bits", _first(f"{L1}/bias", 10000), "refuse"),
+    ("bias 4096 (13-bit signed tops at 4095)", _first(f"{L1}/bias", 4096), "refuse"),
+    ("bias -4096", _first(f"{L1}/bias", -4096), "ok"),
     ("scalar bias", _set(f"{L1}/bias", np.float32(2)), "ok"),
     ("nonzero delays", _set(f"{L3}/delay", np.ones(5)), "refuse"),
     ("zero delays", _set(f"{L3}/delay", np.zeros(5)), "ok"),
