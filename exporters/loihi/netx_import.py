@@ -63,6 +63,9 @@ from .netx_read import NetxFile, NetxImportError, NetxLayer, read_file
 
 STATE_BITS = 24        # Lava PyLifModelBitAcc: u, v are 24-bit (uv_bitwidth = 24)
 DECAY_BITS = 12        # Lava PyLifModelBitAcc: decays in 1/4096 (decay_shift = 12)
+UNITY = 1 << DECAY_BITS   # a decay of 4096/4096 clears the state in one step
+ALIGN = 2 ** ACT_SHIFT    # one weight LSB in membrane LSBs (netx's 6-bit MSB alignment)
+INPUT_WEIGHT_DEFAULT = 64  # netx create_input: the input transform's weight when the file has none
 V_LIMIT = 2 ** 23 - 1  # Lava clips v to +-(2**23 - 1); u wraps beyond 2**23
 WEIGHT_BITS = 8        # netx optimize_weight_bits: "standard 8 bit signed weight matrix"
 DEFAULT_INPUT_BITS = 8  # graded host input of a file that does not say (netx: a run-time option)
@@ -127,7 +130,7 @@ def _worst_a(w: np.ndarray, graded_max: int | None) -> int:
 
 def _series(d: int, T: int) -> float:
     """``sum_{k<T} (1 - d/4096)**k``: how many steps' worth of input a decaying state can hold."""
-    return float(T) if d == 0 else min(float(T), 4096 / d)
+    return float(T) if d == 0 else min(float(T), UNITY / d)
 
 
 class _Builder:
@@ -167,7 +170,7 @@ class _Builder:
             return
         if len(shape) != 3:
             raise NetxImportError(f"netx file: layer {layer.index}: an input layer with a neuron needs [C, H, W]")
-        w = 64 if layer.weight is None else self._scalar(layer, layer.weight, "weight")
+        w = INPUT_WEIGHT_DEFAULT if layer.weight is None else self._scalar(layer, layer.weight, "weight")
         b = 0 if layer.bias is None else self._scalar(layer, layer.bias, "bias")
         # the host integers q: as wide as keeps the injected w q + b inside Lava's int16 a_in
         bits = 16
@@ -318,7 +321,7 @@ class _Builder:
         shape = self.shape if layer.type == "input" else (
             tuple(layer.shape) if op == "conv" else (int(np.prod(layer.shape)),))
         syn = Process(f"layer{layer.index}.synapse", "synapse", [self.last], shape,
-                      params={"weight": w.astype(np.int64), "bias": bias * 2 ** ACT_SHIFT}, attrs=attrs,
+                      params={"weight": w.astype(np.int64), "bias": bias * ALIGN}, attrs=attrs,
                       exponent=-ACT_SHIFT)
         self.add(syn)
         return syn, a_max
@@ -331,24 +334,24 @@ class _Builder:
         if n.ref_delay > 1:
             raise NetxImportError(f"{where}: refDelay {n.ref_delay} (a refractory period) is not supported; netx's "
                                   "Lava LIF has none, Loihi holds the neuron; only refDelay 0 or 1")
-        bias = syn.params["bias"] // 2 ** ACT_SHIFT
+        bias = syn.params["bias"] // ALIGN
         b_pos, b_neg = max(int(bias.max(initial=0)), 0), max(-int(bias.min(initial=0)), 0)
         host_bias = layer.type == "input"   # the host folds the input bias into a_in, Lava's u
-        if n.i_decay != 4096 and (b_pos or b_neg) and not host_bias:
-            raise NetxImportError(f"{where}: a bias with a current decay (iDecay {n.i_decay} != 4096): netx adds the "
-                                  "bias to the voltage, the chip model to the decaying current; not supported")
-        u_b = 64 * a_max * _series(n.i_decay, self.T)
+        if n.i_decay != UNITY and (b_pos or b_neg) and not host_bias:
+            raise NetxImportError(f"{where}: a bias with a current decay (iDecay {n.i_decay} != {UNITY}): netx adds "
+                                  "the bias to the voltage, the chip model to the decaying current; not supported")
+        u_b = ALIGN * a_max * _series(n.i_decay, self.T)
         if u_b > V_LIMIT:
             raise NetxImportError(f"{where}: its current can reach {u_b:.0f} within {self.T} steps, where Lava wraps "
                                   "it at 24 bits; not supported")
         steps = _series(n.v_decay, self.T)
-        extra = 0 if host_bias else 64
+        extra = 0 if host_bias else ALIGN
         if (u_b + extra * b_neg) * steps > V_LIMIT:
             raise NetxImportError(f"{where}: its voltage can reach -2**23 within {self.T} steps, where Lava clips to "
                                   "-(2**23 - 1) and the chip model to -2**23; not supported")
-        self.reach = (u_b + extra * b_pos) * steps > 64 * n.vth_mant
+        self.reach = (u_b + extra * b_pos) * steps > ALIGN * n.vth_mant
         p = Process(f"layer{layer.index}", "neuron", [syn.name], syn.out_shape,
-                    params={"vth": np.array([64 * n.vth_mant + 1], np.int64)},
+                    params={"vth": np.array([ALIGN * n.vth_mant + 1], np.int64)},
                     attrs={"du": n.i_decay, "dv": n.v_decay, "state_bits": STATE_BITS, "decay_bits": DECAY_BITS})
         self.add(p)
         self.neurons.append(p.name)
@@ -363,7 +366,7 @@ class _Builder:
         readout = "spikes"
         out = neu.name
         if not self.reach:
-            if n.v_decay != 0 or n.i_decay != 4096:
+            if n.v_decay != 0 or n.i_decay != UNITY:
                 raise NetxImportError(f"netx file: layer {layer.index}: the last layer never reaches its threshold "
                                       "within T steps and its voltage leaks (vDecay or iDecay): no readout we can "
                                       "state exactly")
