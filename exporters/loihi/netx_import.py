@@ -144,6 +144,7 @@ class _Builder:
         self.graded_max: int | None = None   # the last value's magnitude when graded (host input), else spikes
         self.flatten_next = False
         self.flatten_index = 0
+        self.vector = False                  # the last layer is a vector held as [N, 1, 1]
         self.neurons: list[str] = []
         self.reach = True                    # the last neuron layer can reach its threshold within T steps
         self.last_layer = None
@@ -168,8 +169,8 @@ class _Builder:
                              static=self.static))
             self.graded_max = 2 ** (bits - 1) - 1
             return
-        if len(shape) != 3:
-            raise NetxImportError(f"netx file: layer {layer.index}: an input layer with a neuron needs [C, H, W]")
+        if len(shape) == 1:   # a vector of input neurons, held as [N, 1, 1] for the elementwise synapse
+            shape, self.vector = (shape[0], 1, 1), True
         w = INPUT_WEIGHT_DEFAULT if layer.weight is None else self._scalar(layer, layer.weight, "weight")
         b = 0 if layer.bias is None else self._scalar(layer, layer.bias, "bias")
         # the host integers q: as wide as keeps the injected w q + b inside Lava's int16 a_in
@@ -226,13 +227,13 @@ class _Builder:
                                   f"layer of {n_out} neurons needs [{n_out}, inputs]")
         n_in = int(np.prod(self.shape))
         if len(self.shape) != 1:
-            if not (self.flatten_next or self.procs[self.last].kind == "input"):
+            if not (self.flatten_next or self.vector or self.procs[self.last].kind == "input"):
                 raise NetxImportError(f"netx file: layer {layer.index} (dense) reads a layer of shape {self.shape} "
                                       "without a flatten layer between (netx cannot connect them)")
             name = f"layer{self.flatten_index}" if self.flatten_next else f"layer{layer.index}.flatten"
             self.add(Process(name, "flatten", [self.last], (n_in,), attrs={},
                              static=self.procs[self.last].static))
-        self.flatten_next = False
+        self.flatten_next = self.vector = False
         if w.shape[1] != n_in:
             raise NetxImportError(f"netx file: layer {layer.index}/weight reads {w.shape[1]} inputs, the layer before "
                                   f"gives {n_in}")
@@ -250,6 +251,9 @@ class _Builder:
     # -- shared parts ---------------------------------------------------------------------------
 
     def _no_flatten(self, layer):
+        if self.vector:
+            raise NetxImportError(f"netx file: layer {layer.index} ({layer.type}) reads a vector input layer; it "
+                                  "needs [C, H, W]")
         if self.flatten_next:
             raise NetxImportError(f"netx file: layer {layer.index} ({layer.type}) follows a flatten layer; netx "
                                   "flattens only into dense layers")

@@ -60,12 +60,10 @@ def run(job):
     data = np.moveaxis(x.transpose(0, *range(x.ndim - 1, 0, -1)), 0, -1)  # [T, C, H, W] -> [W, H, C, T]
     net = Network(net_config=job["net"], input_message_bits=int(job["bits"]),
                   reset_interval=int(job["reset"]) or None, reset_offset=int(job["offset"]))
-    src = Source(data=data.astype(np.int32))
     first = net.layers[0]
-    if type(first).__name__ == "Input":
-        src.s_out.connect(first.neuron.a_in)
-    else:
-        src.s_out.connect(net.inp)
+    port = first.neuron.a_in if type(first).__name__ == "Input" else net.inp
+    src = Source(data=data.reshape(*port.shape, steps).astype(np.int32))   # [N, 1, 1, T] -> a vector's [N, T]
+    src.s_out.connect(port)
     sinks = []
     for layer in net.layers:
         sinks.append(Sink(shape=layer.out.shape, buffer=steps))

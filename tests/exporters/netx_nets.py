@@ -90,6 +90,20 @@ def net_graded_host_input(path, rng):
     return _file(path, 7, build)
 
 
+def net_vector_input(path, rng):
+    """A vector of input neurons (shape [N]) read by dense layers, as lava-dl's MLP examples."""
+    def build(L):
+        g = L.create_group("0")
+        _str(g, "type", "input")
+        g.create_dataset("shape", data=np.asarray([12]))
+        g.create_dataset("weight", data=np.float32(20))
+        g.create_dataset("bias", data=np.float32(-4))
+        _neuron(g, vth=10)
+        _dense(L.create_group("1"), 8, _w(rng, (8, 12), -30, 30), _w(rng, 8, -4, 4), vth=18)
+        _dense(L.create_group("2"), 3, _w(rng, (3, 8), -50, 50), v_decay=2048, vth=12)
+    return _file(path, 10, build)
+
+
 def net_current_decay(path, rng):
     """Dense layers with current decay (no bias there: netx would add it to v), leaks and IF neurons."""
     def build(L):
@@ -143,4 +157,5 @@ def net_written_by_us(path, rng):
 
 
 NETS = {"input_neuron_cnn": net_input_neuron_cnn, "graded_host_input": net_graded_host_input,
-        "current_decay": net_current_decay, "pool": net_pool, "written_by_us": net_written_by_us}
+        "current_decay": net_current_decay, "vector_input": net_vector_input, "pool": net_pool,
+        "written_by_us": net_written_by_us}

@@ -17,7 +17,7 @@ import pytest
 from exporters.loihi.netx_import import read_netx
 from exporters.loihi.netx_read import NetxImportError
 
-from netx_nets import net_graded_host_input, net_input_neuron_cnn
+from netx_nets import net_graded_host_input, net_input_neuron_cnn, net_vector_input
 
 
 def _set(path, value):
@@ -153,6 +153,18 @@ GRADED_CASES = [
 ]
 
 
+#: (case id, mutation of the vector-input MLP, expected outcome)
+VECTOR_CASES = [
+    ("as it is", lambda f: None, "ok"),
+    ("a conv reads the vector", lambda f: (f.__delitem__("layer/1"), f.copy(f["layer/2"], "layer/1"),
+                                            _string("layer/1/type", "conv")(f),
+                                            f["layer/1"].create_dataset("stride", data=np.asarray([1, 1])),
+                                            f["layer/1"].create_dataset("padding", data=np.asarray([0, 0])),
+                                            f["layer/1"].create_dataset("dilation", data=np.asarray([1, 1]))),
+     "refuse"),
+]
+
+
 def _crafted(tmp_path, make, mutate):
     path = make(tmp_path / "base.net", np.random.default_rng(0))
     out = tmp_path / "crafted.net"
@@ -180,6 +192,11 @@ def test_crafted_input_neuron_cnn(case, mutate, expected, tmp_path):
 @pytest.mark.parametrize("case, mutate, expected", GRADED_CASES, ids=[c[0] for c in GRADED_CASES])
 def test_crafted_graded_input(case, mutate, expected, tmp_path):
     assert _outcome(_crafted(tmp_path, net_graded_host_input, mutate)) == expected
+
+
+@pytest.mark.parametrize("case, mutate, expected", VECTOR_CASES, ids=[c[0] for c in VECTOR_CASES])
+def test_crafted_vector_input(case, mutate, expected, tmp_path):
+    assert _outcome(_crafted(tmp_path, net_vector_input, mutate)) == expected
 
 
 @pytest.mark.parametrize("content", [b"", b"not hdf5 at all\n", None, "truncated", "nir", "dir", "missing"])
