@@ -24,8 +24,9 @@ The input layer. In lava-dl a netx ``input`` layer with a neuron is a CUBA layer
 input the host writes: ``weight * frame + bias`` (one scalar weight and bias, netx's
 ``Input.transform``). It becomes ``input`` (the host's integers ``q = round(x)``, exponent 0,
 as wide as Lava's int16 ``a_in`` allows) -> an elementwise synapse (a 1x1 depthwise conv,
-``groups = C``, one weight per channel, netx's bias) -> ``neuron``. That synapse reads only
-the host's input, so it is static and applied by the host: what the host injects is
+``groups = C``, one weight per channel, netx's bias) -> ``neuron`` (a vector input layer ``[N]``
+is held as ``[N, 1, 1]``). That synapse reads only the host's input, so it is static and
+applied by the host: what the host injects is
 ``64 (weight q + bias)`` (no synapse memory on the chip). lava-dl's PilotNet host sends
 ``trunc(weight (2 p - 1) + bias)`` for pixels ``p`` in ``[0, 1]``; that preprocessing is the
 host's, outside the chip: feed frames in host units. An ``input`` layer without a neuron
@@ -38,8 +39,8 @@ as netx's ``transpose([2, 1, 0]).flatten()`` of Lava's ``[W, H, C]``.
 
 Time. Every sample starts from zero state and runs ``T`` steps (the file's ``tSample``), all
 layers inside each step: Lava's netx run with ``reset_interval = T`` and a ``reset_offset`` that
-resets each layer when its first input of a sample arrives (``NETX.md``: layer ``i`` lags ``i``
-steps behind an input neuron layer, ``i + 1`` behind the host's graded input).
+resets each layer when its first input of a sample arrives (layer ``i`` lags ``i`` steps behind
+an input neuron layer, ``i + 1`` behind the host's graded input, as ``NETX.md`` describes).
 
 The output. A last layer that can spike within ``T`` steps is read out as its spikes
 (rates). A non-spiking integrator readout (PilotNet's: ``vDecay`` 0, ``iDecay`` 4096, a
