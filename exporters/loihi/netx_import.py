@@ -183,9 +183,13 @@ class _Builder:
                                   "16-bit synaptic input even for 2-bit host values")
         self.add(Process("input", "input", [], shape, attrs={"bits": bits}, exponent=0, static=self.static))
         C = shape[0]
-        syn = self._synapse(layer, np.full((C, 1, 1, 1), w, np.int64), np.full(C, b, np.int64), "conv",
+        mant, k = w, 0   # the host's weight as an 8-bit mantissa times 2**k: exact when w = m 2**k, |m| <= 127
+        while abs(mant) > 2 ** (WEIGHT_BITS - 1) - 1 and mant % 2 == 0:
+            mant, k = mant // 2, k + 1
+        syn = self._synapse(layer, np.full((C, 1, 1, 1), mant, np.int64), np.full(C, b, np.int64), "conv",
                             graded=True, geometry={"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1),
-                                                   "groups": C}, worst=abs(w) * (2 ** (bits - 1) - 1) + abs(b))
+                                                   "groups": C}, worst=abs(w) * (2 ** (bits - 1) - 1) + abs(b),
+                            shift=ACT_SHIFT + k)
         syn[0].static = self.static   # reads only the host's input: computed once, applied by the host
         self._neuron(layer, syn)
 
@@ -307,7 +311,8 @@ class _Builder:
                                   "channels (one per channel, or one for all)")
         return b.astype(np.int64)
 
-    def _synapse(self, layer, w, bias, op, graded, geometry=None, worst=None) -> tuple[Process, int]:
+    def _synapse(self, layer, w, bias, op, graded, geometry=None, worst=None,
+                 shift=ACT_SHIFT) -> tuple[Process, int]:
         """The layer's synapse process and its worst one-step synaptic input ``|a_in|`` (weight LSBs)."""
         where = f"netx file: layer {layer.index}"
         if layer.has_delay:
@@ -321,7 +326,7 @@ class _Builder:
         if a_max > A_IN_MAX:
             raise NetxImportError(f"{where}: one step's synaptic input can reach {a_max}, beyond Lava's 16-bit a_in "
                                   f"(it would wrap); not supported")
-        attrs = {"op": op, "shift": ACT_SHIFT, "graded_input": bool(graded), "weight_bits": WEIGHT_BITS}
+        attrs = {"op": op, "shift": shift, "graded_input": bool(graded), "weight_bits": WEIGHT_BITS}
         attrs.update(geometry or {})
         shape = self.shape if layer.type == "input" else (
             tuple(layer.shape) if op == "conv" else (int(np.prod(layer.shape)),))

@@ -67,7 +67,7 @@ def _w(rng, shape, lo, hi):
 def net_input_neuron_cnn(path, rng):
     """PilotNet's pattern: an input neuron layer, a strided padded conv, flatten, dense, an integrator readout."""
     def build(L):
-        _input(L, (2, 6, 6), weight=40, bias=10)
+        _input(L, (2, 6, 6), weight=160, bias=10)   # 160 = 80 x 2: an 8-bit mantissa and a shift
         _conv(L.create_group("1"), (4, 3, 3), _w(rng, (4, 2, 3, 3), -20, 20), _w(rng, 4, -5, 5), stride=(2, 2),
               padding=(1, 1))
         _str(L.create_group("2"), "type", "flatten")

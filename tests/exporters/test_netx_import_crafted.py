@@ -137,6 +137,8 @@ CASES = [
     ("no simulation group (no T)", _del("simulation"), "refuse"),
     ("input weight of three", _set("layer/0/weight", np.ones(3, np.float32)), "refuse"),
     ("input weight overflows a_in", _set("layer/0/weight", np.float32(30000)), "refuse"),
+    ("input weight 200 (100 x 2)", _set("layer/0/weight", np.float32(200)), "ok"),
+    ("input weight 201 (no 8-bit mantissa)", _set("layer/0/weight", np.float32(201)), "refuse"),
     ("second input layer", _string(f"{L3}/type", "input"), "refuse"),
     ("leaky unreachable readout", _set(f"{L4}/neuron/vDecay", np.int64(100)), "refuse"),
     ("readout that can spike", _set(f"{L4}/neuron/vThMant", np.int64(1)), "ok"),
