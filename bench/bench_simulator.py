@@ -45,13 +45,24 @@ def build_artifact(model_name: str, img_size: int, work: Path, bn_gain: float = 
                    bn_shift: float = 0.0) -> tuple[Path, Path]:
     """A warmed-up checkpoint (BN affine scaled by ``bn_gain``, shifted by ``bn_shift``) and its
     .loihi artifact under ``work`` (reused when present)."""
-    import sresformer
     from exporters.loihi import export as export_mod
 
-    tag = f"{model_name}_{img_size}_bn{bn_gain:g}_{bn_shift:g}"
-    ckpt, art = work / f"{tag}.ckpt", work / f"{tag}.loihi"
-    if art.exists() and ckpt.exists():
-        return ckpt, art
+    ckpt = build_checkpoint(model_name, img_size, work, bn_gain, bn_shift)
+    art = ckpt.with_suffix(".loihi")
+    if not art.exists():
+        # the accuracy check is not benchmarked here
+        export_mod.export_loihi(str(ckpt), art, calib_data="synthetic", calib_images=8, eval_images=4)
+    return ckpt, art
+
+
+def build_checkpoint(model_name: str, img_size: int, work: Path, bn_gain: float = 1.0,
+                     bn_shift: float = 0.0) -> Path:
+    """The warmed-up checkpoint of :func:`build_artifact` (reused when present)."""
+    import sresformer
+
+    ckpt = work / f"{model_name}_{img_size}_bn{bn_gain:g}_{bn_shift:g}.ckpt"
+    if ckpt.exists():
+        return ckpt
     work.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     kwargs = {} if img_size == 224 else {"img_size": img_size}
@@ -67,9 +78,7 @@ def build_artifact(model_name: str, img_size: int, work: Path, bn_gain: float = 
         for _ in range(2):
             model(x)
     sresformer.save_checkpoint(model.eval(), ckpt)
-    # the accuracy check is not benchmarked here
-    export_mod.export_loihi(str(ckpt), art, calib_data="synthetic", calib_images=8, eval_images=4)
-    return ckpt, art
+    return ckpt
 
 
 def best_of(fn, repeats: int) -> float:

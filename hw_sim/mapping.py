@@ -272,8 +272,13 @@ def _spread(groups, costs, chip: Chip, energy, budget_cores: int) -> None:
         times[name] = t
 
 
-def map_graph(pg: ProcessGraph, chip, max_chips: int | None = None, objective: str = "cores") -> Mapping:
-    """Cut every group into per-core chunks and lay the cores out; ``MappingError`` when it cannot fit."""
+def map_graph(pg: ProcessGraph, chip, max_chips: int | None = None, objective: str = "cores",
+              fan_out: bool = True) -> Mapping:
+    """Cut every group into per-core chunks and lay the cores out; ``MappingError`` when it cannot fit.
+
+    ``fan_out=False`` leaves the fan-out uncounted (0) and unchecked: counting it pushes a mask
+    through the connectivity for every core, minutes for a model of tens of thousands of cores.
+    """
     # every number below is divided by or searched over: a Chip is checked when it is built,
     # but one altered after (object.__setattr__) or a look-alike object is checked here too,
     # so a bad value is a ProfileError, never an endless search or a division by zero
@@ -303,7 +308,7 @@ def map_graph(pg: ProcessGraph, chip, max_chips: int | None = None, objective: s
         core += g.cores
     from .fanout import fan_out_per_core   # it pushes masks through the connectivity (which imports Mapping)
 
-    for name, fan in fan_out_per_core(pg, groups, placement).items():
+    for name, fan in (fan_out_per_core(pg, groups, placement) if fan_out else {}).items():
         g = groups[name]
         g.fan_out_per_core = int(fan.max(initial=0))
         if g.fan_out_per_core > chip.max_fan_out:

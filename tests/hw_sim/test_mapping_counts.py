@@ -153,3 +153,9 @@ def test_dssa_core_of_part_of_a_row_reads_only_its_columns():
     # (d = 2 entries, 1 word) and S's spikes at its 2 positions (2 x d = 4): 6 axons, 2 * 3 + 1 + 12 = 19
     A = map_graph(dssa_graph(), dataclasses.replace(load_chip("loihi2"), neurons_per_core=2)).groups["A"]
     assert (A.chunk, A.cores, A.axons_per_core, A.words_per_core) == (2, 8, 6, 19)
+
+
+def test_fan_out_can_be_left_uncounted():
+    chip = dataclasses.replace(load_chip("loihi2"), neurons_per_core=24, conv_word_bits=4, max_fan_out=1)
+    m = map_graph(two_convs(), chip, fan_out=False)   # over the fan-out limit of 1, but not counted
+    assert [(g.cores, g.fan_out_per_core) for g in m.groups.values()] == [(3, 0), (2, 0)]
