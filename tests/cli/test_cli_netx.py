@@ -90,3 +90,19 @@ def test_pilotnet_exports_and_simulates(tmp_path):
     assert results[3]["rc"] == 0, results[3]["stderr"][-500:]
     energy = json.loads(results[3]["stdout"])
     assert energy["total"]["ac"] == pytest.approx(sim["ac"])   # the same frame, the same simulated events
+
+
+def test_crafted_netx_files_keep_the_cli_contract(tmp_path):
+    """Every crafted file of the reader's table through the real ``simulate``: refused ones exit 2 with one
+    line on stderr, the valid ones simulate (exit 0); never a traceback or a hang."""
+    from test_netx_import_crafted import CASES, _crafted
+
+    runs = []
+    for i, (case, mutate, expected) in enumerate(CASES):
+        d = tmp_path / f"c{i}"
+        d.mkdir()
+        path = _crafted(d, net_input_neuron_cnn, mutate)
+        runs.append((case, 2 if expected == "refuse" else 0, ["simulate", path, "--data", "synthetic", "--limit",
+                                                              "2", "--batch-size", "2"], None))
+    results = run_cases([args for _, _, args, _ in runs], tmp_path, timeout_s=60)
+    assert not failed_runs(runs, results), failed_runs(runs, results)
