@@ -72,6 +72,7 @@ def test_small_netx_network_simulates_and_prices(tmp_path):
     assert "sigma-delta" in messages["sigma-delta"] and "netx" in messages["eval"]
 
 
+@pytest.mark.slow
 def test_pilotnet_exports_and_simulates(tmp_path):
     art = tmp_path / "pilotnet.loihi"
     cases = [["export", PILOTNET, "--target", "loihi", "--out", art, "--json"],
