@@ -107,3 +107,19 @@ def test_crafted_netx_files_keep_the_cli_contract(tmp_path):
                                                               "2", "--batch-size", "2"], None))
     results = run_cases([args for _, _, args, _ in runs], tmp_path, timeout_s=60)
     assert not failed_runs(runs, results), failed_runs(runs, results)
+
+
+def test_synthetic_data_in_a_networks_height_and_width():
+    """PilotNet's 66 x 200 frames: synthetic data makes them (the same on every call); a square dataset refuses."""
+    from sresformer.data import open_dataset
+    from sresformer.data.base import DataError
+
+    a = open_dataset("synthetic", img_size=(66, 200), num_classes=1, in_channels=3, augment=False)
+    b = open_dataset("synthetic", img_size=(66, 200), num_classes=1, in_channels=3, augment=False)
+    x, _ = a.test[5]
+    assert a.input_shape == (3, 66, 200) and tuple(x.shape) == (3, 66, 200)
+    assert bool((x == b.test[5][0]).all()) and not bool((x == a.test[6][0]).all())
+    square = open_dataset("synthetic", img_size=(8, 8), in_channels=1, augment=False)
+    assert square.input_shape == (1, 8, 8)
+    with pytest.raises(DataError, match="66 x 200"):
+        open_dataset("digits", img_size=(66, 200), in_channels=3, augment=False)
