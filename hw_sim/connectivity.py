@@ -127,31 +127,39 @@ def _dsmm_dense(p: Process, pg: ProcessGraph) -> int:
 @dataclass(frozen=True)
 class SynapticRule:
     """How a kind does synaptic work: its per-core op kernel, its dense op count, whether it is a dsmm
-    (counted in ``dsmm`` too), whether a graded input makes its ops MACs, and its spike input port."""
+    (counted in ``dsmm`` too), whether a graded input makes its ops MACs, and whether its spike input
+    is its second operand (a dsmm's ``spk``) rather than its summed sources."""
 
     ops: object                 # (p, pg, chunk, cores) -> kernel with ``per_core(nz)``
     dense: object               # (p, pg) -> ops per step with every input non-zero
     dsmm: bool
     graded_mac: bool
-    spike_port: str             # "sources" or "operands[1:]"
+    spikes_on_operand: bool
 
 
-#: process kind -> how its events are counted (tests/hw_sim/test_kernel_tables.py: every kind):
-#: ``syn`` its synaptic work (None: none), ``host`` its fixed embedded-processor ops per evaluation
-#: (None: none), ``emits`` whether its outputs are spikes the chip emits (counted in ``spikes``)
+@dataclass(frozen=True)
+class CountRule:
+    """How a kind's events are counted: ``syn`` its synaptic work (None: none), ``host`` its fixed
+    embedded-processor ops per evaluation (None: none), ``emits`` whether its outputs are spikes the
+    chip's neurons emit (counted in ``spikes``)."""
+
+    syn: SynapticRule | None = None
+    host: object = None
+    emits: bool = False
+
+
+#: process kind -> how its events are counted (tests/hw_sim/test_kernel_tables.py: every kind)
 COUNT_RULES = {
-    "input": {"syn": None, "host": None, "emits": False},
-    "synapse": {"syn": SynapticRule(_synapse_ops, _synapse_dense, False, True, "sources"), "host": None,
-                "emits": False},
-    "neuron": {"syn": None, "host": None, "emits": True},
-    "sum": {"syn": None, "host": None, "emits": False},
-    "dsmm": {"syn": SynapticRule(lambda p, pg, chunk, cores: MatmulOps(p, pg, chunk, cores), _dsmm_dense, True,
-                                 False, "operands[1:]"), "host": None, "emits": False},
-    "sumpool": {"syn": None, "host": None, "emits": False},
-    "maxpool": {"syn": None, "host": None, "emits": False},
-    "flatten": {"syn": None, "host": None, "emits": False},
-    "attngate": {"syn": None, "host": gate_ops, "emits": False},
-    "gate": {"syn": None, "host": None, "emits": False},
+    "input": CountRule(),
+    "synapse": CountRule(syn=SynapticRule(_synapse_ops, _synapse_dense, False, True, False)),
+    "neuron": CountRule(emits=True),
+    "sum": CountRule(),
+    "dsmm": CountRule(syn=SynapticRule(MatmulOps, _dsmm_dense, True, False, True)),
+    "sumpool": CountRule(),
+    "maxpool": CountRule(),
+    "flatten": CountRule(),
+    "attngate": CountRule(host=gate_ops),
+    "gate": CountRule(),
 }
 
 
@@ -202,7 +210,7 @@ class CountPlan:
         # embedded-processor processes that run at every step (MA gates): a stage of the pipeline
         self.step_host = {p.name for p in pg if p.host and not p.static}
         for p in pg:
-            if COUNT_RULES[p.kind]["syn"] is not None:
+            if COUNT_RULES[p.kind].syn is not None:
                 self.syn[p.name] = self._table(p)
         for g in self.groups.values():
             self._group(g)
@@ -210,7 +218,7 @@ class CountPlan:
         # which every sending core delivers to the embedded processor (one message per non-zero value)
         self.host_ops: dict[str, dict[str, int]] = {}
         for p in pg:
-            host = COUNT_RULES[p.kind]["host"]
+            host = COUNT_RULES[p.kind].host
             if host is not None:
                 self.host_ops[p.name] = host(p)
                 if not p.static:
@@ -235,9 +243,9 @@ class CountPlan:
         return g
 
     def _table(self, p: Process) -> SynTable:
-        rule = COUNT_RULES[p.kind]["syn"]
+        rule = COUNT_RULES[p.kind].syn
         group = self.placement.get(p.name, "host")
-        spikes_in = self.pg.spikes_only(p.operands[1:] if rule.spike_port == "operands[1:]" else p.sources)
+        spikes_in = self.pg.spikes_only(p.operands[1:] if rule.spikes_on_operand else p.sources)
         kind = "mac" if rule.graded_mac and p.attrs.graded_input else "ac"
         dense = rule.dense(p, self.pg)
         if group == "host":

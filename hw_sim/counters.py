@@ -86,11 +86,11 @@ class Counter:
             act = segsum(busy.view(S * B, -1), g.chunk, g.cores).double().view(S, B, -1)
             cc["active"][:S, :, sl] += act
             cc["idle"][:S, :, sl] += plan.compartments[sl] - act
-            if COUNT_RULES[p.kind]["emits"]:
+            if COUNT_RULES[p.kind].emits:
                 cc["spikes"][:S, :, sl] += segsum(out.view(S * B, -1), g.chunk, g.cores).double().view(S, B, -1)
         table = plan.send.get(p.name)
         if table is not None:
-            emits = COUNT_RULES[p.kind]["emits"]   # a neuron's output is its own 0/1 mask
+            emits = COUNT_RULES[p.kind].emits   # a neuron's output is its own 0/1 mask
             self._messages(p.name, (out if emits else out != 0).reshape(S, B, -1), table)
 
     def _messages(self, name: str, nz: torch.Tensor, table: torch.Tensor) -> None:

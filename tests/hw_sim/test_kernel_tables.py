@@ -14,7 +14,7 @@ import pytest
 
 from exporters.quantize.fakequant import FakeQuantModel
 from hw_sim.artifact_check import BOUNDS, CHECKS, WIDTHS
-from hw_sim.connectivity import BACK, COUNT_RULES
+from hw_sim.connectivity import BACK, COUNT_RULES, CountRule
 from hw_sim.executor import Executor
 from hw_sim.processes import KIND_ATTRS, KINDS, Process, make_attrs
 from hw_sim.products import FORMS, PRODUCT_FORMS, form_dims
@@ -28,7 +28,7 @@ TABLES = {"fake-quant kernels": FakeQuantModel.KERNELS, "executor plans": Execut
 def test_every_implementation_covers_every_kind(name):
     assert set(TABLES[name]) == set(KINDS), f"{name}: missing {set(KINDS) - set(TABLES[name])}, " \
                                            f"extra {set(TABLES[name]) - set(KINDS)}"
-    assert all(callable(k) or isinstance(k, dict) for k in TABLES[name].values())
+    assert all(callable(k) or isinstance(k, CountRule) for k in TABLES[name].values())
 
 
 def test_param_widths_name_only_kinds_with_params():
