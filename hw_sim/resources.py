@@ -11,7 +11,8 @@ The chip's one per-core memory (``Chip.memory_words``) holds, per core:
   layer's own weight width ``b``); *dense* (``ceil(n / dense_weights_per_word)`` words per
   input axon for the core's ``n`` outputs); *sparse* (``ceil(k / sparse_weights_per_word)``
   words per input axon with ``k`` non-zero weights into the core);
-- dynamic operands of dual-spike matmuls: the rows the core reads, ``state_bits`` each;
+- dynamic operands of dual-spike matmuls: the entries the core's outputs read, ``state_bits``
+  each;
 - input axons: ``axon_in_words`` per distinct input axon.
 
 Input axons: one per distinct source element with a stored synapse into the core (sparse
@@ -19,7 +20,8 @@ and element-for-element connections: counted from the weights, borders included)
 core of a dense layer receives every input the layer reads (Intel's table);
 a convolutional synapse receives through one axon per column phase of its stride
 (``stride_x``) per input group (fit to Intel's table: 2, 2, 2, 1, 1 axons in for PilotNet's
-x-strides 2, 2, 2, 1, 1); a dynamic operand entry arrives on an axon of its own; an
+x-strides 2, 2, 2, 1, 1); a dynamic operand entry, and each spike a dual-spike matmul's
+outputs on the core are gated by, arrives on an axon of its own; an
 element-wise synapse (one weight per channel) reading a host process, and a host value read
 element for element, are applied by the host when it injects the value (lava-dl netx's
 input layer; Intel's table: 1 axon in, 0 synapses): 1 axon, no synapse memory.
