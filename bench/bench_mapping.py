@@ -60,8 +60,8 @@ def main() -> None:
             rows.append(row)
             if not args.json:
                 print(", ".join(f"{k}: {v}" for k, v in row.items()), flush=True)
-            if "refused" in row:
-                break
+            if "refused" in row and "cores_without_fan_out_limit" not in row:
+                break   # refused whatever the objective (no graded spikes)
     if args.json:
         print(json.dumps({"model": args.model, "img_size": args.img_size, "T": pg.T, "mappings": rows}))
 
