@@ -94,14 +94,25 @@ def run(argv: list[str] | None = None) -> int:
     except click.ClickException as e:
         return _error(e.format_message(), e.exit_code)
     except (KeyboardInterrupt, click.Abort, interrupt.Terminated):
-        sig = interrupt.received() or signal.SIGINT
-        what = AFTER_INTERRUPT.get(_command_name(argv), "interrupted; no partial output was left")
-        if sig == signal.SIGTERM:
-            what = what.replace("interrupted", "terminated", 1)
-        click.echo(f"sresformer: {what}", err=True)
-        return interrupt.EXIT_STATUS.get(sig, 130)
+        return _interrupted(argv)
     except BrokenPipeError:   # `sresformer ... | head`: the reader left; nothing more to say
         return 141
+    except Exception:
+        # a C extension can turn the signal's exception into an error of its own (h5py raises
+        # TypeError from its type-conversion callback): after a signal, that is the interruption
+        if interrupt.received() is None:
+            raise
+        return _interrupted(argv)
+
+
+def _interrupted(argv: list[str]) -> int:
+    """Say in one line that a signal stopped the command; its exit status (130 SIGINT, 143 SIGTERM)."""
+    sig = interrupt.received() or signal.SIGINT
+    what = AFTER_INTERRUPT.get(_command_name(argv), "interrupted; no partial output was left")
+    if sig == signal.SIGTERM:
+        what = what.replace("interrupted", "terminated", 1)
+    click.echo(f"sresformer: {what}", err=True)
+    return interrupt.EXIT_STATUS.get(sig, 130)
 
 
 def main(argv: list[str] | None = None) -> None:

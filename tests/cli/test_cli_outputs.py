@@ -132,6 +132,25 @@ def test_signal_during_the_artifact_write_leaves_no_file(work, tmp_path, sig, st
     assert r.returncode == 0, r.stderr
 
 
+@pytest.mark.parametrize("sig,status,word", [(signal.SIGINT, 130, "interrupted"),
+                                             (signal.SIGTERM, 143, "terminated")])
+def test_a_library_error_after_a_signal_is_the_interruption(monkeypatch, capsys, sig, status, word):
+    """h5py can turn the signal's exception into a TypeError of its own (seen in CI); once a signal
+    has arrived that error is the interruption, in one line, and without a signal it stays a bug."""
+    from cli import main as cli_main
+    from sresformer import interrupt
+
+    def h5py_like(**_kw):
+        raise TypeError("Operation not defined for data type class")
+
+    monkeypatch.setattr(cli_main.cli, "main", h5py_like)
+    with pytest.raises(TypeError):
+        cli_main.run(["export"])
+    monkeypatch.setattr(interrupt, "_received", [sig])
+    assert cli_main.run(["export"]) == status
+    assert capsys.readouterr().err.splitlines() == [f"sresformer: {word}; no partial output was left"]
+
+
 def test_a_killed_writers_temporary_is_removed_by_the_next_write(work, tmp_path):
     out = tmp_path / "m.nir"
     dead = tmp_path / ".m.nir.999999999.abcd1234.tmp"      # no such pid: its writer is gone
