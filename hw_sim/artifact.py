@@ -22,7 +22,8 @@ from sresformer.limits import MAX_T
 from . import artifact_check as chk
 from .artifact_check import Invalid
 from .mapping_check import check_chip, check_mapping
-from .mapping import Mapping, MappingError
+from .chips import available, load_chip
+from .mapping import Mapping, MappingError, map_graph
 from .processes import KINDS, Process, ProcessGraph
 
 FORMAT = "sresformer.loihi"
@@ -243,11 +244,29 @@ def _load(f, version: int) -> tuple[ProcessGraph, Mapping, dict]:
             "order": _names(a["order"], "order"),
             "metadata": _json_dict(a["metadata"], "metadata"), "report": _json_dict(a["report"], "report")}
     m = _attrs(_member(f, "mapping", h5py.Group, "the file"), MAPPING_ATTRS, "/mapping")
+    if version == 1:
+        return _load_version_1(f, root, chk.json_value(m["chip"], "/mapping chip"))
     chip = check_chip(chk.json_value(m["chip"], "/mapping chip"))
     pg = _graph(f, root, chip, version)
     host, placement = _names(m["host"], "/mapping host"), chk.json_value(m["placement"], "/mapping placement")
     groups = check_mapping(pg, chip, chk.json_value(m["groups"], "/mapping groups"), host, placement)
     return pg, Mapping(chip, groups, host, placement), root["report"]
+
+
+def _load_version_1(f, root: dict, old_chip) -> tuple[ProcessGraph, Mapping, dict]:
+    """A version-1 file: its graph, mapped again on its built-in chip under today's resource model.
+
+    Version 1 predates the resource model (issue 11: one shared per-core memory, shared
+    convolution weights, axons and fan-out counted per core); its stored mapping counted
+    every synapse, so it is not carried over: the graph is mapped again on the chip it names.
+    """
+    name = old_chip.get("name") if isinstance(old_chip, dict) else None
+    if not isinstance(name, str) or name not in available("chip"):
+        raise Invalid(f"it is a version-1 artifact mapped on chip {name!r:.60}, which is not a built-in chip, "
+                      "so it cannot be mapped again under today's resource model")
+    chip = load_chip(name)
+    pg = _graph(f, root, dataclasses.asdict(chip), 1)
+    return pg, map_graph(pg, chip), root["report"]
 
 
 def _check_format(f, path) -> int:
