@@ -185,3 +185,29 @@ def failed_runs(runs, results, refuse: int = 2) -> list[str]:
         if why is not None:
             failures.append(f"{name}: {why}")
     return failures
+
+
+def write_toy_nir(path) -> Path:
+    """A conv + LIF + dense NIR model on 1 x 8 x 8 inputs (seed 0, conv weights x 4 so it fires);
+    it exports to a chip artifact in seconds."""
+    from torch import nn
+
+    from exporters.nir.export import export_graph, write_graph
+    from sresformer.layers import SeqConv2d, SeqLinear
+    from sresformer.neurons import LIF
+
+    torch.manual_seed(0)
+    net = nn.Sequential(SeqConv2d(1, 4, 3, padding=1), LIF(), nn.Flatten(), SeqLinear(4 * 8 * 8, 10))
+    with torch.no_grad():
+        net[0].weight.mul_(4.0)
+    write_graph(export_graph(net, (1, 8, 8)), path)
+    return Path(path)
+
+
+def set_dataset(path: str, value):
+    """An HDF5 mutation for crafted-file tables: replace (or create) the dataset at ``path``."""
+    def fn(f):
+        if path in f:
+            del f[path]
+        f[path] = value
+    return fn

@@ -10,19 +10,10 @@ import pytest
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
     """A conv + LIF + dense NIR model on 8 x 8 inputs (exports in seconds)."""
-    import torch
-    from torch import nn
-
-    from exporters.nir.export import export_graph, write_graph
-    from sresformer.layers import SeqConv2d, SeqLinear
-    from sresformer.neurons import LIF
+    import testutil
 
     d = tmp_path_factory.mktemp("objective")
-    torch.manual_seed(0)
-    net = nn.Sequential(SeqConv2d(1, 4, 3, padding=1), LIF(), nn.Flatten(), SeqLinear(4 * 8 * 8, 10))
-    with torch.no_grad():
-        net[0].weight.mul_(4.0)
-    write_graph(export_graph(net, (1, 8, 8)), d / "toy.nir")
+    testutil.write_toy_nir(d / "toy.nir")
     return d
 
 

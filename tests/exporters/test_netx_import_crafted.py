@@ -18,14 +18,7 @@ from exporters.loihi.netx_import import read_netx
 from exporters.loihi.netx_read import NetxImportError
 
 from netx_nets import net_graded_host_input, net_input_neuron_cnn, net_vector_input
-
-
-def _set(path, value):
-    def fn(f):
-        if path in f:
-            del f[path]
-        f[path] = value
-    return fn
+from testutil import set_dataset as _set
 
 
 def _del(path):

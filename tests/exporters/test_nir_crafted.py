@@ -19,7 +19,7 @@ import torch
 import sresformer
 from exporters.nir import export
 
-from testutil import export_runs, failed_runs, removed, run_cases, warm_up
+from testutil import export_runs, failed_runs, removed, run_cases, set_dataset, warm_up
 
 pytestmark = pytest.mark.slow
 
@@ -33,13 +33,7 @@ STEM = f"{ROOT_NODES}/prologue/nodes"
 LIF = f"{BLOCK}/activation_in"
 
 
-def _set(path, value):
-    """A mutation: replace (or create) the dataset at ``path`` with ``value``."""
-    def fn(f):
-        if path in f:
-            del f[path]
-        f[path] = value
-    return fn
+_set = set_dataset
 
 
 def _scale(path, factor):

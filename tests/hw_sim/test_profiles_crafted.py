@@ -211,23 +211,15 @@ def _strict_json(text: str):
 def inputs(tmp_path_factory):
     """A nano checkpoint (warmed up on 16 digits, so its DSSA rates exist) and a toy NIR model."""
     import torch
-    from torch import nn
 
     import sresformer
-    from exporters.nir.export import export_graph, write_graph
     from sresformer.data import open_dataset
-    from sresformer.layers import SeqConv2d, SeqLinear
-    from sresformer.neurons import LIF
 
     d = tmp_path_factory.mktemp("crafted-profiles")
     data = open_dataset("digits", augment=False)
     x = torch.stack([data.train[i][0] for i in range(16)])
     sresformer.save_checkpoint(testutil.warm_up(sresformer.create_model("spikingresformer_nano"), x), d / "nano.ckpt")
-    torch.manual_seed(0)
-    net = nn.Sequential(SeqConv2d(1, 4, 3, padding=1), LIF(), nn.Flatten(), SeqLinear(4 * 8 * 8, 10))
-    with torch.no_grad():
-        net[0].weight.mul_(4.0)
-    write_graph(export_graph(net, (1, 8, 8)), d / "toy.nir")
+    testutil.write_toy_nir(d / "toy.nir")
     return d
 
 
