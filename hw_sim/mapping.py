@@ -312,7 +312,10 @@ def map_graph(pg: ProcessGraph, chip, max_chips: int | None = None, objective: s
         g = groups[name]
         g.fan_out_per_core = int(fan.max(initial=0))
         if g.fan_out_per_core > chip.max_fan_out:
+            # the cut is ours (consecutive compartments per core), not the chip's: say so, and what helps
             raise MappingError(f"layer {name!r}: a core sends to {g.fan_out_per_core} distinct cores, over the "
-                               f"{chip.max_fan_out}-core fan-out limit of {chip.name}")
+                               f"{chip.max_fan_out}-core fan-out limit of {chip.name}, as this mapping cuts layers "
+                               "(consecutive compartments per core); 'python bench/bench_mapping.py' gives the "
+                               "counts without this check")
     step = max((core_time_ns(g, costs[n], energy) for n, g in groups.items()), default=0.0)
     return Mapping(dict(chip.__dict__), groups, host, placement, objective, step + energy.barrier_ns)
