@@ -10,7 +10,7 @@ counting (:mod:`hw_sim.counters`) is a handful of tensor operations:
   its own core (in-tile) and to other cores, with their east-west and north-south mesh
   hops. Found by pushing a one-hot mask of each destination core's compartments back
   through the non-negative connectivity: transposed convolutions with ``|W| > 0`` kernels,
-  pooling windows, the matmul's operand pattern (:func:`back`);
+  pooling windows, the matmul's operand pattern (:func:`hw_sim.reach.back`);
 - synaptic op kernels: for every synapse and dual-spike matmul, one kernel of
   :mod:`hw_sim.op_kernels` (ops per output and per core from the input's non-zero mask).
 """
@@ -23,92 +23,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.nn.grad import conv2d_input
 
 from hw_sim.attngate import gate_ops
 from hw_sim.mapping import Mapping
 from hw_sim.processes import Process, ProcessGraph
 
 from .op_kernels import ConvOps, DenseOps, MatmulOps, numel, product_dims, segsum
-
-
-# -- connectivity pushed backwards: stored synapses from each input into a set of outputs ---------
-
-def _back_conv(p: Process, m: torch.Tensor, in_shape) -> torch.Tensor:
-    w = torch.from_numpy(np.asarray(p.params["weight"]) != 0).float()
-    a = p.attrs
-    cout, cin_g = w.shape[0], w.shape[1]
-    cout_g = cout // a.groups
-    m = m.view(cout, *p.out_shape[1:])
-    out = torch.zeros(in_shape)
-    chans = torch.nonzero(m.flatten(1).any(1)).flatten()
-    if chans.numel() == 0:
-        return out.flatten()
-    lo, hi = int(chans[0]), int(chans[-1]) + 1
-    for g in range(lo // cout_g, (hi - 1) // cout_g + 1):   # one conv per group spanned, on its channels only
-        a0, a1 = max(lo, g * cout_g), min(hi, (g + 1) * cout_g)
-        out[g * cin_g:(g + 1) * cin_g] += conv2d_input((1, cin_g, *in_shape[1:]), w[a0:a1], m[a0:a1].unsqueeze(0),
-                                                       a.stride, a.padding, a.dilation, 1)[0]
-    return out.flatten()
-
-
-def _back_pool(p: Process, m: torch.Tensor, in_shape) -> torch.Tensor:
-    a = p.attrs
-    ones = torch.ones(in_shape[0], 1, *a.kernel)
-    return conv2d_input((1, *in_shape), ones, m.view(1, *p.out_shape), a.stride, a.padding, 1,
-                        in_shape[0])[0].flatten()
-
-
-def _back_dsmm(p: Process, pg: ProcessGraph, m: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
-    """``out[h] = L[h] @ R[h]``: ``L[r, k]`` feeds out row ``r``, ``R[k, c]`` feeds out column ``c``; the
-    dynamic operand's rows outside those the form uses (DSSA's other half) feed nothing."""
-    dims, heads = product_dims(p, pg), p.attrs.heads
-    f = dims.form
-    (r, k), (_, c) = dims.left, dims.right
-    mo = m.view(heads, r, c)
-    left = mo.sum(2, keepdim=True).expand(heads, r, k)     # selected outputs per row, for every L[r, k]
-    right = mo.sum(1, keepdim=True).expand(heads, k, c)    # per column, for every R[k, c]
-    side = {f.left: left.transpose(1, 2) if f.transpose_left else left,
-            f.right: right.transpose(1, 2) if f.transpose_right else right}
-    dyn = torch.zeros(heads, *dims.dyn_view)
-    dyn[:, dims.dyn_rows[0]:dims.dyn_rows[1]] = side["dyn"]
-    return [(p.operands[0], dyn.flatten()), (p.operands[1], side["spk"].flatten())]
-
-
-def _back_none(p: Process, pg: ProcessGraph, m: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
-    return []
-
-
-def _sources(count):
-    """A kind whose summed input port feeds its outputs as ``count(p, m, in_shape)`` says."""
-    def back(p: Process, pg: ProcessGraph, m: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
-        c = count(p, m, pg.processes[p.sources[0]].out_shape)
-        return [(s, c) for s in p.sources]
-    return back
-
-
-def _back_synapse(p: Process, m: torch.Tensor, in_shape) -> torch.Tensor:
-    if p.attrs.op == "conv":
-        return _back_conv(p, m, in_shape)
-    return m @ torch.from_numpy(np.asarray(p.params["weight"]) != 0).float()
-
-
-def _elementwise(p: Process, m: torch.Tensor, in_shape) -> torch.Tensor:
-    return m
-
-
-#: process kind -> its connectivity pushed backwards: ``(p, pg, m)`` -> ``[(source, counts over the
-#: source's flat output)]`` reaching the outputs selected by flat mask ``m``
-#: (tests/hw_sim/test_kernel_tables.py checks that it covers every kind)
-BACK = {"input": _back_none, "synapse": _sources(_back_synapse), "neuron": _sources(_elementwise),
-        "sum": _sources(_elementwise), "dsmm": _back_dsmm, "sumpool": _sources(_back_pool),
-        "maxpool": _sources(_back_pool), "flatten": _sources(_elementwise), "attngate": _sources(_elementwise),
-        "gate": _sources(_elementwise)}
-
-
-def back(p: Process, pg: ProcessGraph, m: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
-    """``(source, counts over the source's flat output)`` reaching the outputs selected by flat mask ``m``."""
-    return BACK[p.kind](p, pg, m)
+from .reach import back
 
 
 def _synapse_ops(p: Process, pg: ProcessGraph, chunk: int, cores: int):

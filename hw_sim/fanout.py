@@ -1,6 +1,6 @@
 """Fan-out per core: how many distinct cores each core of a group sends its values to.
 
-Counted from the real connectivity (:func:`hw_sim.connectivity.back`, which pushes a mask of
+Counted from the real connectivity (:func:`hw_sim.reach.back`, which pushes a mask of
 outputs back to the inputs holding a stored synapse, operand entry or window into them:
 borders, strides and groups exact): every destination core's compartments are pushed back
 through the processes placed on it, and each sending core it reaches counts it once.
@@ -13,12 +13,11 @@ import numpy as np
 import torch
 
 from .processes import ProcessGraph
+from .reach import back
 
 
 def fan_out_per_core(pg: ProcessGraph, groups: dict, placement: dict[str, str]) -> dict[str, np.ndarray]:
     """Group name -> distinct destination cores of each of its cores (``[cores]`` integers)."""
-    from .connectivity import back   # connectivity imports the mapping module
-
     fan = {name: np.zeros(g.cores, dtype=np.int64) for name, g in groups.items()}
     for r in groups.values():
         members = [p for p in reversed(list(pg)) if placement.get(p.name) == r.name]

@@ -40,8 +40,10 @@ import torch
 import torch.nn.functional as F
 
 from .chips import Chip
+from .op_kernels import ConvOps
 from .processes import Process, ProcessGraph
 from .products import form_dims
+from .reach import back
 
 
 def stored_weight_bits(w: np.ndarray, widest: int) -> int:
@@ -284,37 +286,24 @@ class GroupCost:
 
 
 def _conv_taps_in_map(p: Process, pg: ProcessGraph) -> np.ndarray:
-    """Per conv output: its non-zero weights whose input position lies inside the (unpadded) map."""
-    w = torch.from_numpy((np.asarray(p.params["weight"]) != 0).astype(np.float64))
-    src = pg.processes[p.sources[0]]
-    ones = torch.ones(1, *_chw(src.out_shape), dtype=torch.float64)
-    out = F.conv2d(ones, w, stride=tuple(p.attrs.stride), padding=tuple(p.attrs.padding),
-                   dilation=tuple(p.attrs.dilation), groups=p.attrs.groups)
-    return out.flatten().round().numpy().astype(np.int64)
+    """Per conv output: its non-zero weights whose input position lies inside the (unpadded) map,
+    i.e. the conv's synaptic ops when every input element is non-zero."""
+    ones = torch.ones(1, *_chw(pg.processes[p.sources[0]].out_shape))
+    return ConvOps(p)(ones).flatten().round().numpy().astype(np.int64)
 
 
 def _pool_taps_in_map(p: Process, pg: ProcessGraph) -> np.ndarray:
     """Per pool output: window positions inside the map."""
-    src = pg.processes[p.sources[0]]
-    c = _chw(src.out_shape)[0]
-    ones = torch.ones(1, *_chw(src.out_shape), dtype=torch.float64)
-    out = F.conv2d(ones, torch.ones(c, 1, *p.attrs.kernel, dtype=torch.float64), stride=tuple(p.attrs.stride),
-                   padding=tuple(p.attrs.padding), groups=c)
-    return out.flatten().round().numpy().astype(np.int64)
+    ones = torch.ones(1, *_chw(pg.processes[p.sources[0]].out_shape), dtype=torch.float64)
+    return F.avg_pool2d(ones, tuple(p.attrs.kernel), tuple(p.attrs.stride), tuple(p.attrs.padding),
+                        divisor_override=1).flatten().round().numpy().astype(np.int64)
 
 
 def _conv_inputs_read(p: Process, pg: ProcessGraph, a: int, e: int) -> int:
-    """Distinct input elements with a stored synapse into outputs ``a..e-1`` (flat): the core's mask
-    pushed back through the non-zero kernel (borders, strides, groups exact)."""
-    from torch.nn.grad import conv2d_input
-
-    w = torch.from_numpy((np.asarray(p.params["weight"]) != 0).astype(np.float64))
-    src = _chw(pg.processes[p.sources[0]].out_shape)
-    m = torch.zeros(int(np.prod(p.out_shape)), dtype=torch.float64)
+    """Distinct input elements with a stored synapse into outputs ``a..e-1`` (flat)."""
+    m = torch.zeros(int(np.prod(p.out_shape)))
     m[a:e] = 1
-    back = conv2d_input((1, *src), w, m.view(1, *p.out_shape), tuple(p.attrs.stride), tuple(p.attrs.padding),
-                        tuple(p.attrs.dilation), p.attrs.groups)
-    return int((back > 0.5).sum())
+    return int((back(p, pg, m)[0][1] > 0.5).sum())
 
 
 def _dims(p: Process, pg: ProcessGraph):
