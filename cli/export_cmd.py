@@ -49,6 +49,10 @@ def export_onnx_target(source: str, out: str, T=None, opset=None, **_unused) -> 
                                            "TOML file.")
 @click.option("--max-chips", type=POSITIVE, default=None, help="--target loihi: refuse a mapping that needs more "
                                                               "chips (at least 1).")
+@click.option("--calib-images", type=POSITIVE, default=None,
+              help="--target loihi: training images whose value ranges set the integer units (default 64).")
+@click.option("--eval-images", type=POSITIVE, default=None,
+              help="--target loihi: test images for the float-vs-integer accuracy (default 360).")
 @click.option("--objective", type=click.Choice(OBJECTIVES), default="cores", show_default=True,
               help="--target loihi: cores (the fewest cores: the chip count to book) or latency (then split the "
                    "slowest layers over the spare cores of those chips, or of --max-chips).")

@@ -22,6 +22,9 @@ from hw_sim.processes import ProcessGraph
 
 CALIB_IMAGES = 64     # images whose value ranges set the integer units
 EVAL_IMAGES = 360     # test images for the float-vs-integer accuracy (all of digits' test split)
+# images per pass of the float graph and of the fake-quant model: memory is the batch's activations
+# (Ti at 224 x T = 4 holds ~0.4 GB of values per image), not the whole calibration or test set's
+BATCH_IMAGES = 8
 
 
 def is_netx(source) -> bool:
@@ -72,12 +75,22 @@ def calibration_data(spec: str | None, input_shape, num_classes: int, T: int, ca
     return x_train, x_test, y_test, spec
 
 
+def image_batches(x: torch.Tensor, static: bool, size: int = BATCH_IMAGES) -> list[torch.Tensor]:
+    """``x`` cut into batches of at most ``size`` images: static images ``[B, ...]`` along dim 0,
+    frames ``[T, B, ...]`` along dim 1."""
+    return list(x.split(size, dim=0 if static else 1))
+
+
 @torch.no_grad()
 def accuracy_report(fg: FlatGraph, fq: FakeQuantModel, x, y, T: int) -> dict:
-    """Float (the NIR graph) and integer (fake-quant) accuracy on the same images."""
-    xs = x.unsqueeze(0).expand(T, *x.shape) if x.dim() == len(fq.pg.input_shape) + 1 else x
-    float_logits = fg.run(xs).mean(0)
-    int_logits = fq(x)
+    """Float (the NIR graph) and integer (fake-quant) accuracy on the same images, a batch at a time."""
+    static = x.dim() == len(fq.pg.input_shape) + 1
+    float_logits, int_logits = [], []
+    for xb in image_batches(x, static):
+        xs = xb.unsqueeze(0).expand(T, *xb.shape) if static else xb
+        float_logits.append(fg.run(xs).mean(0))
+        int_logits.append(fq(xb))
+    float_logits, int_logits = torch.cat(float_logits), torch.cat(int_logits)
     acc_f = float((float_logits.argmax(1) == y).float().mean())
     acc_i = float((int_logits.argmax(1) == y).float().mean())
     agree = float((float_logits.argmax(1) == int_logits.argmax(1)).float().mean())
@@ -117,8 +130,9 @@ def lowered_graph(source: str, calib_data: str | None = None, T: int | None = No
     in_shape = fg.nodes["input"].out_shape
     x_train, x_test, y_test, data_name = calibration_data(calib_data, in_shape, num_classes or 0, T,
                                                            calib_images, eval_images)
-    peaks = value_ranges(fg, [x_train], T)
-    pg = lower(fg, peaks, T, chip, input_static=x_train.dim() == len(in_shape) + 1)
+    static = x_train.dim() == len(in_shape) + 1
+    peaks = value_ranges(fg, image_batches(x_train, static), T)
+    pg = lower(fg, peaks, T, chip, input_static=static)
     images = int(x_train.shape[-4] if x_train.dim() == 5 else x_train.shape[0])
     return Lowered(pg, fg, T, data_name, images, x_test, y_test, num_classes)
 
@@ -133,6 +147,7 @@ def export_loihi(source: str, out: str | os.PathLike, calib_data: str | None = N
     """
     from hw_sim.chips import load_chip
 
+    calib_images, eval_images = calib_images or CALIB_IMAGES, eval_images or EVAL_IMAGES
     chip_desc = load_chip(chip or "loihi2")
     if is_netx(source):   # netx's own integers (exporters/loihi/netx_import.py): no calibration
         from .netx_import import read_netx
