@@ -29,6 +29,16 @@ the first-layer weights before their 8-bit quantization (``ca_w1_avg = W1 u / HW
 ``ca_w1_max = W1 u``, ``sa_weight[:, 0] = W[:, 0] u / C``, ``sa_weight[:, 1] = W[:, 1] u``,
 all in units of ``2**-FRAC_BITS``); the gate biases ``b_c``, ``b_s`` are rounded to that unit.
 
+Word widths on the embedded processor. The gate reads 24-bit graded values (the chip's state
+width, ``state_bits``), its mantissas are ``WEIGHT_BITS``-bit signed, its table entries 9-bit
+unsigned (0..256) and its gated output never exceeds its input (every gate is at most
+``2**GATE_BITS``), so the output fits the input's graded payload. The intermediates do not
+fit a 32-bit word: a channel sum reaches ``H W 2**23`` and an MLP accumulator ``127 C H W 2**23``
+(``hw_sim.bounds.gate_accumulator_bound``); Loihi's embedded cores are 32-bit x86 (Lakemont,
+Davies et al. 2018 for Loihi 1; Intel's Loihi 2 brief, 2021, for Loihi 2's six), so they carry
+them in 64-bit integer pairs, as both our implementations do (int64, exact). The extra
+instructions of that double-word arithmetic are not charged.
+
 Operations per evaluation (counted by ``hw_sim``, charged to the embedded processor):
 MACs = the MLP on both pooled vectors (``4 C hidden``), the spatial conv on both maps
 (``2 k^2 H W``), one multiply per element per gate (``C H W``); ACs = the pooling adds and
