@@ -4,11 +4,13 @@ import json
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import h5py
 import pytest
 import torch
 
+import hw_sim
 import sresformer
 from hw_sim.artifact import ArtifactError, read_artifact
 from exporters.loihi.export import export_loihi
@@ -44,15 +46,44 @@ def test_round_trip_keeps_the_integer_model(nano):
 
 
 def test_every_core_respects_the_chip(nano):
+    """Recounted from the graph, against the limits read from the chip's TOML file (not from the
+    mapper's own figures): compartments per core from the placement rule (compartment ``i`` of a group
+    on core ``first_core + i // chunk``), and the stored synapses of each core of a group of synapses
+    and their neuron, by torch's conv of an all-ones input with ``|W| > 0``."""
+    import tomllib
+
+    import numpy as np
+    import torch.nn.functional as F
+
     d, _ = nano
     pg, mapping, _ = read_artifact(d / "m.loihi")
-    chip = load_chip("loihi2")
-    for g in mapping.groups.values():
-        assert g.chunk <= chip.neurons_per_core and g.words_per_core <= chip.memory_words
-        assert g.axons_per_core <= chip.max_fan_in and g.fan_out_per_core <= chip.max_fan_out
-        assert g.cores * g.chunk >= g.size > (g.cores - 1) * g.chunk
-    assert sorted(g.first_core for g in mapping.groups.values()) == \
-        sorted(set(g.first_core for g in mapping.groups.values()))
+    toml = tomllib.loads((Path(hw_sim.__file__).parent / "profiles" / "loihi2.toml").read_text())["chip"]
+    used = []
+    checked = 0
+    for name, g in mapping.groups.items():
+        size = int(np.prod(pg.processes[name].out_shape))
+        core = g.first_core + np.arange(size) // g.chunk
+        per_core = np.bincount(core - g.first_core)
+        assert len(per_core) == g.cores and per_core.max() <= toml["neurons_per_core"], name
+        used += sorted(set(core.tolist()))
+        # groups of conv synapses alone (a synapse with several readers), or with the neuron they feed
+        syn = [pg.processes[m] for m in g.members if pg.processes[m].kind == "synapse"]
+        rest = [pg.processes[m] for m in g.members if pg.processes[m].kind != "synapse"]
+        if not syn or any(p.attrs.op != "conv" for p in syn) \
+                or any(q.kind != "neuron" or set(q.sources) != {p.name for p in syn} for q in rest):
+            continue
+        taps = 0
+        for p in syn:
+            ones = torch.ones(1, *pg.processes[p.sources[0]].out_shape, dtype=torch.float64)
+            w = torch.from_numpy(p.params["weight"] != 0).double()
+            a = p.attrs
+            taps = taps + F.conv2d(ones, w, None, a.stride, a.padding, a.dilation, a.groups).flatten()
+        stored = np.bincount(core - g.first_core, weights=taps.numpy())
+        assert g.synapses_per_core == stored.max(), name
+        checked += 1
+    assert checked >= 3
+    # every core holds one group, and the groups take consecutive cores from 0
+    assert sorted(used) == list(range(mapping.cores))
 
 
 def test_limits_refused_with_the_layer_named(nano):

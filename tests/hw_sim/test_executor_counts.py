@@ -11,6 +11,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from hw_sim.mapping import Group, Mapping, map_graph
 from hw_sim.processes import Process, ProcessGraph
@@ -49,8 +50,15 @@ def image(points, size=4):
 def run(pg, mapping, x):
     counter = Counter(CountPlan(pg, mapping), pg.T, x.shape[0])
     res = Executor(pg).run(x, hook=counter, keep=True)
-    ref_logits, _ = FakeQuantModel(pg).run(x, keep=True)
-    assert torch.equal(res.logits.double(), ref_logits.expand(res.logits.shape))
+    # the values the counts are taken from, against torch's own conv: ``n0`` spikes exactly at the
+    # pixels that are 1, at every step, and ``conv`` is their convolution (``n1``'s logits are all zero)
+    spikes = x.expand(pg.T, *x.shape)
+    assert torch.equal(res.values["n0"].double(), spikes.double())
+    p = pg.processes["conv"]
+    want = F.conv2d(x.double(), torch.from_numpy(p.params["weight"]).double(), None, p.attrs.stride, p.attrs.padding)
+    assert torch.equal(res.values["conv"].double(), want.expand(pg.T, *want.shape))
+    _, ref = FakeQuantModel(pg).run(x, keep=True)
+    assert torch.equal(ref["conv"].double().expand(pg.T, *want.shape), want.expand(pg.T, *want.shape))
     return counter.counts, res
 
 
