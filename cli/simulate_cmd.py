@@ -60,6 +60,12 @@ def _human(s: dict) -> str:
              f"{s['latency_zero_delay_s'] * 1e6:.2f} us zero-delay ({s['latency_per_step_s'] * 1e6:.3f} us per step)",
              f"cores      {s['cores']} on {s['chips']} chip(s); critical core {crit['core']} ({crit['group']}), "
              f"utilisation {crit['utilisation']:.1%}"]
+    sat = s.get("saturated") or {"total": 0, "per_process": {}}
+    if sat["total"]:
+        worst = max(sat["per_process"], key=sat["per_process"].get)
+        lines.append(f"WARNING    {sat['total']} values saturated at the chip's widths in "
+                     f"{len(sat['per_process'])} process(es) (most: {worst!r}, {sat['per_process'][worst]}): the data "
+                     "drove the model outside its calibration; re-export calibrated on data like it")
     return "\n".join(lines)
 
 

@@ -24,14 +24,17 @@ from .artifact_check import Invalid
 from .mapping_check import check_chip, check_mapping
 from .chips import available, load_chip
 from .mapping import Mapping, MappingError, map_graph
-from .processes import KINDS, Process, ProcessGraph
+from .processes import GRADED_KINDS, KINDS, Process, ProcessGraph
 
 FORMAT = "sresformer.loihi"
-VERSION = 2
+VERSION = 3
 #: Version 1 files predate the typed attributes: their neurons' decays were fixed at 12 bits
 #: (``du``, ``dv`` in 1/4096) and their synapses' mantissas at 8 bits (version-1 ARTIFACT.md);
 #: reading one fills these in, so it runs exactly as it did.
 V1_FIXED = {"neuron": {"decay_bits": 12}, "synapse": {"weight_bits": 8}}
+#: Version 3 added ``out_bits`` to the graded kinds; an older file's graded values are taken to
+#: saturate at its chip's ``state_bits`` (the width of the compartment they are accumulated in).
+V3_FIELDS = ("out_bits",)
 
 
 class ArtifactError(UserError):
@@ -142,16 +145,18 @@ def _member(group, key: str, kind, where: str):
     return obj
 
 
-def _v1_attrs(kind: str, raw: dict, where: str) -> dict:
-    """A version-1 process's attrs as version 2 has them: the fixed widths of version 1 filled in."""
-    fixed = V1_FIXED.get(kind, {})
+def _older_attrs(kind: str, raw: dict, where: str, version: int, chip: dict) -> dict:
+    """A version-1 or -2 process's attrs as version 3 has them: the widths those versions fixed filled in."""
+    fixed = dict(V1_FIXED.get(kind, {})) if version == 1 else {}
+    if kind in GRADED_KINDS:
+        fixed.update({k: chip["state_bits"] for k in V3_FIELDS})
     known = sorted(set(raw) & set(fixed))
     if known:
-        raise Invalid(f"{where}: attrs has unknown key {known[0]!r} for a version-1 {kind}")
+        raise Invalid(f"{where}: attrs has unknown key {known[0]!r} for a version-{version} {kind}")
     return {**raw, **fixed}
 
 
-def _process(g, index: int, version: int) -> tuple[Process, dict]:
+def _process(g, index: int, version: int, chip: dict) -> tuple[Process, dict]:
     """One process's attributes, and its datasets (declared shapes only: nothing is read yet)."""
     where = f"process #{index}"
     a = _attrs(g, PROCESS_ATTRS, where)
@@ -161,8 +166,8 @@ def _process(g, index: int, version: int) -> tuple[Process, dict]:
         raise Invalid(f"{where} {name!r} has kind {kind!r}; known kinds: {', '.join(KINDS)}")
     where = f"process {name!r} ({kind})"
     raw = _json_dict(a["attrs"], f"{where} attrs")
-    if version == 1:
-        raw = _v1_attrs(kind, raw, where)
+    if version < VERSION:
+        raw = _older_attrs(kind, raw, where, version, chip)
     attrs = chk.typed_attrs(kind, raw, where, complete=version >= 2)
     p = Process(name, kind, _names(a["sources"], f"{where} sources"),
                 chk.ints(a["out_shape"], f"{where} out_shape", 1, chk.MAX_VALUE_ELEMENTS, (1, 4)),
@@ -216,7 +221,7 @@ def _graph(f, root: dict, chip: dict, version: int) -> ProcessGraph:
         raise Invalid(f"{len(keys)} processes, over the {chk.MAX_PROCESSES} we read")
     if not all(k.isdigit() for k in keys) or sorted(int(k) for k in keys) != list(range(len(keys))):
         raise Invalid("/processes must hold groups numbered 0000, 0001, ... without gaps")
-    read = [_process(_member(procs, k, h5py.Group, "/processes"), i, version)
+    read = [_process(_member(procs, k, h5py.Group, "/processes"), i, version, chip)
             for i, k in enumerate(sorted(keys, key=int))]
     chk.check_structure([p for p, _ in read], root["order"], root["output"], root["input_shape"],
                         root["input_static"], root["T"])

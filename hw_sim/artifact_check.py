@@ -21,10 +21,10 @@ import math
 
 import numpy as np
 
-from hw_sim.bounds import current_bound, dsmm_terms, gate_accumulator_bound, synapse_bounds
+from hw_sim.bounds import dsmm_terms, gate_accumulator_bound, neuron_bounds, saturated, synapse_bounds
 
 from .attngate import WEIGHT_BITS as GATE_WEIGHT_BITS
-from .processes import KIND_ATTRS, MAX_DIM, Attrs, Process, ProcessGraph
+from .processes import GRADED_KINDS, KIND_ATTRS, MAX_DIM, Attrs, Process, ProcessGraph
 from .products import form_dims
 
 # Resource bounds: far above the models this project builds (an ImageNet-size model holds a few
@@ -243,7 +243,18 @@ def check_kind(p: Process, pg: ProcessGraph, declared: dict[str, tuple], chip: d
     dict maps each required param to its allowed shapes.
     """
     src = _in_shape(p, pg) if p.sources else ()
+    if p.kind in GRADED_KINDS:
+        _check_out_bits(p, chip)
     return CHECKS[p.kind](p, pg, src, declared, chip)
+
+
+def _check_out_bits(p: Process, chip: dict) -> None:
+    """A graded kind's ``out_bits`` is given (never ``null`` in a file) and at most the chip's state width."""
+    bits = p.attrs.out_bits
+    if bits is None:
+        raise Invalid(f"{where_of(p)}: attrs out_bits must be an integer (the width its output saturates at), "
+                      "not null")
+    integer(bits, f"{where_of(p)} out_bits (the chip's state_bits is {chip['state_bits']})", 2, chip["state_bits"])
 
 
 def _check_input(p: Process, pg, src, declared, chip) -> dict[str, list]:
@@ -396,9 +407,10 @@ def _bound_synapse(p, pg, bound, in_b):
 
 def _bound_neuron(p, pg, bound, in_b):
     a = p.attrs
-    u = current_bound(a.du, a.unity, pg.T, in_b)
-    if 2 ** (a.state_bits - 1) + u >= F64_EXACT:
-        raise Invalid(f"{where_of(p)}: its current can reach {u:.3g}, beyond exact float64 integers")
+    pre = neuron_bounds(a.du, a.dv, a.unity, a.state_bits, pg.T, in_b).pre
+    if pre >= F64_EXACT:
+        raise Invalid(f"{where_of(p)}: its current can reach {pre:.3g} before saturating, beyond exact float64 "
+                      "integers")
     return 1.0, in_b
 
 
@@ -431,14 +443,15 @@ BOUNDS = {"input": _bound_input, "synapse": _bound_synapse, "neuron": _bound_neu
 
 
 def check_bounds(pg: ProcessGraph) -> None:
-    """Every value's worst case (the executor's interval arithmetic) stays exact: float64, int64 for gates."""
+    """Every value's worst case (the executor's interval arithmetic) stays exact: float64, int64 for gates;
+    a graded kind's value before its saturation too, and after it at most ``2**(out_bits-1) - 1``."""
     bound: dict[str, float] = {}
     for p in pg:
         b, worst = BOUNDS[p.kind](p, pg, bound, float(sum(bound[s] for s in p.sources)))
         if not max(b, worst) < F64_EXACT:
             raise Invalid(f"{where_of(p)}: its values can reach {b:.3g}, beyond exact float64 integers (2**53); "
                           "its weights, shift or bias are out of range")
-        bound[p.name] = b
+        bound[p.name] = saturated(b, p.attrs.out_bits)[0] if p.kind in GRADED_KINDS else b
 
 
 def _synapse_out(weight, shift: int, in_b: float) -> float:

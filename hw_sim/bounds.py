@@ -8,9 +8,11 @@ Every bound is an upper bound on ``|value|`` in the value's own integer unit.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
-from hw_sim.processes import Process
+from hw_sim.processes import Process, sat_limit
 from hw_sim.products import form_dims
 
 
@@ -53,3 +55,39 @@ def gate_accumulator_bound(out_shape, in_b: float) -> float:
     """
     C, H, W = out_shape
     return 127 * C * H * W * max(in_b, 1.0) * 2 ** 10
+
+
+def saturated(pre: float, bits: int | None) -> tuple[float, int | None]:
+    """``(bound, limit)`` of a value whose worst case before saturation is ``pre`` and which saturates
+    at ``bits`` signed (``None``: never): the bound after the clamp, at most ``2**(bits-1) - 1``, and
+    the clamp's limit, ``None`` where ``pre`` proves the clamp cannot act."""
+    if bits is None:
+        return pre, None
+    lim = sat_limit(bits)
+    return (pre, None) if pre <= lim else (float(lim), lim)
+
+
+class NeuronBounds(NamedTuple):
+    """Worst cases of a CUBA neuron's state (``u``, ``v`` saturate at ``state_bits``)."""
+
+    pre: float        # max |u| or |v| before its clamp (the accumulator that must stay exact)
+    u: float          # max |u| after its clamp
+    u_clamps: bool    # the u clamp can act
+    v_clamps: bool    # the v clamp can act
+
+
+def neuron_bounds(du: int, dv: int, unity: int, bits: int, T: int, in_b: float) -> NeuronBounds:
+    """Bounds of a neuron with decays ``du``, ``dv`` (of ``unity``), ``bits``-bit state, fed at most
+    ``in_b`` per step for ``T`` steps.
+
+    Without a current decay the unsaturated bound assumes ``T``, which frames may exceed: its
+    clamp is then taken to act, and ``|u| <= 2**(bits-1) - 1`` holds for any length. ``|v|`` stays
+    below ``u * unity / dv`` under a leak (a geometric series; truncation only shrinks it).
+    """
+    lim = sat_limit(bits)
+    free = current_bound(du, unity, T, in_b)
+    u_clamps = du == 0 or free > lim
+    u = lim if du == 0 else min(free, lim)
+    pre_u = in_b if du == unity else (lim + in_b if u_clamps else free)
+    v_clamps = not dv or u * unity / dv > lim
+    return NeuronBounds(max(pre_u, lim + u), u, u_clamps, v_clamps)

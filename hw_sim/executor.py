@@ -18,7 +18,10 @@ setup every value gets a static bound on its magnitude (interval arithmetic over
 graph: ``sum |mantissa|`` over the fan-in times the input's bound for a synapse, and so
 on); a process computes in float32 where its worst case stays below ``2**24`` and in
 float64 (exact below ``2**53``) elsewhere. The bounds are worst cases, not measurements,
-so no input can break exactness.
+so no input can break exactness. A value that saturates (a neuron's ``u`` and ``v`` at
+``state_bits``, a graded kind's output at ``out_bits``) is bounded by its limit after the
+clamp, while the value before the clamp keeps its own bound and dtype; a clamp its bound
+proves idle is skipped. Every clamp counts the values it changed (:attr:`RunResult.saturated`).
 
 Silent inputs are skipped as event-driven hardware would: a synapse whose input holds no
 non-zero value outputs its bias without computing, one with few live input channels
@@ -40,8 +43,8 @@ import torch
 import torch.nn.functional as F
 
 from hw_sim.arith import shift_round
-from hw_sim.bounds import current_bound, dsmm_terms, gate_accumulator_bound, synapse_bounds
-from hw_sim.processes import Process, ProcessGraph
+from hw_sim.bounds import dsmm_terms, gate_accumulator_bound, neuron_bounds, saturated, synapse_bounds
+from hw_sim.processes import GRADED_KINDS, Process, ProcessGraph, sat_limit
 from hw_sim.products import PRODUCT_FORMS, form_dims
 from sresformer.spike_gate import keep_mask
 
@@ -90,14 +93,18 @@ class Plan:
     dtype: torch.dtype                  # dtype the output is held in
     compute: torch.dtype | None = None  # dtype of the accumulation (synapse, dsmm) or neuron state
     tensors: dict = field(default_factory=dict)
+    limit: int | None = None            # a graded output's saturation limit; None where it cannot act
 
 
 @dataclass
 class RunResult:
-    """Integer logits ``[T, B, K]`` (int64) and, when kept, every process's outputs ``[T or 1, B, ...]``."""
+    """Integer logits ``[T, B, K]`` (int64), when kept every process's outputs ``[T or 1, B, ...]``, and
+    per process the number of values its saturations changed, summed over steps and samples (a
+    neuron: its ``u`` and ``v`` clamps; only processes with a non-zero count)."""
 
     logits: torch.Tensor
     values: dict[str, torch.Tensor]
+    saturated: dict[str, int] = field(default_factory=dict)
 
 
 def _stateless(step):
@@ -116,8 +123,12 @@ class Executor:
     def __init__(self, pg: ProcessGraph):
         self.pg = pg
         self.plans: dict[str, Plan] = {}
+        self._saturated: dict[str, int] = {}
         for p in pg:
-            self.plans[p.name] = self.PLANS[p.kind](self, p)
+            plan = self.PLANS[p.kind](self, p)   # dtypes hold the value before any clamp exactly
+            if p.kind in GRADED_KINDS:          # then its bound is the saturated one
+                plan.bound, plan.limit = saturated(plan.bound, p.attrs.out_bits)
+            self.plans[p.name] = plan
 
     # -- setup: bounds and dtypes -----------------------------------------------------------
 
@@ -145,19 +156,15 @@ class Executor:
         in_b = self._in_bound(p)
         a = p.attrs
         bits, du, dv, unity = a.state_bits, a.du, a.dv, a.unity
-        u_b = current_bound(du, unity, self.pg.T, in_b)
-        pre_sat = 2 ** (bits - 1) + u_b
+        nb = neuron_bounds(du, dv, unity, bits, self.pg.T, in_b)
         # a decay multiplies by (unity-d)/unity: exact in float32 only when unity-d is a power of two
         # (a pure exponent change); otherwise |x| * (unity-d) needs up to bits+decay_bits significand bits
         dyadic = all(d in (0, unity) or _power_of_two(unity - d) for d in (du, dv))
-        state = exact_dtype(pre_sat) if dyadic else torch.float64
+        state = exact_dtype(nb.pre) if dyadic else torch.float64
         vth = torch.from_numpy(np.asarray(p.params["vth"], dtype=np.int64)).to(state)
         vth = vth.reshape(p.out_shape) if vth.numel() > 1 else vth.reshape(())
-        # |v| stays below u_b * unity / dv under a leak (a geometric series; truncation only shrinks
-        # it): when that is inside the membrane's range the saturation never acts and is skipped
-        # (without a current decay u_b assumes the artifact's T, which frames may exceed: always saturate)
-        v_b = u_b * unity / dv if dv and du else float("inf")
-        return Plan(1.0, torch.float32, state, {"vth": vth, "saturates": v_b > 2 ** (bits - 1) - 1})
+        # a clamp the bounds prove idle is skipped (hw_sim.bounds.neuron_bounds)
+        return Plan(1.0, torch.float32, state, {"vth": vth, "u_clamps": nb.u_clamps, "v_clamps": nb.v_clamps})
 
     def _plan_sum(self, p):
         b = self._in_bound(p)
@@ -201,6 +208,16 @@ class Executor:
         return x.to(plan.dtype) * masks[T]
 
     # -- one process at one step ---------------------------------------------------------------
+
+    def _saturate_(self, p, limit, x):
+        """``x`` clipped in place to ``[-limit, limit]`` (``None``: the bound proved it idle), counting the
+        values the clamp changes (their magnitude exceeds the limit) against ``p``."""
+        if limit is None:
+            return x
+        n = int(torch.count_nonzero(x.abs() > limit))
+        if n:
+            self._saturated[p.name] = self._saturated.get(p.name, 0) + n
+        return x.clamp_(-limit, limit)
 
     def _summed(self, p, vals, dtype, steps: int):
         """The sum of ``p``'s sources over ``steps`` steps (a static source's one step feeds them all)."""
@@ -344,10 +361,14 @@ class Executor:
         last_use = self._last_use()
         vals: dict[str, torch.Tensor] = {}
         kept: dict[str, torch.Tensor] = {}
+        self._saturated = {}
         host_x = x.unsqueeze(0) if static_input else x
         for i, p in enumerate(pg):
             steps = 1 if p.name in once else T
-            out, inp, active = self.RUNS[p.kind](self, p, self.plans[p.name], vals, host_x, steps)
+            plan = self.plans[p.name]
+            out, inp, active = self.RUNS[p.kind](self, p, plan, vals, host_x, steps)
+            if plan.limit is not None:   # a graded output that can saturate (one that is an input's own: a copy)
+                out = self._saturate_(p, plan.limit, out.clone() if _reads_own(p, vals, out) else out)
             vals[p.name] = out
             if hook is not None:
                 hook(p, out, inp, active)
@@ -356,7 +377,7 @@ class Executor:
             for done in last_use.get(i, ()):   # free values no later process reads
                 vals.pop(done, None)
         logits = vals[pg.output]
-        return RunResult(logits.expand(T, *logits.shape[1:]).to(torch.int64), kept)
+        return RunResult(logits.expand(T, *logits.shape[1:]).to(torch.int64), kept, self._saturated)
 
     def _once(self, static_input: bool) -> set[str]:
         """Processes that compute the same value at every step: static input and what only it feeds."""
@@ -382,33 +403,36 @@ class Executor:
 
     def _neuron(self, p, plan, x):
         """CUBA-LIF over ``x [T, B, ...]``, step by step from zero state:
-        ``u = decay(u, du) + in; v = sat(decay(v, dv) + u); s = v >= vth; v = 0 where s``.
+        ``u = sat(decay(u, du) + in); v = sat(decay(v, dv) + u); s = v >= vth; v = 0 where s``.
 
         Returns the spikes and the active compartments (non-zero input, remaining current or
         voltage: the rest update idly), both ``[T, B, ...]``.
         """
         bits, du, dv, unity = p.attrs.state_bits, p.attrs.du, p.attrs.dv, p.attrs.unity
-        vth, saturates = plan.tensors["vth"], plan.tensors["saturates"]
+        vth, u_clamps, v_clamps = plan.tensors["vth"], plan.tensors["u_clamps"], plan.tensors["v_clamps"]
+        lim = sat_limit(bits)
         T = x.shape[0]
         fired = torch.empty(x.shape, dtype=torch.bool)
         active = x != 0
         u = v = None
         for t in range(T):
             xt, act = x[t], active[t]
-            if du == unity:         # the current does not outlive a step
-                u = xt
+            if du == unity:         # the current does not outlive a step (xt is the input's: clamp a copy)
+                u = xt.clone() if u_clamps else xt
             elif u is None:         # it starts at 0; later steps decay it in place
                 u = xt.clone()
             else:
                 act |= decay_(u, du, unity) != 0
                 u.add_(xt)
+            if u_clamps:
+                self._saturate_(p, lim, u)
             if v is None:
                 v = u.clone()
             else:
                 act |= v != 0
                 v = decay_(v, dv, unity).add_(u)
-            if saturates:
-                v.clamp_(-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+            if v_clamps:
+                self._saturate_(p, lim, v)
             s = torch.ge(v, vth, out=fired[t])
             v.masked_fill_(s, 0.0)
         return fired.to(plan.dtype), active
@@ -421,6 +445,12 @@ class Executor:
     RUNS = {"input": _run_input, "synapse": _run_synapse, "neuron": _run_neuron, "sum": _run_sum, "dsmm": _run_dsmm,
             "sumpool": _stateless(_step_sumpool), "maxpool": _stateless(_step_maxpool),
             "flatten": _run_flatten, "attngate": _stateless(_step_attngate), "gate": _run_gate}
+
+
+def _reads_own(p: Process, vals: dict, out: torch.Tensor) -> bool:
+    """True when ``out`` shares memory with a value ``p`` reads (a one-source sum passes its source on)."""
+    ptr = out.untyped_storage().data_ptr()
+    return any(vals[s].untyped_storage().data_ptr() == ptr for s in (*p.sources, *p.operands) if s in vals)
 
 
 def _form_einsum(form: str) -> tuple[str, bool]:

@@ -68,6 +68,26 @@ class Attrs:
                 for f in dataclasses.fields(self)}
 
 
+def sat_limit(bits: int) -> int:
+    """``2**(bits-1) - 1``: the largest magnitude a ``bits``-bit signed value saturates at (the range is
+    symmetric, ``[-limit, limit]``, as Lava's bit-accurate LIF clips its membrane)."""
+    return (1 << (bits - 1)) - 1
+
+
+@dataclass(frozen=True)
+class GradedAttrs(Attrs):
+    """Mixin of the kinds whose graded output can grow past its inputs' magnitude (a weighted sum, a
+    sum of sources, a product, a window sum): their output saturates at ``out_bits`` signed,
+    ``out = sat(out, out_bits) = clip(out, -(2**(out_bits-1)-1), 2**(out_bits-1)-1)``, where the chip's
+    compartment or graded payload saturates. A kind joins by inheriting this class (one line). A
+    max-pool, flatten, spike gate or attention gate cannot grow a magnitude (a gate is at most 1), so
+    they have no ``out_bits``. The artifact requires the field (``artifact_check``); ``None``, allowed
+    only in a graph built in Python, means no saturation."""
+
+    out_bits: int | None = _int(2, MAX_WIDTH, "signed width the output saturates at (at most the chip's "
+                                "state_bits)", default=None, kw_only=True)
+
+
 @dataclass(frozen=True)
 class InputAttrs(Attrs):
     """``input`` (host): ``out = clip(round(x / 2**exponent), -(2**(bits-1)-1), 2**(bits-1)-1)``
@@ -78,10 +98,10 @@ class InputAttrs(Attrs):
 
 
 @dataclass(frozen=True)
-class SynapseAttrs(Attrs):
+class SynapseAttrs(GradedAttrs):
     """``synapse``: ``acc = W . in`` (``op='conv'``: a 2-D convolution with ``stride``, ``padding``,
     ``dilation``, ``groups``; ``op='dense'``: a matrix product; ``W`` the ``weight_bits``-bit signed
-    mantissas, ``|W| <= 2**(weight_bits-1) - 1``); ``out = shift(acc, shift) + bias`` where
+    mantissas, ``|W| <= 2**(weight_bits-1) - 1``); ``out = sat(shift(acc, shift) + bias, out_bits)`` where
     ``shift`` is :func:`hw_sim.arith.shift_round` (``a * 2**k`` for ``k >= 0``, else
     ``floor((a + 2**(-k-1)) / 2**-k)``, round half up). Binary input: accumulate-only (AC);
     ``graded_input``: multiply-accumulate (MAC). A dense synapse has no geometry (``None``)."""
@@ -109,9 +129,13 @@ class SynapseAttrs(Attrs):
 
 @dataclass(frozen=True)
 class NeuronAttrs(Attrs):
-    """``neuron``, CUBA-LIF: ``u = decay(u, du) + in``; ``v = sat(decay(v, dv) + u)``; ``s = v >= vth``;
+    """``neuron``, CUBA-LIF: ``u = sat(decay(u, du) + in)``; ``v = sat(decay(v, dv) + u)``; ``s = v >= vth``;
     ``v = 0 where s``; ``decay(x, d) = sign(x) * ((|x| * (2**decay_bits - d)) >> decay_bits)``
-    (truncating toward zero; Loihi: ``decay_bits = 12``); ``sat`` clips to ``state_bits`` signed.
+    (truncating toward zero; Loihi: ``decay_bits = 12``); ``sat`` clips to the symmetric ``state_bits``
+    signed range ``[-(2**(state_bits-1)-1), 2**(state_bits-1)-1]`` (:func:`sat_limit`), as Lava's
+    ``PyLifModelBitAcc`` clips ``v``. Lava *wraps* ``u`` modulo ``2**state_bits`` instead; here ``u``
+    saturates too (a wrapped current flips sign), and export refuses a model whose calibration data
+    saturates anything, so only inputs outside the calibration reach either rule.
     ``u``, ``v`` start at 0. Output: binary spikes ``s``."""
 
     kind: ClassVar[str] = "neuron"
@@ -128,8 +152,8 @@ class NeuronAttrs(Attrs):
 
 
 @dataclass(frozen=True)
-class SumAttrs(Attrs):
-    """``sum``: ``out = in`` (the sum of the sources): a residual stream point, carried on the chip
+class SumAttrs(GradedAttrs):
+    """``sum``: ``out = sat(in, out_bits)`` (the sum of the sources): a residual stream point, carried on the chip
     as graded spikes (Loihi 2 payloads) from integrator neurons; ``alias`` marks a pass-through
     that costs nothing (a folded scale). Spikformer's residuals add spikes: small non-negative
     integers in unit 1; a synapse reading them is graded (MAC)."""
@@ -139,8 +163,8 @@ class SumAttrs(Attrs):
 
 
 @dataclass(frozen=True)
-class DsmmAttrs(Attrs):
-    """``dsmm``, the dual-spike matmul: per head ``h``, ``out[h] = L[h] @ R[h]`` with the views of the
+class DsmmAttrs(GradedAttrs):
+    """``dsmm``, the dual-spike matmul: per head ``h``, ``out[h] = sat(L[h] @ R[h], out_bits)`` with the views of the
     ``dyn`` and ``spk`` operands that product ``form`` names (:data:`hw_sim.products.PRODUCT_FORMS`:
     DSSA's ``y1T@s`` ``out[h] = y[h, :d]^T @ spk[h]`` and ``y2@a`` ``out[h] = y[h, d:] @ spk[h]``;
     Spikformer's ``kT@v``, ``q@kv``, ``q@kT``, ``qk@v``). A gated accumulation: a spike of ``spk``
@@ -159,8 +183,8 @@ class _WindowAttrs(Attrs):
 
 
 @dataclass(frozen=True)
-class SumPoolAttrs(_WindowAttrs):
-    """``sumpool``: ``out[c, i, j] = sum of in[c]`` over the window at ``(i, j)`` (zero padding)."""
+class SumPoolAttrs(_WindowAttrs, GradedAttrs):
+    """``sumpool``: ``out[c, i, j] = sat(sum of in[c], out_bits)`` over the window at ``(i, j)`` (zero padding)."""
 
     kind: ClassVar[str] = "sumpool"
 
@@ -226,6 +250,7 @@ KIND_ATTRS: dict[str, type[Attrs]] = {c.kind: c for c in (
     AttnGateAttrs, GateAttrs)}
 KINDS = tuple(KIND_ATTRS)
 HOST_KINDS = tuple(k for k, c in KIND_ATTRS.items() if c.host)   # on the embedded processor every step
+GRADED_KINDS = tuple(k for k, c in KIND_ATTRS.items() if issubclass(c, GradedAttrs))   # outputs saturate at out_bits
 
 
 def make_attrs(kind: str, values: dict) -> Attrs:

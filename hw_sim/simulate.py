@@ -111,6 +111,7 @@ def simulate(artifact_path: str | os.PathLike, data_spec: str = "digits", limit:
     busy, slowest = torch.zeros(K, dtype=torch.float64), torch.zeros(K, dtype=torch.int64)
     lat = lat_pipe = step_total = 0.0
     correct = agreed = n = 0
+    saturated: dict[str, int] = {}
     for x, y in loader:
         x = x.transpose(0, 1) if x.dim() == len(pg.input_shape) + 2 else x
         result, counts = sess.run_batch(x, keep=ref is not None)
@@ -122,6 +123,8 @@ def simulate(artifact_path: str | os.PathLike, data_spec: str = "digits", limit:
         for k in EMBEDDED_KEYS:
             emb_tot[k] += float(counts.embedded[k].sum())
         merge_layers(layers, counts.layers)
+        for name, k in result.saturated.items():
+            saturated[name] = saturated.get(name, 0) + k
         tm = timing(counts.core, prof, sess.plan.core_delay, sess.plan.compartments)
         lat += float(tm["latency_s"].sum())
         lat_pipe += float(tm["latency_pipelined_s"].sum())
@@ -133,8 +136,18 @@ def simulate(artifact_path: str | os.PathLike, data_spec: str = "digits", limit:
             bar.update(counts.batch)
     if bar is not None:
         bar.close()
-    return summarize(sess, prof, n, correct, agreed if ref is not None else None, core_tot, emb_tot, layers,
-                     busy, slowest, lat, lat_pipe, step_total, data_spec)
+    summary = summarize(sess, prof, n, correct, agreed if ref is not None else None, core_tot, emb_tot, layers,
+                        busy, slowest, lat, lat_pipe, step_total, data_spec)
+    summary["saturated"] = saturation_summary(saturated, pg)
+    return summary
+
+
+def saturation_summary(saturated: dict[str, int], pg) -> dict:
+    """``{"total": N, "per_process": {name: n}}``: values the saturations changed over every sample and
+    step (a neuron's ``u`` and ``v``, graded outputs at ``out_bits``), processes with ``n > 0`` in graph
+    order. Non-zero means the data drove the model outside its calibrated range."""
+    per = {p.name: int(saturated[p.name]) for p in pg if saturated.get(p.name)}
+    return {"total": sum(per.values()), "per_process": per}
 
 
 def summarize(sess: Session, prof: EnergyProfile, n: int, correct: int, agreed: int | None, core_tot, emb_tot,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,10 @@ EVAL_IMAGES = 360     # test images for the float-vs-integer accuracy (all of di
 # images per pass of the float graph and of the fake-quant model: memory is the batch's activations
 # (Ti at 224 x T = 4 holds ~0.4 GB of values per image), not the whole calibration or test set's
 BATCH_IMAGES = 8
+
+
+class CalibrationOverflow(UserError):
+    """The integer model saturates a value on its own calibration data: its units do not fit the chip."""
 
 
 def is_netx(source) -> bool:
@@ -110,6 +115,7 @@ class Lowered:
     x_test: torch.Tensor | None
     y_test: torch.Tensor | None
     num_classes: int | None
+    x_calib: torch.Tensor | None = None   # the calibration images (static [N, ...] or frames [T, N, ...])
 
     @property
     def labelled(self) -> bool:
@@ -134,7 +140,28 @@ def lowered_graph(source: str, calib_data: str | None = None, T: int | None = No
     peaks = value_ranges(fg, image_batches(x_train, static), T)
     pg = lower(fg, peaks, T, chip, input_static=static)
     images = int(x_train.shape[-4] if x_train.dim() == 5 else x_train.shape[0])
-    return Lowered(pg, fg, T, data_name, images, x_test, y_test, num_classes)
+    return Lowered(pg, fg, T, data_name, images, x_test, y_test, num_classes, x_train)
+
+
+def refuse_calibrated_overflow(pg: ProcessGraph, x_calib: torch.Tensor, data_name: str) -> None:
+    """Run the calibration images through the integer model (the fake-quant model); raise
+    :class:`CalibrationOverflow` naming the first process (in graph order) whose saturation acts on
+    them, its width and its peak before the clamp (log2), since the calibration promised the
+    values fit."""
+    fq = FakeQuantModel(pg)
+    fq.run(x_calib)
+    hit = [p for p in pg if fq.saturated.get(p.name)]
+    if not hit:
+        return
+    p = hit[0]
+    bits = p.attrs.state_bits if p.kind == "neuron" else p.attrs.out_bits
+    what = "state (current or membrane)" if p.kind == "neuron" else "output"
+    more = f" (and {len(hit) - 1} later process(es))" if len(hit) > 1 else ""
+    raise CalibrationOverflow(
+        f"{p.kind} {p.name!r} saturates its {bits}-bit {what} on the calibration data {data_name!r}: "
+        f"{fq.saturated[p.name]} values, peak 2^{math.log2(fq.saturation_peak[p.name]):.1f} against "
+        f"2^{bits - 1}{more}; its integer units do not fit the chip: calibrate on data that covers "
+        "the inputs (--calib-data) or lower that layer's activations (weights, thresholds) in the model")
 
 
 def export_loihi(source: str, out: str | os.PathLike, calib_data: str | None = None, chip: str | None = None,
@@ -161,6 +188,7 @@ def export_loihi(source: str, out: str | os.PathLike, calib_data: str | None = N
         low = lowered_graph(source, calib_data, T, chip=chip_desc, calib_images=calib_images,
                             eval_images=eval_images)
         pg, T, data_name = low.pg, low.T, low.data_name
+        refuse_calibrated_overflow(pg, low.x_calib, data_name)
         report = {"calibration": {"data": data_name, "images": low.calib_images}}
         if low.labelled:
             report["accuracy"] = accuracy_report(low.fg, FakeQuantModel(pg), low.x_test, low.y_test, T)

@@ -21,6 +21,11 @@ values), which are small integers and keep unit 1. Then:
   IF has ``dv = 0`` and ``vth = v_th / (r 2**e scale)``;
 - average pooling becomes sum pooling with ``1/k^2`` on the value's scale.
 
+Every graded output saturates where the chip does (``out_bits``): a synapse's or dual-spike
+product's value is accumulated in a compartment (the chip's ``state_bits``); a sum or sum pool
+is sent on as a graded spike payload (``graded_spike_bits`` where the chip has graded spikes and
+that is narrower). The export refuses a model whose calibration data saturates anything.
+
 The float-to-integer error is therefore: weight mantissas (``weight_bits`` per layer), biases and
 thresholds rounded to the unit, input pixels to 8 bits, and saturation beyond the range.
 """
@@ -39,14 +44,16 @@ from .flatgraph import NEURON_KINDS, FlatGraph
 from hw_sim.arith import quantize_mantissas
 from hw_sim.attngate import gate_params
 from hw_sim.chips import Chip, load_chip
-from hw_sim.processes import (DsmmAttrs, FlattenAttrs, GateAttrs, InputAttrs, MaxPoolAttrs, NeuronAttrs, Process,
-                              ProcessGraph, SumAttrs, SumPoolAttrs, SynapseAttrs)
+from hw_sim.processes import (GRADED_KINDS, DsmmAttrs, FlattenAttrs, GateAttrs, InputAttrs, MaxPoolAttrs, NeuronAttrs,
+                              Process, ProcessGraph, SumAttrs, SumPoolAttrs, SynapseAttrs)
 
 UNSUPPORTED = {"cubalif": "CubaLIF lowering is not supported yet; use LIF or IF",
                "li": "LI (a non-spiking leaky readout) is not supported by the chip model",
                "threshold": "Threshold nodes are not supported by the chip model",
                "graph": "unexpected nested graph"}
 HEADROOM = 4.0    # calibrated peaks use at most a quarter of the state range
+#: graded kinds whose value is sent as a graded spike payload (the rest accumulate in a compartment)
+PAYLOAD_KINDS = ("sum", "sumpool")
 INPUT_BITS = 8    # the host's input quantization (a choice of this lowering, not a chip field)
 
 
@@ -104,6 +111,9 @@ class Lowering:
         self.fg, self.peaks, self.T = fg, peaks, T
         # the chip file's widths: membrane / current, weight mantissas, decay resolution
         self.state_bits, self.weight_bits, self.decay_bits = chip.state_bits, chip.weight_bits, chip.decay_bits
+        payload = chip.graded_spike_bits   # 0: binary spikes only (a graded value stays on its core)
+        self.out_bits = {k: min(self.state_bits, payload) if payload and k in PAYLOAD_KINDS else self.state_bits
+                         for k in GRADED_KINDS}
         self.limit = 2 ** (self.state_bits - 1) / HEADROOM
         self.input_static = input_static
         self.procs: dict[str, Process] = {}
@@ -234,7 +244,7 @@ class Lowering:
         out = self.fg.output
         if len(out) != 1:
             self.procs["readout"] = Process("readout", "sum", list(out), self.fg.nodes[out[0]].out_shape,
-                                            attrs=SumAttrs())
+                                            attrs=SumAttrs(out_bits=self.out_bits["sum"]))
             self.procs["readout"].exponent = self.exp[out[0]]
             out = ["readout"]
         return ProcessGraph(self.procs, out[0], self.T, self.fg.nodes["input"].out_shape, self.input_static,
@@ -262,7 +272,8 @@ class Lowering:
         mant, shift = quantize_mantissas(weight, self.weight_bits)
         b = np.round(_f64(bias) / 2.0 ** e_out).astype(np.int64) if bias is not None else np.zeros(mant.shape[0], np.int64)
         return Process(fn.name, "synapse", list(fn.sources), fn.out_shape, params={"weight": mant, "bias": b},
-                       attrs=SynapseAttrs(op, int(shift), bool(graded), self.weight_bits, **geometry))
+                       attrs=SynapseAttrs(op, int(shift), bool(graded), self.weight_bits, **geometry,
+                                          out_bits=self.out_bits["synapse"]))
 
     def _conv(self, fn):
         w = _f64(fn.node.weight)
@@ -304,17 +315,19 @@ class Lowering:
 
     def _scale(self, fn):
         alias = len(fn.sources) == 1
-        return Process(fn.name, "sum", list(fn.sources), fn.out_shape, attrs=SumAttrs(alias))
+        return Process(fn.name, "sum", list(fn.sources), fn.out_shape,
+                       attrs=SumAttrs(alias, out_bits=self.out_bits["sum"]))
 
     def _dsmm(self, fn):
         meta = fn.node.metadata
         return Process(fn.name, "dsmm", [], fn.out_shape, operands=fn.operands,
-                       attrs=DsmmAttrs(str(meta["form"]), int(meta["heads"])))
+                       attrs=DsmmAttrs(str(meta["form"]), int(meta["heads"]), out_bits=self.out_bits["dsmm"]))
 
     def _sumpool(self, fn):
         """Sum pooling; an average pool too (its ``1/k^2`` rides on the value's scale)."""
         node = fn.node
-        attrs = SumPoolAttrs(_pair(node.kernel_size), _pair(node.stride), _pair(node.padding))
+        attrs = SumPoolAttrs(_pair(node.kernel_size), _pair(node.stride), _pair(node.padding),
+                             out_bits=self.out_bits["sumpool"])
         return Process(fn.name, "sumpool", list(fn.sources), fn.out_shape, attrs=attrs)
 
     def _maxpool(self, fn):

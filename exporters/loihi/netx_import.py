@@ -326,7 +326,8 @@ class _Builder:
         if a_max > A_IN_MAX:
             raise NetxImportError(f"{where}: one step's synaptic input can reach {a_max}, beyond Lava's 16-bit a_in "
                                   f"(it would wrap); not supported")
-        attrs = {"op": op, "shift": shift, "graded_input": bool(graded), "weight_bits": WEIGHT_BITS}
+        attrs = {"op": op, "shift": shift, "graded_input": bool(graded), "weight_bits": WEIGHT_BITS,
+                 "out_bits": STATE_BITS}   # accumulated in the neuron's 24-bit current
         attrs.update(geometry or {})
         shape = self.shape if layer.type == "input" else (
             tuple(layer.shape) if op == "conv" else (int(np.prod(layer.shape)),))
@@ -382,7 +383,8 @@ class _Builder:
                                       "state exactly")
             readout = "voltage"
             out = "readout"
-            self.procs[out] = Process(out, "sum", [syn.name], syn.out_shape, attrs={"alias": True},
+            self.procs[out] = Process(out, "sum", [syn.name], syn.out_shape,
+                                      attrs={"alias": True, "out_bits": STATE_BITS},
                                       exponent=-ACT_SHIFT)
         if len(self.procs[out].out_shape) != 1:
             flat = Process("readout.flatten", "flatten", [out], (int(np.prod(self.procs[out].out_shape)),),

@@ -4,6 +4,10 @@ It runs a :class:`~hw_sim.processes.ProcessGraph` with float64 tensors that hold
 integers (exact up to 2**53, far above the 24-bit state), following the per-kind
 semantics stated in ``hw_sim/processes.py``. It is the reference the simulator
 is checked against spike for spike, and the model whose accuracy the export reports.
+Every saturation (a neuron's ``u`` and ``v``, a graded output at ``out_bits``) is recorded by
+each :meth:`FakeQuantModel.run`: how many values it changed and the largest magnitude it cut
+(:attr:`FakeQuantModel.saturated`, :attr:`FakeQuantModel.saturation_peak`), so the export can
+refuse a model that leaves its calibrated range.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hw_sim.arith import shift_round
-from hw_sim.processes import ProcessGraph
+from hw_sim.processes import ProcessGraph, sat_limit
 from hw_sim.products import PRODUCT_FORMS
 from sresformer.spike_gate import apply_gate
 
@@ -29,8 +33,9 @@ def decay(x: torch.Tensor, d: int, bits: int) -> torch.Tensor:
 
 
 def saturate(x: torch.Tensor, bits: int) -> torch.Tensor:
-    """Clip to the signed ``bits``-bit range."""
-    return x.clamp(-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+    """Clip to the symmetric signed ``bits``-bit range ``[-(2**(bits-1)-1), 2**(bits-1)-1]``."""
+    q = sat_limit(bits)
+    return x.clamp(-q, q)
 
 
 def _fold(x):
@@ -67,6 +72,21 @@ class FakeQuantModel(nn.Module):
         self.img_size = img_size or (pg.input_shape[-1] if len(pg.input_shape) == 3 else None)
         self.num_classes = num_classes or int(pg.processes[pg.output].out_shape[0])
         self.register_buffer("readout", torch.from_numpy(pg.readout_scale()).double(), persistent=False)
+        #: per process, over the last :meth:`run`: values its saturations changed, and the largest
+        #: magnitude before the clamp among them (only processes whose clamps acted)
+        self.saturated: dict[str, int] = {}
+        self.saturation_peak: dict[str, float] = {}
+
+    def _sat(self, p, x: torch.Tensor, bits: int | None) -> torch.Tensor:
+        """``x`` saturated at ``bits`` signed (``None``: unchanged), the values it changes recorded for ``p``."""
+        if bits is None:
+            return x
+        mag = x.abs()
+        n = int((mag > sat_limit(bits)).sum())
+        if n:
+            self.saturated[p.name] = self.saturated.get(p.name, 0) + n
+            self.saturation_peak[p.name] = max(self.saturation_peak.get(p.name, 0.0), float(mag.max()))
+        return saturate(x, bits)
 
     # -- one process on whole sequences [T, B, ...] (static ones on [1, B, ...]) ----------------
     # every kernel is ``(self, p, values, x, T)``: ``values`` the outputs so far, ``x`` the host input
@@ -96,7 +116,7 @@ class FakeQuantModel(nn.Module):
         else:
             acc = flat @ w.T
             bias = torch.from_numpy(p.params["bias"]).double()
-        return (shift_round(acc, a.shift) + bias).unflatten(0, lead)
+        return self._sat(p, shift_round(acc, a.shift) + bias, a.out_bits).unflatten(0, lead)
 
     def _neuron(self, p, values, x, T):
         x = self._summed(p, values, T)   # the state evolves at every step, even on a static input
@@ -107,23 +127,24 @@ class FakeQuantModel(nn.Module):
         v = torch.zeros_like(x[0])
         out = torch.empty_like(x)
         for t in range(x.shape[0]):
-            u = decay(u, a.du, a.decay_bits) + x[t]
-            v = saturate(decay(v, a.dv, a.decay_bits) + u, a.state_bits)
+            u = self._sat(p, decay(u, a.du, a.decay_bits) + x[t], a.state_bits)
+            v = self._sat(p, decay(v, a.dv, a.decay_bits) + u, a.state_bits)
             s = v >= vth
             out[t] = s
             v = v.masked_fill(s, 0.0)
         return out
 
     def _sum(self, p, values, x, T):
-        return self._summed(p, values)
+        return self._sat(p, self._summed(p, values), p.attrs.out_bits)
 
     def _dsmm(self, p, values, x, T):
-        return dsmm_product(p, values[p.operands[0]], values[p.operands[1]])
+        return self._sat(p, dsmm_product(p, values[p.operands[0]], values[p.operands[1]]), p.attrs.out_bits)
 
     def _sumpool(self, p, values, x, T):
         a = p.attrs
         flat, lead = _fold(self._summed(p, values))
-        return F.avg_pool2d(flat, a.kernel, a.stride, a.padding, divisor_override=1).unflatten(0, lead)
+        pooled = F.avg_pool2d(flat, a.kernel, a.stride, a.padding, divisor_override=1)
+        return self._sat(p, pooled, a.out_bits).unflatten(0, lead)
 
     def _maxpool(self, p, values, x, T):
         a = p.attrs
@@ -181,6 +202,7 @@ class FakeQuantModel(nn.Module):
         elif x.shape[0] != T:
             T = x.shape[0]
         values: dict[str, torch.Tensor] = {}
+        self.saturated, self.saturation_peak = {}, {}
         for p in self.pg:
             values[p.name] = self.KERNELS[p.kind](self, p, values, x, T)
         logits = values[self.pg.output]

@@ -39,7 +39,7 @@ def tiny_graph() -> ProcessGraph:
             "ca_bias": rng.normal(size=4), "sa_weight": rng.normal(size=(1, 2, 3, 3)), "sa_bias": rng.normal(size=1)}
     gp, ga = gate_params(meta, (4, 4, 4), 1.0)
     conv = lambda s, p: {"op": "conv", "stride": (s, s), "padding": (p, p), "dilation": (1, 1), "groups": 1,  # noqa
-                         "weight_bits": 8}
+                         "weight_bits": 8, "out_bits": 24}
     procs = [
         Process("input", "input", [], (1, 8, 8), attrs={"bits": 8}, exponent=-4, static=True),
         Process("c1", "synapse", ["input"], (4, 8, 8), params={"weight": w(4, 1, 3, 3), "bias": w(4)},
@@ -51,17 +51,21 @@ def tiny_graph() -> ProcessGraph:
         Process("g1", "gate", ["n1"], (4, 4, 4), attrs={"ratio": 0.25, "seed": 3, "gate_id": 1}),
         Process("c2", "synapse", ["g1"], (8, 2, 2), params={"weight": w(8, 4, 2, 2), "bias": w(8)},
                 attrs={**conv(2, 0), "shift": 0, "graded_input": False}),
-        Process("m1", "dsmm", [], (4, 4, 4), operands=("c2", "g1"), attrs={"form": "y1T@s", "heads": 1}),
-        Process("a1", "sum", ["m1"], (4, 4, 4), attrs={"alias": True}),
+        Process("m1", "dsmm", [], (4, 4, 4), operands=("c2", "g1"),
+                attrs={"form": "y1T@s", "heads": 1, "out_bits": 24}),
+        Process("a1", "sum", ["m1"], (4, 4, 4), attrs={"alias": True, "out_bits": 24}),
         Process("n2", "neuron", ["a1"], (4, 4, 4), params={"vth": rng.integers(20, 200, (4, 4, 4))},
                 attrs={"dv": 2048, "du": 2048, "state_bits": 24, "decay_bits": 12}),
-        Process("m2", "dsmm", [], (4, 4, 4), operands=("c2", "n2"), attrs={"form": "y2@a", "heads": 1}),
-        Process("r1", "sum", ["m2", "mp"], (4, 4, 4), attrs={"alias": False}, scale=np.full((4, 4, 4), 0.5)),
+        Process("m2", "dsmm", [], (4, 4, 4), operands=("c2", "n2"), attrs={"form": "y2@a", "heads": 1, "out_bits": 24}),
+        Process("r1", "sum", ["m2", "mp"], (4, 4, 4), attrs={"alias": False, "out_bits": 24},
+                scale=np.full((4, 4, 4), 0.5)),
         Process("ag", "attngate", ["r1"], (4, 4, 4), params=gp, attrs=ga),
-        Process("sp", "sumpool", ["ag"], (4, 2, 2), attrs={"kernel": (2, 2), "stride": (2, 2), "padding": (0, 0)}),
+        Process("sp", "sumpool", ["ag"], (4, 2, 2), attrs={"kernel": (2, 2), "stride": (2, 2), "padding": (0, 0),
+                                                         "out_bits": 24}),
         Process("fl", "flatten", ["sp"], (16,)),
         Process("fc", "synapse", ["fl"], (10,), params={"weight": w(10, 16), "bias": w(10)},
-                attrs={"op": "dense", "shift": -2, "graded_input": True, "weight_bits": 8}, exponent=-6, scale=0.75),
+                attrs={"op": "dense", "shift": -2, "graded_input": True, "weight_bits": 8, "out_bits": 24},
+                exponent=-6, scale=0.75),
     ]
     return ProcessGraph({p.name: p for p in procs}, "fc", T=3, input_shape=(1, 8, 8),
                         metadata={"model": "tiny"})
@@ -184,7 +188,8 @@ def cases():
     c += [(f"T={v!r}", root("T", v), BAD) for v in (0, -1, 10 ** 9, 2.5, "4", np.array([3, 3]), True)]
     c += [("T=5", root("T", 5), OK)]
     c += [("version missing", root("version", delete=True), BAD), ("version str", root("version", "1"), BAD),
-          ("version 3", root("version", 3), BAD), ("version 0", root("version", 0), BAD),
+          ("version 4", root("version", 4), BAD), ("version 0", root("version", 0), BAD),
+          ("version 2 with out_bits", root("version", 2), BAD),
           ("version float", root("version", 1.0), BAD), ("format missing", root("format", delete=True), BAD),
           ("format other", root("format", "other"), BAD), ("format bytes array", root("format", np.array([1, 2])), BAD)]
     c += [(f"input_shape {v}", root("input_shape", np.array(v, dtype=np.int64)), BAD)
@@ -237,6 +242,13 @@ def cases():
           ("dense shift -3", kattr("fc", "shift", -3), OK), ("dense shift -60", kattr("fc", "shift", -60), BAD)]
     c += [(f"neuron {k}={v!r}", kattr("n1", k, v), BAD)
           for k, v in (("dv", -1), ("dv", 5000), ("du", NAN), ("state_bits", 64), ("state_bits", 0), ("dv", 2048.5))]
+    # out_bits: every graded kind's, an integer 2..the chip's state_bits (24); none on the other kinds
+    c += [(f"out_bits {name} {v!r}", kattr(name, "out_bits", v), BAD)
+          for name, v in (("c1", None), ("c1", 0), ("c1", 1), ("c2", 25), ("fc", 64), ("m1", "24"), ("r1", 2.5),
+                          ("sp", True), ("a1", -24))]
+    c += [(f"out_bits {name} missing", kattr(name, "out_bits", delete=True), BAD) for name in ("c1", "m2", "sp")]
+    c += [(f"out_bits on {name}", kattr(name, "out_bits", 24), BAD) for name in ("mp", "n1", "g1", "fl", "ag")]
+    c += [("out_bits fc 8", kattr("fc", "out_bits", 8), OK), ("out_bits r1 2", kattr("r1", "out_bits", 2), OK)]
     c += [("neuron du 0", kattr("n1", "du", 0), OK), ("neuron dv missing", kattr("n1", "dv", delete=True), BAD),
           ("sum alias str", kattr("a1", "alias", "no"), BAD), ("sum alias off", kattr("a1", "alias", False), BAD),
           ("dsmm form bogus", kattr("m1", "form", "bogus"), BAD), ("dsmm heads 0", kattr("m1", "heads", 0), BAD),
@@ -394,15 +406,33 @@ def test_valid_artifact_round_trips(valid):
     assert {p.name: p.attrs for p in pg} == {p.name: p.attrs for p in tiny_graph()}   # typed attrs round-trip
 
 
-def _as_version_1(src, dst):
-    """The artifact as version 1 wrote it: no weight_bits / decay_bits, no null (absent) keys."""
+def _as_version(src, dst, version: int):
+    """The artifact as an older version wrote it: version 2 had no out_bits; version 1 neither weight_bits
+    nor decay_bits, and no null (absent) keys."""
     shutil.copy(src, dst)
+    dropped = ("out_bits",) + (("weight_bits", "decay_bits") if version == 1 else ())
     with h5py.File(dst, "r+") as f:
-        f.attrs["version"] = 1
+        f.attrs["version"] = version
         for g in f["processes"].values():
             a = {k: v for k, v in json.loads(g.attrs["attrs"]).items()
-                 if v is not None and k not in ("weight_bits", "decay_bits")}
+                 if (v is not None or version > 1) and k not in dropped}
             g.attrs["attrs"] = json.dumps(a)
+
+
+def _as_version_1(src, dst):
+    _as_version(src, dst, 1)
+
+
+def test_version_2_artifacts_saturate_at_the_chip_state_width(valid, tmp_path):
+    """A version-2 file has no out_bits: its graded values get the chip's state_bits (24 on loihi2), the
+    width the tiny graph was written with, so it reads as the same graph."""
+    v2 = tmp_path / "v2.loihi"
+    _as_version(valid[0], v2, 2)
+    with h5py.File(v2, "r") as f:
+        assert "out_bits" not in json.loads(_proc(f, "c1").attrs["attrs"])
+    old, new = read_artifact(v2)[0], read_artifact(valid[0])[0]
+    assert {p.name: p.attrs for p in old} == {p.name: p.attrs for p in new}
+    assert old.processes["sp"].attrs.out_bits == 24
 
 
 def test_version_1_artifacts_read_as_they_ran(valid, tmp_path):
