@@ -124,6 +124,8 @@ class Executor:
         self.pg = pg
         self.plans: dict[str, Plan] = {}
         self._saturated: dict[str, int] = {}
+        #: ``probe(process, t, u, v)``, when set: every neuron's state at every step, ``v`` before its reset
+        self.probe: Callable | None = None
         for p in pg:
             plan = self.PLANS[p.kind](self, p)   # dtypes hold the value before any clamp exactly
             if p.kind in GRADED_KINDS:          # then its bound is the saturated one
@@ -433,6 +435,8 @@ class Executor:
                 v = decay_(v, dv, unity).add_(u)
             if v_clamps:
                 self._saturate_(p, lim, v)
+            if self.probe is not None:
+                self.probe(p, t, u.clone(), v.clone())
             s = torch.ge(v, vth, out=fired[t])
             v.masked_fill_(s, 0.0)
         return fired.to(plan.dtype), active
