@@ -194,3 +194,18 @@ def test_golden_impulse_trace():
         logits = out.logits if hasattr(out, "logits") else out[0]
         assert trace == [(t, u, v) for t, (u, v) in enumerate(zip(u_hand, v_hand))], type(impl).__name__
         assert logits.flatten().tolist() == [0, 1, 0, 0, 0, 0]
+
+
+def test_a_clamp_never_changes_the_value_it_reads():
+    """The input x = 200 is read by an 8-bit neuron ``a`` with no current memory (du = unity: its
+    u is x itself, clamped to 127), by a one-source sum ``g`` saturating at 8 bits (127) and by the
+    IF neuron ``n`` (vth 300), which adds g and x: 127 + 200 = 327 spikes at both steps. Had a clamp
+    written into x, n would see 127 + 127 = 254 and spike only at t1."""
+    procs = [_input((1,)),
+             Process("a", "neuron", ["input"], (1,), params={"vth": np.array([1000])},
+                     attrs={"du": UNITY, "dv": UNITY, "state_bits": 8, "decay_bits": 12}),
+             Process("g", "sum", ["input"], (1,), attrs={"alias": False, "out_bits": 8}),
+             Process("n", "neuron", ["g", "input"], (1,), params={"vth": np.array([300])},
+                     attrs={"du": UNITY, "dv": 0, "state_bits": 24, "decay_bits": 12})]
+    pg = _graph(procs, 2, (1,))
+    _check(pg, np.full((2, 1, 1), 200.0), [[1, 1]], {"a": 2, "g": 2})
