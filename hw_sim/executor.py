@@ -124,6 +124,8 @@ class Executor:
         self.pg = pg
         self.plans: dict[str, Plan] = {}
         self._saturated: dict[str, int] = {}
+        #: ``probe(process, t, u, v)``, when set: every neuron's state at every step, ``v`` before its reset
+        self.probe: Callable | None = None
         for p in pg:
             plan = self.PLANS[p.kind](self, p)   # dtypes hold the value before any clamp exactly
             if p.kind in GRADED_KINDS:          # then its bound is the saturated one
@@ -209,15 +211,17 @@ class Executor:
 
     # -- one process at one step ---------------------------------------------------------------
 
-    def _saturate_(self, p, limit, x):
-        """``x`` clipped in place to ``[-limit, limit]`` (``None``: the bound proved it idle), counting the
-        values the clamp changes (their magnitude exceeds the limit) against ``p``."""
-        if limit is None:
+    def _saturate_(self, p, limit, x, copy: bool = False):
+        """``x`` clipped to ``[-limit, limit]`` (``None``: the bound proved it idle), in place unless ``copy``
+        (``x`` is another value's tensor: a clipped copy then), counting the values the clamp changes
+        (their magnitude exceeds the limit) against ``p``."""
+        if limit is None or not x.numel():
             return x
-        n = int(torch.count_nonzero(x.abs() > limit))
-        if n:
-            self._saturated[p.name] = self._saturated.get(p.name, 0) + n
-        return x.clamp_(-limit, limit)
+        lo, hi = torch.aminmax(x)   # one pass without a temporary: the common case (in range) stops here
+        if lo >= -limit and hi <= limit:
+            return x
+        self._saturated[p.name] = self._saturated.get(p.name, 0) + int(torch.count_nonzero(x.abs() > limit))
+        return x.clamp(-limit, limit) if copy else x.clamp_(-limit, limit)
 
     def _summed(self, p, vals, dtype, steps: int):
         """The sum of ``p``'s sources over ``steps`` steps (a static source's one step feeds them all)."""
@@ -368,7 +372,7 @@ class Executor:
             plan = self.plans[p.name]
             out, inp, active = self.RUNS[p.kind](self, p, plan, vals, host_x, steps)
             if plan.limit is not None:   # a graded output that can saturate (one that is an input's own: a copy)
-                out = self._saturate_(p, plan.limit, out.clone() if _reads_own(p, vals, out) else out)
+                out = self._saturate_(p, plan.limit, out, copy=_reads_own(p, vals, out))
             vals[p.name] = out
             if hook is not None:
                 hook(p, out, inp, active)
@@ -418,14 +422,15 @@ class Executor:
         for t in range(T):
             xt, act = x[t], active[t]
             if du == unity:         # the current does not outlive a step (xt is the input's: clamp a copy)
-                u = xt.clone() if u_clamps else xt
-            elif u is None:         # it starts at 0; later steps decay it in place
-                u = xt.clone()
+                u = self._saturate_(p, lim, xt, copy=True) if u_clamps else xt
             else:
-                act |= decay_(u, du, unity) != 0
-                u.add_(xt)
-            if u_clamps:
-                self._saturate_(p, lim, u)
+                if u is None:       # it starts at 0; later steps decay it in place
+                    u = xt.clone()
+                else:
+                    act |= decay_(u, du, unity) != 0
+                    u.add_(xt)
+                if u_clamps:
+                    self._saturate_(p, lim, u)
             if v is None:
                 v = u.clone()
             else:
@@ -433,6 +438,8 @@ class Executor:
                 v = decay_(v, dv, unity).add_(u)
             if v_clamps:
                 self._saturate_(p, lim, v)
+            if self.probe is not None:
+                self.probe(p, t, u.clone(), v.clone())
             s = torch.ge(v, vth, out=fired[t])
             v.masked_fill_(s, 0.0)
         return fired.to(plan.dtype), active

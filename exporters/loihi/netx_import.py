@@ -358,8 +358,9 @@ class _Builder:
         steps = _series(n.v_decay, self.T)
         extra = 0 if host_bias else ALIGN
         if (u_b + extra * b_neg) * steps > V_LIMIT:
-            raise NetxImportError(f"{where}: its voltage can reach -2**23 within {self.T} steps, where Lava clips to "
-                                  "-(2**23 - 1) and the chip model to -2**23; not supported")
+            raise NetxImportError(f"{where}: its voltage can reach -(2**23 - 1) within {self.T} steps, where Lava and "
+                                  "the chip model clip it (an import that saturates is not held to netx's spikes); "
+                                  "not supported")
         self.reach = (u_b + extra * b_pos) * steps > ALIGN * n.vth_mant
         p = Process(f"layer{layer.index}", "neuron", [syn.name], syn.out_shape,
                     params={"vth": np.array([ALIGN * n.vth_mant + 1], np.int64)},

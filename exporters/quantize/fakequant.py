@@ -76,6 +76,8 @@ class FakeQuantModel(nn.Module):
         #: magnitude before the clamp among them (only processes whose clamps acted)
         self.saturated: dict[str, int] = {}
         self.saturation_peak: dict[str, float] = {}
+        #: ``probe(process, t, u, v)``, when set: every neuron's state at every step, ``v`` before its reset
+        self.probe = None
 
     def _sat(self, p, x: torch.Tensor, bits: int | None) -> torch.Tensor:
         """``x`` saturated at ``bits`` signed (``None``: unchanged), the values it changes recorded for ``p``."""
@@ -129,6 +131,8 @@ class FakeQuantModel(nn.Module):
         for t in range(x.shape[0]):
             u = self._sat(p, decay(u, a.du, a.decay_bits) + x[t], a.state_bits)
             v = self._sat(p, decay(v, a.dv, a.decay_bits) + u, a.state_bits)
+            if self.probe is not None:
+                self.probe(p, t, u.clone(), v.clone())
             s = v >= vth
             out[t] = s
             v = v.masked_fill(s, 0.0)
