@@ -24,7 +24,8 @@ from .artifact_check import Invalid
 from .mapping_check import check_chip, check_mapping
 from .chips import available, load_chip
 from .mapping import Mapping, MappingError, map_graph
-from .processes import KINDS, Process, ProcessGraph
+from .processes import KINDS, Process, ProcessGraph, ProdmmAttrs
+from .prodneuron import attention_lowering, attention_of
 
 FORMAT = "sresformer.loihi"
 VERSION = 2
@@ -218,6 +219,12 @@ def _graph(f, root: dict, chip: dict, version: int) -> ProcessGraph:
         raise Invalid("/processes must hold groups numbered 0000, 0001, ... without gaps")
     read = [_process(_member(procs, k, h5py.Group, "/processes"), i, version)
             for i, k in enumerate(sorted(keys, key=int))]
+    if version == 1 and attention_lowering(chip) == "prodneuron":
+        # version 1 named every product dsmm; on a chip without operand memory it is the same
+        # integers built from product neurons (its value read by one neuron, as version 1 graphs do)
+        for p, _ in read:
+            if p.kind == "dsmm":
+                p.kind, p.attrs = "prodmm", ProdmmAttrs(p.attrs.form, p.attrs.heads)
     chk.check_structure([p for p, _ in read], root["order"], root["output"], root["input_shape"],
                         root["input_static"], root["T"])
     pg = ProcessGraph({p.name: p for p, _ in read}, root["output"], root["T"], root["input_shape"],
@@ -250,7 +257,7 @@ def _load(f, version: int) -> tuple[ProcessGraph, Mapping, dict]:
     pg = _graph(f, root, chip, version)
     host, placement = _names(m["host"], "/mapping host"), chk.json_value(m["placement"], "/mapping placement")
     groups = check_mapping(pg, chip, chk.json_value(m["groups"], "/mapping groups"), host, placement)
-    return pg, Mapping(chip, groups, host, placement), root["report"]
+    return pg, Mapping(chip, groups, host, placement, attention=attention_of(pg)), root["report"]
 
 
 def _load_version_1(f, root: dict, old_chip) -> tuple[ProcessGraph, Mapping, dict]:

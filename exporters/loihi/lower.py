@@ -40,7 +40,8 @@ from hw_sim.arith import quantize_mantissas
 from hw_sim.attngate import gate_params
 from hw_sim.chips import Chip, load_chip
 from hw_sim.processes import (DsmmAttrs, FlattenAttrs, GateAttrs, InputAttrs, MaxPoolAttrs, NeuronAttrs, Process,
-                              ProcessGraph, SumAttrs, SumPoolAttrs, SynapseAttrs)
+                              ProcessGraph, ProdmmAttrs, SumAttrs, SumPoolAttrs, SynapseAttrs)
+from hw_sim.prodneuron import attention_lowering
 
 UNSUPPORTED = {"cubalif": "CubaLIF lowering is not supported yet; use LIF or IF",
                "li": "LI (a non-spiking leaky readout) is not supported by the chip model",
@@ -104,6 +105,7 @@ class Lowering:
         self.fg, self.peaks, self.T = fg, peaks, T
         # the chip file's widths: membrane / current, weight mantissas, decay resolution
         self.state_bits, self.weight_bits, self.decay_bits = chip.state_bits, chip.weight_bits, chip.decay_bits
+        self.chip = chip
         self.limit = 2 ** (self.state_bits - 1) / HEADROOM
         self.input_static = input_static
         self.procs: dict[str, Process] = {}
@@ -307,9 +309,31 @@ class Lowering:
         return Process(fn.name, "sum", list(fn.sources), fn.out_shape, attrs=SumAttrs(alias))
 
     def _dsmm(self, fn):
+        """A product of two dynamic operands, in what the chip has (``hw_sim.prodneuron.attention_lowering``):
+        ``dsmm`` on a core that holds a dynamic operand, else ``prodmm`` (product compartments) whose
+        terms sum in the reader's dendrite; when the value is not read by exactly one neuron (another
+        product's operand, several readers, the output) a graded integrator ``sum`` under the node's
+        name holds it, fed by the ``prodmm`` ``<name>.terms``."""
         meta = fn.node.metadata
-        return Process(fn.name, "dsmm", [], fn.out_shape, operands=fn.operands,
-                       attrs=DsmmAttrs(str(meta["form"]), int(meta["heads"])))
+        form, heads = str(meta["form"]), int(meta["heads"])
+        lowering = attention_lowering(self.chip)
+        if lowering == "operand-memory":
+            return Process(fn.name, "dsmm", [], fn.out_shape, operands=fn.operands, attrs=DsmmAttrs(form, heads))
+        if lowering == "none":
+            raise NIRError(f"{self.chip.name} has no product neurons or graded spikes: DSSA's products cannot run "
+                           f"on it (node {fn.name!r}); use loihi2")
+        prod = Process(fn.name, "prodmm", [], fn.out_shape, operands=fn.operands, attrs=ProdmmAttrs(form, heads))
+        readers, todo, consumers = [], [fn.name], self.fg.consumers()
+        while todo:   # the real readers, through single-source Scale pass-throughs
+            for c in consumers[todo.pop()]:
+                cn = self.fg.nodes[c]
+                (todo if cn.kind == "scale" and len(cn.sources) == 1 else readers).append(c)
+        if len(readers) == 1 and self.fg.nodes[readers[0]].kind in NEURON_KINDS and fn.name not in self.fg.output:
+            return prod
+        terms = prod.name = f"{fn.name}.terms"
+        self.exp[terms], self.scale[terms] = self.exp.get(fn.name, 0), self.scale.get(fn.name, 1.0)
+        self.procs[terms] = prod
+        return Process(fn.name, "sum", [terms], fn.out_shape, attrs=SumAttrs(False))
 
     def _sumpool(self, fn):
         """Sum pooling; an average pool too (its ``1/k^2`` rides on the value's scale)."""
