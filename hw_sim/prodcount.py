@@ -29,6 +29,14 @@ from .op_kernels import numel, segsum
 from .prodneuron import ProdGeometry
 
 
+def _spiking(pg, name: str) -> bool:
+    """Whether value ``name`` is binary spikes, through flattens and pass-through sums."""
+    p = pg.processes[name]
+    while p.kind == "flatten" or (p.kind == "sum" and p.attrs.alias):
+        p = pg.processes[p.sources[0]]
+    return p.spiking
+
+
 class ProdCount:
     """Counting of one ``prodmm`` ``p`` under ``mapping``: its ``P`` group and the groups reading it."""
 
@@ -36,7 +44,7 @@ class ProdCount:
         self.p, self.geo = p, ProdGeometry(p, pg)
         self.group = mapping.groups[p.name]
         self.mapping = mapping
-        spikes = {o: pg.spikes_only([o]) for o in p.operands}
+        spikes = {o: _spiking(pg, o) for o in p.operands}
         self.kind = {side: "ac" if spikes[self.geo.operand_of(side)] else "mac" for side in ("left", "right")}
         self.product_kind = "ac" if all(spikes.values()) else "mac"
         self.readers = [mapping.groups[r] for r in readers]
