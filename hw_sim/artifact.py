@@ -163,6 +163,8 @@ def _process(g, index: int, version: int) -> tuple[Process, dict]:
     where = f"process {name!r} ({kind})"
     raw = _json_dict(a["attrs"], f"{where} attrs")
     if version == 1:
+        if kind == "prodmm":
+            raise Invalid(f"{where}: version 1 has no prodmm (it named every product dsmm)")
         raw = _v1_attrs(kind, raw, where)
     attrs = chk.typed_attrs(kind, raw, where, complete=version >= 2)
     p = Process(name, kind, _names(a["sources"], f"{where} sources"),
