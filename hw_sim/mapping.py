@@ -41,7 +41,7 @@ from sresformer.errors import UserError
 
 from .chips import Chip, load_energy_profile
 from .processes import HOST_KINDS, PRODUCT_KINDS, Process, ProcessGraph
-from .prodneuron import ProdGeometry, attention_of
+from .prodneuron import ProdGeometry, attention_lowering, attention_of
 from .products import form_dims
 from .resources import GroupCost
 
@@ -294,6 +294,9 @@ def map_graph(pg: ProcessGraph, chip, max_chips: int | None = None, objective: s
         chip = Chip(**{f: getattr(chip, f) for f in Chip.__dataclass_fields__})
     if objective not in OBJECTIVES:
         raise MappingError(f"unknown mapping objective {objective!r}; choose {' or '.join(OBJECTIVES)}")
+    if attention_of(pg) == "prodneuron" and attention_lowering(chip) == "none":
+        raise MappingError(f"{chip.name} has no product neurons or graded spikes: the prodmm products cannot run "
+                           "on it; use loihi2")
     groups, host, placement = plan_groups(pg)
     costs = {n: group_cost(pg, g, chip, host) for n, g in groups.items()}
     _refuse_graded(pg, groups, costs, chip)

@@ -308,13 +308,13 @@ class GroupCost:
             if best:
                 return best
             top = min(top, col)
-        if not self.fits(1):
-            return 0
         lo, hi = 1, top
         while lo < hi:
             mid = (lo + hi + 1) // 2
             lo, hi = (mid, hi) if self.fits(mid) else (lo, mid - 1)
-        return lo
+        # a chunk of 1 is tried only when every larger one failed: one core per compartment of a
+        # big group (a prodmm's tens of millions) is costly to evaluate, and fitting is monotone
+        return lo if lo > 1 or self.fits(1) else 0
 
 
 def _conv_taps_in_map(p: Process, pg: ProcessGraph) -> np.ndarray:

@@ -297,3 +297,11 @@ def test_operand_memory_rewrites_every_held_entry_every_step(form):
     # loihi2 itself has no operand memory: nothing is written (and the lowering never emits dsmm there)
     _, plain = run(pg, map_graph(pg, dataclasses.replace(load_chip("loihi2"), neurons_per_core=7)), X)
     assert float(plain.counts.core["operand_writes"].sum()) == 0
+
+
+def test_a_chip_without_product_neurons_refuses_prodmm_in_one_line():
+    from hw_sim.mapping import MappingError
+
+    with pytest.raises(MappingError, match=r"^loihi1 has no product neurons or graded spikes: the prodmm products "
+                                           r"cannot run on it; use loihi2$"):
+        map_graph(graph("y1T@s"), load_chip("loihi1"))
