@@ -24,7 +24,8 @@ from .artifact_check import Invalid
 from .mapping_check import check_chip, check_mapping
 from .chips import available, load_chip
 from .mapping import Mapping, MappingError, map_graph
-from .processes import GRADED_KINDS, KINDS, Process, ProcessGraph
+from .processes import GRADED_KINDS, KINDS, Process, ProcessGraph, ProdmmAttrs
+from .prodneuron import attention_lowering, attention_of
 
 FORMAT = "sresformer.loihi"
 VERSION = 3
@@ -167,6 +168,8 @@ def _process(g, index: int, version: int, chip: dict) -> tuple[Process, dict]:
     where = f"process {name!r} ({kind})"
     raw = _json_dict(a["attrs"], f"{where} attrs")
     if version < VERSION:
+        if kind == "prodmm":
+            raise Invalid(f"{where}: version {version} has no prodmm (it named every product dsmm)")
         raw = _older_attrs(kind, raw, where, version, chip)
     attrs = chk.typed_attrs(kind, raw, where, complete=version >= 2)
     p = Process(name, kind, _names(a["sources"], f"{where} sources"),
@@ -223,6 +226,13 @@ def _graph(f, root: dict, chip: dict, version: int) -> ProcessGraph:
         raise Invalid("/processes must hold groups numbered 0000, 0001, ... without gaps")
     read = [_process(_member(procs, k, h5py.Group, "/processes"), i, version, chip)
             for i, k in enumerate(sorted(keys, key=int))]
+    if version < 3 and attention_lowering(chip) == "prodneuron":
+        # versions 1 and 2 named every product dsmm; on a chip without operand memory it is the same
+        # integers built from product neurons (its value read by one neuron, as those graphs do)
+        for p, _ in read:
+            if p.kind == "dsmm":
+                p.kind = "prodmm"
+                p.attrs = ProdmmAttrs(p.attrs.form, p.attrs.heads, out_bits=p.attrs.out_bits)
     chk.check_structure([p for p, _ in read], root["order"], root["output"], root["input_shape"],
                         root["input_static"], root["T"])
     pg = ProcessGraph({p.name: p for p, _ in read}, root["output"], root["T"], root["input_shape"],
@@ -255,7 +265,7 @@ def _load(f, version: int) -> tuple[ProcessGraph, Mapping, dict]:
     pg = _graph(f, root, chip, version)
     host, placement = _names(m["host"], "/mapping host"), chk.json_value(m["placement"], "/mapping placement")
     groups = check_mapping(pg, chip, chk.json_value(m["groups"], "/mapping groups"), host, placement)
-    return pg, Mapping(chip, groups, host, placement), root["report"]
+    return pg, Mapping(chip, groups, host, placement, attention=attention_of(pg)), root["report"]
 
 
 def _load_version_1(f, root: dict, old_chip) -> tuple[ProcessGraph, Mapping, dict]:

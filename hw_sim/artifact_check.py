@@ -24,7 +24,8 @@ import numpy as np
 from hw_sim.bounds import dsmm_terms, gate_accumulator_bound, neuron_bounds, saturated, synapse_bounds
 
 from .attngate import WEIGHT_BITS as GATE_WEIGHT_BITS
-from .processes import GRADED_KINDS, KIND_ATTRS, MAX_DIM, Attrs, Process, ProcessGraph
+from .processes import GRADED_KINDS, KIND_ATTRS, MAX_DIM, PRODUCT_KINDS, Attrs, Process, ProcessGraph
+from .prodneuron import attention_lowering
 from .products import form_dims
 
 # Resource bounds: far above the models this project builds (an ImageNet-size model holds a few
@@ -134,13 +135,13 @@ def check_structure(procs: list[Process], order, output: str, input_shape, input
     if order != [p.name for p in procs]:
         raise Invalid("order does not list the processes as /processes holds them")
     for p in procs:
-        if p.kind != "dsmm" and p.operands:
-            raise Invalid(f"{where_of(p)} has operands; only a dsmm has")
-        if p.kind == "dsmm" and (p.sources or len(p.operands) != 2):
+        if p.kind not in PRODUCT_KINDS and p.operands:
+            raise Invalid(f"{where_of(p)} has operands; only a dsmm or prodmm has")
+        if p.kind in PRODUCT_KINDS and (p.sources or len(p.operands) != 2):
             raise Invalid(f"{where_of(p)} must have no sources and two operands (dynamic, spikes)")
         if p.kind == "input" and p.sources:
             raise Invalid(f"{where_of(p)} must have no sources")
-        if p.kind not in ("input", "dsmm") and not p.sources:
+        if p.kind not in ("input", *PRODUCT_KINDS) and not p.sources:
             raise Invalid(f"{where_of(p)} has no sources")
     seen: set[str] = set()
     for p in procs:
@@ -332,6 +333,29 @@ def _check_dsmm(p: Process, pg: ProcessGraph, src, declared, chip) -> dict[str, 
     return {}
 
 
+def _check_dsmm_chip(p: Process, pg: ProcessGraph, src, declared, chip) -> dict[str, list]:
+    _need(p, bool(chip.get("dynamic_operand_memory")), f"chip {chip.get('name')!r} has no dynamic-operand memory "
+          "(dynamic_operand_memory): a dsmm cannot run on it; export for it again (it lowers to prodmm)")
+    return _check_dsmm(p, pg, src, declared, chip)
+
+
+def _check_prodmm(p: Process, pg: ProcessGraph, src, declared, chip) -> dict[str, list]:
+    _need(p, attention_lowering(chip) != "none", f"chip {chip.get('name')!r} has no product neurons or graded "
+          "spikes: a prodmm cannot run on it")
+    _need(p, p.name != pg.output, "a prodmm cannot be the output (its terms sum in a reader)")
+    readers, todo = [], [p.name]
+    while todo:   # its real readers, through flattens and pass-through sums
+        name = todo.pop()
+        for q in pg:
+            if name in q.operands:
+                _need(p, False, f"it is an operand of {q.name!r}; a product's value must be held in a sum first")
+            if name in q.sources:
+                (todo if q.kind == "flatten" or (q.kind == "sum" and q.attrs.alias) else readers).append(q)
+    for q in readers:
+        _need(p, q.kind in ("neuron", "sum"), f"{where_of(q)} reads it; only a neuron or a sum can sum its terms")
+    return _check_dsmm(p, pg, src, declared, chip)
+
+
 def _check_attngate(p: Process, pg, src, declared, chip) -> dict[str, list]:
     a, out = p.attrs, p.out_shape
     gates = a.gates
@@ -359,7 +383,7 @@ def _span(v: np.ndarray, what: str, lo: int, hi: int) -> None:
 
 #: process kind -> its structural check (tests/hw_sim/test_kernel_tables.py: every kind)
 CHECKS = {"input": _check_input, "synapse": _check_synapse, "neuron": _check_neuron, "sum": _check_sum,
-          "dsmm": _check_dsmm, "sumpool": _check_pool, "maxpool": _check_pool, "flatten": _check_flatten,
+          "dsmm": _check_dsmm_chip, "prodmm": _check_prodmm, "sumpool": _check_pool, "maxpool": _check_pool, "flatten": _check_flatten,
           "attngate": _check_attngate, "gate": _check_gate}
 
 
@@ -438,7 +462,7 @@ def _bound_spikes(p, pg, bound, in_b):
 
 #: process kind -> ``(p, pg, bounds so far, summed input bound)`` -> ``(|output| bound, worst |held value|)``
 BOUNDS = {"input": _bound_input, "synapse": _bound_synapse, "neuron": _bound_neuron, "sum": _bound_same,
-          "dsmm": _bound_dsmm, "sumpool": _bound_sumpool, "maxpool": _bound_same, "flatten": _bound_same,
+          "dsmm": _bound_dsmm, "prodmm": _bound_dsmm, "sumpool": _bound_sumpool, "maxpool": _bound_same, "flatten": _bound_same,
           "attngate": _bound_attngate, "gate": _bound_spikes}
 
 

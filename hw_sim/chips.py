@@ -46,6 +46,11 @@ def _int(unit: str, lo: int, hi: int, doc: str):
     return dataclasses.field(metadata={"type": int, "unit": unit, "min": lo, "max": hi, "doc": doc})
 
 
+def _bool(doc: str):
+    """A feature flag (TOML boolean only); absent means the chip lacks the feature."""
+    return dataclasses.field(default=False, metadata={"type": bool, "unit": "flag", "doc": doc})
+
+
 def _num(unit: str, hi: float, doc: str, **kw):
     """A finite non-negative number (TOML integer or float, not a boolean) within ``[0, hi]``."""
     return dataclasses.field(metadata={"type": float, "unit": unit, "min": 0.0, "max": hi, "doc": doc}, **kw)
@@ -72,7 +77,9 @@ class Chip:
     once per core and shared by every position: rows of ``conv_word_bits``-bit words plus
     ``conv_header_words``; ``conv_word_bits = 0``: the chip has no such encoding). A cost of 0
     words means the chip keeps that item in a memory of its own, limited by its count field.
-    ``graded_spike_bits = 0`` means binary spikes only (Loihi 1).
+    ``graded_spike_bits = 0`` means binary spikes only (Loihi 1). ``product_neurons``: the chip
+    runs ``prodmm`` (product compartments); ``dynamic_operand_memory``: it runs ``dsmm`` (a core
+    that holds a dynamic operand); a chip with neither cannot run DSSA's products.
     """
 
     name: str = _text(100, "profile name")
@@ -96,6 +103,9 @@ class Chip:
     decay_bits: int = _int("bits", 1, 32, "decay constant resolution")
     mesh_cols: int = _int("count", 1, 1 << 20, "columns of the per-chip mesh of cores")
     system_cols: int = _int("count", 1, 1 << 20, "chips per row of the system's 2-D grid of chips")
+    # how a product of two dynamic operands (DSSA's matmuls) can run: see hw_sim/prodneuron.py
+    product_neurons: bool = _bool("programmable product compartments (Lava's ProdNeuron) and graded spikes")
+    dynamic_operand_memory: bool = _bool("a core memory that holds a dynamic operand, rewritten every step")
 
     def __post_init__(self):
         _check_object(self, "chip")
@@ -129,6 +139,10 @@ class EnergyProfile:
     hop_ew_ns: float = _num("ns", MAX_NS, "east-west mesh hop")
     hop_ns_ns: float = _num("ns", MAX_NS, "north-south mesh hop")
     barrier_ns: float = _num("ns", MAX_NS, "time-step barrier")
+    operand_write_pj: float = _num("pJ", MAX_PJ, "one dynamic-operand entry written into a core (dsmm)",
+                                   default=0.0)
+    operand_write_ns: float = _num("ns", MAX_NS, "one dynamic-operand entry written into a core (dsmm)",
+                                   default=0.0)
 
     def __post_init__(self):
         _check_object(self, "energy")
@@ -165,6 +179,8 @@ def field_problem(f: dataclasses.Field, value) -> str | None:
         return None
     if value is None and f.default is None:   # an optional field left out
         return None
+    if kind is bool:
+        return None if isinstance(value, bool) else f"must be true or false, got {_shown(value)}"
     lo, hi = m["min"], m["max"]
     # bool is an int in Python: `true` must not be read as 1
     if kind is int:

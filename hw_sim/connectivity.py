@@ -25,8 +25,12 @@ import torch
 import torch.nn.functional as F
 
 from hw_sim.attngate import gate_ops
-from hw_sim.mapping import Mapping
+from hw_sim.chips import Chip
+from hw_sim.mapping import Mapping, group_cost
 from hw_sim.processes import Process, ProcessGraph
+
+from .prodcount import ProdCount
+from .prodneuron import ProdGeometry
 
 from .op_kernels import ConvOps, DenseOps, MatmulOps, numel, product_dims, segsum
 from .reach import back
@@ -67,6 +71,7 @@ class CountRule:
     syn: SynapticRule | None = None
     host: object = None
     emits: bool = False
+    products: object = None     # (p, pg, mapping, readers) -> a counter of its own (hw_sim/prodcount.py)
 
 
 #: process kind -> how its events are counted (tests/hw_sim/test_kernel_tables.py: every kind)
@@ -76,6 +81,7 @@ COUNT_RULES = {
     "neuron": CountRule(emits=True),
     "sum": CountRule(),
     "dsmm": CountRule(syn=SynapticRule(MatmulOps, _dsmm_dense, True, False, True)),
+    "prodmm": CountRule(products=ProdCount),
     "sumpool": CountRule(),
     "maxpool": CountRule(),
     "flatten": CountRule(),
@@ -133,8 +139,19 @@ class CountPlan:
         for p in pg:
             if COUNT_RULES[p.kind].syn is not None:
                 self.syn[p.name] = self._table(p)
+        self.prod_readers: dict[str, list[str]] = defaultdict(list)   # prodmm -> groups its terms sum in
         for g in self.groups.values():
             self._group(g)
+        self.prod = {p.name: COUNT_RULES[p.kind].products(p, pg, mapping, self.prod_readers[p.name])
+                     for p in pg if COUNT_RULES[p.kind].products is not None}
+        self.held = {o for p in pg if p.name in self.prod for o in p.operands}   # operands the counter keeps
+        # a core that holds a dynamic operand rewrites its entries every step (loihi2-opmem)
+        self.operand_writes: dict[str, torch.Tensor] = {}
+        if mapping.chip.get("dynamic_operand_memory"):
+            chip = Chip(**mapping.chip)
+            for g in self.groups.values():
+                for name, entries in group_cost(pg, g, chip, mapping.host).operand_entries(g.chunk).items():
+                    self.operand_writes[name] = torch.from_numpy(entries).double()   # per dsmm, [group cores]
         # embedded-processor work at every step (MA gates): its fixed op counts, and its inputs,
         # which every sending core delivers to the embedded processor (one message per non-zero value)
         self.host_ops: dict[str, dict[str, int]] = {}
@@ -185,7 +202,22 @@ class CountPlan:
             name = self.pg.processes[name].sources[0]
         return name
 
+    def _prod_group(self, g) -> None:
+        """The product compartments of a prodmm: each core reads the distinct operand elements of its terms."""
+        geo = ProdGeometry(self.pg.processes[g.name], self.pg)
+        for c in range(g.cores):
+            for operand, idx in geo.operand_elements(c * g.chunk, min((c + 1) * g.chunk, g.size)):
+                sender = self._sender(operand)
+                home = self.home_group(sender)
+                if sender in self.step_host:
+                    self.upstream[g.name].add(sender)
+                elif home is not None:
+                    self.upstream[g.name].add(home.name)
+                self._connect(sender, g.first_core + c, torch.from_numpy(idx))
+
     def _group(self, g) -> None:
+        if self.pg.processes[g.name].kind == "prodmm":
+            return self._prod_group(g)
         members = [p for p in reversed(list(self.pg)) if self.placement.get(p.name) == g.name]
         for c in range(g.cores):
             masks = {g.name: torch.zeros(g.size)}
@@ -206,6 +238,10 @@ class CountPlan:
                     self.upstream[g.name].add(h)
                 elif home is not None:
                     self.upstream[g.name].add(home.name)
+                if self.pg.processes[h].kind == "prodmm":   # its terms' messages: hw_sim/prodcount.py
+                    if g.name not in self.prod_readers[h]:
+                        self.prod_readers[h].append(g.name)
+                    continue
                 self._connect(h, g.first_core + c, torch.nonzero(cnt > 0).flatten())
 
     def _to_host(self, sender: str) -> None:

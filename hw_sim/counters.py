@@ -44,7 +44,8 @@ from hw_sim.processes import Process
 from .connectivity import COUNT_RULES, CountPlan, SynTable
 from .op_kernels import segsum
 
-CORE_KEYS = ("ac", "mac", "dsmm", "active", "idle", "spikes", "msgs", "in_tile", "hops_ew", "hops_ns")
+CORE_KEYS = ("ac", "mac", "dsmm", "active", "idle", "spikes", "msgs", "in_tile", "hops_ew", "hops_ns",
+             "operand_writes")
 EMBEDDED_KEYS = ("ac", "mac", "msgs")
 
 
@@ -69,11 +70,21 @@ class Counter:
         self.plan = plan
         self.counts = Counts({k: torch.zeros(T, B, plan.ncores, dtype=torch.float64) for k in CORE_KEYS},
                              {k: torch.zeros(B, dtype=torch.float64) for k in EMBEDDED_KEYS})
+        self.held: dict[str, torch.Tensor] = {}   # operands of prodmm products, until the product is counted
 
     def __call__(self, p: Process, out: torch.Tensor, inp, active) -> None:
         """Count one process's work over its steps: ``out`` (and ``inp``, ``active``) ``[S, B, ...]``."""
         plan, cc = self.plan, self.counts.core
         S, B = out.shape[:2]
+        if p.name in plan.held:
+            self.held[p.name] = out
+        if p.name in plan.prod:   # product compartments: their own counting (hw_sim/prodcount.py)
+            plan.prod[p.name].count(self.counts, self.held[p.operands[0]], inp)
+            return
+        writes = plan.operand_writes.get(p.name)
+        if writes is not None:   # a dsmm's cores rewrite the operand entries they hold at every step
+            g = plan.groups[plan.placement[p.name]]
+            cc["operand_writes"][:S, :, g.first_core:g.first_core + g.cores] += writes
         if p.name in plan.syn:
             self._synaptic(plan.syn[p.name], inp)
         if p.name in plan.host_ops:

@@ -5,6 +5,11 @@ Time (nanoseconds). Each core works through its events serially in a step:
     busy[t, core] = (AC + MAC) * synop_ns + active * neuron_update_active_ns
                     + idle * neuron_update_idle_ns + messages sent * spike_in_tile_ns
                     + east-west hops * hop_ew_ns + north-south hops * hop_ns_ns
+                    + operand writes * operand_write_ns
+
+(operand writes: the dynamic-operand entries a ``dsmm`` core rewrites every step, only on a chip
+with ``dynamic_operand_memory``; a ``prodmm``'s product compartments are one more compartment
+group, so they add one step of pipeline delay like every group)
 
 and a step ends when the slowest core is done, plus the barrier synchronisation
 (``barrier_ns``): ``step[t] = max_core busy[t, core] + barrier_ns``. Two latency figures:
@@ -23,7 +28,7 @@ as counts; the profiles give it no timing, so it is not in these latencies.
 
 Energy (picojoules, per inference): ``ac_pj*AC + mac_pj*MAC + neuron_active_pj*active +
 neuron_idle_pj*idle + spike_in_tile_pj*in-tile deliveries + hop_ew_pj*EW hops +
-hop_ns_pj*NS hops``, embedded ACs and MACs included. ``paper-45nm`` prices only AC and MAC,
+hop_ns_pj*NS hops + operand_write_pj*operand writes``, embedded ACs and MACs included. ``paper-45nm`` prices only AC and MAC,
 so there it is ``0.9*AC + 4.6*MAC``.
 """
 
@@ -43,7 +48,8 @@ def busy_ns(core: dict[str, torch.Tensor], profile: EnergyProfile) -> torch.Tens
     return ((core["ac"] + core["mac"]) * profile.synop_ns
             + core["active"] * profile.neuron_update_active_ns + core["idle"] * profile.neuron_update_idle_ns
             + core["msgs"] * profile.spike_in_tile_ns
-            + core["hops_ew"] * profile.hop_ew_ns + core["hops_ns"] * profile.hop_ns_ns)
+            + core["hops_ew"] * profile.hop_ew_ns + core["hops_ns"] * profile.hop_ns_ns
+            + (core["operand_writes"] * profile.operand_write_ns if "operand_writes" in core else 0.0))
 
 
 def pipelined_busy(busy: torch.Tensor, delays: np.ndarray, idle_ns: torch.Tensor) -> torch.Tensor:
@@ -89,6 +95,7 @@ def energy_terms(totals: dict[str, float], profile: EnergyProfile) -> dict[str, 
         "spike_in_tile": totals["in_tile"] * profile.spike_in_tile_pj,
         "hop_ew": totals["hops_ew"] * profile.hop_ew_pj,
         "hop_ns": totals["hops_ns"] * profile.hop_ns_pj,
+        "operand_write": totals.get("operand_writes", 0.0) * profile.operand_write_pj,
     }
     return {k: v * PJ for k, v in terms.items()}
 

@@ -40,7 +40,8 @@ import numpy as np
 from sresformer.errors import UserError
 
 from .chips import Chip, load_energy_profile
-from .processes import HOST_KINDS, Process, ProcessGraph
+from .processes import HOST_KINDS, PRODUCT_KINDS, Process, ProcessGraph
+from .prodneuron import ProdGeometry, attention_lowering, attention_of
 from .products import form_dims
 from .resources import GroupCost
 
@@ -80,6 +81,7 @@ class Mapping:
     placement: dict[str, str] = field(default_factory=dict)  # process -> group it belongs to
     objective: str = "cores"
     step_ns: float = 0.0                # predicted critical-core time of one step (every input firing)
+    attention: str = ""                 # how products run: prodneuron / operand-memory / none ("": not set)
 
     def __post_init__(self):
         # the chip dict also comes back from an artifact file: the numbers this class divides
@@ -175,10 +177,14 @@ def plan_groups(pg: ProcessGraph) -> tuple[dict[str, Group], list[str], dict[str
         readers = through_alias(p.name)
         # a product read as another product's operand (Spikformer's K V^T, Q^T K) is no input
         # current: it keeps compartments of its own (graded integrators holding the operand)
-        operand = any(p.name in pg.processes[c].operands for c in consumers[p.name])
+        operand = any(p.name in pg.processes[c].operands for c in consumers[p.name]) \
+            or any(pg.processes[r].kind in PRODUCT_KINDS for r in readers)   # an operand through a flatten
         if p.kind in ("synapse", "dsmm") and len(readers) == 1 and p.name != pg.output and not operand \
                 and readers[0] not in placement:
             colocated[p.name] = readers[0]
+            continue
+        if p.kind == "prodmm":   # its product compartments, two synapses each (hw_sim/prodneuron.py)
+            groups[p.name] = Group(p.name, ProdGeometry(p, pg).size, [p.name], 2.0)
             continue
         groups[p.name] = Group(p.name, int(np.prod(p.out_shape)), [p.name], 0.0)
 
@@ -216,7 +222,7 @@ def _refuse_graded(pg: ProcessGraph, groups: dict[str, Group], costs: dict[str, 
         return
     for g in groups.values():
         for kind, p, src in costs[g.name].terms:
-            names = p.operands if kind == "operand" else [src]
+            names = p.operands if kind in ("operand", "prodneuron") else [src]
             for s in names:
                 real = costs[g.name].real_source(s)
                 if kind != "host" and not pg.spikes_only([real]):
@@ -288,11 +294,15 @@ def map_graph(pg: ProcessGraph, chip, max_chips: int | None = None, objective: s
         chip = Chip(**{f: getattr(chip, f) for f in Chip.__dataclass_fields__})
     if objective not in OBJECTIVES:
         raise MappingError(f"unknown mapping objective {objective!r}; choose {' or '.join(OBJECTIVES)}")
+    if attention_of(pg) == "prodneuron" and attention_lowering(chip) == "none":
+        raise MappingError(f"{chip.name} has no product neurons or graded spikes: the prodmm products cannot run "
+                           "on it; use loihi2")
     groups, host, placement = plan_groups(pg)
     costs = {n: group_cost(pg, g, chip, host) for n, g in groups.items()}
     _refuse_graded(pg, groups, costs, chip)
     for name, g in groups.items():
-        _settle(g, costs[name], chip, _first_fit(g, costs[name], chip, pg.processes[name].out_shape))
+        shape = (g.size,) if pg.processes[name].kind == "prodmm" else pg.processes[name].out_shape
+        _settle(g, costs[name], chip, _first_fit(g, costs[name], chip, shape))
     cores = sum(g.cores for g in groups.values())
     chips = max(1, math.ceil(cores / chip.cores_per_chip))
     if max_chips is not None and chips > max_chips:
@@ -318,4 +328,5 @@ def map_graph(pg: ProcessGraph, chip, max_chips: int | None = None, objective: s
                                "(consecutive compartments per core); 'python bench/bench_mapping.py' gives the "
                                "counts without this check")
     step = max((core_time_ns(g, costs[n], energy) for n, g in groups.items()), default=0.0)
-    return Mapping(dict(chip.__dict__), groups, host, placement, objective, step + energy.barrier_ns)
+    return Mapping(dict(chip.__dict__), groups, host, placement, objective, step + energy.barrier_ns,
+                   attention_of(pg))

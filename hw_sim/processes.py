@@ -163,7 +163,13 @@ class SumAttrs(GradedAttrs):
 
 
 @dataclass(frozen=True)
-class DsmmAttrs(GradedAttrs):
+class _ProductAttrs(GradedAttrs):
+    form: str = _choice(FORMS, "product form (hw_sim/products.py)")
+    heads: int = _int(1, MAX_DIM, "attention heads")
+
+
+@dataclass(frozen=True)
+class DsmmAttrs(_ProductAttrs):
     """``dsmm``, the dual-spike matmul: per head ``h``, ``out[h] = sat(L[h] @ R[h], out_bits)`` with the views of the
     ``dyn`` and ``spk`` operands that product ``form`` names (:data:`hw_sim.products.PRODUCT_FORMS`:
     DSSA's ``y1T@s`` ``out[h] = y[h, :d]^T @ spk[h]`` and ``y2@a`` ``out[h] = y[h, d:] @ spk[h]``;
@@ -171,8 +177,22 @@ class DsmmAttrs(GradedAttrs):
     adds one row / column of ``dyn`` (AC work, ``ac_per_spike`` each)."""
 
     kind: ClassVar[str] = "dsmm"
-    form: str = _choice(FORMS, "product form (hw_sim/products.py)")
-    heads: int = _int(1, MAX_DIM, "attention heads")
+
+
+@dataclass(frozen=True)
+class ProdmmAttrs(_ProductAttrs):
+    """``prodmm``, the same product ``out[h] = sat(L[h] @ R[h], out_bits)`` as ``dsmm`` (same ``form``, ``heads``, same
+    integers), built from what a shipping chip has: one product compartment ``P[h, r, k, c]`` per
+    term (Lava's ``ProdNeuron`` with ``exp = 0``, ``vth = 0``: ``v = a1 * a2``, sent as a graded spike
+    when ``v != 0``), flat order ``[h, r, k, c]``; port 1 (``a1``) gets ``L[h, r, k]`` and port 2
+    (``a2``) ``R[h, k, c]`` over weight-1 static synapses (the dynamic operand's value arrives as a
+    graded spike, the spike operand's as a binary one), and ``P[h, r, k, c]`` sends ``a1 * a2`` over
+    one weight-1 synapse into the reader's compartment of ``out[h, r, c]``, whose dendrite sums
+    over ``k``: ``out[h, r, c] = sum_k L[h, r, k] * R[h, k, c]``. One operand is binary, so a
+    product is never wider than the dynamic operand. One chip step per product layer (no
+    time multiplexing: ``hw_sim/prodneuron.py`` says why)."""
+
+    kind: ClassVar[str] = "prodmm"
 
 
 @dataclass(frozen=True)
@@ -246,11 +266,12 @@ class GateAttrs(Attrs):
 
 #: The process kinds and their attribute classes, in the order the format lists them.
 KIND_ATTRS: dict[str, type[Attrs]] = {c.kind: c for c in (
-    InputAttrs, SynapseAttrs, NeuronAttrs, SumAttrs, DsmmAttrs, SumPoolAttrs, MaxPoolAttrs, FlattenAttrs,
+    InputAttrs, SynapseAttrs, NeuronAttrs, SumAttrs, DsmmAttrs, ProdmmAttrs, SumPoolAttrs, MaxPoolAttrs, FlattenAttrs,
     AttnGateAttrs, GateAttrs)}
 KINDS = tuple(KIND_ATTRS)
 HOST_KINDS = tuple(k for k, c in KIND_ATTRS.items() if c.host)   # on the embedded processor every step
 GRADED_KINDS = tuple(k for k, c in KIND_ATTRS.items() if issubclass(c, GradedAttrs))   # outputs saturate at out_bits
+PRODUCT_KINDS = ("dsmm", "prodmm")   # products of two dynamic operands (hw_sim/products.py): ``operands``, no sources
 
 
 def make_attrs(kind: str, values: dict) -> Attrs:

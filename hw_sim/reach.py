@@ -87,7 +87,7 @@ def _elementwise(p: Process, m: torch.Tensor, in_shape) -> torch.Tensor:
 #: source's flat output)]`` reaching the outputs selected by flat mask ``m``
 #: (tests/hw_sim/test_kernel_tables.py checks that it covers every kind)
 BACK = {"input": _back_none, "synapse": _sources(_back_synapse), "neuron": _sources(_elementwise),
-        "sum": _sources(_elementwise), "dsmm": _back_dsmm, "sumpool": _sources(_back_pool),
+        "sum": _sources(_elementwise), "dsmm": _back_dsmm, "prodmm": _back_dsmm, "sumpool": _sources(_back_pool),
         "maxpool": _sources(_back_pool), "flatten": _sources(_elementwise), "attngate": _sources(_elementwise),
         "gate": _sources(_elementwise)}
 

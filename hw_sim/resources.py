@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from .chips import Chip
 from .op_kernels import ConvOps
 from .processes import Process, ProcessGraph
+from .prodneuron import ProdGeometry
 from .products import form_dims
 from .reach import back
 
@@ -93,10 +94,15 @@ class GroupCost:
         self.pg, self.chip, self.size, self.host = pg, chip, size, host
         self.members = set(members)
         self.terms = []      # (kind, process, source) per external input of a member
+        self.prod = None     # the product compartments of a prodmm group (hw_sim/prodneuron.py)
         for m in members:
             p = pg.processes[m]
             if p.kind == "dsmm":
                 self.terms.append(("operand", p, None))
+                continue
+            if p.kind == "prodmm":
+                self.prod = ProdGeometry(p, pg)
+                self.terms.append(("prodneuron", p, None))
                 continue
             for s in p.sources:
                 if self.real_source(s) not in self.members:   # a pass-through of a member is internal
@@ -105,6 +111,8 @@ class GroupCost:
 
     def _kind(self, p: Process, src: str) -> str:
         from_host = self.real_source(src) in self.host
+        if self.pg.processes[self.real_source(src)].kind == "prodmm":
+            return "products"
         if p.kind == "synapse":
             if p.attrs.op == "dense":
                 return "dense"
@@ -146,7 +154,9 @@ class GroupCost:
             else:
                 words += w
             axons += a
-        return CoreCosts(ends - starts, words, operand, axons, block_sum(self.pairs(), chunk).astype(np.int64))
+        # a prodmm group stores two synapses per compartment (no per-compartment table of its terms)
+        stored = 2 * (ends - starts) if self.prod is not None else block_sum(self.pairs(), chunk).astype(np.int64)
+        return CoreCosts(ends - starts, words, operand, axons, stored)
 
     def pairs(self) -> np.ndarray:
         """Stored synapses per compartment (non-zero weights whose input lies inside the map)."""
@@ -163,6 +173,8 @@ class GroupCost:
                     out += _pool_taps_in_map(p, self.pg)
                 elif kind == "identity":
                     out += 1
+                elif kind == "products":   # one synapse from each of the output's k product compartments
+                    out += ProdGeometry(self.pg.processes[self.real_source(src)], self.pg).k
                 else:   # a dual-spike matmul: one accumulation per operand entry of its sum
                     out += _dims(p, self.pg).k
             self._pairs = out
@@ -227,6 +239,16 @@ class GroupCost:
         of its output rows and the columns ``R[:, c]`` of its output columns (per head). The dynamic
         side is held at ``state_bits`` an entry, each entry written through an axon of its own; each
         spike of the other side arrives on an axon."""
+        entries, spikes = self._operand_entries(p, starts, ends)
+        return -(-entries * self.chip.state_bits // self.chip.word_bits), entries + spikes
+
+    def operand_entries(self, chunk: int) -> dict[str, np.ndarray]:
+        """Dynamic-operand entries every core holds, per dsmm member (``[cores]``): what each step rewrites."""
+        starts, ends = bounds(self.size, chunk)
+        return {p.name: self._operand_entries(p, starts, ends)[0] for kind, p, _ in self.terms if kind == "operand"}
+
+    def _operand_entries(self, p, starts, ends):
+        """(dynamic-operand entries, spike axons) of a dsmm per core."""
         dims = _dims(p, self.pg)
         rows_per_head, cols = dims.out
         rows = ((ends - 1) // cols - starts // cols + 1) * dims.k
@@ -235,12 +257,22 @@ class GroupCost:
         first = np.where(h0 == h1, ends - starts, (h0 + 1) * head - starts)
         last = np.where(h0 == h1, 0, ends - h1 * head)
         columns = (np.minimum(first, cols) + np.minimum(last, cols) + np.maximum(h1 - h0 - 1, 0) * cols) * dims.k
-        entries, spikes = (rows, columns) if dims.form.spk_side == "right" else (columns, rows)
-        return -(-entries * self.chip.state_bits // self.chip.word_bits), entries + spikes
+        return (rows, columns) if dims.form.spk_side == "right" else (columns, rows)
+
+    def _prodneuron(self, p, src, starts, ends, chunk):
+        """A prodmm's product compartments: their two weight-1 synapses and distinct operand axons."""
+        return self.prod.core_costs(starts, ends, self.chip)
+
+    def _products(self, p, src, starts, ends, chunk):
+        """A reader of a prodmm: per compartment ``k`` input axons (one per product compartment of its
+        output), each with one weight-1 synapse (sparse: ``ceil(1 / sparse_weights_per_word)`` word)."""
+        k = ProdGeometry(self.pg.processes[self.real_source(src)], self.pg).k
+        n = (ends - starts) * k
+        return n * -(-1 // self.chip.sparse_weights_per_word), n
 
     #: connection kind -> its per-core (words, axons)
     COSTS = {"host": _host, "identity": _identity, "conv": _conv, "conv-sparse": _conv_sparse, "pool": _pool,
-             "dense": _dense, "operand": _operand}
+             "dense": _dense, "operand": _operand, "prodneuron": _prodneuron, "products": _products}
 
     # -- the chunk a core holds ------------------------------------------------------------------
 
@@ -276,13 +308,13 @@ class GroupCost:
             if best:
                 return best
             top = min(top, col)
-        if not self.fits(1):
-            return 0
         lo, hi = 1, top
         while lo < hi:
             mid = (lo + hi + 1) // 2
             lo, hi = (mid, hi) if self.fits(mid) else (lo, mid - 1)
-        return lo
+        # a chunk of 1 is tried only when every larger one failed: one core per compartment of a
+        # big group (a prodmm's tens of millions) is costly to evaluate, and fitting is monotone
+        return lo if lo > 1 or self.fits(1) else 0
 
 
 def _conv_taps_in_map(p: Process, pg: ProcessGraph) -> np.ndarray:

@@ -197,9 +197,10 @@ def export_loihi(source: str, out: str | os.PathLike, calib_data: str | None = N
     synapses = int(sum(g.synapses_per_compartment * g.size for g in mapping.groups.values()))
     report["mapping"] = {"chip": chip_desc.name, "cores": mapping.cores, "chips": mapping.chips, "neurons": neurons,
                          "synapses": synapses, "host_processes": mapping.host, "objective": mapping.objective,
-                         "step_ns": mapping.step_ns}
+                         "step_ns": mapping.step_ns, "attention": mapping.attention}
     write_artifact(out, pg, mapping, report)
-    summary = {"target": "loihi", "out": str(out), "chip": chip_desc.name, "cores": mapping.cores,
+    summary = {"target": "loihi", "out": str(out), "chip": chip_desc.name, "attention": mapping.attention,
+               "cores": mapping.cores,
                "chips": mapping.chips, "objective": mapping.objective, "step_ns": round(mapping.step_ns, 1),
                "neurons": neurons, "synapses": synapses, "T": T,
                "calibration": data_name}

@@ -45,7 +45,8 @@ from hw_sim.arith import quantize_mantissas
 from hw_sim.attngate import gate_params
 from hw_sim.chips import Chip, load_chip
 from hw_sim.processes import (GRADED_KINDS, DsmmAttrs, FlattenAttrs, GateAttrs, InputAttrs, MaxPoolAttrs, NeuronAttrs,
-                              Process, ProcessGraph, SumAttrs, SumPoolAttrs, SynapseAttrs)
+                              Process, ProcessGraph, ProdmmAttrs, SumAttrs, SumPoolAttrs, SynapseAttrs)
+from hw_sim.prodneuron import attention_lowering
 
 UNSUPPORTED = {"cubalif": "CubaLIF lowering is not supported yet; use LIF or IF",
                "li": "LI (a non-spiking leaky readout) is not supported by the chip model",
@@ -114,6 +115,7 @@ class Lowering:
         payload = chip.graded_spike_bits   # 0: binary spikes only (a graded value stays on its core)
         self.out_bits = {k: min(self.state_bits, payload) if payload and k in PAYLOAD_KINDS else self.state_bits
                          for k in GRADED_KINDS}
+        self.chip = chip
         self.limit = 2 ** (self.state_bits - 1) / HEADROOM
         self.input_static = input_static
         self.procs: dict[str, Process] = {}
@@ -319,9 +321,33 @@ class Lowering:
                        attrs=SumAttrs(alias, out_bits=self.out_bits["sum"]))
 
     def _dsmm(self, fn):
+        """A product of two dynamic operands, in what the chip has (``hw_sim.prodneuron.attention_lowering``):
+        ``dsmm`` on a core that holds a dynamic operand, else ``prodmm`` (product compartments) whose
+        terms sum in the reader's dendrite; when the value is not read by exactly one neuron (another
+        product's operand, several readers, the output) a graded integrator ``sum`` under the node's
+        name holds it, fed by the ``prodmm`` ``<name>.terms``."""
         meta = fn.node.metadata
-        return Process(fn.name, "dsmm", [], fn.out_shape, operands=fn.operands,
-                       attrs=DsmmAttrs(str(meta["form"]), int(meta["heads"]), out_bits=self.out_bits["dsmm"]))
+        form, heads = str(meta["form"]), int(meta["heads"])
+        lowering = attention_lowering(self.chip)
+        if lowering == "operand-memory":
+            return Process(fn.name, "dsmm", [], fn.out_shape, operands=fn.operands,
+                           attrs=DsmmAttrs(form, heads, out_bits=self.out_bits["dsmm"]))
+        if lowering == "none":
+            raise NIRError(f"{self.chip.name} has no product neurons or graded spikes: DSSA's products cannot run "
+                           f"on it (node {fn.name!r}); use loihi2")
+        prod = Process(fn.name, "prodmm", [], fn.out_shape, operands=fn.operands,
+                       attrs=ProdmmAttrs(form, heads, out_bits=self.out_bits["prodmm"]))
+        readers, todo, consumers = [], [fn.name], self.fg.consumers()
+        while todo:   # the real readers, through single-source Scale pass-throughs
+            for c in consumers[todo.pop()]:
+                cn = self.fg.nodes[c]
+                (todo if cn.kind == "scale" and len(cn.sources) == 1 else readers).append(c)
+        if len(readers) == 1 and self.fg.nodes[readers[0]].kind in NEURON_KINDS and fn.name not in self.fg.output:
+            return prod
+        terms = prod.name = f"{fn.name}.terms"
+        self.exp[terms], self.scale[terms] = self.exp.get(fn.name, 0), self.scale.get(fn.name, 1.0)
+        self.procs[terms] = prod
+        return Process(fn.name, "sum", [terms], fn.out_shape, attrs=SumAttrs(False, out_bits=self.out_bits["sum"]))
 
     def _sumpool(self, fn):
         """Sum pooling; an average pool too (its ``1/k^2`` rides on the value's scale)."""

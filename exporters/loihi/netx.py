@@ -29,7 +29,7 @@ from sresformer.errors import UserError
 from sresformer.fileio import atomic_path
 
 from hw_sim.arith import shift_round
-from hw_sim.processes import ProcessGraph
+from hw_sim.processes import PRODUCT_KINDS, ProcessGraph
 
 NETX_DECAY_BITS = 12   # netx's CUBA decays iDecay / vDecay are in 1/4096 (Lava PyLifModelBitAcc: 12-bit decays)
 ACT_SHIFT = 6          # Loihi MSB-aligns synaptic input, threshold and (netx) bias by 6 bits
@@ -47,7 +47,7 @@ def _why(p, producer_kind=None) -> str | None:
     """Why netx cannot represent process ``p`` (None when it can, as far as ``p`` alone goes)."""
     if p.kind == "sum" and len(p.sources) > 1:
         return "a residual sum of several values (netx cannot represent residuals)"
-    if p.kind == "dsmm":
+    if p.kind in PRODUCT_KINDS:
         return "an attention dual-spike matmul (netx cannot represent attention)"
     if p.kind == "gate":
         return "a random spike mask (netx has no spike gate)"

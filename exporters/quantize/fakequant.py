@@ -192,7 +192,7 @@ class FakeQuantModel(nn.Module):
         return apply_gate(self._summed(p, values), a.ratio, a.seed, a.gate_id)
 
     #: process kind -> its kernel (tests/hw_sim/test_kernel_tables.py: exactly the format's kinds)
-    KERNELS = {"input": _input, "synapse": _synapse, "neuron": _neuron, "sum": _sum, "dsmm": _dsmm,
+    KERNELS = {"input": _input, "synapse": _synapse, "neuron": _neuron, "sum": _sum, "dsmm": _dsmm, "prodmm": _dsmm,
                "sumpool": _sumpool, "maxpool": _maxpool, "flatten": _flatten, "attngate": _attngate, "gate": _gate}
 
     # -- the whole graph ------------------------------------------------------------------------

@@ -51,12 +51,14 @@ def tiny_graph() -> ProcessGraph:
         Process("g1", "gate", ["n1"], (4, 4, 4), attrs={"ratio": 0.25, "seed": 3, "gate_id": 1}),
         Process("c2", "synapse", ["g1"], (8, 2, 2), params={"weight": w(8, 4, 2, 2), "bias": w(8)},
                 attrs={**conv(2, 0), "shift": 0, "graded_input": False}),
-        Process("m1", "dsmm", [], (4, 4, 4), operands=("c2", "g1"),
+        # loihi2 builds the products from product neurons (prodmm); each is summed by a neuron or a sum
+        Process("m1", "prodmm", [], (4, 4, 4), operands=("c2", "g1"),
                 attrs={"form": "y1T@s", "heads": 1, "out_bits": 24}),
         Process("a1", "sum", ["m1"], (4, 4, 4), attrs={"alias": True, "out_bits": 24}),
         Process("n2", "neuron", ["a1"], (4, 4, 4), params={"vth": rng.integers(20, 200, (4, 4, 4))},
                 attrs={"dv": 2048, "du": 2048, "state_bits": 24, "decay_bits": 12}),
-        Process("m2", "dsmm", [], (4, 4, 4), operands=("c2", "n2"), attrs={"form": "y2@a", "heads": 1, "out_bits": 24}),
+        Process("m2", "prodmm", [], (4, 4, 4), operands=("c2", "n2"),
+                attrs={"form": "y2@a", "heads": 1, "out_bits": 24}),
         Process("r1", "sum", ["m2", "mp"], (4, 4, 4), attrs={"alias": False, "out_bits": 24},
                 scale=np.full((4, 4, 4), 0.5)),
         Process("ag", "attngate", ["r1"], (4, 4, 4), params=gp, attrs=ga),
@@ -253,7 +255,13 @@ def cases():
           ("sum alias str", kattr("a1", "alias", "no"), BAD), ("sum alias off", kattr("a1", "alias", False), BAD),
           ("dsmm form bogus", kattr("m1", "form", "bogus"), BAD), ("dsmm heads 0", kattr("m1", "heads", 0), BAD),
           ("dsmm heads 3", kattr("m1", "heads", 3), BAD), ("dsmm form swap", kattr("m1", "form", "y2@a"), ANY),
-          ("dsmm ssa form", kattr("m1", "form", "q@kT"), BAD)]
+          ("dsmm ssa form", kattr("m1", "form", "q@kT"), BAD),
+          # the chip must have what the product kind needs: operand memory for dsmm, product neurons for prodmm
+          ("prodmm as dsmm on loihi2", pattr("m1", "kind", "dsmm"), BAD),
+          ("prodmm on a chip without product neurons", chip_field("product_neurons", False), BAD),
+          ("prodmm on a chip without graded spikes", chip_field("graded_spike_bits", 0), BAD),
+          ("chip product_neurons str", chip_field("product_neurons", "yes"), BAD),
+          ("chip dynamic_operand_memory 1", chip_field("dynamic_operand_memory", 1), BAD)]
     c += [(f"maxpool {k}={v!r}", kattr("mp", k, v), BAD)
           for k, v in (("kernel", [0, 0]), ("stride", [0, 0]), ("padding", [5, 5]), ("kernel", [3, 3]))]
     c += [(f"sumpool {k}={v!r}", kattr("sp", k, v), BAD) for k, v in (("kernel", [-2, 2]), ("stride", [2, 10 ** 9]))]
@@ -414,6 +422,8 @@ def _as_version(src, dst, version: int):
     with h5py.File(dst, "r+") as f:
         f.attrs["version"] = version
         for g in f["processes"].values():
+            if g.attrs["kind"] == "prodmm":   # version 1 named every product dsmm
+                g.attrs["kind"] = "dsmm"
             a = {k: v for k, v in json.loads(g.attrs["attrs"]).items()
                  if (v is not None or version > 1) and k not in dropped}
             g.attrs["attrs"] = json.dumps(a)
@@ -477,6 +487,9 @@ def test_version_1_files_with_version_2_fields_are_refused(valid, tmp_path, edit
     ("bomb", param("c2", "weight", bomb=True), "declare"),
     ("cores", group_field(0, "cores", 10 ** 9), "cores"),
     ("stride", kattr("c2", "stride", [0, 0]), "stride must be in 1"),
+    ("dsmm on loihi2", pattr("m1", "kind", "dsmm"), "'loihi2' has no dynamic-operand memory"),
+    ("no product neurons", chip_field("product_neurons", False), "no product neurons or graded spikes"),
+    ("prodmm read by a pool", pattr("sp", "sources", '["m2"]'), "only a neuron or a sum can sum its terms"),
 ])
 def test_reader_names_the_field(valid, tmp_path, name, mutate, match):
     dst = _write(valid[0], tmp_path, 0, name, mutate)

@@ -97,8 +97,13 @@ def test_nir_round_trip_gives_the_models_logits(exported):
 def test_loihi_executor_equals_fake_quant_bit_for_bit(exported, tmp_path):
     layout, model, x, path = exported
     pg, _, _ = read_artifact(export_small(path, tmp_path / "m.loihi"))
-    kinds = {p.attrs.form for p in pg if p.kind == "dsmm"}
-    assert kinds == set(FORMS[layout])
+    # loihi2 builds the products from product neurons; a product read as the next one's operand is
+    # held by a graded integrator (a sum) fed by its terms
+    kinds = {p.attrs.form for p in pg if p.kind == "prodmm"}
+    assert kinds == set(FORMS[layout]) and not any(p.kind == "dsmm" for p in pg)
+    first = FORMS[layout][0]
+    held = [p for p in pg if p.kind == "prodmm" and p.attrs.form == first][0]
+    assert held.name.endswith(".terms") and pg.processes[held.name[:-len(".terms")]].kind == "sum"
     attn = pg.processes["block.0.attn_lif"]
     assert attn.params["vth"].tolist() == [8]   # 0.5 / (0.125 * dt/tau) in unit 1: the scale folded exactly
     assert pg.processes["block.0.add"].exponent == 0   # the residual stream holds spike counts in unit 1
@@ -119,7 +124,8 @@ def test_counts_of_a_spikformer_artifact(exported, tmp_path):
     """Per-layer AC/MAC against counts computed another way; the products' operand fan-out
     (message tables) against autograd of the product with all-ones operands."""
     layout, model, x, path = exported
-    artifact = export_small(path, tmp_path / "m.loihi")
+    # the operand-memory core runs the products as dsmm: their gated accumulations counted as ACs
+    artifact = export_small(path, tmp_path / "m.loihi", chip="loihi2-opmem")
     pg, mapping, _ = read_artifact(artifact)
     counter = Counter(CountPlan(pg, mapping), pg.T, x.shape[0])
     res = Executor(pg).run(x, hook=counter, keep=True)

@@ -15,7 +15,8 @@ ROUND = load_energy_profile("loihi")
 PROF = dataclasses.replace(ROUND, name="round", synop_ns=2.0, neuron_update_active_ns=10.0,
                            neuron_update_idle_ns=1.0, spike_in_tile_ns=3.0, hop_ew_ns=5.0, hop_ns_ns=7.0,
                            barrier_ns=100.0, ac_pj=1.0, mac_pj=4.0, neuron_active_pj=80.0, neuron_idle_pj=50.0,
-                           spike_in_tile_pj=2.0, hop_ew_pj=3.0, hop_ns_pj=4.0)
+                           spike_in_tile_pj=2.0, hop_ew_pj=3.0, hop_ns_pj=4.0, operand_write_pj=0.5,
+                           operand_write_ns=1.5)
 
 
 def counts(T=2, B=1, K=2, **per_core):
@@ -30,6 +31,9 @@ def test_busy_time_per_core():
     core = counts(ac=[10, 0], mac=[1, 0], active=[2, 1], idle=[3, 0], msgs=[4, 1], hops_ew=[1, 0], hops_ns=[0, 2])
     # core 0: 11*2 + 2*10 + 3*1 + 4*3 + 1*5 = 62; core 1: 1*10 + 1*3 + 2*7 = 27
     assert busy_ns(core, PROF)[0, 0].tolist() == [62.0, 27.0]
+    # a core that rewrites 4 held operand entries a step (loihi2-opmem) spends 4 * 1.5 ns more
+    core["operand_writes"][:] = torch.tensor([4.0, 0.0])
+    assert busy_ns(core, PROF)[0, 0].tolist() == [68.0, 27.0]
 
 
 def test_latency_zero_delay_and_pipelined():
@@ -49,12 +53,13 @@ def test_latency_zero_delay_and_pipelined():
 
 
 def test_energy_terms_by_hand():
-    totals = {"ac": 100, "mac": 10, "active": 3, "idle": 7, "in_tile": 5, "hops_ew": 2, "hops_ns": 1}
+    totals = {"ac": 100, "mac": 10, "active": 3, "idle": 7, "in_tile": 5, "hops_ew": 2, "hops_ns": 1,
+              "operand_writes": 8}
     terms = energy_terms(totals, PROF)
     want = {"ac": 100, "mac": 40, "neuron_active": 240, "neuron_idle": 350, "spike_in_tile": 10,
-            "hop_ew": 6, "hop_ns": 4}
+            "hop_ew": 6, "hop_ns": 4, "operand_write": 4}   # 8 entries rewritten x 0.5 pJ
     assert terms == pytest.approx({k: v * 1e-12 for k, v in want.items()})
-    assert energy_j(totals, PROF) == pytest.approx(750e-12)
+    assert energy_j(totals, PROF) == pytest.approx(754e-12)
 
 
 def test_paper_profile_reduces_to_ac_and_mac():

@@ -37,7 +37,7 @@ def test_param_widths_name_only_kinds_with_params():
 
 
 def test_kinds_are_the_format_table():
-    assert KINDS == ("input", "synapse", "neuron", "sum", "dsmm", "sumpool", "maxpool", "flatten", "attngate",
+    assert KINDS == ("input", "synapse", "neuron", "sum", "dsmm", "prodmm", "sumpool", "maxpool", "flatten", "attngate",
                      "gate")
     for kind, cls in KIND_ATTRS.items():
         assert cls.kind == kind and dataclasses.is_dataclass(cls)

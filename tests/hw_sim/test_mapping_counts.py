@@ -116,7 +116,8 @@ def dssa_graph() -> ProcessGraph:
 
 
 def test_smallest_dssa_block():
-    chip = dataclasses.replace(load_chip("loihi2"), neurons_per_core=8)
+    # a dsmm holds its dynamic operand in the core: the operand-memory core (loihi2's numbers otherwise)
+    chip = dataclasses.replace(load_chip("loihi2-opmem"), neurons_per_core=8)
     m = map_graph(dssa_graph(), chip)
     A, O, y, S = (m.groups[k] for k in ("A", "O", "y", "S"))
     # A (4 tokens x 4 positions): slabs of 8 -> 2 cores of 2 token rows. A core holds y1's column of

@@ -30,7 +30,10 @@ TEXT_KEYS = {"name", "description", "energy_profile"}
 # 0 where it means "none": binary spikes only (Loihi 1); no memory taken (a separate memory);
 # no convolutional encoding; no header word
 ZERO_OK_INT = {"graded_spike_bits", "cuba_state_words", "axon_in_words", "conv_word_bits", "conv_header_words"}
-OPTIONAL: set[str] = set()
+# feature flags (absent: the chip lacks the feature) and the operand-write prices (absent: 0, no such memory)
+FLAG_KEYS = {"product_neurons", "dynamic_operand_memory"}
+OPTIONAL = {"product_neurons": False, "dynamic_operand_memory": False, "operand_write_pj": 0.0,
+            "operand_write_ns": 0.0}
 VALUES = {"zero": 0, "minus1": -1, "frac": 1.5, "inf": math.inf, "nan": math.nan, "true": True,
           "text": "text", "array": [1]}
 
@@ -67,6 +70,8 @@ def expected_ok(kind: str, key: str, mutation: str, table: dict) -> bool:
     v = VALUES[mutation]
     if key in TEXT_KEYS:
         return isinstance(v, str)
+    if key in FLAG_KEYS:
+        return isinstance(v, bool)
     if isinstance(v, (bool, str, list)) or not math.isfinite(v) or v < 0:
         return False
     if kind == "chip":   # counts and bit widths: integers, at least 1 (0 only where it means "none")
@@ -96,7 +101,7 @@ def mutations() -> list[dict]:
                 cases.append({"id": f"{path.stem}-{key}-{mutation}", "kind": kind, "key": key,
                               "mutation": mutation, "text": dump(kind, t),
                               "ok": expected_ok(kind, key, mutation, table),
-                              "value": t.get(key)})
+                              "value": t.get(key, OPTIONAL.get(key))})
         extra = dict(table, **{"colour": "blue"})
         cases.append({"id": f"{path.stem}-extra", "kind": kind, "key": "colour", "mutation": "extra",
                       "text": dump(kind, extra), "ok": False, "value": None})
@@ -149,8 +154,8 @@ def cases_per_format() -> dict[str, int]:
 def test_case_count():
     counts = cases_per_format()
     print("crafted profile cases per format:", counts)
-    # 2 chip files x (21 keys x 10 + 1), energy files x (16 keys x 10 + 1) x 2, 9 whole-file cases each
-    assert counts == {"chip": 2 * 211 + 9, "energy": 161 + 161 + 9}
+    # 3 chip files x (23 keys x 10 + 1), energy files x (18 and 16 keys x 10 + 1), 9 whole-file cases each
+    assert counts == {"chip": 3 * 231 + 9, "energy": 181 + 161 + 9}
 
 
 @pytest.mark.parametrize("case", MUTATIONS, ids=[c["id"] for c in MUTATIONS])
