@@ -90,46 +90,54 @@ def _chip_side(artifact: str, data: str, limit: int, profile, batch_size: int, l
     return {"accuracy_int": s["accuracy"] if labelled else None, "agreement": s["agreement"],
             "chip_ac": s["ac"], "chip_mac": s["mac"], "chip_energy_j": s["energy_j"],
             "chip_energy_paper_j": priced["energy_paper_j"], "chip_energy_standard_j": priced["energy_standard_j"],
-            "latency_s": s["latency_s"], "cores": s["cores"], "chips": s["chips"], "T_chip": s["T"]}
+            "latency_s": s["latency_s"], "cores": s["cores"], "chips": s["chips"], "T_chip": s["T"],
+            "chip": s["chip"], "attention": s["attention"]}
 
 
 def compare(sources: list[str], data: str = "digits", limit: int = 64, profile: str = "paper-45nm",
-            chip: bool = True, batch_size: int = 32) -> dict:
-    """One row per source (see the module docstring); ``{'rows': [...], 'data', 'profile', 'samples'}``."""
+            chip: bool = True, batch_size: int = 32, chips: tuple[str, ...] = ("loihi2",)) -> dict:
+    """One row per source and chip of ``chips`` (an artifact: one row, on its own chip; see the module
+    docstring); ``{'rows': [...], 'data', 'profile', 'samples'}``. Several chips show one model's
+    attention on today's silicon beside a hypothetical core (``loihi2`` and ``loihi2-opmem``)."""
     from exporters.loihi.export import export_loihi
     from exporters.nir.convention import NIRError
-    from hw_sim.chips import load_energy_profile
+    from hw_sim.chips import load_chip, load_energy_profile
 
-    prof = load_energy_profile(profile)   # a bad name fails before any work
+    prof = load_energy_profile(profile)   # bad names fail before any work
+    for name in chips:
+        load_chip(name)
     labelled = data != "synthetic"
     rows = []
     with tempfile.TemporaryDirectory(prefix="sresformer-compare-") as tmp:
         for i, source in enumerate(sources):
-            row: dict = {"source": source}
+            base: dict = {"source": source}
             if Path(source).suffix == ".loihi":
-                row.update({"kind": "artifact", "model": None, "params": None, "accuracy": None})
-                artifact = source
+                base.update({"kind": "artifact", "model": None, "params": None, "accuracy": None})
+                targets = [(None, source)]
             else:
                 model, readable, kind = _model_and_checkpoint(source, data, tmp)
-                row.update({"kind": kind, "model": getattr(model, "model_name", type(model).__name__)})
+                base.update({"kind": kind, "model": getattr(model, "model_name", type(model).__name__)})
                 mask = getattr(model, "spike_mask_spec", None)
-                row["spike_mask"] = str(mask) if mask is not None and mask.ratio > 0 else None
-                row.update(_float_side(model, data, limit, batch_size, labelled))
-                artifact = None
-                if chip:
-                    artifact = str(Path(tmp) / f"{i}.loihi")
+                base["spike_mask"] = str(mask) if mask is not None and mask.ratio > 0 else None
+                base.update(_float_side(model, data, limit, batch_size, labelled))
+                targets = [(name, str(Path(tmp) / f"{i}.{j}.loihi")) for j, name in enumerate(chips)] if chip \
+                    else [(None, None)]
+            for chip_name, artifact in targets:
+                row = dict(base)
+                if chip_name is not None:
+                    row["chip"] = chip_name
                     try:
-                        export_loihi(readable, artifact, calib_data=data, eval_images=min(limit, 64))
+                        export_loihi(readable, artifact, calib_data=data, chip=chip_name, eval_images=min(limit, 64))
                     except (NIRError, UserError) as e:
                         row["chip_note"] = str(e).strip().splitlines()[0]
                         artifact = None
-            if artifact is not None:
-                row.update(_chip_side(artifact, data, limit, prof, batch_size, labelled))
-            if row["kind"] == "artifact":   # no float model: its counts are the integer model's
-                row.update({"ac": row["chip_ac"], "mac": row["chip_mac"], "counts": "integer model (simulator)",
-                            "energy_paper_j": row["chip_energy_paper_j"],
-                            "energy_standard_j": row["chip_energy_standard_j"]})
-            else:
-                row["counts"] = "float model"
-            rows.append(row)
+                if artifact is not None:
+                    row.update(_chip_side(artifact, data, limit, prof, batch_size, labelled))
+                if row["kind"] == "artifact":   # no float model: its counts are the integer model's
+                    row.update({"ac": row["chip_ac"], "mac": row["chip_mac"], "counts": "integer model (simulator)",
+                                "energy_paper_j": row["chip_energy_paper_j"],
+                                "energy_standard_j": row["chip_energy_standard_j"]})
+                else:
+                    row["counts"] = "float model"
+                rows.append(row)
     return {"data": data, "profile": prof.name, "limit": limit, "rows": rows}

@@ -79,13 +79,14 @@ def _sweep_table(rep: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _emit_compare(sources, data, chip_profile, limit, batch_size, fmt, plot, chip) -> None:
-    """``--compare``: one table (and plot) of every source side by side."""
+def _emit_compare(sources, data, chip_profile, limit, batch_size, fmt, plot, chip, chips) -> None:
+    """``--compare``: one table (and plot) of every source side by side, on every chip of ``chips``."""
     from hw_sim import compare_report
 
     from .compare import compare
 
-    rep = compare(list(sources), data, limit, chip_profile, chip=chip, batch_size=batch_size)
+    rep = compare(list(sources), data, limit, chip_profile, chip=chip, batch_size=batch_size,
+                  chips=tuple(chips) or ("loihi2",))
     if plot:
         compare_report.plot(rep, plot)
     if fmt == "json":
@@ -120,8 +121,11 @@ def _emit_compare(sources, data, chip_profile, limit, batch_size, fmt, plot, chi
               help="Compare every SOURCE (CKPT, MODEL.nir, ARTIFACT or a zoo model name with --data synthetic): "
                    "params, SOPs, energy per convention, simulated chip energy and latency, accuracy.")
 @click.option("--no-chip", is_flag=True, help="With --compare: skip the Loihi lowering and simulation.")
+@click.option("--chip", "chips", multiple=True, metavar="NAME|FILE",
+              help="With --compare: lower every model for this chip (repeat it: --chip loihi2 --chip loihi2-opmem "
+                   "puts DSSA on today's silicon beside a hypothetical operand-memory core; default loihi2).")
 def energy(sources, data, convention, chip_profile, limit, batch_size, fmt, plot, sweep_mask, mask_modules,
-           compare, no_chip):
+           compare, no_chip, chips):
     """Energy per image of CKPT, ARTIFACT (.loihi) or a lava-dl netx NETWORK.net on DATA: per-layer dense MACs,
     input rate, exact SOPs, energy.
 
@@ -140,10 +144,12 @@ def energy(sources, data, convention, chip_profile, limit, batch_size, fmt, plot
     if compare:
         if sweep_mask is not None or mask_modules is not None:
             raise UserError("--compare and --sweep-mask are separate reports: give one of them")
-        _emit_compare(sources, data, chip_profile, limit, batch_size, fmt, plot, chip=not no_chip)
+        _emit_compare(sources, data, chip_profile, limit, batch_size, fmt, plot, chip=not no_chip, chips=chips)
         return
     if no_chip:
         raise UserError("--no-chip goes with --compare")
+    if chips:
+        raise UserError("--chip goes with --compare (an artifact keeps the chip it was exported for)")
     if len(sources) != 1:
         raise UserError(f"energy takes one SOURCE ({len(sources)} given); to compare several, add --compare")
     source = sources[0]
@@ -171,14 +177,22 @@ def energy(sources, data, convention, chip_profile, limit, batch_size, fmt, plot
         from hw_sim.simulate import layer_counts
 
         from .simulate_cmd import artifact_of
+        from hw_sim.artifact import read_artifact
+        from hw_sim.prodneuron import attention_of, attention_phrase
+
         with tempfile.TemporaryDirectory(prefix="sresformer-energy-") as tmp:   # a netx network: exported first
-            layers, samples = layer_counts(artifact_of(source, data, tmp), data, limit, batch_size)
+            artifact = artifact_of(source, data, tmp)
+            pg, mapping, _ = read_artifact(artifact)
+            layers, samples = layer_counts(artifact, data, limit, batch_size)
+        attention = mapping.attention or attention_of(pg)
+        chip = {"chip": mapping.chip.get("name"), "attention": attention, "attention_text": attention_phrase(attention)}
         measured = "measured on the data by the chip simulator (integer model)"
     else:
         layers, samples = checkpoint_layer_counts(source, data, limit, batch_size)
         measured = "measured on the data by running the model"
+        chip = {"chip": None, "attention": None}   # the float model's own counts: no chip lowering
     report = price(layers, convention, chip_profile)
-    report.update({"source": source, "data": data, "samples": samples, "firing_rates": measured})
+    report.update({"source": source, "data": data, "samples": samples, "firing_rates": measured, **chip})
     if plot:
         plot_report(report, plot)
     if fmt == "json":

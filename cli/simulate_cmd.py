@@ -49,6 +49,8 @@ def regression_readout(summary: dict, pg_metadata: dict) -> None:
 
 
 def _human(s: dict) -> str:
+    from hw_sim.prodneuron import attention_phrase
+
     crit = s["critical_core"]
     acc = "n/a (a regression readout)" if s["accuracy"] is None else f"{s['accuracy']:.2%}"
     lines = [f"accuracy   {acc} on {s['samples']} {s['data']} test samples",
@@ -58,6 +60,7 @@ def _human(s: dict) -> str:
              f"energy     {s['energy_j'] * 1e6:.4f} uJ per inference ({s['profile']})",
              f"latency    {s['latency_pipelined_s'] * 1e6:.2f} us pipelined ({s['T']} + {s['pipeline_depth']} steps), "
              f"{s['latency_zero_delay_s'] * 1e6:.2f} us zero-delay ({s['latency_per_step_s'] * 1e6:.3f} us per step)",
+             f"chip       {s['chip']} ({s['chip_description']}); attention: {attention_phrase(s['attention'])}",
              f"cores      {s['cores']} on {s['chips']} chip(s); critical core {crit['core']} ({crit['group']}), "
              f"utilisation {crit['utilisation']:.1%}"]
     sat = s.get("saturated") or {"total": 0, "per_process": {}}

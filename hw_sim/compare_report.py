@@ -17,6 +17,8 @@ from sresformer.fileio import atomic_path
 
 #: (key, header, scale, format) of each column
 COLUMNS = (
+    ("chip", "chip", None, "{}"),
+    ("attention", "attention", None, "{}"),
     ("params", "params (M)", 1e-6, "{:.3f}"),
     ("dense_macs", "dense MMACs", 1e-6, "{:.2f}"),
     ("ac", "M AC", 1e-6, "{:.3f}"),
@@ -40,13 +42,16 @@ def label(row: dict) -> str:
     model = row.get("model")
     if row.get("spike_mask"):
         model = f"{model} + spike mask {row['spike_mask']}"
-    return src if not model or row.get("model") == row["source"] else f"{model} ({src})"
+    name = src if not model or row.get("model") == row["source"] else f"{model} ({src})"
+    return f"{name} on {row['chip']}" if row.get("chip") else name
 
 
 def _cell(row: dict, key: str, scale, fmt: str) -> str:
     v = row.get(key)
     if v is None:
         return "-"
+    if scale is None:   # text
+        return fmt.format(v)
     return fmt.format(int(v)) if fmt == "{:d}" else fmt.format(v * scale)
 
 
@@ -55,7 +60,8 @@ def to_markdown(report: dict) -> str:
     heads = [h.format(profile=report["profile"]) for _, h, _, _ in COLUMNS]
     lines = [f"Per image on `{report['data']}` ({report['limit']} test images at most); energy conventions of "
              "`sresformer energy`; chip figures from the cycle-level simulation; a `.loihi` row has no float "
-             "model, its counts are the integer model's.", "",
+             "model, its counts are the integer model's. Attention `operand-memory` runs on a HYPOTHETICAL "
+             "core (no shipping chip has it); `prodneuron` on Loihi 2's own product compartments.", "",
              "| model | " + " | ".join(heads) + " |", "|---|" + "---:|" * len(COLUMNS)]
     notes = []
     for row in report["rows"]:

@@ -42,6 +42,17 @@ import torch.nn.functional as F
 from .products import form_dims
 
 LOWERINGS = ("operand-memory", "prodneuron", "none")
+#: what each lowering is, as reports say it (a hypothetical core is never presented as a shipping chip)
+LOWERING_TEXT = {
+    "prodneuron": "prodneuron (product compartments, Lava's ProdNeuron: what Loihi 2 has)",
+    "operand-memory": "operand-memory (a core holding a dynamic operand: HYPOTHETICAL, no shipping chip has it)",
+    "none": "none (the model has no product of two dynamic operands)",
+}
+
+
+def attention_phrase(lowering: str) -> str:
+    """The report text of an attention lowering (``LOWERINGS``); an unknown one is shown as it is."""
+    return LOWERING_TEXT.get(lowering, str(lowering))
 
 
 def attention_lowering(chip) -> str:

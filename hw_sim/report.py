@@ -26,7 +26,11 @@ def to_csv(report: dict) -> str:
 def to_markdown(report: dict) -> str:
     """A Markdown table (energy in microjoules, counts in millions) with the convention stated."""
     lines = [f"Energy per image, convention `{report['convention']}`, profile `{report['profile']}`; "
-             f"{report['stem']}.", "",
+             f"{report['stem']}.", ""]
+    if report.get("chip"):
+        lines[-1:] = [f"Counted on chip `{report['chip']}`, attention lowering: {report.get('attention_text')}.", ""]
+    lines += [
+
              "| layer | role | dense MMACs | input rate | M ACs | M MACs | M SOPs | energy (uJ) |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in report["layers"]:

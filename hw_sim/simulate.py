@@ -25,6 +25,7 @@ from .chips import EnergyProfile, load_energy_profile
 from .counters import CORE_KEYS, EMBEDDED_KEYS, Counter, CountPlan, merge_layers
 from .cycles import energy_j, energy_terms, timing
 from .executor import Executor, real_logits
+from .prodneuron import attention_of
 
 #: ``reference(x) -> (int logits [T, B, K], {neuron process: spikes [T, B, ...]})``
 Reference = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
@@ -174,6 +175,8 @@ def summarize(sess: Session, prof: EnergyProfile, n: int, correct: int, agreed: 
         "energy_j": energy_j(totals, prof), "energy_terms_j": energy_terms(totals, prof),
         "latency_s": lat_pipe / m, "latency_zero_delay_s": lat / m, "latency_pipelined_s": lat_pipe / m,
         "latency_per_step_s": lat / m / T, "pipeline_depth": sess.plan.depth,
+        "chip": sess.mapping.chip.get("name"), "chip_description": sess.mapping.chip.get("description"),
+        "attention": sess.mapping.attention or attention_of(sess.pg),
         "cores": sess.mapping.cores, "chips": sess.mapping.chips,
         "critical_core": {"core": crit, "group": sess.plan.core_group[crit] if len(busy) else None,
                           "utilisation": util[crit] if len(busy) else 0.0,

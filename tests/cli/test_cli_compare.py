@@ -51,6 +51,28 @@ def test_compare_rows_equal_the_single_reports(sources, tmp_path):
     art_paper = json.loads(run("energy", str(artifact), "--limit", "4", "--convention", "paper", "--json").stdout)
     assert row_art["energy_paper_j"] == pytest.approx(art_paper["total"]["energy_j"])
     assert row_art["counts"].startswith("integer") and row_ckpt["counts"] == "float model"
+    # every report names the chip and the attention lowering that ran (nano's DSSA on loihi2: product neurons)
+    assert (row_ckpt["chip"], row_ckpt["attention"]) == ("loihi2", "prodneuron")
+    assert (sim["chip"], sim["attention"]) == ("loihi2", "prodneuron")
+    assert (art_paper["chip"], art_paper["attention"]) == ("loihi2", "prodneuron")
+    text = run("energy", str(artifact), "--limit", "2").stdout
+    assert "chip `loihi2`" in text and "prodneuron" in text
+
+
+@pytest.mark.slow
+def test_compare_one_model_on_silicon_and_on_the_hypothetical_core(sources):
+    ckpt, _ = sources
+    r = run("energy", "--compare", str(ckpt), "--limit", "2", "--chip", "loihi2", "--chip", "loihi2-opmem", "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    silicon, opmem = json.loads(r.stdout)["rows"]
+    assert (silicon["chip"], silicon["attention"]) == ("loihi2", "prodneuron")
+    assert (opmem["chip"], opmem["attention"]) == ("loihi2-opmem", "operand-memory")
+    assert silicon["energy_standard_j"] == opmem["energy_standard_j"]   # one float side, measured once
+    assert silicon["agreement"] == opmem["agreement"] == 1.0
+    # the product compartments cost cores that a core holding the operand does not need
+    assert silicon["cores"] > opmem["cores"]
+    md = run("energy", "--compare", str(ckpt), "--limit", "2", "--chip", "loihi2", "--chip", "loihi2-opmem").stdout
+    assert "on loihi2-opmem" in md and "HYPOTHETICAL" in md
 
 
 def test_compare_markdown_and_model_names():
@@ -64,7 +86,8 @@ def test_compare_markdown_and_model_names():
 def test_compare_errors_are_one_line(sources, tmp_path):
     ckpt, _ = sources
     for args in (("--compare", "no_such_model"), ("--compare", str(ckpt), "--sweep-mask", "0,0.5"),
-                 (str(ckpt), str(ckpt)), (str(ckpt), "--no-chip")):
+                 (str(ckpt), str(ckpt)), (str(ckpt), "--no-chip"), (str(ckpt), "--chip", "loihi2"),
+                 ("--compare", str(ckpt), "--chip", "no_such_chip")):
         r = run("energy", *args, "--limit", "2")
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
 
