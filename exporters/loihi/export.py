@@ -149,8 +149,15 @@ def refuse_calibrated_overflow(pg: ProcessGraph, x_calib: torch.Tensor, data_nam
     them, its width and its peak before the clamp (log2), since the calibration promised the
     values fit."""
     fq = FakeQuantModel(pg)
-    fq.run(x_calib)
-    hit = [p for p in pg if fq.saturated.get(p.name)]
+    static = x_calib.dim() == len(pg.input_shape) + 1
+    count: dict[str, int] = {}
+    peak: dict[str, float] = {}
+    for xb in image_batches(x_calib, static):   # a batch at a time: bounded memory
+        fq.run(xb)
+        for name, n in fq.saturated.items():
+            count[name] = count.get(name, 0) + n
+            peak[name] = max(peak.get(name, 0.0), fq.saturation_peak[name])
+    hit = [p for p in pg if count.get(p.name)]
     if not hit:
         return
     p = hit[0]
@@ -159,7 +166,7 @@ def refuse_calibrated_overflow(pg: ProcessGraph, x_calib: torch.Tensor, data_nam
     more = f" (and {len(hit) - 1} later process(es))" if len(hit) > 1 else ""
     raise CalibrationOverflow(
         f"{p.kind} {p.name!r} saturates its {bits}-bit {what} on the calibration data {data_name!r}: "
-        f"{fq.saturated[p.name]} values, peak 2^{math.log2(fq.saturation_peak[p.name]):.1f} against "
+        f"{count[p.name]} values, peak 2^{math.log2(peak[p.name]):.1f} against "
         f"2^{bits - 1}{more}; its integer units do not fit the chip: calibrate on data that covers "
         "the inputs (--calib-data) or lower that layer's activations (weights, thresholds) in the model")
 
