@@ -21,15 +21,17 @@ from pathlib import Path
 
 import pytest
 
-from hw_sim.chips import PROFILE_DIR, ProfileError, available, load_chip, load_energy_profile
-
 import testutil
+from hw_sim.chips import PROFILE_DIR, ProfileError, available, load_chip, load_energy_profile
 
 KINDS = {"chip": load_chip, "energy": load_energy_profile}
 TEXT_KEYS = {"name", "description", "energy_profile"}
 # 0 where it means "none": binary spikes only (Loihi 1); no memory taken (a separate memory);
 # no convolutional encoding; no header word
-ZERO_OK_INT = {"graded_spike_bits", "cuba_state_words", "axon_in_words", "conv_word_bits", "conv_header_words"}
+ZERO_OK_INT = {"graded_spike_bits", "cuba_state_words", "axon_in_words", "conv_word_bits", "conv_header_words",
+               "bias_exp_max", "input_align_bits"}   # (a bias without exponent; no input alignment)
+# signed exponents: any integer in their range (-1 and 0 included)
+SIGNED_INT = {"weight_exp_min", "weight_exp_max"}
 OPTIONAL: set[str] = set()
 VALUES = {"zero": 0, "minus1": -1, "frac": 1.5, "inf": math.inf, "nan": math.nan, "true": True,
           "text": "text", "array": [1]}
@@ -67,6 +69,8 @@ def expected_ok(kind: str, key: str, mutation: str, table: dict) -> bool:
     v = VALUES[mutation]
     if key in TEXT_KEYS:
         return isinstance(v, str)
+    if kind == "chip" and key in SIGNED_INT and isinstance(v, int) and not isinstance(v, bool):
+        return True
     if isinstance(v, (bool, str, list)) or not math.isfinite(v) or v < 0:
         return False
     if kind == "chip":   # counts and bit widths: integers, at least 1 (0 only where it means "none")
@@ -149,8 +153,8 @@ def cases_per_format() -> dict[str, int]:
 def test_case_count():
     counts = cases_per_format()
     print("crafted profile cases per format:", counts)
-    # 2 chip files x (21 keys x 10 + 1), energy files x (16 keys x 10 + 1) x 2, 9 whole-file cases each
-    assert counts == {"chip": 2 * 211 + 9, "energy": 161 + 161 + 9}
+    # 2 chip files x (26 keys x 10 + 1), energy files x (16 keys x 10 + 1) x 2, 9 whole-file cases each
+    assert counts == {"chip": 2 * 261 + 9, "energy": 161 + 161 + 9}
 
 
 @pytest.mark.parametrize("case", MUTATIONS, ids=[c["id"] for c in MUTATIONS])
@@ -258,21 +262,22 @@ def test_cli_keeps_the_contract(inputs, tmp_path):
     loihi = tomllib.loads((PROFILE_DIR / "loihi.toml").read_text())["energy"]
     good = _put(tmp_path / "mine.toml", dump("energy", dict(loihi, ac_pj=1.5)))
     # every price and time 0 is valid too: nothing may divide by a zero step time
-    free = _put(tmp_path / "free.toml", dump("energy", {k: (v if isinstance(v, str) else 0.0) for k, v in loihi.items()}))
+    free = _put(tmp_path / "free.toml",
+                dump("energy", {k: (v if isinstance(v, str) else 0.0) for k, v in loihi.items()}))
     accepted = [["energy", ckpt, "--limit", "2", "--json", "--chip-profile", good],
                 ["simulate", nir, "--limit", "2", "--json", "--chip-profile", good],
                 ["simulate", nir, "--limit", "2", "--json", "--chip-profile", "loihi"],
                 ["simulate", nir, "--limit", "2", "--json", "--chip-profile", free]]
     recs = testutil.run_cases(refused + accepted, tmp_path, timeout_s=60, mem_gib=6)
     assert len(recs) == len(refused) + len(accepted) >= 20
-    for args, rec, toml in zip(refused, recs, blamed):
+    for args, rec, toml in zip(refused, recs, blamed, strict=False):
         assert testutil.contract_violation(rec) is None, (args, testutil.contract_violation(rec))
         assert rec["rc"] == 2, (args, rec["stderr"])
         assert str(toml) in rec["stderr"], (args, rec["stderr"])   # refused for the profile, not for another reason
         assert rec["stdout"] == "", args
     for out in outs:
         assert not out.exists(), out
-    for args, rec in zip(accepted, recs[len(refused):]):
+    for args, rec in zip(accepted, recs[len(refused):], strict=True):
         assert rec["rc"] == 0 and not rec["traceback"], (args, rec["stderr"][-500:], rec["traceback"])
         report = _strict_json(rec["stdout"])
         assert isinstance(report, dict) and report, args
