@@ -164,7 +164,8 @@ def main(argv=None) -> dict:
            "threads": torch.get_num_threads(), "synaptic_events": events,
            "events_per_s": events / sim_s, "simulator_s": sim_s, "executor_only_s": exec_s,
            "float_forward_s": float_s, "ratio_simulator_over_float": sim_s / float_s, "setup_s": setup_s,
-           "spike_density": density, "bn_gain": args.bn_gain, "bn_shift": args.bn_shift, "targets": {"events_per_s": 1e9, "ratio": 3.0}}
+           "spike_density": density, "bn_gain": args.bn_gain, "bn_shift": args.bn_shift,
+           "targets": {"events_per_s": 1e9, "ratio": 3.0}}
     if args.json:
         print(json.dumps(out))
     else:

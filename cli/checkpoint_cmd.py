@@ -9,7 +9,8 @@ from .options import IMG, t_option
 
 @click.command("import-official")
 @click.argument("official", type=click.Path(dir_okay=False))
-@click.option("--model", "model_name", required=True, help="Registry name, e.g. spikingresformer_ti or spikformer_8_512.")
+@click.option("--model", "model_name", required=True,
+              help="Registry name, e.g. spikingresformer_ti or spikformer_8_512.")
 @click.option("--img-size", type=IMG, default=None,
               help="Input side the weights were trained at, in pixels (default: the model's).")
 @t_option("Time steps to record in the checkpoint (default: the model's)")

@@ -45,7 +45,7 @@ def _model_and_checkpoint(source: str, data: str, tmp: str, calib_batches: int =
     model = create_model(source)
     train, _ = open_eval_data(model, data, split="train")
     loader = DataLoader(train, batch_size=16, shuffle=False)
-    calibrate_firing_rates(model, (x for _, (x, _y) in zip(range(calib_batches), loader)))
+    calibrate_firing_rates(model, (x for _, (x, _y) in zip(range(calib_batches), loader, strict=False)))
     ckpt = str(Path(tmp) / f"{source}.ckpt")
     save_checkpoint(model.eval(), ckpt)
     return model, ckpt, "model"

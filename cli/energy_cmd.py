@@ -110,7 +110,8 @@ def _emit_compare(sources, data, chip_profile, limit, batch_size, fmt, plot, chi
 @click.option("--json", "fmt", flag_value="json", help="One JSON object on stdout.")
 @click.option("--markdown", "fmt", flag_value="markdown", help="A Markdown table.")
 @click.option("--csv", "fmt", flag_value="csv", help="CSV, one row per layer.")
-@click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write energy and firing rate per layer as PNG.")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="Write energy and firing rate per layer as PNG.")
 @click.option("--sweep-mask", default=None, metavar="R1,R2,...",
               help="CKPT only: accuracy and energy for each random spike-mask ratio (the MST trade-off curve); "
                    "--plot then draws accuracy against energy.")
@@ -130,13 +131,12 @@ def energy(sources, data, convention, chip_profile, limit, batch_size, fmt, plot
     input rate, exact SOPs, energy.
 
     With --compare, several SOURCES side by side in one table and plot."""
+    from hw_sim.chips import load_energy_profile
     from hw_sim.energy import price
     from hw_sim.report import plot as plot_report
     from hw_sim.report import plot_tradeoff, to_csv, to_markdown
     from sresformer.errors import UserError
     from sresformer.fileio import check_output
-
-    from hw_sim.chips import load_energy_profile
 
     load_energy_profile(chip_profile)   # a bad profile file is refused before any counting
     if plot is not None:

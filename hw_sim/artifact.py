@@ -23,6 +23,7 @@ from . import artifact_check as chk
 from .artifact_check import Invalid
 from .mapping_check import check_chip, check_mapping
 from .chips import available, load_chip
+from .format_check import check_formats
 from .mapping import Mapping, MappingError, map_graph
 from .processes import GRADED_KINDS, KINDS, Process, ProcessGraph, ProdmmAttrs
 from .prodneuron import attention_lowering, attention_of
@@ -246,6 +247,8 @@ def _graph(f, root: dict, chip: dict, version: int) -> ProcessGraph:
         _read_scale(p, d["scale"])
         chk.check_values(p)
     chk.check_bounds(pg)
+    if version >= 2:   # version 1 predates the chip formats: it simulates as it ran
+        check_formats(pg, chip)
     return pg
 
 

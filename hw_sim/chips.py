@@ -103,6 +103,14 @@ class Chip:
     decay_bits: int = _int("bits", 1, 32, "decay constant resolution")
     mesh_cols: int = _int("count", 1, 1 << 20, "columns of the per-chip mesh of cores")
     system_cols: int = _int("count", 1, 1 << 20, "chips per row of the system's 2-D grid of chips")
+    # the synapse and bias formats (hw_sim/ARTIFACT.md, "Chip formats"): a compartment's bias is
+    # m * 2**e with a signed bias_mant_bits-bit m and 0 <= e <= bias_exp_max; a synapse's accumulator
+    # is shifted by weight_exp in weight_exp_min..weight_exp_max, then left-aligned by input_align_bits
+    bias_mant_bits: int = _int("bits", 2, 32, "signed width of a compartment's bias mantissa")
+    bias_exp_max: int = _int("exponent", 0, 32, "largest bias exponent (bias = mantissa << exponent)")
+    weight_exp_min: int = _int("exponent", -32, 32, "smallest weight exponent (power of two on the accumulator)")
+    weight_exp_max: int = _int("exponent", -32, 32, "largest weight exponent")
+    input_align_bits: int = _int("bits", 0, 32, "left shift of the synaptic input into the current (MSB alignment)")
     # how a product of two dynamic operands (DSSA's matmuls) can run: see hw_sim/prodneuron.py
     product_neurons: bool = _bool("programmable product compartments (Lava's ProdNeuron) and graded spikes")
     dynamic_operand_memory: bool = _bool("a core memory that holds a dynamic operand, rewritten every step")
@@ -198,6 +206,8 @@ def field_problem(f: dataclasses.Field, value) -> str | None:
 
 def _cross_problem(obj) -> str | None:
     """Checks that involve two fields."""
+    if isinstance(obj, Chip) and obj.weight_exp_min > obj.weight_exp_max:
+        return f"weight_exp_min = {obj.weight_exp_min} is above weight_exp_max = {obj.weight_exp_max}"
     if isinstance(obj, Chip) and obj.mesh_cols > obj.cores_per_chip:
         return (f"mesh_cols = {obj.mesh_cols}: a chip's mesh cannot be wider than its "
                 f"cores_per_chip = {obj.cores_per_chip}")

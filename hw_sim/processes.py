@@ -104,7 +104,10 @@ class SynapseAttrs(GradedAttrs):
     mantissas, ``|W| <= 2**(weight_bits-1) - 1``); ``out = sat(shift(acc, shift) + bias, out_bits)`` where
     ``shift`` is :func:`hw_sim.arith.shift_round` (``a * 2**k`` for ``k >= 0``, else
     ``floor((a + 2**(-k-1)) / 2**-k)``, round half up). Binary input: accumulate-only (AC);
-    ``graded_input``: multiply-accumulate (MAC). A dense synapse has no geometry (``None``)."""
+    ``graded_input``: multiply-accumulate (MAC). A dense synapse has no geometry (``None``).
+    On the chip ``shift`` is ``weight_exp + input_align_bits`` and ``out`` is in the membrane's unit;
+    exact for ``weight_exp >= 0``, not for a negative one (the chip floors ``acc`` to ``2**-weight_exp``
+    before its 6-bit alignment; ``hw_sim/ARTIFACT.md``, *Chip formats*)."""
 
     kind: ClassVar[str] = "synapse"
     op: str = _choice(("conv", "dense"), "conv or dense")

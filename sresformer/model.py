@@ -51,7 +51,7 @@ class SpikingResformer(nn.Module):
         self.prologue = prologue if prologue is not None else imagenet_stem(in_channels, planes[0])
         size = img_size // stem_stride
         self.layers = nn.Sequential()
-        for idx, (width, heads, patch) in enumerate(zip(planes, num_heads, patch_sizes)):
+        for idx, (width, heads, patch) in enumerate(zip(planes, num_heads, patch_sizes, strict=True)):
             stage = nn.Sequential()
             if idx:
                 stage.append(DownsampleLayer(planes[idx - 1], width, stride=2, activation=activation))

@@ -7,7 +7,8 @@ fan-out, so borders, strides and groups are counted exactly (a spike in a corner
 stem conv on pixels, the classifier on the pooled real-valued residual stream, Spikformer's
 convs on its spike-count residual stream) do multiply-accumulates (MAC), with the same
 fan-out rule: a zero graded value is not sent (as a graded spike on Loihi 2) and costs
-nothing, so a dense real input costs its dense MACs and a sparse integer stream far fewer. DSSA's dual-spike products ``Y @ S`` with
+nothing, so a dense real input costs its dense MACs and a sparse integer stream far fewer. DSSA's
+dual-spike products ``Y @ S`` with
 binary ``S`` are gated accumulations: every non-zero ``S[k, n]`` adds the column
 ``Y[:, k]``, i.e. ``M`` ACs. MA attention gates (``sresformer.ma_attention``) are dense
 real-valued arithmetic: their MLP / conv / gate multiplies are MACs and their pooling adds

@@ -69,7 +69,8 @@ def spikingresformer_dvsg(**kw):
 
 @register_model(img_size=32, num_classes=10)
 def spikingresformer_nano(**kw):
-    """Our CPU-sized variant for 32x32 input: the ImageNet stem (to 8x8), widths 32/64/128, heads 1/2/4, one DSSA+GWFFN per stage, groups of 32."""
+    """Our CPU-sized variant for 32x32 input: the ImageNet stem (to 8x8), widths 32/64/128, heads 1/2/4,
+    one DSSA+GWFFN per stage, groups of 32."""
     stages = (["DSSA", "GWFFN"],) * 3
     return _resformer([32, 64, 128], [1, 2, 4], stages=stages, group_size=32, **kw)
 

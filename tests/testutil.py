@@ -176,7 +176,7 @@ def failed_runs(runs, results, refuse: int = 2) -> list[str]:
     exit status than expected, or is refused yet left its output file behind.
     """
     failures = []
-    for (name, expected, _args, out), rec in zip(runs, results):
+    for (name, expected, _args, out), rec in zip(runs, results, strict=True):
         why = contract_violation(rec)
         if why is None and rec["rc"] != expected:
             why = f"exit {rec['rc']}, want {expected}: {rec['stderr'].strip()[-200:]}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,6 +117,7 @@ class Lowered:
     y_test: torch.Tensor | None
     num_classes: int | None
     x_calib: torch.Tensor | None = None   # the calibration images (static [N, ...] or frames [T, N, ...])
+    format_notes: list = dataclasses.field(default_factory=list)   # per-layer rescale notes (formats.py)
 
     @property
     def labelled(self) -> bool:
@@ -138,9 +140,10 @@ def lowered_graph(source: str, calib_data: str | None = None, T: int | None = No
                                                            calib_images, eval_images)
     static = x_train.dim() == len(in_shape) + 1
     peaks = value_ranges(fg, image_batches(x_train, static), T)
-    pg = lower(fg, peaks, T, chip, input_static=static)
+    notes: list = []
+    pg = lower(fg, peaks, T, chip, input_static=static, notes=notes)
     images = int(x_train.shape[-4] if x_train.dim() == 5 else x_train.shape[0])
-    return Lowered(pg, fg, T, data_name, images, x_test, y_test, num_classes, x_train)
+    return Lowered(pg, fg, T, data_name, images, x_test, y_test, num_classes, x_train, notes)
 
 
 def refuse_calibrated_overflow(pg: ProcessGraph, x_calib: torch.Tensor, data_name: str) -> None:
@@ -188,17 +191,19 @@ def export_loihi(source: str, out: str | os.PathLike, calib_data: str | None = N
 
         if calib_data is not None:
             raise UserError(f"--calib-data does not apply to {source}: a netx network keeps its own integers")
-        pg = read_netx(source, T)
+        notes: list = []
+        pg = read_netx(source, T, chip=chip_desc, notes=notes)
         T, data_name = pg.T, None
         report = {"calibration": {"data": None, "images": 0, "netx": "the file's integers, as netx applies them"}}
     else:
         low = lowered_graph(source, calib_data, T, chip=chip_desc, calib_images=calib_images,
                             eval_images=eval_images)
-        pg, T, data_name = low.pg, low.T, low.data_name
+        pg, T, data_name, notes = low.pg, low.T, low.data_name, low.format_notes
         refuse_calibrated_overflow(pg, low.x_calib, data_name)
         report = {"calibration": {"data": data_name, "images": low.calib_images}}
         if low.labelled:
             report["accuracy"] = accuracy_report(low.fg, FakeQuantModel(pg), low.x_test, low.y_test, T)
+    report["formats"] = notes
     mapping = map_graph(pg, chip_desc, max_chips, objective)
     neurons = sum(g.size for g in mapping.groups.values())
     synapses = int(sum(g.synapses_per_compartment * g.size for g in mapping.groups.values()))

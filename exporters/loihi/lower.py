@@ -8,6 +8,8 @@ peak within ``2**(state_bits-1) / HEADROOM`` -- except a class holding spikes (s
 stream, as Spikformer's residuals) or counts of coincident spikes (a product of two spike
 values), which are small integers and keep unit 1. Then:
 
+- a unit class whose synapses carry biases is coarse enough that their summed peak fits the
+  chip's bias format (``m << e``, :mod:`.formats`);
 - a synapse (conv / dense) stores ``weight_bits``-bit weight mantissas (the chip's) for
   ``W * scale_in * 2**(e_in - e_out)``
   with one per-layer power-of-two ``shift``, and an integer bias at ``2**e_out``;
@@ -41,6 +43,7 @@ from exporters.nir.convention import NIRError
 from exporters.nir.fold import groups_of_dense
 
 from .flatgraph import NEURON_KINDS, FlatGraph
+from .formats import fit_formats
 from hw_sim.arith import quantize_mantissas
 from hw_sim.attngate import gate_params
 from hw_sim.chips import Chip, load_chip
@@ -117,6 +120,8 @@ class Lowering:
                          for k in GRADED_KINDS}
         self.chip = chip
         self.limit = 2 ** (self.state_bits - 1) / HEADROOM
+        # the largest compartment bias the chip stores (m << e, formats.py), less the rounding at e_max
+        self.bias_limit = (((1 << (chip.bias_mant_bits - 1)) - 1) << chip.bias_exp_max) - (1 << chip.bias_exp_max)
         self.input_static = input_static
         self.procs: dict[str, Process] = {}
         self.scale: dict[str, np.ndarray] = {}
@@ -193,6 +198,10 @@ class Lowering:
             peak = max(self.peaks.get(n, 0.0) / float(np.min(self.scale.get(n, 1.0))) for n in names)
             limit = (2 ** (INPUT_BITS - 1) - 1) if names == ["input"] else self.limit
             e = _exponent_for(peak, limit)
+            # the biases summed into this class's compartments must fit the chip's bias format
+            biases = sum(self._peak_bias(n) for n in names)
+            if biases > 0:
+                e = max(e, _exponent_for(biases, self.bias_limit))
             # a neuron reading this class needs its threshold inside the state range
             for n in names:
                 for c in consumers[n]:
@@ -204,6 +213,12 @@ class Lowering:
             for n in names:
                 exps[n] = e
         return exps
+
+    def _peak_bias(self, name: str) -> float:
+        """The largest |bias| of a conv / affine node (0 for any other node or no bias)."""
+        fn = self.fg.nodes[name]
+        bias = getattr(fn.node, "bias", None) if fn.kind in ("conv", "dense") else None
+        return float(np.max(np.abs(_f64(bias)))) if bias is not None and np.size(bias) else 0.0
 
     def _counts(self, name: str) -> bool:
         """True for a dual-spike product of two binary operands (Spikformer's K V^T, Q^T K): integer counts."""
@@ -388,7 +403,14 @@ class Lowering:
 
 
 def lower(fg: FlatGraph, peaks: dict[str, float], T: int, chip: Chip | str = "loihi2",
-          input_static: bool = True) -> ProcessGraph:
+          input_static: bool = True, notes: list | None = None) -> ProcessGraph:
     """The integer process graph of ``fg`` given calibrated ``peaks`` (see :func:`value_ranges`), with
-    the bit widths of ``chip`` (a :class:`~hw_sim.chips.Chip`, or a name / TOML path for ``load_chip``)."""
-    return Lowering(fg, peaks, T, chip if isinstance(chip, Chip) else load_chip(chip), input_static).build()
+    the bit widths of ``chip`` (a :class:`~hw_sim.chips.Chip`, or a name / TOML path for ``load_chip``),
+    its synapses brought within the chip's bias and weight-exponent formats (:mod:`.formats`); the
+    per-layer rescale notes are appended to ``notes`` when given."""
+    chip = chip if isinstance(chip, Chip) else load_chip(chip)
+    pg = Lowering(fg, peaks, T, chip, input_static).build()
+    found = fit_formats(pg, chip)
+    if notes is not None:
+        notes.extend(found)
+    return pg

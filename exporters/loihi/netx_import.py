@@ -59,6 +59,7 @@ import numpy as np
 
 from hw_sim.processes import Process, ProcessGraph
 
+from .formats import fit_formats
 from .netx import A_IN_MAX, ACT_SHIFT, BIAS_MANT_MAX
 from .netx_read import NetxFile, NetxImportError, NetxLayer, read_file
 
@@ -398,11 +399,14 @@ class _Builder:
         return ProcessGraph(self.procs, out, self.T, tuple(in_shape), self.static, meta)
 
 
-def read_netx(path: str | os.PathLike, T: int | None = None) -> ProcessGraph:
+def read_netx(path: str | os.PathLike, T: int | None = None, chip=None, notes: list | None = None) -> ProcessGraph:
     """The netx file ``path`` as a process graph with netx's integers (see the module docstring).
 
     ``T``: time steps per sample; default the file's ``simulation/tSample`` (or our writer's
-    ``sresformer.T``). Every refusal is a one-line :class:`NetxImportError`.
+    ``sresformer.T``). Every refusal is a one-line :class:`NetxImportError`. With a ``chip``
+    (:class:`hw_sim.chips.Chip`), the graph is brought within its bias and weight-exponent formats
+    (:func:`exporters.loihi.formats.fit_formats`; netx's own ``bias_mant << 6`` biases and ``shift = 6``
+    synapses already are), the rescale notes appended to ``notes``.
     """
     nf = read_file(path)
     T = int(T or nf.t_sample or nf.attrs.get("sresformer.T") or 0)
@@ -419,4 +423,9 @@ def read_netx(path: str | os.PathLike, T: int | None = None) -> ProcessGraph:
         if layer.type not in rules:
             raise NetxImportError(f"netx file: layer {layer.index} is a second input layer")
         rules[layer.type](layer)
-    return b.finish()
+    pg = b.finish()
+    if chip is not None:
+        found = fit_formats(pg, chip)
+        if notes is not None:
+            notes.extend(found)
+    return pg

@@ -41,7 +41,7 @@ def stratified_split(labels, test_fraction: float = 0.2,
 
     rng = np.random.RandomState(seed)
     train_idx, test_idx = [], []
-    for c, k in zip(classes, take):
+    for c, k in zip(classes, take, strict=True):
         members = np.flatnonzero(labels == c)
         members = members[rng.permutation(members.shape[0])]
         test_idx.append(members[:k])

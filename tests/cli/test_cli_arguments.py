@@ -48,7 +48,7 @@ def test_out_of_range_options_are_refused_in_one_line_before_work(tmp_path):
     cases = [(cmd, opt, v) for (cmd, opt), values in BAD_VALUES.items() for v in values]
     results = run_cases([_argv(c, o, v, tmp_path) for c, o, v in cases], tmp_path, timeout_s=30)
     bad = []
-    for (cmd, opt, v), rec in zip(cases, results):
+    for (cmd, opt, v), rec in zip(cases, results, strict=True):
         why = contract_violation(rec) or (None if rec["rc"] == 2 else f"exit {rec['rc']}")
         if not why and opt not in rec["stderr"]:
             why = f"the message does not name {opt}: {rec['stderr'].strip()}"

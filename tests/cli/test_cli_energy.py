@@ -8,8 +8,8 @@ import torch
 import sresformer
 from sresformer.data import open_dataset
 from sresformer.sops import count_ops
-
-from testutil import warm_up, run_cli as run
+from testutil import run_cli as run
+from testutil import warm_up
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,8 @@ import pytest
 import torch
 
 import sresformer
-
-
-
 from testutil import run_cli as run
+
 
 def test_models_json_matches_library():
     r = run("models", "--json")

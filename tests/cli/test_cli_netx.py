@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -55,7 +54,7 @@ def test_small_netx_network_simulates_and_prices(tmp_path):
         ("wrong channels", ["simulate", net, "--data", "digits"], None),
     ]
     results = run_cases(ok + [args for _, args, _ in refused], tmp_path, timeout_s=60)
-    for args, rec in zip(ok, results):
+    for args, rec in zip(ok, results, strict=False):
         assert rec["rc"] == 0 and not rec["traceback"], (args, rec["stderr"][-500:], rec["traceback"])
     exp, sim_net, sim_art, energy = (json.loads(r["stdout"]) for r in results[:4])
     assert exp["calibration"] is None and exp["T"] == 8 and exp["cores"] >= 4
@@ -68,7 +67,7 @@ def test_small_netx_network_simulates_and_prices(tmp_path):
     assert energy["total"]["ac"] == pytest.approx(sim_net["ac"])
     runs = [(name, 2, args, out) for name, args, out in refused]
     assert not failed_runs(runs, results[4:]), failed_runs(runs, results[4:])
-    messages = {name: rec["stderr"] for (name, _, _), rec in zip(refused, results[4:])}
+    messages = {name: rec["stderr"] for (name, _, _), rec in zip(refused, results[4:], strict=True)}
     assert "sigma-delta" in messages["sigma-delta"] and "netx" in messages["eval"]
 
 

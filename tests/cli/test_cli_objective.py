@@ -1,4 +1,5 @@
-"""``export --target loihi --objective cores|latency``: the summary reports the objective's cores, chips and step time."""
+"""``export --target loihi --objective cores|latency``: the summary reports the objective's cores, chips and
+step time."""
 
 import json
 import subprocess
@@ -26,7 +27,8 @@ def _export(d, *args):
 def test_latency_objective_spreads_and_reports_its_step(toy):
     from cli.export_cmd import OBJECTIVES
     from hw_sim.artifact import read_artifact
-    from hw_sim.mapping import OBJECTIVES as MAPPER_OBJECTIVES, map_graph
+    from hw_sim.mapping import OBJECTIVES as MAPPER_OBJECTIVES
+    from hw_sim.mapping import map_graph
 
     assert OBJECTIVES == MAPPER_OBJECTIVES
     r = _export(toy, "--out", str(toy / "fast.loihi"), "--objective", "latency", "--json")

@@ -83,7 +83,7 @@ def test_no_output_replaces_an_input_or_lands_where_it_cannot(work):
     (work.parent / "outputs-cases").mkdir()
     results = run_cases([argv for _, argv, _ in cases], work.parent / "outputs-cases", timeout_s=60)
     bad = []
-    for (name, _, _), rec in zip(cases, results):
+    for (name, _, _), rec in zip(cases, results, strict=True):
         why = contract_violation(rec) or (None if rec["rc"] == 2 else f"exit {rec['rc']}, want 2")
         if why:
             bad.append(f"{name}: {why}")

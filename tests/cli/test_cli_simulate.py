@@ -12,16 +12,14 @@ from click.testing import CliRunner
 from torch import nn
 
 from cli.main import cli
+from exporters.nir.export import export_graph, write_graph
 from hw_sim.artifact import write_artifact
+from hw_sim.chips import load_chip
 from hw_sim.mapping import map_graph
 from hw_sim.processes import Process, ProcessGraph
-from exporters.nir.export import export_graph, write_graph
-from hw_sim.chips import load_chip
 from sresformer.layers import SeqConv2d, SeqLinear
 from sresformer.neurons import LIF
-
 from testutil import lively_nano_artifact
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 

@@ -8,8 +8,8 @@ import torch
 import sresformer
 from sresformer.data import open_dataset
 from sresformer.masking import MaskSpec
-
-from testutil import export_small, lively, run_cli as run
+from testutil import export_small, lively
+from testutil import run_cli as run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -73,7 +73,7 @@ def test_sweep_json_energy_falls_with_the_ratio(ckpt, tmp_path):
     rows = rep["rows"]
     assert [row["ratio"] for row in rows] == [0, 0.25, 0.5, 0.75] and rep["modules"] == ["attn", "mlp"]
     energies = [row["energy_j"] for row in rows]
-    assert all(a > b for a, b in zip(energies, energies[1:])), energies
+    assert all(a > b for a, b in zip(energies, energies[1:], strict=False)), energies
     assert (tmp_path / "curve.png").stat().st_size > 0
     # ratio 0 is the unmasked model: the same total as the plain energy command on the same images
     plain = json.loads(run("energy", str(ckpt), "--limit", "16", "--json").stdout)

@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 import torch
 
+
 def _str(g, key, value):
     g.create_dataset(key, (1,), f"S{len(value)}", [value.encode("ascii")])
 

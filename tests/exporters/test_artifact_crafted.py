@@ -20,13 +20,12 @@ import h5py
 import numpy as np
 import pytest
 
+import testutil
 from hw_sim.artifact import ArtifactError, read_artifact, write_artifact
 from hw_sim.attngate import gate_params
+from hw_sim.chips import load_chip
 from hw_sim.mapping import map_graph
 from hw_sim.processes import Process, ProcessGraph
-from hw_sim.chips import load_chip
-
-import testutil
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -291,6 +290,14 @@ def cases():
           ("conv bias missing", param("c2", "bias", delete=True), BAD),
           ("conv bias shape", param("c2", "bias", np.zeros(7, np.int64)), BAD),
           ("conv bias 2**60", weight_edit("c2", "bias", lambda v: v + 2 ** 60), BAD),
+          # the chip's formats (loihi2.toml): spike-input shift -2..13, bias m << e with |m| < 2**12, e <= 7
+          ("conv shift 14 (over the weight exponent)", kattr("c2", "shift", 14), BAD),
+          ("conv shift -3 (under the weight exponent)", kattr("c2", "shift", -3), BAD),
+          ("conv shift 13 (the largest)", kattr("c2", "shift", 13), OK),
+          ("conv bias 4097 (no m << e)", weight_edit("c2", "bias", lambda v: np.full_like(v, 4097)), BAD),
+          ("conv bias 524160 (4095 << 7)", weight_edit("c2", "bias", lambda v: np.full_like(v, 524160)), OK),
+          ("conv bias 524288 (over 4095 << 7)", weight_edit("c2", "bias", lambda v: np.full_like(v, 524288)), BAD),
+          ("conv bias -524288 (-4096 << 7)", weight_edit("c2", "bias", lambda v: np.full_like(v, -524288)), OK),
           ("conv extra param", param("c2", "zz", np.zeros(3, np.int64)), BAD),
           ("conv weight strings", param("c2", "weight", np.array([b"ab"] * 8)), BAD),
           ("conv weight bool", weight_edit("c2", "weight", lambda v: v > 0), BAD),
@@ -390,7 +397,7 @@ def test_crafted_artifacts_keep_the_contract(valid, tmp_path, record_property):
     results = testutil.run_cases(argv, tmp_path, timeout_s=30, mem_gib=4)
     failures = []
     for k, cmd in enumerate(commands):
-        for (name, _, expect), rec in zip(table, results[k * len(table):(k + 1) * len(table)]):
+        for (name, _, expect), rec in zip(table, results[k * len(table):(k + 1) * len(table)], strict=True):
             why = testutil.contract_violation(rec)
             if why is None and expect == BAD and rec["rc"] != 2:
                 why = f"exit {rec['rc']}, the mutation must be refused"
@@ -490,6 +497,9 @@ def test_version_1_files_with_version_2_fields_are_refused(valid, tmp_path, edit
     ("dsmm on loihi2", pattr("m1", "kind", "dsmm"), "'loihi2' has no dynamic-operand memory"),
     ("no product neurons", chip_field("product_neurons", False), "no product neurons or graded spikes"),
     ("prodmm read by a pool", pattr("sp", "sources", '["m2"]'), "only a neuron or a sum can sum its terms"),
+    ("format shift", kattr("c2", "shift", -3), r"'c2' \(synapse\): shift -3 is outside loihi2's -2\.\.13"),
+    ("format bias", weight_edit("c2", "bias", lambda v: np.full_like(v, 4097)),
+     r"'c2' \(synapse\): compartment bias 4097 is not mantissa << exponent"),
 ])
 def test_reader_names_the_field(valid, tmp_path, name, mutate, match):
     dst = _write(valid[0], tmp_path, 0, name, mutate)

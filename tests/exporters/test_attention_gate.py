@@ -10,20 +10,19 @@ from torch import nn
 
 import sresformer
 from exporters.loihi.flatgraph import FlatGraph
-from hw_sim.attngate import sigmoid_lut
 from exporters.loihi.lower import lower
-from hw_sim.mapping import map_graph
 from exporters.nir.convention import ATTENTION_GATE, NIRError, required_extensions
 from exporters.nir.export import export, export_graph, model_to_nir
 from exporters.nir.load import load_for_eval
 from exporters.quantize.fakequant import FakeQuantModel
 from exporters.quantize.ranges import value_ranges
+from hw_sim.attngate import sigmoid_lut
 from hw_sim.chips import load_chip
 from hw_sim.counters import Counter, CountPlan
 from hw_sim.executor import Executor
+from hw_sim.mapping import map_graph
 from sresformer.ma_attention import MultiDimAttention
 from sresformer.neurons import LIF
-
 from testutil import ROOT, lively, synapse_ops_by_hand
 
 

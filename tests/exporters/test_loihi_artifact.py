@@ -12,13 +12,12 @@ import torch
 
 import hw_sim
 import sresformer
-from hw_sim.artifact import ArtifactError, read_artifact
 from exporters.loihi.export import export_loihi
-from hw_sim.mapping import MappingError, map_graph
 from exporters.quantize.fakequant import FakeQuantModel
+from hw_sim.artifact import ArtifactError, read_artifact
 from hw_sim.chips import load_chip
+from hw_sim.mapping import MappingError, map_graph
 from sresformer.data import open_dataset
-
 from testutil import warm_up
 
 
@@ -112,8 +111,9 @@ def test_bad_artifacts(tmp_path, nano):
 
 def test_cli_json_and_refusal(nano, tmp_path):
     d, _ = nano
-    run = lambda *a: subprocess.run([sys.executable, "-m", "cli.main", "export", str(d / "m.ckpt"), "--target", "loihi",
-                                     *a], capture_output=True, text=True)  # noqa: E731
+    def run(*a):
+        return subprocess.run([sys.executable, "-m", "cli.main", "export", str(d / "m.ckpt"), "--target", "loihi",
+                               *a], capture_output=True, text=True)
     r = run("--out", str(tmp_path / "a.loihi"), "--chip", "loihi2", "--json")
     assert r.returncode == 0, r.stderr[-2000:]
     s = json.loads(r.stdout)

@@ -1,5 +1,7 @@
 """Integer lowering and the fake-quant model: hand-worked arithmetic and agreement with float."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -8,14 +10,14 @@ from torch import nn
 import sresformer
 from exporters.loihi.flatgraph import FlatGraph
 from exporters.loihi.lower import lower
-from hw_sim.arith import shift_round
 from exporters.nir.export import export_graph, model_to_nir
 from exporters.quantize.fakequant import FakeQuantModel, decay
 from exporters.quantize.ranges import value_ranges
+from hw_sim.arith import shift_round
+from hw_sim.chips import load_chip
 from sresformer.data import open_dataset
 from sresformer.layers import SeqConv2d, SeqLinear
 from sresformer.neurons import LIF
-
 from testutil import warm_up
 
 
@@ -47,7 +49,10 @@ def test_fake_quant_is_exact_when_nothing_rounds():
     # multiple of its unit, so the integer model must give the float spikes and logits exactly
     fg = FlatGraph(export_graph(_tiny([1.5, -0.75]), (1, 2, 2)))
     x = torch.randint(-8, 9, (6, 1, 2, 2)).float() / 8
-    pg = lower(fg, value_ranges(fg, [x], T=4), T=4)
+    # the tiny values take a fine unit: shift 15, above Loihi's weight exponent (13 with the input
+    # alignment) with mantissas that cannot take it; this test is about rounding, so a wider exponent
+    wide = dataclasses.replace(load_chip("loihi2"), name="wide-exponent", weight_exp_max=16)
+    pg = lower(fg, value_ranges(fg, [x], T=4), T=4, chip=wide)
     fq = FakeQuantModel(pg)
     float_out = fg.run(x.unsqueeze(0).expand(4, *x.shape))
     torch.testing.assert_close(fq.forward_steps(x), float_out.float(), rtol=0, atol=0)
@@ -114,7 +119,8 @@ def test_the_chip_file_sets_weight_and_decay_widths(tmp_path):
     from hw_sim.executor import Executor
     from hw_sim.mapping import map_graph
 
-    chip = dataclasses.replace(load_chip("loihi2"), name="narrow", weight_bits=4, decay_bits=10)
+    # (shift 17 at 4-bit mantissas: a weight exponent wider than Loihi's, see test_fake_quant_is_exact...)
+    chip = dataclasses.replace(load_chip("loihi2"), name="narrow", weight_bits=4, decay_bits=10, weight_exp_max=16)
     fg = FlatGraph(export_graph(_tiny([1.5, -0.7]), (1, 2, 2)))
     x = torch.rand(6, 1, 2, 2, generator=torch.Generator().manual_seed(0)) * 2
     pg = lower(fg, value_ranges(fg, [x], T=4), T=4, chip=chip)

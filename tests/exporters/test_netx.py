@@ -20,7 +20,6 @@ from exporters.quantize.fakequant import FakeQuantModel
 from exporters.quantize.ranges import value_ranges
 from sresformer.layers import SeqConv2d, SeqLinear
 from sresformer.neurons import IF, LIF
-
 from testutil import ROOT, warm_up
 
 T = 6
@@ -57,12 +56,12 @@ def test_file_structure_is_our_integer_model(make, tmp_path):
         types = [g["type"][0].decode() for g in groups]
         assert types[0] == "input" and list(groups[0]["shape"][()]) == list(pg.input_shape)
         assert f.attrs["sresformer.input_exponent"] == grid.processes["input"].exponent == info["input_exponent"]
-        syn_groups = [g for g, t in zip(groups, types) if t in ("dense", "conv")]
+        syn_groups = [g for g, t in zip(groups, types, strict=True) if t in ("dense", "conv")]
         assert len(syn_groups) == len(layers) == info["layers"]
         if make is _cnn:
             assert types == ["input", "conv", "flatten", "dense"]
             assert list(syn_groups[0]["stride"][()]) == [1, 1] and list(syn_groups[0]["padding"][()]) == [1, 1]
-        for g, layer in zip(syn_groups, layers):
+        for g, layer in zip(syn_groups, layers, strict=True):
             syn, neu = layer["synapse"], layer["neuron"]
             orig = pg.processes[syn.name]
             # weights: exactly our 8-bit mantissas, torch layout; the grid only changes units
@@ -198,6 +197,6 @@ def test_lava_spikes_equal_our_integer_semantics(make, tmp_path):
         want = ours[layer["neuron"].name].numpy()                       # [T, 2, ...]
         assert want.sum() > 0, f"layer {i} is silent: the test would prove nothing"
         for s in range(2):
-            lag = s * T + i + 1                                          # one step per synapse (Lava's Dense/Conv buffer)
+            lag = s * T + i + 1   # one step per synapse (Lava's Dense/Conv buffer)
             np.testing.assert_array_equal(got[lag:lag + T].reshape(T, -1), want[:, s].reshape(T, -1),
                                           err_msg=f"layer {i}, sample {s}")

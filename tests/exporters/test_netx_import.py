@@ -7,13 +7,12 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from netx_nets import NETS, net_pool
 
 from exporters.loihi.netx_import import dense_weights, read_netx
 from exporters.loihi.netx_read import NetxImportError
 from exporters.quantize.fakequant import FakeQuantModel
 from hw_sim.executor import Executor
-
-from netx_nets import NETS, net_pool
 from testutil import ROOT
 
 PILOTNET = ROOT / "tests" / "data" / "lava-dl" / "pilotnet_snn" / "network.net"
@@ -258,7 +257,7 @@ def test_our_writers_file_reads_back_as_its_netx_grid(tmp_path):
     got = Executor(pg).run(x, keep=True).values
     layers = netx_chain(grid)
     assert len(layers) == len(pg.metadata["neuron_layers"]) == 3
-    for layer, name in zip(layers, pg.metadata["neuron_layers"]):
+    for layer, name in zip(layers, pg.metadata["neuron_layers"], strict=True):
         theirs = want[layer["neuron"].name].double()
         assert theirs.sum() > 0, f"{name} is silent: the comparison would prove nothing"
         assert torch.equal(got[name].double(), theirs), name

@@ -13,11 +13,10 @@ import shutil
 import h5py
 import numpy as np
 import pytest
+from netx_nets import net_graded_host_input, net_input_neuron_cnn, net_vector_input
 
 from exporters.loihi.netx_import import read_netx
 from exporters.loihi.netx_read import NetxImportError
-
-from netx_nets import net_graded_host_input, net_input_neuron_cnn, net_vector_input
 from testutil import set_dataset as _set
 
 

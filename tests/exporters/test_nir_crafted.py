@@ -18,7 +18,6 @@ import torch
 
 import sresformer
 from exporters.nir import export
-
 from testutil import export_runs, failed_runs, removed, run_cases, set_dataset, warm_up
 
 pytestmark = pytest.mark.slow

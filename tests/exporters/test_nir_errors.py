@@ -12,7 +12,6 @@ import sresformer
 from exporters.nir import NIRError, load, load_for_eval, write_graph
 from exporters.nir.extension import placeholder_conv
 from sresformer.errors import UserError
-
 from testutil import ROOT
 
 
@@ -25,8 +24,8 @@ def _write(tmp_path, nodes, edges, metadata=None, name="g.nir"):
 def _chain(tmp_path, *nodes, metadata=None):
     names = ["input"] + [f"n{i}" for i in range(len(nodes))] + ["output"]
     first, last = nodes[0].input_type["input"], nodes[-1].output_type["output"]
-    all_nodes = dict(zip(names, [nir.Input(np.array(first)), *nodes, nir.Output(np.array(last))]))
-    return _write(tmp_path, all_nodes, list(zip(names, names[1:])), metadata)
+    all_nodes = dict(zip(names, [nir.Input(np.array(first)), *nodes, nir.Output(np.array(last))], strict=True))
+    return _write(tmp_path, all_nodes, list(zip(names, names[1:], strict=False)), metadata)
 
 
 def _one_line(err):

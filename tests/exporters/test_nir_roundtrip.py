@@ -10,7 +10,6 @@ from exporters.nir import export, load_for_eval
 from exporters.nir.fold import dense_from_groups, fold_conv_bn, groups_of_dense
 from sresformer.errors import UncalibratedError
 from sresformer.layers import BN, SeqConv2d
-
 from testutil import warm_up
 
 # the small input sizes of tests/sresformer/test_registry.py

@@ -13,7 +13,6 @@ import torch
 import sresformer
 from exporters.onnx_export import export_onnx
 from sresformer.errors import UncalibratedError
-
 from testutil import warm_up
 
 

@@ -9,18 +9,17 @@ import pytest
 import torch
 
 import sresformer
-from hw_sim.mapping import map_graph
-from hw_sim.processes import Process, ProcessGraph
 from exporters.nir import load_for_eval
 from exporters.nir.export import export, model_to_nir
 from exporters.nir.masking import mask_graph
 from exporters.quantize.fakequant import FakeQuantModel
 from hw_sim.counters import Counter, CountPlan
 from hw_sim.executor import Executor
+from hw_sim.mapping import map_graph
+from hw_sim.processes import Process, ProcessGraph
 from hw_sim.simulate import simulate
 from sresformer.data import open_dataset
 from sresformer.masking import SpikeMaskError, apply_spike_mask, parse_spec
-
 from testutil import export_small, lively, np_keep
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -14,17 +14,16 @@ import torch
 from torch import nn
 
 import sresformer
-from hw_sim.artifact import read_artifact
-from hw_sim.processes import Process, ProcessGraph
 from exporters.nir import export, load_for_eval
 from exporters.quantize.fakequant import FakeQuantModel, dsmm_product
+from hw_sim.artifact import read_artifact
 from hw_sim.connectivity import CountPlan
-from hw_sim.reach import back
-from hw_sim.op_kernels import MatmulOps
 from hw_sim.counters import Counter
 from hw_sim.executor import Executor
+from hw_sim.op_kernels import MatmulOps
+from hw_sim.processes import Process, ProcessGraph
+from hw_sim.reach import back
 from sresformer.spikformer import Spikformer
-
 from testutil import ROOT, export_small, synapse_ops_by_hand
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hw_sim.processes import Process, ProcessGraph
 from hw_sim.op_kernels import ConvOps, MatmulOps, segsum
+from hw_sim.processes import Process, ProcessGraph
 
 NEURON_STUB = {"du": 4096, "dv": 0, "state_bits": 24, "decay_bits": 12}  # an operand placeholder
 

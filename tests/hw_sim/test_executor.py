@@ -10,21 +10,19 @@ import torch
 from torch import nn
 
 import sresformer
+from exporters.nir.export import export_graph, write_graph
+from exporters.quantize.fakequant import FakeQuantModel
 from hw_sim.artifact import read_artifact
 from hw_sim.chips import load_chip
-from hw_sim.mapping import map_graph
-from exporters.nir.export import export_graph, write_graph
-from hw_sim.processes import Process, ProcessGraph
-from exporters.quantize.fakequant import FakeQuantModel
 from hw_sim.counters import Counter, CountPlan
 from hw_sim.executor import Executor, exact_dtype
+from hw_sim.mapping import map_graph
+from hw_sim.processes import Process, ProcessGraph
 from sresformer.data import open_dataset
 from sresformer.layers import SeqConv2d, SeqLinear
 from sresformer.neurons import LIF
 from sresformer.sops import conv_fanout_count
-
 from testutil import export_small, lively, lively_nano_artifact, synapse_ops_by_hand
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 
@@ -40,7 +38,7 @@ def check_equal(pg, x):
     res = Executor(pg).run(x, keep=True)
     ref_logits, ref = FakeQuantModel(pg).run(x, keep=True)
     assert torch.equal(res.logits.double(), ref_logits.expand(res.logits.shape))
-    for name, p in pg.processes.items():
+    for name in pg.processes:
         mine = res.values[name].double()
         assert torch.equal(mine, ref[name].expand(mine.shape)), name
     return res

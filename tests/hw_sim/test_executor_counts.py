@@ -13,12 +13,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hw_sim.mapping import Group, Mapping, map_graph
-from hw_sim.processes import Process, ProcessGraph
 from exporters.quantize.fakequant import FakeQuantModel
 from hw_sim.chips import load_chip
 from hw_sim.counters import Counter, CountPlan
 from hw_sim.executor import Executor
+from hw_sim.mapping import Group, Mapping, map_graph
+from hw_sim.processes import Process, ProcessGraph
 
 NEURON = {"dv": 0, "du": 4096, "state_bits": 24, "decay_bits": 12}
 TINY = dataclasses.replace(load_chip("loihi2"), name="tiny", description="2-wide mesh, 8 compartments per core",

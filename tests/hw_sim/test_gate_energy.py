@@ -8,7 +8,6 @@ from hw_sim.chips import load_energy_profile
 from hw_sim.energy import layer_role, price
 from hw_sim.simulate import simulate
 from sresformer.ma_attention import MultiDimAttention
-
 from testutil import export_small, lively
 
 

@@ -15,10 +15,10 @@ import pytest
 from exporters.quantize.fakequant import FakeQuantModel
 from hw_sim.artifact_check import BOUNDS, CHECKS, WIDTHS
 from hw_sim.connectivity import COUNT_RULES, CountRule
-from hw_sim.reach import BACK
 from hw_sim.executor import Executor
 from hw_sim.processes import KIND_ATTRS, KINDS, Process, make_attrs
 from hw_sim.products import FORMS, PRODUCT_FORMS, form_dims
+from hw_sim.reach import BACK
 
 TABLES = {"fake-quant kernels": FakeQuantModel.KERNELS, "executor plans": Executor.PLANS,
           "executor kernels": Executor.RUNS, "connectivity": BACK, "counters": COUNT_RULES,

@@ -119,7 +119,7 @@ def test_smallest_dssa_block():
     # a dsmm holds its dynamic operand in the core: the operand-memory core (loihi2's numbers otherwise)
     chip = dataclasses.replace(load_chip("loihi2-opmem"), neurons_per_core=8)
     m = map_graph(dssa_graph(), chip)
-    A, O, y, S = (m.groups[k] for k in ("A", "O", "y", "S"))
+    A, O, y, S = (m.groups[k] for k in ("A", "O", "y", "S"))  # noqa: E741 (DSSA's own names)
     # A (4 tokens x 4 positions): slabs of 8 -> 2 cores of 2 token rows. A core holds y1's column of
     # each of its 2 tokens: 2 * d = 4 entries (4 * 24 bits = 2 words), written through 4 axons, and
     # reads all of S's d x HW = 8 spikes: 12 axons. Words 8 * 3 + 2 + 12 * 2 = 50; synapses 8 * d = 16.

@@ -8,11 +8,10 @@ import dataclasses
 
 import numpy as np
 import pytest
+from test_mapping_counts import dense_graph
 
 from hw_sim.chips import load_chip
 from hw_sim.mapping import Mapping, MappingError, map_graph
-
-from test_mapping_counts import dense_graph
 
 
 def test_latency_splits_the_slowest_core_while_it_improves():

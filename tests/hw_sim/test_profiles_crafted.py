@@ -21,15 +21,17 @@ from pathlib import Path
 
 import pytest
 
-from hw_sim.chips import PROFILE_DIR, ProfileError, available, load_chip, load_energy_profile
-
 import testutil
+from hw_sim.chips import PROFILE_DIR, ProfileError, available, load_chip, load_energy_profile
 
 KINDS = {"chip": load_chip, "energy": load_energy_profile}
 TEXT_KEYS = {"name", "description", "energy_profile"}
 # 0 where it means "none": binary spikes only (Loihi 1); no memory taken (a separate memory);
 # no convolutional encoding; no header word
-ZERO_OK_INT = {"graded_spike_bits", "cuba_state_words", "axon_in_words", "conv_word_bits", "conv_header_words"}
+ZERO_OK_INT = {"graded_spike_bits", "cuba_state_words", "axon_in_words", "conv_word_bits", "conv_header_words",
+               "bias_exp_max", "input_align_bits"}   # (a bias without exponent; no input alignment)
+# signed exponents: any integer in their range (-1 and 0 included)
+SIGNED_INT = {"weight_exp_min", "weight_exp_max"}
 # feature flags (absent: the chip lacks the feature) and the operand-write prices (absent: 0, no such memory)
 FLAG_KEYS = {"product_neurons", "dynamic_operand_memory"}
 OPTIONAL = {"product_neurons": False, "dynamic_operand_memory": False, "operand_write_pj": 0.0,
@@ -72,6 +74,8 @@ def expected_ok(kind: str, key: str, mutation: str, table: dict) -> bool:
         return isinstance(v, str)
     if key in FLAG_KEYS:
         return isinstance(v, bool)
+    if kind == "chip" and key in SIGNED_INT and isinstance(v, int) and not isinstance(v, bool):
+        return True
     if isinstance(v, (bool, str, list)) or not math.isfinite(v) or v < 0:
         return False
     if kind == "chip":   # counts and bit widths: integers, at least 1 (0 only where it means "none")
@@ -154,8 +158,8 @@ def cases_per_format() -> dict[str, int]:
 def test_case_count():
     counts = cases_per_format()
     print("crafted profile cases per format:", counts)
-    # 3 chip files x (23 keys x 10 + 1), energy files x (18 and 16 keys x 10 + 1), 9 whole-file cases each
-    assert counts == {"chip": 3 * 231 + 9, "energy": 181 + 161 + 9}
+    # 3 chip files x (28 keys x 10 + 1), energy files x (18 and 16 keys x 10 + 1), 9 whole-file cases each
+    assert counts == {"chip": 3 * 281 + 9, "energy": 181 + 161 + 9}
 
 
 @pytest.mark.parametrize("case", MUTATIONS, ids=[c["id"] for c in MUTATIONS])
@@ -169,7 +173,7 @@ def test_mutated_key(case, tmp_path):
     with pytest.raises(ProfileError) as e:
         load(str(path))
     msg = str(e.value)
-    assert "\n" not in msg and len(msg) < 600, msg
+    assert "\n" not in msg and len(msg) < 800, msg   # one line, even listing a chip's 28 known keys
     named = typo(case["key"]) if case["mutation"] == "typo" else case["key"]
     assert named in msg, msg            # the message names the key at fault
     if case["mutation"] in ("typo", "extra"):
@@ -263,21 +267,22 @@ def test_cli_keeps_the_contract(inputs, tmp_path):
     loihi = tomllib.loads((PROFILE_DIR / "loihi.toml").read_text())["energy"]
     good = _put(tmp_path / "mine.toml", dump("energy", dict(loihi, ac_pj=1.5)))
     # every price and time 0 is valid too: nothing may divide by a zero step time
-    free = _put(tmp_path / "free.toml", dump("energy", {k: (v if isinstance(v, str) else 0.0) for k, v in loihi.items()}))
+    free = _put(tmp_path / "free.toml",
+                dump("energy", {k: (v if isinstance(v, str) else 0.0) for k, v in loihi.items()}))
     accepted = [["energy", ckpt, "--limit", "2", "--json", "--chip-profile", good],
                 ["simulate", nir, "--limit", "2", "--json", "--chip-profile", good],
                 ["simulate", nir, "--limit", "2", "--json", "--chip-profile", "loihi"],
                 ["simulate", nir, "--limit", "2", "--json", "--chip-profile", free]]
     recs = testutil.run_cases(refused + accepted, tmp_path, timeout_s=60, mem_gib=6)
     assert len(recs) == len(refused) + len(accepted) >= 20
-    for args, rec, toml in zip(refused, recs, blamed):
+    for args, rec, toml in zip(refused, recs, blamed, strict=False):
         assert testutil.contract_violation(rec) is None, (args, testutil.contract_violation(rec))
         assert rec["rc"] == 2, (args, rec["stderr"])
         assert str(toml) in rec["stderr"], (args, rec["stderr"])   # refused for the profile, not for another reason
         assert rec["stdout"] == "", args
     for out in outs:
         assert not out.exists(), out
-    for args, rec in zip(accepted, recs[len(refused):]):
+    for args, rec in zip(accepted, recs[len(refused):], strict=True):
         assert rec["rc"] == 0 and not rec["traceback"], (args, rec["stderr"][-500:], rec["traceback"])
         report = _strict_json(rec["stdout"])
         assert isinstance(report, dict) and report, args

@@ -13,7 +13,6 @@ import pytest
 import torch
 
 import sresformer
-
 from testutil import export_runs, failed_runs, removed, run_cases, warm_up
 
 REFUSE, OK = 2, 0

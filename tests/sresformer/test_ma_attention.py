@@ -8,7 +8,6 @@ import torch
 import sresformer
 from sresformer.ma_attention import GatedNeuron, MultiDimAttention, parse_attention
 from sresformer.sops import count_ops
-
 from testutil import train_step
 
 
@@ -65,7 +64,7 @@ def test_step_gates_equal_a_hand_computation():
         avg = [float(xt[c].sum()) / 4 for c in range(2)]
         mx = [float(xt[c].max()) for c in range(2)]
         mlp = lambda v: [2.0 * max(0.0, 0.5 * v[0] - v[1]), -1.0 * max(0.0, 0.5 * v[0] - v[1])]  # noqa: E731
-        gc = [_sig(a + b + bias) for a, b, bias in zip(mlp(avg), mlp(mx), (0.1, 0.2))]
+        gc = [_sig(a + b + bias) for a, b, bias in zip(mlp(avg), mlp(mx), (0.1, 0.2), strict=True)]
         x1 = [[[float(xt[c, i, j]) * gc[c] for j in range(2)] for i in range(2)] for c in range(2)]
         # spatial gate: mean and max over channels, then the two taps
         mean = [[(x1[0][i][j] + x1[1][i][j]) / 2 for j in range(2)] for i in range(2)]

@@ -8,11 +8,10 @@ import pytest
 import torch
 
 import sresformer
-from sresformer.masking import (MaskSpec, SpikeMask, SpikeMaskError, apply_spike_mask, parse_spec,
-                                select_neurons)
+from sresformer.masking import MaskSpec, SpikeMask, SpikeMaskError, apply_spike_mask, parse_spec, select_neurons
 from sresformer.spike_gate import drop_threshold, gate_hash, keep_mask
-
 from testutil import lively, np_keep, np_lowbias32
+
 
 @pytest.mark.parametrize("text, ratio, modules", [("0.25", 0.25, ("attn",)), ("0.5:attn,mlp", 0.5, ("attn", "mlp")),
                                                   (" 0 : layers.*.up.0 ", 0.0, ("layers.*.up.0",))])

@@ -5,12 +5,11 @@ import sys
 
 import pytest
 import torch
+from reference_resformer import forward, official_keys, random_official_state
 
 import sresformer
 from sresformer.errors import CheckpointError
 from sresformer.official import import_official, map_official_key
-
-from reference_resformer import forward, official_keys, random_official_state
 
 pytest.importorskip("spikingjelly", reason="the reference forward uses SpikingJelly's LIF, as the official code")
 

@@ -11,7 +11,6 @@ from sresformer.complexity import count_params, layer_macs, macs_for
 from sresformer.errors import UnknownModelError
 from sresformer.ma_attention import TemporalAttention
 from sresformer.registry import model_info
-
 from testutil import train_step, warm_up
 
 # Every registered model is built at a small input (the default image size, at most 32: the ImageNet

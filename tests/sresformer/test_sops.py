@@ -7,7 +7,6 @@ from torch import nn
 import sresformer
 from sresformer.layers import SeqConv2d, SeqLinear, SpikingMatmul
 from sresformer.sops import OpCounter, conv_fanout_count, count_ops
-
 from testutil import warm_up
 
 

@@ -8,7 +8,6 @@ import torch
 import sresformer
 from sresformer.complexity import count_params, macs_for
 from sresformer.spikformer import SSA
-
 from testutil import train_step, warm_up
 
 BUFFERS = ("running_mean", "running_var", "num_batches_tracked")

@@ -6,13 +6,12 @@ import sys
 
 import pytest
 import torch
+from reference_spikformer import forward, random_official_state
+from test_spikformer import official_state_shapes
 
 import sresformer
 from sresformer.errors import CheckpointError
 from sresformer.official import import_official
-
-from reference_spikformer import forward, random_official_state
-from test_spikformer import official_state_shapes
 
 pytest.importorskip("spikingjelly", reason="the reference forward uses SpikingJelly's LIF, as the official code")
 

@@ -70,7 +70,7 @@ def test_cifar10_augment_and_resize(cifar10_dir):
     a = [b.train[0][0] for _ in range(4)]
     torch.manual_seed(1)
     c = [b.train[0][0] for _ in range(4)]
-    assert all(torch.equal(u, v) for u, v in zip(a, c))
+    assert all(torch.equal(u, v) for u, v in zip(a, c, strict=True))
     assert all(u.shape == (3, 32, 32) for u in a)
     plain = open_dataset(f"cifar10:{parent}", augment=False)
     assert torch.equal(b.test[1][0], plain.test[1][0])

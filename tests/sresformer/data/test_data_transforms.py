@@ -3,8 +3,7 @@
 import pytest
 import torch
 
-from sresformer.data.transforms import (Compose, Normalize, RandomCropPad, RandomHorizontalFlip,
-                                        Resize, ToFloat)
+from sresformer.data.transforms import Compose, Normalize, RandomCropPad, RandomHorizontalFlip, Resize, ToFloat
 
 
 def _fixed_randint(monkeypatch, values):
@@ -60,7 +59,7 @@ def test_crop_is_reproducible_with_manual_seed():
     a = [RandomCropPad(8, padding=3)(x) for _ in range(5)]
     torch.manual_seed(123)
     b = [RandomCropPad(8, padding=3)(x) for _ in range(5)]
-    assert all(torch.equal(u, v) for u, v in zip(a, b))
+    assert all(torch.equal(u, v) for u, v in zip(a, b, strict=True))
     # and it does move: some crop differs from the input
     assert any(not torch.equal(u, x) for u in a)
 
