@@ -13,7 +13,12 @@ The chip's one per-core memory (``Chip.memory_words``) holds, per core:
   words per input axon with ``k`` non-zero weights into the core);
 - dynamic operands of dual-spike matmuls: the entries the core's outputs read, ``state_bits``
   each;
-- input axons: ``axon_in_words`` per distinct input axon.
+- input axons: ``axon_in_words`` per distinct input axon;
+- a ``prodmm``'s product compartments (:mod:`hw_sim.prodneuron`): a group of their own,
+  ``heads*r*k*c`` compartments of ``cuba_state_words`` each (Lava's ProdNeuron holds ``v``,
+  ``vth``, ``exp``), two weight-1 sparse synapses each, an axon per distinct operand element
+  read; the reader of its value holds ``k`` axons and ``k`` synapses per compartment (one from
+  each term of its output), all counted in closed form, no per-term table.
 
 Input axons: one per distinct source element with a stored synapse into the core (sparse
 and element-for-element connections: counted from the weights, borders included); every

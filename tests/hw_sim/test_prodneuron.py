@@ -93,7 +93,7 @@ def terms(form):
 
 def prodneuron_construction(form, vals):
     """``out`` of the construction from operand values ``vals[name] [rows, cols]`` (ints), by loops."""
-    r, k, c = IDX[form][3]
+    r, _, c = IDX[form][3]
     out = np.zeros((HEADS, r, c), dtype=np.int64)
     exp, vth = 0, 0
     for _, h, i, j, l, (la, lr, lc), (ra, rr, rc) in terms(form):
@@ -131,7 +131,7 @@ def test_every_form_equals_the_construction_and_the_matrix_product(form):
     result = Executor(pg).run(X, keep=True)
     _, fq = FakeQuantModel(pg).run(X, keep=True)
     got, fq = result.values["m"].numpy(), fq["m"].expand(pg.T, *fq["m"].shape[1:]).numpy()
-    r, k, c = IDX[form][3]
+    r, _, c = IDX[form][3]
     for t in range(pg.T):
         for b in range(X.shape[0]):
             vals = {n: result.values[n][min(t, result.values[n].shape[0] - 1), b].numpy().astype(np.int64)
@@ -279,7 +279,7 @@ def test_operand_memory_rewrites_every_held_entry_every_step(form):
     m = map_graph(pg, chip)
     A = m.groups["A"]   # the dsmm sits with its reader, holding the operand entries its outputs read
     assert "m" in A.members
-    r, k, c = IDX[form][3]
+    r, _, c = IDX[form][3]
     held = [set() for _ in range(A.cores)]
     for n, h, i, j, l, La, Ra in terms(form):
         out = (h * r + i) * c + l
