@@ -2,7 +2,8 @@
 
 Builds (or reuses, ``--work DIR``) the warmed-up checkpoint of ``bench_simulator``, lowers it
 to its process graph (calibrated on synthetic images, as that benchmark's export) and maps it
-with ``hw_sim.mapping.map_graph`` for every chip and objective, printing cores, chips, the predicted step time (every input
+with ``hw_sim.mapping.map_graph`` for every chip and objective, printing cores, chips, the predicted
+step time (every input
 firing) and the
 time the mapping took (``latency`` without the fan-out count, which takes minutes for Ti). The
 model is lowered for each chip, so its attention is what that chip runs: product neurons

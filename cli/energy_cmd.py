@@ -174,11 +174,11 @@ def energy(sources, data, convention, chip_profile, limit, batch_size, fmt, plot
     if source.endswith((".loihi", ".net")):   # exact counts from the chip simulator (layer = process)
         import tempfile
 
+        from hw_sim.artifact import read_artifact
+        from hw_sim.prodneuron import attention_of, attention_phrase
         from hw_sim.simulate import layer_counts
 
         from .simulate_cmd import artifact_of
-        from hw_sim.artifact import read_artifact
-        from hw_sim.prodneuron import attention_of, attention_phrase
 
         with tempfile.TemporaryDirectory(prefix="sresformer-energy-") as tmp:   # a netx network: exported first
             artifact = artifact_of(source, data, tmp)

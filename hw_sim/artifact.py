@@ -21,10 +21,10 @@ from sresformer.limits import MAX_T
 
 from . import artifact_check as chk
 from .artifact_check import Invalid
-from .mapping_check import check_chip, check_mapping
 from .chips import available, load_chip
 from .format_check import check_formats
 from .mapping import Mapping, MappingError, map_graph
+from .mapping_check import check_chip, check_mapping
 from .processes import GRADED_KINDS, KINDS, Process, ProcessGraph, ProdmmAttrs
 from .prodneuron import attention_lowering, attention_of
 
@@ -83,7 +83,8 @@ def write_artifact(path: str | os.PathLike, pg: ProcessGraph, mapping: Mapping, 
                                 "static": bool(p.static)})
                 g.create_dataset("scale", data=np.asarray(p.scale, np.float64))
                 for k, v in p.params.items():
-                    g.create_dataset(f"params/{k}", data=np.asarray(v), compression="gzip" if np.size(v) > 4096 else None)
+                    g.create_dataset(f"params/{k}", data=np.asarray(v),
+                                     compression="gzip" if np.size(v) > 4096 else None)
             m = f.create_group("mapping")
             m.attrs["chip"] = _dumps(mapping.chip)
             m.attrs["host"] = _dumps(mapping.host)

@@ -281,8 +281,10 @@ def _check_sum(p: Process, pg, src, declared, chip) -> dict[str, list]:
 def _check_pool(p: Process, pg, src, declared, chip) -> dict[str, list]:
     a, out = p.attrs, p.out_shape
     _need(p, len(src) == 3, f"pools a [C, H, W] value, its input is {src}")
-    _need(p, all(2 * q <= kk for q, kk in zip(a.padding, a.kernel)), "padding must be at most half the kernel")
-    want = (src[0],) + tuple(_window_out(n, kk, s, q) for n, kk, s, q in zip(src[1:], a.kernel, a.stride, a.padding))
+    _need(p, all(2 * q <= kk for q, kk in zip(a.padding, a.kernel, strict=True)),
+          "padding must be at most half the kernel")
+    want = (src[0],) + tuple(_window_out(n, kk, s, q)
+                             for n, kk, s, q in zip(src[1:], a.kernel, a.stride, a.padding, strict=False))
     _need(p, min(want) >= 1 and want == out, f"out_shape {out} does not follow from input {src} ({want})")
     return {}
 
@@ -314,7 +316,8 @@ def _check_synapse(p: Process, pg, src, declared, chip) -> dict[str, list]:
           f"groups = {groups} does not divide its {src[0]} input and {out[0]} output channels")
     _need(p, len(w) == 4 and 1 <= min(w[2:]) and max(w[2:]) <= MAX_DIM,
           f"params/weight has shape {w}; a conv needs [C_out, C_in / groups, kh, kw]")
-    want = (out[0],) + tuple(_window_out(n, kk, s, q, d) for n, kk, s, q, d in zip(src[1:], w[2:], stride, pad, dil))
+    want = (out[0],) + tuple(_window_out(n, kk, s, q, d)
+                             for n, kk, s, q, d in zip(src[1:], w[2:], stride, pad, dil, strict=False))
     _need(p, min(want) >= 1 and want == out, f"out_shape {out} does not follow from input {src} and kernel "
           f"{tuple(w[2:])} ({want})")
     return {"weight": [(out[0], src[0] // groups, w[2], w[3])], "bias": [(out[0],)]}
@@ -383,7 +386,8 @@ def _span(v: np.ndarray, what: str, lo: int, hi: int) -> None:
 
 #: process kind -> its structural check (tests/hw_sim/test_kernel_tables.py: every kind)
 CHECKS = {"input": _check_input, "synapse": _check_synapse, "neuron": _check_neuron, "sum": _check_sum,
-          "dsmm": _check_dsmm_chip, "prodmm": _check_prodmm, "sumpool": _check_pool, "maxpool": _check_pool, "flatten": _check_flatten,
+          "dsmm": _check_dsmm_chip, "prodmm": _check_prodmm, "sumpool": _check_pool, "maxpool": _check_pool,
+          "flatten": _check_flatten,
           "attngate": _check_attngate, "gate": _check_gate}
 
 
@@ -462,7 +466,8 @@ def _bound_spikes(p, pg, bound, in_b):
 
 #: process kind -> ``(p, pg, bounds so far, summed input bound)`` -> ``(|output| bound, worst |held value|)``
 BOUNDS = {"input": _bound_input, "synapse": _bound_synapse, "neuron": _bound_neuron, "sum": _bound_same,
-          "dsmm": _bound_dsmm, "prodmm": _bound_dsmm, "sumpool": _bound_sumpool, "maxpool": _bound_same, "flatten": _bound_same,
+          "dsmm": _bound_dsmm, "prodmm": _bound_dsmm, "sumpool": _bound_sumpool, "maxpool": _bound_same,
+          "flatten": _bound_same,
           "attngate": _bound_attngate, "gate": _bound_spikes}
 
 

@@ -29,10 +29,9 @@ from hw_sim.chips import Chip
 from hw_sim.mapping import Mapping, group_cost
 from hw_sim.processes import Process, ProcessGraph
 
+from .op_kernels import ConvOps, DenseOps, MatmulOps, numel, product_dims, segsum
 from .prodcount import ProdCount
 from .prodneuron import ProdGeometry
-
-from .op_kernels import ConvOps, DenseOps, MatmulOps, numel, product_dims, segsum
 from .reach import back
 
 

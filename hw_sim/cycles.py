@@ -28,7 +28,8 @@ as counts; the profiles give it no timing, so it is not in these latencies.
 
 Energy (picojoules, per inference): ``ac_pj*AC + mac_pj*MAC + neuron_active_pj*active +
 neuron_idle_pj*idle + spike_in_tile_pj*in-tile deliveries + hop_ew_pj*EW hops +
-hop_ns_pj*NS hops + operand_write_pj*operand writes``, embedded ACs and MACs included. ``paper-45nm`` prices only AC and MAC,
+hop_ns_pj*NS hops + operand_write_pj*operand writes``, embedded ACs and MACs included. ``paper-45nm`` prices
+only AC and MAC,
 so there it is ``0.9*AC + 4.6*MAC``.
 """
 

@@ -446,7 +446,8 @@ class Executor:
 
     #: process kind -> setup (bounds, dtypes, tensors); tests/hw_sim/test_kernel_tables.py checks the kinds
     PLANS = {"input": _plan_input, "synapse": _plan_synapse, "neuron": _plan_neuron, "sum": _plan_sum,
-             "dsmm": _plan_dsmm, "prodmm": _plan_dsmm, "sumpool": _plan_sumpool, "maxpool": _plan_maxpool, "flatten": _plan_maxpool,
+             "dsmm": _plan_dsmm, "prodmm": _plan_dsmm, "sumpool": _plan_sumpool, "maxpool": _plan_maxpool,
+             "flatten": _plan_maxpool,
              "attngate": _plan_attngate, "gate": _plan_gate}
     #: process kind -> its kernel over all steps
     RUNS = {"input": _run_input, "synapse": _run_synapse, "neuron": _run_neuron, "sum": _run_sum, "dsmm": _run_dsmm,

@@ -308,7 +308,8 @@ def map_graph(pg: ProcessGraph, chip, max_chips: int | None = None, objective: s
     if max_chips is not None and chips > max_chips:
         biggest = max(groups.values(), key=lambda g: g.cores)
         raise MappingError(f"the model needs {chips} {chip.name} chips ({cores} cores) but "
-                           f"--max-chips is {max_chips}; the largest layer is {biggest.name!r} with {biggest.cores} cores")
+                           f"--max-chips is {max_chips}; the largest layer is {biggest.name!r} with "
+                           f"{biggest.cores} cores")
     energy = load_energy_profile(chip.energy_profile)
     if objective == "latency":
         _spread(groups, costs, chip, energy, (max_chips or chips) * chip.cores_per_chip)
@@ -316,7 +317,7 @@ def map_graph(pg: ProcessGraph, chip, max_chips: int | None = None, objective: s
     for g in groups.values():
         g.first_core = core
         core += g.cores
-    from .fanout import fan_out_per_core   # it pushes masks through the connectivity (which imports Mapping)
+    from .fanout import fan_out_per_core  # it pushes masks through the connectivity (which imports Mapping)
 
     for name, fan in (fan_out_per_core(pg, groups, placement) if fan_out else {}).items():
         g = groups[name]

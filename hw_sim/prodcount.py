@@ -84,7 +84,8 @@ class ProdCount:
         cc[self.kind["right"]][:S, :, sl] += r_ops.view(shape)
         active = (l_ops + r_ops - prods).view(shape)
         cc["active"][:S, :, sl] += active
-        cc["idle"][:S, :, sl] += torch.from_numpy(np.diff(np.minimum(np.arange(g.cores + 1) * g.chunk, g.size))) - active
+        per_core = np.diff(np.minimum(np.arange(g.cores + 1) * g.chunk, g.size))   # compartments of each core
+        cc["idle"][:S, :, sl] += torch.from_numpy(per_core) - active
         per_out = torch.einsum("bhrk,bhkc->bhrc", L, R).reshape(S * B, -1)
         reader_ops = 0.0
         for r in self.readers:

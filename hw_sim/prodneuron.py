@@ -200,7 +200,8 @@ class ProdGeometry:
         if full.size:   # runs of consecutive full rows are one P range each
             brk = np.nonzero(np.diff(full) != 1)[0]
             lo, hi = full[np.r_[0, brk + 1]], full[np.r_[brk, full.size - 1]]
-            cores += [np.arange(a * self.kc // chunk, ((b + 1) * self.kc - 1) // chunk + 1) for a, b in zip(lo, hi)]
+            cores += [np.arange(a * self.kc // chunk, ((b + 1) * self.kc - 1) // chunk + 1)
+                      for a, b in zip(lo, hi, strict=True)]
         part = idx[~np.isin(q, full)]
         if part.size:
             n = (part // self.c * self.kc + part % self.c)[:, None] + np.arange(self.k)[None] * self.c

@@ -17,7 +17,6 @@ from torch.nn.grad import conv2d_input
 from .op_kernels import product_dims
 from .processes import Process, ProcessGraph
 
-
 # -- connectivity pushed backwards: stored synapses from each input into a set of outputs ---------
 
 def _back_conv(p: Process, m: torch.Tensor, in_shape) -> torch.Tensor:

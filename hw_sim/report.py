@@ -35,7 +35,8 @@ def to_markdown(report: dict) -> str:
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in report["layers"]:
         lines.append(f"| {r['name']} | {r['role']} | {r['macs'] / 1e6:.3f} | {r['firing_rate']:.3f} | "
-                     f"{r['ac'] / 1e6:.3f} | {r['mac'] / 1e6:.3f} | {r['sops'] / 1e6:.3f} | {r['energy_j'] * 1e6:.4f} |")
+                     f"{r['ac'] / 1e6:.3f} | {r['mac'] / 1e6:.3f} | {r['sops'] / 1e6:.3f} | "
+                     f"{r['energy_j'] * 1e6:.4f} |")
     t = report["total"]
     lines.append(f"| **total** | | {t['macs'] / 1e6:.3f} | | {t['ac'] / 1e6:.3f} | {t['mac'] / 1e6:.3f} | "
                  f"{t['sops'] / 1e6:.3f} | **{t['energy_j'] * 1e6:.4f}** |")
@@ -86,7 +87,7 @@ def plot_tradeoff(sweep: dict, path: str | os.PathLike) -> None:
     acc = [r["accuracy"] * 100 for r in rows]
     fig, ax = plt.subplots(figsize=(6, 4.5))
     ax.plot(e, acc, "o-", color="C0")
-    for r, x, y in zip(rows, e, acc):
+    for r, x, y in zip(rows, e, acc, strict=False):
         ax.annotate(f"mask {r['ratio']:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.set_xlabel(f"energy per image (uJ, {sweep['convention']} convention, {sweep['profile']})")
     ax.set_ylabel("top-1 accuracy (%)")

@@ -214,7 +214,8 @@ class GroupCost:
     def _conv_sparse(self, p, src, starts, ends, chunk):
         """No convolutional encoding: every stored synapse sparse, every input element an axon."""
         taps = block_sum(_conv_taps_in_map(p, self.pg), chunk)
-        axons = np.array([_conv_inputs_read(p, self.pg, a, e) for a, e in zip(starts, ends)], dtype=np.int64)
+        axons = np.array([_conv_inputs_read(p, self.pg, a, e) for a, e in zip(starts, ends, strict=True)],
+                         dtype=np.int64)
         return -(-taps // self.chip.sparse_weights_per_word), axons
 
     def _pool(self, p, src, starts, ends, chunk):

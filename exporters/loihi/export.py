@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,13 +14,13 @@ from exporters.nir.convention import KEY_DT
 from exporters.nir.load import read_graph
 from exporters.quantize.fakequant import FakeQuantModel
 from exporters.quantize.ranges import value_ranges
-from sresformer.errors import UserError
-
 from hw_sim.artifact import write_artifact
-from .flatgraph import FlatGraph
-from .lower import lower
 from hw_sim.mapping import map_graph
 from hw_sim.processes import ProcessGraph
+from sresformer.errors import UserError
+
+from .flatgraph import FlatGraph
+from .lower import lower
 
 CALIB_IMAGES = 64     # images whose value ranges set the integer units
 EVAL_IMAGES = 360     # test images for the float-vs-integer accuracy (all of digits' test split)

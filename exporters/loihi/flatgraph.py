@@ -119,7 +119,8 @@ class FlatGraph:
                 operands = ()
                 if kind == "dsmm":
                     meta = node.metadata
-                    operands = tuple(self._single(resolve([str(meta[k])]), f"{qual}.{k}") for k in ("dynamic", "spikes"))
+                    operands = tuple(self._single(resolve([str(meta[k])]), f"{qual}.{k}")
+                                     for k in ("dynamic", "spikes"))
                 sources = resolve(incoming[n])
                 if not sources:
                     raise NIRError(f"node {qual!r} ({type(node).__name__}) has no input edge")

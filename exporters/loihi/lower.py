@@ -41,15 +41,28 @@ import numpy as np
 
 from exporters.nir.convention import NIRError
 from exporters.nir.fold import groups_of_dense
-
-from .flatgraph import NEURON_KINDS, FlatGraph
-from .formats import fit_formats
 from hw_sim.arith import quantize_mantissas
 from hw_sim.attngate import gate_params
 from hw_sim.chips import Chip, load_chip
-from hw_sim.processes import (GRADED_KINDS, DsmmAttrs, FlattenAttrs, GateAttrs, InputAttrs, MaxPoolAttrs, NeuronAttrs,
-                              Process, ProcessGraph, ProdmmAttrs, SumAttrs, SumPoolAttrs, SynapseAttrs)
+from hw_sim.processes import (
+    GRADED_KINDS,
+    DsmmAttrs,
+    FlattenAttrs,
+    GateAttrs,
+    InputAttrs,
+    MaxPoolAttrs,
+    NeuronAttrs,
+    Process,
+    ProcessGraph,
+    ProdmmAttrs,
+    SumAttrs,
+    SumPoolAttrs,
+    SynapseAttrs,
+)
 from hw_sim.prodneuron import attention_lowering
+
+from .flatgraph import NEURON_KINDS, FlatGraph
+from .formats import fit_formats
 
 UNSUPPORTED = {"cubalif": "CubaLIF lowering is not supported yet; use LIF or IF",
                "li": "LI (a non-spiking leaky readout) is not supported by the chip model",
@@ -186,7 +199,7 @@ class Lowering:
             members.setdefault(uf.find(n), []).append(n)
         consumers = fg.consumers()
         exps = {}
-        for root, names in members.items():
+        for _root, names in members.items():
             if all(self._is_spikes(n) for n in names):
                 exps.update({n: 0 for n in names})  # spikes are 0/1: unit 1
                 continue
@@ -287,7 +300,8 @@ class Lowering:
                 weight = weight * float(s_in)
         weight = weight * 2.0 ** (e_in - e_out)  # integers in the output's unit
         mant, shift = quantize_mantissas(weight, self.weight_bits)
-        b = np.round(_f64(bias) / 2.0 ** e_out).astype(np.int64) if bias is not None else np.zeros(mant.shape[0], np.int64)
+        b = (np.round(_f64(bias) / 2.0 ** e_out).astype(np.int64) if bias is not None
+             else np.zeros(mant.shape[0], np.int64))
         return Process(fn.name, "synapse", list(fn.sources), fn.out_shape, params={"weight": mant, "bias": b},
                        attrs=SynapseAttrs(op, int(shift), bool(graded), self.weight_bits, **geometry,
                                           out_bits=self.out_bits["synapse"]))

@@ -25,11 +25,10 @@ import os
 import h5py
 import numpy as np
 
-from sresformer.errors import UserError
-from sresformer.fileio import atomic_path
-
 from hw_sim.arith import shift_round
 from hw_sim.processes import PRODUCT_KINDS, ProcessGraph
+from sresformer.errors import UserError
+from sresformer.fileio import atomic_path
 
 NETX_DECAY_BITS = 12   # netx's CUBA decays iDecay / vDecay are in 1/4096 (Lava PyLifModelBitAcc: 12-bit decays)
 ACT_SHIFT = 6          # Loihi MSB-aligns synaptic input, threshold and (netx) bias by 6 bits

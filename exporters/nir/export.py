@@ -57,7 +57,8 @@ def _dssa(m: DSSA, shape, dt: float) -> GraphBuilder:
     n_tok = int(np.prod(g.shapes[y][1:]))
     attn_shape = (heads * n_tok, H, W)
     mm1 = g.add("matmul1", dual_spike_matmul_graph("y1T@s", heads, y, s, g.shapes[y], attn_shape), attn_shape, y)
-    sc1 = g.add("scale1", nir.Scale(scale=np.repeat(c1.numpy(), n_tok)[:, None, None] * np.ones(attn_shape, np.float32)),
+    sc1 = g.add("scale1",
+                nir.Scale(scale=np.repeat(c1.numpy(), n_tok)[:, None, None] * np.ones(attn_shape, np.float32)),
                 attn_shape, mm1)
     a = add_chain(g, [("activation_attn", m.activation_attn)], sc1, dt)
     mm2 = g.add("matmul2", dual_spike_matmul_graph("y2@a", heads, y, a, attn_shape, shape), shape, a)
@@ -168,7 +169,8 @@ def write_graph(graph: nir.NIRGraph, path: str | os.PathLike) -> None:
         nir.write(str(tmp), graph, compression="gzip", compression_opts=1)
 
 
-def export(model: nn.Module, path: str | os.PathLike, dt: float = 1.0, input_shape=None, T: int | None = None) -> nir.NIRGraph:
+def export(model: nn.Module, path: str | os.PathLike, dt: float = 1.0, input_shape=None,
+           T: int | None = None) -> nir.NIRGraph:
     """Write ``model`` as a NIR file at ``path`` (atomically) and return the graph.
 
     A SpikingResformer needs nothing else; any other chain of simple modules needs

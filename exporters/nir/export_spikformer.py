@@ -29,8 +29,8 @@ from torch import nn
 from sresformer.spikformer import SPS, Spikformer
 
 from . import convention as cv
-from .graph_builder import GraphBuilder, add_chain, add_conv, add_residual, root_metadata
 from .extension import dual_spike_matmul_graph
+from .graph_builder import GraphBuilder, add_chain, add_conv, add_residual, root_metadata
 
 
 def _as_conv1x1(linear: nn.Linear) -> nn.Conv2d:

@@ -27,14 +27,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hw_sim.products import FORMS, PRODUCT_FORMS  # the chip's product forms; NIR metadata names them
 from sresformer.spike_gate import apply_gate
 
-from hw_sim.products import FORMS, PRODUCT_FORMS  # the chip's product forms; NIR metadata names them
-
 from . import validate as v
+from .convention import (
+    ATTENTION_GATE,
+    DUAL_SPIKE_MATMUL,
+    KEY_EXTENSION,
+    KNOWN_EXTENSIONS,
+    MAX_POOL2D,
+    SPIKE_MASK,
+    NIRError,
+    meta_str,
+)
 
-from .convention import (ATTENTION_GATE, DUAL_SPIKE_MATMUL, KEY_EXTENSION, KNOWN_EXTENSIONS, MAX_POOL2D, SPIKE_MASK,
-                         NIRError, meta_str)
 
 def _placeholder_geometry(n_in: int, n_out: int) -> tuple[int, int]:
     """(kernel, padding) with stride 1 that turn a spatial size ``n_in`` into ``n_out``.
@@ -63,7 +70,7 @@ def _unit_kernel_geometry(n_in: int, n_out: int) -> tuple[int, int]:
 def placeholder_conv(in_shape, out_shape, kernel=None, stride=None, padding=None) -> nir.Conv2d:
     """The poison Conv2d of an extension body: NIR types ``in_shape -> out_shape`` ([C, H, W])."""
     if kernel is None:
-        geo = [_placeholder_geometry(int(a), int(b)) for a, b in zip(in_shape[1:], out_shape[1:])]
+        geo = [_placeholder_geometry(int(a), int(b)) for a, b in zip(in_shape[1:], out_shape[1:], strict=False)]
         kernel, padding, stride = tuple(k for k, _ in geo), tuple(p for _, p in geo), (1, 1)
     weight = np.full((int(out_shape[0]), int(in_shape[0]), *kernel), np.nan, dtype=np.float32)
     return nir.Conv2d(input_shape=tuple(int(s) for s in in_shape[1:]), weight=weight, stride=tuple(stride),
@@ -91,7 +98,7 @@ def dual_spike_matmul_graph(form: str, heads: int, dynamic: str, spikes: str, in
     meta = {KEY_EXTENSION: DUAL_SPIKE_MATMUL, "form": form, "heads": int(heads), "dynamic": dynamic, "spikes": spikes,
             "equation": PRODUCT_FORMS[form].equation}
     if PRODUCT_FORMS[form].family == "SSA":   # non-square output maps: a square kernel-1 placeholder
-        geo = [_unit_kernel_geometry(int(a), int(b)) for a, b in zip(in_shape[1:], out_shape[1:])]
+        geo = [_unit_kernel_geometry(int(a), int(b)) for a, b in zip(in_shape[1:], out_shape[1:], strict=False)]
         return extension_graph(in_shape, out_shape, meta, kernel=(1, 1), stride=tuple(g[0] for g in geo),
                                padding=tuple(g[1] for g in geo))
     return extension_graph(in_shape, out_shape, meta)
@@ -101,7 +108,8 @@ def max_pool2d_graph(shape, kernel, stride, padding) -> nir.NIRGraph:
     """Max-pooling over ``[C, H, W]``; the placeholder conv has the pool's own geometry."""
     pair = lambda v: tuple(int(x) for x in (v if isinstance(v, (tuple, list)) else (v, v)))  # noqa: E731
     kernel, stride, padding = pair(kernel), pair(stride), pair(padding)
-    out = [int(shape[0])] + [(n + 2 * p - k) // s + 1 for n, k, s, p in zip(shape[1:], kernel, stride, padding)]
+    out = [int(shape[0])] + [(n + 2 * p - k) // s + 1
+                             for n, k, s, p in zip(shape[1:], kernel, stride, padding, strict=True)]
     meta = {KEY_EXTENSION: MAX_POOL2D, "kernel_size": np.array(kernel), "stride": np.array(stride),
             "padding": np.array(padding), "equation": "out[c, i, j] = max over the window (padding never wins)"}
     return extension_graph(shape, out, meta, kernel=kernel, stride=stride, padding=padding)

@@ -78,7 +78,7 @@ def add_conv(g: GraphBuilder, name: str, conv: nn.Conv2d, bn, src: str) -> str:
     c, h, w = g.shapes[src]
     k, s, p, dil = pair(conv.kernel_size), pair(conv.stride), pair(conv.padding), pair(conv.dilation)
     out = (weight.shape[0],) + tuple((n + 2 * pp - dd * (kk - 1) - 1) // ss + 1
-                                     for n, kk, ss, pp, dd in zip((h, w), k, s, p, dil))
+                                     for n, kk, ss, pp, dd in zip((h, w), k, s, p, dil, strict=False))
     meta = {"sresformer.groups": int(conv.groups)} if conv.groups > 1 else {}
     node = nir.Conv2d(input_shape=(h, w), weight=dense_from_groups(weight, conv.groups), stride=s, padding=p,
                       dilation=dil, groups=1, bias=bias, metadata=meta)
@@ -118,7 +118,7 @@ def add_chain(g: GraphBuilder, modules: Iterable[tuple[str, nn.Module]], src: st
             s = pair(m.stride or m.kernel_size)
             p = pair(getattr(m, "padding", 0))
             c, h, w = g.shapes[src]
-            out = (c,) + tuple((n + 2 * pp - kk) // ss + 1 for n, kk, ss, pp in zip((h, w), k, s, p))
+            out = (c,) + tuple((n + 2 * pp - kk) // ss + 1 for n, kk, ss, pp in zip((h, w), k, s, p, strict=False))
             cls = nir.SumPool2d if isinstance(m, nn.LPPool2d) else nir.AvgPool2d
             src = g.add(name, cls(kernel_size=np.array(k), stride=np.array(s), padding=np.array(p)), out, src)
         elif isinstance(m, nn.Flatten):

@@ -179,7 +179,7 @@ class GraphModule(nn.Module):
             raise cv.NIRError(f"{where}: Output declares shape {out_decl} but the graph computes {self.output_shape}")
         # free each value after its last use: keeps the peak memory of a deep graph low
         last_use = {}
-        for i, (n, srcs) in enumerate(zip(self.names, self.sources)):
+        for i, srcs in enumerate(self.sources):
             for s in srcs + list(getattr(self.steps[i], "operands", ())):
                 last_use[s] = i
         self.release = [[s for s, j in last_use.items() if j == i and s != self.output_name]
@@ -189,7 +189,7 @@ class GraphModule(nn.Module):
     def _sum(name, xs, srcs):
         """NIR's rule: a node's input is the sum of every edge entering it (in edge order)."""
         x = xs[0]
-        for other, src in zip(xs[1:], srcs[1:]):
+        for other, src in zip(xs[1:], srcs[1:], strict=False):
             if other.shape[2:] != x.shape[2:]:
                 raise cv.NIRError(f"node {name!r}: inputs of shapes {tuple(x.shape[2:])} and "
                                   f"{tuple(other.shape[2:])} (from {src!r}) cannot be summed")
@@ -201,7 +201,7 @@ class GraphModule(nn.Module):
             raise cv.NIRError(f"input of shape {tuple(x.shape)} does not match the graph's [T, B, "
                               f"{', '.join(map(str, self.input_shape))}]")
         values = {self.input_name: x}
-        for n, srcs, mod, free in zip(self.names, self.sources, self.steps, self.release):
+        for n, srcs, mod, free in zip(self.names, self.sources, self.steps, self.release, strict=False):
             inp = self._sum(n, [values[s] for s in srcs], srcs)
             values[n] = mod.run(inp, values) if isinstance(mod, ExtensionOp) else mod(inp)
             for s in free:

@@ -120,7 +120,8 @@ def _conv2d(node: nir.Conv2d, name: str) -> Stateless:
             weight, groups = grouped, int(hint)
     bias = np.zeros(weight.shape[0], np.float32) if node.bias is None else np.asarray(node.bias, np.float32)
     w, b = torch.from_numpy(weight.copy()), torch.from_numpy(np.broadcast_to(bias, (weight.shape[0],)).copy())
-    padding = node.padding if isinstance(node.padding, str) else tuple(int(p) for p in np.broadcast_to(node.padding, (2,)))
+    padding = (node.padding if isinstance(node.padding, str)
+               else tuple(int(p) for p in np.broadcast_to(node.padding, (2,))))
     stride = tuple(int(s) for s in np.broadcast_to(node.stride, (2,)))
     dilation = tuple(int(d) for d in np.broadcast_to(node.dilation, (2,)))
     mod = Stateless(lambda x: F.conv2d(x, mod.weight, mod.bias, stride, padding, dilation, groups),

@@ -27,8 +27,17 @@ import numpy as np
 
 from sresformer.limits import MAX_T
 
-from .convention import (FORMAT_VERSION, KEY_DT, KEY_EXTENSION, KEY_FORMAT_VERSION, KEY_INPUT, KEY_READOUT,
-                         KEY_REQUIRED, KEY_T, NIRError)
+from .convention import (
+    FORMAT_VERSION,
+    KEY_DT,
+    KEY_EXTENSION,
+    KEY_FORMAT_VERSION,
+    KEY_INPUT,
+    KEY_READOUT,
+    KEY_REQUIRED,
+    KEY_T,
+    NIRError,
+)
 
 MAX_ELEMENTS = 2 ** 28        # per array or declared per-sample shape (1 GiB of float32)
 MAX_TOTAL_BYTES = 2 ** 34     # all arrays of one file together (a large ImageNet model is a few GiB)

@@ -13,13 +13,13 @@ import json
 import pytest
 import torch
 from click.testing import CliRunner
-from testutil import export_small, lively
 
 import sresformer
 from cli.main import cli
 from hw_sim.artifact import read_artifact
 from hw_sim.executor import Executor
 from sresformer.data import open_dataset
+from testutil import export_small, lively
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

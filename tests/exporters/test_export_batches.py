@@ -9,12 +9,12 @@ import h5py
 import pytest
 import torch
 from click.testing import CliRunner
-from testutil import write_toy_nir
 
 from cli.main import cli
 from exporters.loihi.export import BATCH_IMAGES, accuracy_report, image_batches, lowered_graph
 from exporters.quantize.fakequant import FakeQuantModel
 from exporters.quantize.ranges import value_ranges
+from testutil import write_toy_nir
 
 
 def test_image_batches_cut_images_and_frames():

@@ -2,10 +2,10 @@
 
 References (none of them read ``hw_sim/products.py`` or ``hw_sim/prodneuron.py``):
 
-- the construction itself, compartment by compartment: ``P[h, i, j, l]`` applies Lava's
+- the construction itself, compartment by compartment: ``P[h, i, j, q]`` applies Lava's
   ``ProdNeuron`` fixed-point rule (``v = (a1 * a2) >> exp``, sent when ``|v| > vth``, here
   ``exp = 0``, ``vth = 0``) to the operand elements the papers' equations name (``IDX`` below)
-  and its graded spike is added into ``out[h, i, l]``;
+  and its graded spike is added into ``out[h, i, q]``;
 - the plain matrix product of the per-head views (numpy);
 - the per-core resources and the per-step event counts, recounted by enumerating every
   compartment of every core and every event.
@@ -32,22 +32,22 @@ from hw_sim.resources import GroupCost
 NEURON = {"du": 4096, "dv": 0, "state_bits": 24, "decay_bits": 12}
 HEADS, D, N, HW = 2, 2, 3, 4
 
-# form -> (dyn shape, spk shape, out shape, (r, k, c), L(h, i, j), R(h, j, l)) where L and R give the
+# form -> (dyn shape, spk shape, out shape, (r, k, c), L(h, i, j), R(h, j, q)) where L and R give the
 # operand ('y' dynamic, 's' spikes) and the (row, col) of the element, from the papers' equations:
 # DSSA (Shi et al. 2024) eq. 9: A = y1^T S; eq. 10: O = y2 A; Spikformer SSA (Zhou et al. 2023) eq. 6.
 IDX = {
     "y1T@s": ((HEADS * 2 * D, N), (HEADS * D, HW), (HEADS * N, HW), (N, D, HW),
-              lambda h, i, j: ("y", h * 2 * D + j, i), lambda h, j, l: ("s", h * D + j, l)),
+              lambda h, i, j: ("y", h * 2 * D + j, i), lambda h, j, q: ("s", h * D + j, q)),
     "y2@a": ((HEADS * 2 * D, N), (HEADS * N, HW), (HEADS * D, HW), (D, N, HW),
-             lambda h, i, j: ("y", h * 2 * D + D + i, j), lambda h, j, l: ("s", h * N + j, l)),
+             lambda h, i, j: ("y", h * 2 * D + D + i, j), lambda h, j, q: ("s", h * N + j, q)),
     "kT@v": ((HEADS * D, N), (HEADS * D, N), (HEADS * D, D, 1), (D, N, D),          # K V^T
-             lambda h, i, j: ("y", h * D + i, j), lambda h, j, l: ("s", h * D + l, j)),
+             lambda h, i, j: ("y", h * D + i, j), lambda h, j, q: ("s", h * D + q, j)),
     "q@kv": ((HEADS * D, D), (HEADS * D, N), (HEADS * D, N), (D, D, N),             # KV^T Q
-             lambda h, i, j: ("y", h * D + j, i), lambda h, j, l: ("s", h * D + j, l)),
+             lambda h, i, j: ("y", h * D + j, i), lambda h, j, q: ("s", h * D + j, q)),
     "q@kT": ((HEADS * D, N), (HEADS * D, N), (HEADS * N, N), (N, D, N),             # Q^T K
-             lambda h, i, j: ("y", h * D + j, i), lambda h, j, l: ("s", h * D + j, l)),
+             lambda h, i, j: ("y", h * D + j, i), lambda h, j, q: ("s", h * D + j, q)),
     "qk@v": ((HEADS * N, N), (HEADS * D, N), (HEADS * D, N), (D, N, N),             # V QK^T, V spikes
-             lambda h, i, j: ("s", h * D + i, j), lambda h, j, l: ("y", h * N + l, j)),
+             lambda h, i, j: ("s", h * D + i, j), lambda h, j, q: ("y", h * N + q, j)),
 }
 
 
@@ -79,15 +79,15 @@ def graph(form, kind="prodmm", seed=0) -> ProcessGraph:
 
 
 def terms(form):
-    """Every product compartment in flat order [h, i, j, l]: (n, h, i, j, l, L element, R element)."""
+    """Every product compartment in flat order [h, i, j, q]: (n, h, i, j, q, L element, R element)."""
     r, k, c = IDX[form][3]
     L, R = IDX[form][4:]
     n = 0
     for h in range(HEADS):
         for i in range(r):
             for j in range(k):
-                for l in range(c):
-                    yield n, h, i, j, l, L(h, i, j), R(h, j, l)
+                for q in range(c):
+                    yield n, h, i, j, q, L(h, i, j), R(h, j, q)
                     n += 1
 
 
@@ -96,10 +96,10 @@ def prodneuron_construction(form, vals):
     r, _, c = IDX[form][3]
     out = np.zeros((HEADS, r, c), dtype=np.int64)
     exp, vth = 0, 0
-    for _, h, i, j, l, (la, lr, lc), (ra, rr, rc) in terms(form):
+    for _, h, i, _j, q, (la, lr, lc), (ra, rr, rc) in terms(form):
         v = (int(vals[la][lr, lc]) * int(vals[ra][rr, rc])) >> exp   # ProdNeuron, fixed point
         if abs(v) > vth:                                                # the graded spike it sends
-            out[h, i, l] += v                                           # weight-1 synapse into the reader
+            out[h, i, q] += v                                           # weight-1 synapse into the reader
     return out
 
 
@@ -158,7 +158,7 @@ def _flat(name, row, col, form):
 def brute_core(form, s, e, chip):
     """(compartments, synapse words, input axons, stored synapses) of P compartments [s, e) by enumeration."""
     fan: dict[tuple, int] = {}
-    for n, h, i, j, l, La, Ra in terms(form):
+    for n, _h, _i, _j, _l, La, Ra in terms(form):
         if s <= n < e:
             for a, row, col in (La, Ra):   # one weight-1 synapse from each operand element
                 key = (a, _flat(a, row, col, form))
@@ -191,14 +191,14 @@ def test_mapping_of_the_product_and_its_reader(form):
     r, k, c = IDX[form][3]
     P, A = m.groups["m"], m.groups["A"]
     assert P.size == HEADS * r * k * c and "yc" not in P.members and P.members == ["m"]
-    # the reader's compartment of out[h, i, l] holds one synapse and one axon per term j: k of each;
+    # the reader's compartment of out[h, i, q] holds one synapse and one axon per term j: k of each;
     # its fullest core (n compartments): n * 3 + n * k words + n * k axons * 2 words
     n = A.chunk
     assert n <= 10 and (A.axons_per_core, A.synapses_per_core, A.words_per_core) == (n * k, n * k, 3 * n + 3 * n * k)
     # fan-out of the P cores: each sends to the reader cores of the outputs of its terms
     want = 0
     for core in range(P.cores):
-        dest = {((h * r + i) * c + l) // A.chunk for n, h, i, j, l, _, _ in terms(form) if n // P.chunk == core}
+        dest = {((h * r + i) * c + q) // A.chunk for n, h, i, j, q, _, _ in terms(form) if n // P.chunk == core}
         want = max(want, len(dest))
     assert P.fan_out_per_core == want
 
@@ -214,15 +214,15 @@ def recount(form, pg, m, result):
         for b in range(X.shape[0]):
             vals = {nm: result.values[nm][min(t, result.values[nm].shape[0] - 1), b].numpy()
                     .reshape(IDX[form][0 if nm == "y" else 1]) for nm in ("y", "s")}
-            for n, h, i, j, l, (la, lr, lc), (ra, rr, rc) in terms(form):
+            for n, h, i, _j, q, (la, lr, lc), (ra, rr, rc) in terms(form):
                 core = P.first_core + n // P.chunk
                 a1, a2 = vals[la][lr, lc], vals[ra][rr, rc]
                 for a, v in ((la, a1), (ra, a2)):   # a graded delivery is a MAC, a spike an AC
                     if v != 0:
                         out["mac" if a == "y" else "ac"][core] += 1
                 out["active"][core] += (a1 != 0) or (a2 != 0)
-                if a1 * a2 != 0:   # a graded spike to the reader's compartment of out[h, i, l]
-                    dest = A.first_core + ((h * r + i) * c + l) // A.chunk
+                if a1 * a2 != 0:   # a graded spike to the reader's compartment of out[h, i, q]
+                    dest = A.first_core + ((h * r + i) * c + q) // A.chunk
                     ew, ns = m.hops(core, dest)
                     out["msgs"][core] += 1
                     out["in_tile"][core] += core == dest
@@ -246,8 +246,9 @@ def test_event_counts_equal_an_event_by_event_recount(form):
         assert np.array_equal(cc[key][sl], want[key][sl]), key
     sl = slice(A.first_core, A.first_core + A.cores)
     assert np.array_equal(cc["mac"][sl], want["mac"][sl]) and np.array_equal(cc["dsmm"][sl], want["dsmm"][sl])
-    assert np.array_equal(cc["active"][P.first_core:P.first_core + P.cores] + cc["idle"][P.first_core:P.first_core + P.cores],
-                          np.full(P.cores, pg.T * X.shape[0]) * np.diff(np.minimum(np.arange(P.cores + 1) * P.chunk, P.size)))
+    mine = slice(P.first_core, P.first_core + P.cores)
+    sizes = np.diff(np.minimum(np.arange(P.cores + 1) * P.chunk, P.size))
+    assert np.array_equal(cc["active"][mine] + cc["idle"][mine], np.full(P.cores, pg.T * X.shape[0]) * sizes)
     assert want["msgs"].sum() > 0 and want["ac"].sum() > 0
     # the product compartments are one pipeline stage; their reader the next
     plan = counter.plan
@@ -261,7 +262,7 @@ def test_operand_messages_reach_each_product_core_once(form):
     result, counter = run(pg, m, X)
     P = m.groups["m"]
     readers: dict[tuple, set] = {}   # operand element -> the P cores holding a synapse from it
-    for n, h, i, j, l, La, Ra in terms(form):
+    for n, _h, _i, _j, _l, La, Ra in terms(form):
         for a, row, col in (La, Ra):
             readers.setdefault((a, _flat(a, row, col, form)), set()).add(n // P.chunk)
     for name, group in (("y", "yc"), ("s", "n1")):
@@ -281,8 +282,8 @@ def test_operand_memory_rewrites_every_held_entry_every_step(form):
     assert "m" in A.members
     r, _, c = IDX[form][3]
     held = [set() for _ in range(A.cores)]
-    for n, h, i, j, l, La, Ra in terms(form):
-        out = (h * r + i) * c + l
+    for _n, h, i, _j, q, La, Ra in terms(form):
+        out = (h * r + i) * c + q
         for a, row, col in (La, Ra):
             if a == "y":
                 held[out // A.chunk].add(_flat(a, row, col, form))

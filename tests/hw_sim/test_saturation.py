@@ -192,7 +192,7 @@ def test_golden_impulse_trace():
         impl.probe = lambda p, t, u, v: trace.append((t, int(u.flatten()[0]), int(v.flatten()[0])))  # noqa: B023
         out = impl.run(x)
         logits = out.logits if hasattr(out, "logits") else out[0]
-        assert trace == [(t, u, v) for t, (u, v) in enumerate(zip(u_hand, v_hand))], type(impl).__name__
+        assert trace == [(t, u, v) for t, (u, v) in enumerate(zip(u_hand, v_hand, strict=False))], type(impl).__name__
         assert logits.flatten().tolist() == [0, 1, 0, 0, 0, 0]
 
 
