@@ -41,9 +41,9 @@ def _text(max_len: int, doc: str):
     return dataclasses.field(metadata={"type": str, "unit": "text", "max_len": max_len, "doc": doc})
 
 
-def _int(unit: str, lo: int, hi: int, doc: str):
+def _int(unit: str, lo: int, hi: int, doc: str, **kw):
     """An integer field (TOML integer only: not a float, not a boolean) within ``[lo, hi]``."""
-    return dataclasses.field(metadata={"type": int, "unit": unit, "min": lo, "max": hi, "doc": doc})
+    return dataclasses.field(metadata={"type": int, "unit": unit, "min": lo, "max": hi, "doc": doc}, **kw)
 
 
 def _bool(doc: str):
@@ -114,6 +114,9 @@ class Chip:
     # how a product of two dynamic operands (DSSA's matmuls) can run: see hw_sim/prodneuron.py
     product_neurons: bool = _bool("programmable product compartments (Lava's ProdNeuron) and graded spikes")
     dynamic_operand_memory: bool = _bool("a core memory that holds a dynamic operand, rewritten every step")
+    # a mapping needing more chips than any system holds is refused before its fan-out is counted
+    max_system_chips: int = _int("count", 0, 1 << 20, "chips in the largest system built of this chip "
+                                 "(0 or absent: no limit known)", default=0)
 
     def __post_init__(self):
         _check_object(self, "chip")

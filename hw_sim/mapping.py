@@ -305,11 +305,13 @@ def map_graph(pg: ProcessGraph, chip, max_chips: int | None = None, objective: s
         _settle(g, costs[name], chip, _first_fit(g, costs[name], chip, shape))
     cores = sum(g.cores for g in groups.values())
     chips = max(1, math.ceil(cores / chip.cores_per_chip))
-    if max_chips is not None and chips > max_chips:
+    limit = max_chips if max_chips is not None else chip.max_system_chips or None
+    if limit is not None and chips > limit:
         biggest = max(groups.values(), key=lambda g: g.cores)
-        raise MappingError(f"the model needs {chips} {chip.name} chips ({cores} cores) but "
-                           f"--max-chips is {max_chips}; the largest layer is {biggest.name!r} with "
-                           f"{biggest.cores} cores")
+        why = (f"--max-chips is {max_chips}" if max_chips is not None else
+               f"the largest {chip.name} system holds {chip.max_system_chips} (the chip file's max_system_chips)")
+        raise MappingError(f"the model needs {chips} {chip.name} chips ({cores} cores) but {why}; the largest "
+                           f"layer is {biggest.name!r} with {biggest.cores} cores")
     energy = load_energy_profile(chip.energy_profile)
     if objective == "latency":
         _spread(groups, costs, chip, energy, (max_chips or chips) * chip.cores_per_chip)
@@ -326,8 +328,8 @@ def map_graph(pg: ProcessGraph, chip, max_chips: int | None = None, objective: s
             # the cut is ours (consecutive compartments per core), not the chip's: say so, and what helps
             raise MappingError(f"layer {name!r}: a core sends to {g.fan_out_per_core} distinct cores, over the "
                                f"{chip.max_fan_out}-core fan-out limit of {chip.name}, as this mapping cuts layers "
-                               "(consecutive compartments per core); 'python bench/bench_mapping.py' gives the "
-                               "counts without this check")
+                               f"(consecutive compartments per core), which takes {cores} cores on {chips} chips; "
+                               "'python bench/bench_mapping.py' gives the counts without this check")
     step = max((core_time_ns(g, costs[n], energy) for n, g in groups.items()), default=0.0)
     return Mapping(dict(chip.__dict__), groups, host, placement, objective, step + energy.barrier_ns,
                    attention_of(pg))

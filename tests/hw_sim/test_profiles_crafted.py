@@ -29,12 +29,12 @@ TEXT_KEYS = {"name", "description", "energy_profile"}
 # 0 where it means "none": binary spikes only (Loihi 1); no memory taken (a separate memory);
 # no convolutional encoding; no header word
 ZERO_OK_INT = {"graded_spike_bits", "cuba_state_words", "axon_in_words", "conv_word_bits", "conv_header_words",
-               "bias_exp_max", "input_align_bits"}   # (a bias without exponent; no input alignment)
+               "bias_exp_max", "input_align_bits", "max_system_chips"}   # (no bias exponent, no alignment, no limit)
 # signed exponents: any integer in their range (-1 and 0 included)
 SIGNED_INT = {"weight_exp_min", "weight_exp_max"}
 # feature flags (absent: the chip lacks the feature) and the operand-write prices (absent: 0, no such memory)
 FLAG_KEYS = {"product_neurons", "dynamic_operand_memory"}
-OPTIONAL = {"product_neurons": False, "dynamic_operand_memory": False, "operand_write_pj": 0.0,
+OPTIONAL = {"product_neurons": False, "dynamic_operand_memory": False, "max_system_chips": 0, "operand_write_pj": 0.0,
             "operand_write_ns": 0.0}
 VALUES = {"zero": 0, "minus1": -1, "frac": 1.5, "inf": math.inf, "nan": math.nan, "true": True,
           "text": "text", "array": [1]}
@@ -158,8 +158,8 @@ def cases_per_format() -> dict[str, int]:
 def test_case_count():
     counts = cases_per_format()
     print("crafted profile cases per format:", counts)
-    # 3 chip files x (28 keys x 10 + 1), energy files x (18 and 16 keys x 10 + 1), 9 whole-file cases each
-    assert counts == {"chip": 3 * 281 + 9, "energy": 181 + 161 + 9}
+    # 3 chip files x (29 keys x 10 + 1), energy files x (18 and 16 keys x 10 + 1), 9 whole-file cases each
+    assert counts == {"chip": 3 * 291 + 9, "energy": 181 + 161 + 9}
 
 
 @pytest.mark.parametrize("case", MUTATIONS, ids=[c["id"] for c in MUTATIONS])
