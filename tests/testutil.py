@@ -37,15 +37,23 @@ def export_small(source, out, **kw):
     return out
 
 
-def lively_nano_artifact(directory: Path) -> Path:
-    """A .loihi artifact of a lively (firing) nano SpikingResformer, calibrated on 16 digits images."""
+def lively_nano_checkpoint(directory: Path, seed: int | None = None) -> Path:
+    """``directory/m.ckpt``: a lively (firing) nano SpikingResformer, warmed up on 16 digits images
+    (``seed``: the torch seed its weights are drawn with, else the current generator's state)."""
     import sresformer
     from sresformer.data import open_dataset
 
     data = open_dataset("digits", augment=False)
     x = torch.stack([data.train[i][0] for i in range(16)])
+    if seed is not None:
+        torch.manual_seed(seed)
     sresformer.save_checkpoint(lively(sresformer.create_model("spikingresformer_nano"), x), directory / "m.ckpt")
-    return export_small(directory / "m.ckpt", directory / "m.loihi")
+    return directory / "m.ckpt"
+
+
+def lively_nano_artifact(directory: Path) -> Path:
+    """A .loihi artifact of a lively (firing) nano SpikingResformer, calibrated on 16 digits images."""
+    return export_small(lively_nano_checkpoint(directory), directory / "m.loihi")
 
 
 def train_step(name: str, img: int, num_classes: int = 5, T: int = 2):

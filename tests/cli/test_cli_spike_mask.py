@@ -3,12 +3,10 @@
 import json
 
 import pytest
-import torch
 
 import sresformer
-from sresformer.data import open_dataset
 from sresformer.masking import MaskSpec
-from testutil import export_small, lively
+from testutil import export_small, lively_nano_checkpoint
 from testutil import run_cli as run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -17,12 +15,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
-    d = tmp_path_factory.mktemp("cli-mask")
-    data = open_dataset("digits", augment=False)
-    x = torch.stack([data.train[i][0] for i in range(16)])
-    torch.manual_seed(0)
-    sresformer.save_checkpoint(lively(sresformer.create_model("spikingresformer_nano"), x), d / "m.ckpt")
-    return d / "m.ckpt"
+    return lively_nano_checkpoint(tmp_path_factory.mktemp("cli-mask"), seed=0)
 
 
 def one_line_error(r, *words):

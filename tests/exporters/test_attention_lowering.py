@@ -14,23 +14,17 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import sresformer
 from cli.main import cli
 from hw_sim.artifact import read_artifact
 from hw_sim.executor import Executor
-from sresformer.data import open_dataset
-from testutil import export_small, lively
+from testutil import export_small, lively_nano_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
-    d = tmp_path_factory.mktemp("attn")
-    data = open_dataset("digits", augment=False)
-    x = torch.stack([data.train[i][0] for i in range(16)])
-    sresformer.save_checkpoint(lively(sresformer.create_model("spikingresformer_nano"), x), d / "m.ckpt")
-    return d / "m.ckpt"
+    return lively_nano_checkpoint(tmp_path_factory.mktemp("attn"))
 
 
 @pytest.fixture(scope="module")
