@@ -60,7 +60,12 @@ def test_every_core_respects_the_chip(nano):
     used = []
     checked = 0
     for name, g in mapping.groups.items():
-        size = int(np.prod(pg.processes[name].out_shape))
+        p = pg.processes[name]
+        size = int(np.prod(p.out_shape))
+        if p.kind == "prodmm":   # one product compartment per term: DSSA's d heads x tokens x positions
+            y, spk = (pg.processes[o] for o in p.operands)
+            size = int(np.prod(y.out_shape)) // 2 * int(np.prod(spk.out_shape[1:]))
+            assert p.attrs.form in ("y1T@s", "y2@a")
         core = g.first_core + np.arange(size) // g.chunk
         per_core = np.bincount(core - g.first_core)
         assert len(per_core) == g.cores and per_core.max() <= toml["neurons_per_core"], name
@@ -93,7 +98,7 @@ def test_limits_refused_with_the_layer_named(nano):
     tiny = replace(load_chip("loihi2"), memory_words=10)
     with pytest.raises(MappingError, match=r"layer '.*': one compartment needs"):
         map_graph(pg, tiny)
-    with pytest.raises(MappingError, match="loihi1 has binary spikes only"):   # the graded residual stream
+    with pytest.raises(MappingError, match="loihi1 has no product neurons"):   # DSSA's product compartments
         map_graph(pg, load_chip("loihi1"))
 
 
