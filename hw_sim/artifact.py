@@ -248,7 +248,7 @@ def _graph(f, root: dict, chip: dict, version: int) -> ProcessGraph:
         _read_scale(p, d["scale"])
         chk.check_values(p)
     chk.check_bounds(pg)
-    if version >= 2:   # version 1 predates the chip formats: it simulates as it ran
+    if version >= 3:   # versions 1 and 2 predate the chip formats: they simulate as they ran
         check_formats(pg, chip)
     return pg
 
@@ -263,28 +263,31 @@ def _load(f, version: int) -> tuple[ProcessGraph, Mapping, dict]:
             "order": _names(a["order"], "order"),
             "metadata": _json_dict(a["metadata"], "metadata"), "report": _json_dict(a["report"], "report")}
     m = _attrs(_member(f, "mapping", h5py.Group, "the file"), MAPPING_ATTRS, "/mapping")
-    if version == 1:
-        return _load_version_1(f, root, chk.json_value(m["chip"], "/mapping chip"))
-    chip = check_chip(chk.json_value(m["chip"], "/mapping chip"))
+    raw_chip = chk.json_value(m["chip"], "/mapping chip")
+    if version == 1 or (version == 2 and isinstance(raw_chip, dict) and "bias_mant_bits" not in raw_chip):
+        return _load_remapped(f, root, raw_chip, version)
+    chip = check_chip(raw_chip)
     pg = _graph(f, root, chip, version)
     host, placement = _names(m["host"], "/mapping host"), chk.json_value(m["placement"], "/mapping placement")
     groups = check_mapping(pg, chip, chk.json_value(m["groups"], "/mapping groups"), host, placement)
     return pg, Mapping(chip, groups, host, placement, attention=attention_of(pg)), root["report"]
 
 
-def _load_version_1(f, root: dict, old_chip) -> tuple[ProcessGraph, Mapping, dict]:
-    """A version-1 file: its graph, mapped again on its built-in chip under today's resource model.
+def _load_remapped(f, root: dict, old_chip, version: int) -> tuple[ProcessGraph, Mapping, dict]:
+    """An older file: its graph, mapped again on its built-in chip under today's resource model.
 
     Version 1 predates the resource model (issue 11: one shared per-core memory, shared
     convolution weights, axons and fan-out counted per core); its stored mapping counted
     every synapse, so it is not carried over: the graph is mapped again on the chip it names.
+    A version-2 file written before the chip formats (issue 13) names a chip without them: it
+    is mapped again on today's description of that chip, its integers as they ran.
     """
     name = old_chip.get("name") if isinstance(old_chip, dict) else None
     if not isinstance(name, str) or name not in available("chip"):
-        raise Invalid(f"it is a version-1 artifact mapped on chip {name!r:.60}, which is not a built-in chip, "
-                      "so it cannot be mapped again under today's resource model")
+        raise Invalid(f"it is a version-{version} artifact mapped on chip {name!r:.60}, which is not a built-in "
+                      "chip, so it cannot be mapped again under today's resource model")
     chip = load_chip(name)
-    pg = _graph(f, root, dataclasses.asdict(chip), 1)
+    pg = _graph(f, root, dataclasses.asdict(chip), version)
     return pg, map_graph(pg, chip), root["report"]
 
 

@@ -28,9 +28,10 @@ def check_chip(chip) -> dict:
     if not isinstance(chip, dict):
         raise Invalid("/mapping chip must be a JSON object")
     known = {f.name for f in dataclasses.fields(Chip)}
-    # the feature flags came after the first version-2 files: absent means the chip lacks the feature
-    optional = {f.name for f in dataclasses.fields(Chip) if f.metadata["type"] is bool}
-    chip = {f: False for f in optional if f not in chip} | chip
+    # the feature flags and the system size came after the first version-2 files: absent means the
+    # chip lacks the feature (no limit known)
+    optional = {f.name: f.default for f in dataclasses.fields(Chip) if f.default is not dataclasses.MISSING}
+    chip = {k: v for k, v in optional.items() if k not in chip} | chip
     if set(chip) != known:
         odd = sorted(set(chip) ^ known)[0]
         raise Invalid(f"/mapping chip has {'unknown key' if odd in chip else 'no key'} {odd!r}")

@@ -55,3 +55,21 @@ def test_a_version_1_artifact_on_a_custom_chip_is_refused_in_one_line(tmp_path):
     with pytest.raises(ArtifactError, match="version-1 artifact mapped on chip 'my-board'") as e:
         read_artifact(odd)
     assert "\n" not in str(e.value) and "re-export" in str(e.value)
+
+
+V2 = Path(__file__).resolve().parents[1] / "data" / "artifact_v2" / "tiny_v2.loihi"
+
+
+def test_a_version_2_artifact_from_before_the_chip_formats_runs_as_it_ran():
+    """Written by commit 17c9fd6 (tests/data/artifact_v2/README.md): no out_bits, a chip without the
+    format fields; read with the chip's state width, mapped again on today's loihi2, same logits."""
+    with h5py.File(V2, "r") as f:
+        assert int(f.attrs["version"]) == 2
+        assert "bias_mant_bits" not in json.loads(f["mapping"].attrs["chip"])
+    pg, mapping, _ = read_artifact(V2)
+    assert all(p.attrs.out_bits == 24 for p in pg if p.kind == "synapse")
+    x = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(1)) * 4
+    res = Executor(pg).run(x)
+    assert np.array_equal(res.logits.numpy(), np.load(V2.with_name("tiny_v2_logits.npy")))
+    assert mapping.chip == {**load_chip("loihi2").__dict__}
+    assert mapping.cores == map_graph(pg, load_chip("loihi2")).cores
