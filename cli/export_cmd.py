@@ -45,8 +45,9 @@ def export_onnx_target(source: str, out: str, T=None, opset=None, **_unused) -> 
                    "netx: lava-dl netx HDF5 (chains of CUBA layers).")
 @click.option("--out", required=True, type=click.Path(), help="File to write (atomically; never one of the inputs).")
 @click.option("--calib-data", default=None, help="Calibration data for quantization (default: digits or synthetic).")
-@click.option("--chip", default=None, help="Chip description for --target loihi: loihi2 (default), loihi1 or a "
-                                           "TOML file.")
+@click.option("--chip", default=None, help="Chip description for --target loihi: loihi2 (default: DSSA on product "
+                                           "compartments), loihi2-opmem (HYPOTHETICAL: a core holding the operand), "
+                                           "loihi1 or a TOML file.")
 @click.option("--max-chips", type=POSITIVE, default=None, help="--target loihi: refuse a mapping that needs more "
                                                               "chips (at least 1).")
 @click.option("--calib-images", type=POSITIVE, default=None,
