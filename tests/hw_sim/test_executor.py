@@ -22,7 +22,7 @@ from sresformer.data import open_dataset
 from sresformer.layers import SeqConv2d, SeqLinear
 from sresformer.neurons import LIF
 from sresformer.sops import conv_fanout_count
-from testutil import export_small, lively, lively_nano_artifact, synapse_ops_by_hand
+from testutil import export_small, lively, lively_nano_artifact, lively_nano_checkpoint, synapse_ops_by_hand
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 
@@ -31,6 +31,15 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 def nano(tmp_path_factory):
     # livelier than random init, so deep layers fire and send messages
     return lively_nano_artifact(tmp_path_factory.mktemp("nano"))
+
+
+@pytest.fixture(scope="module")
+def nano_opmem(tmp_path_factory):
+    """The same kind of nano on the operand-memory core, where DSSA's products are ``dsmm`` processes
+    whose gated accumulations this file recounts by hand (the product compartments of ``loihi2``
+    are recounted term by term in tests/hw_sim/test_prodneuron.py)."""
+    d = tmp_path_factory.mktemp("nano-opmem")
+    return export_small(lively_nano_checkpoint(d), d / "m.loihi", chip="loihi2-opmem")
 
 
 def check_equal(pg, x):
@@ -63,8 +72,9 @@ def test_dtype_choice_follows_the_bound():
         exact_dtype(2 ** 53)
 
 
-def test_nano_counts_against_independent_counts(nano):
-    pg, mapping, _ = read_artifact(nano)
+def test_nano_counts_against_independent_counts(nano_opmem):
+    pg, mapping, _ = read_artifact(nano_opmem)
+    assert any(p.kind == "dsmm" for p in pg)
     data = open_dataset("digits", augment=False)
     x = torch.stack([data.test[i][0] for i in range(4)])
     counter = Counter(CountPlan(pg, mapping), pg.T, 4)
