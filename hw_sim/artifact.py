@@ -20,6 +20,7 @@ from sresformer.fileio import atomic_path
 from sresformer.limits import MAX_T
 
 from . import artifact_check as chk
+from .artifact_bounds import check_bounds
 from .artifact_check import Invalid
 from .chips import available, load_chip
 from .format_check import check_formats
@@ -247,7 +248,7 @@ def _graph(f, root: dict, chip: dict, version: int) -> ProcessGraph:
         _read_params(p, d["params"], want)
         _read_scale(p, d["scale"])
         chk.check_values(p)
-    chk.check_bounds(pg)
+    check_bounds(pg)
     if version >= 3:   # versions 1 and 2 predate the chip formats: they simulate as they ran
         check_formats(pg, chip)
     return pg

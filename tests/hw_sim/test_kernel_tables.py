@@ -13,7 +13,8 @@ import dataclasses
 import pytest
 
 from exporters.quantize.fakequant import FakeQuantModel
-from hw_sim.artifact_check import BOUNDS, CHECKS, WIDTHS
+from hw_sim.artifact_bounds import BOUNDS
+from hw_sim.artifact_check import CHECKS, WIDTHS
 from hw_sim.connectivity import COUNT_RULES, CountRule
 from hw_sim.executor import Executor
 from hw_sim.processes import KIND_ATTRS, KINDS, Process, make_attrs

@@ -1,0 +1,85 @@
+"""Artifacts as older versions wrote them (converted from the crafted tests' valid artifact): version 2
+without ``out_bits``, version 1 without the typed widths; they read as the same graph, and a version-1
+file with a later version's fields is refused in one line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import h5py
+import pytest
+
+# ``valid``: the crafted tests' artifact fixture, shared (ruff reads a fixture parameter as a redefinition)
+from test_artifact_crafted import _proc, valid  # noqa: F401
+
+from hw_sim.artifact import ArtifactError, read_artifact
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _as_version(src, dst, version: int):
+    """The artifact as an older version wrote it: version 2 had no out_bits; version 1 neither weight_bits
+    nor decay_bits, and no null (absent) keys."""
+    shutil.copy(src, dst)
+    dropped = ("out_bits",) + (("weight_bits", "decay_bits") if version == 1 else ())
+    with h5py.File(dst, "r+") as f:
+        f.attrs["version"] = version
+        for g in f["processes"].values():
+            if g.attrs["kind"] == "prodmm":   # version 1 named every product dsmm
+                g.attrs["kind"] = "dsmm"
+            a = {k: v for k, v in json.loads(g.attrs["attrs"]).items()
+                 if (v is not None or version > 1) and k not in dropped}
+            g.attrs["attrs"] = json.dumps(a)
+
+
+def _as_version_1(src, dst):
+    _as_version(src, dst, 1)
+
+
+def test_version_2_artifacts_saturate_at_the_chip_state_width(valid, tmp_path):  # noqa: F811
+    """A version-2 file has no out_bits: its graded values get the chip's state_bits (24 on loihi2), the
+    width the tiny graph was written with, so it reads as the same graph."""
+    v2 = tmp_path / "v2.loihi"
+    _as_version(valid[0], v2, 2)
+    with h5py.File(v2, "r") as f:
+        assert "out_bits" not in json.loads(_proc(f, "c1").attrs["attrs"])
+    old, new = read_artifact(v2)[0], read_artifact(valid[0])[0]
+    assert {p.name: p.attrs for p in old} == {p.name: p.attrs for p in new}
+    assert old.processes["sp"].attrs.out_bits == 24
+
+
+def test_version_1_artifacts_read_as_they_ran(valid, tmp_path):  # noqa: F811
+    """A version-1 file gets the fixed widths of version 1 (8-bit mantissas, 12-bit decays) and reads
+    as the same graph; it simulates the same integers."""
+    import torch
+
+    from hw_sim.executor import Executor
+
+    v1 = tmp_path / "v1.loihi"
+    _as_version_1(valid[0], v1)
+    with h5py.File(v1, "r") as f:   # the conversion really removed the version-2 fields
+        a = json.loads(_proc(f, "n1").attrs["attrs"])
+        assert "decay_bits" not in a and json.loads(_proc(f, "fc").attrs["attrs"]) == \
+            {"op": "dense", "shift": -2, "graded_input": True}
+    old, new = read_artifact(v1)[0], read_artifact(valid[0])[0]
+    assert {p.name: p.attrs for p in old} == {p.name: p.attrs for p in new}
+    assert old.processes["n1"].attrs.decay_bits == 12 and old.processes["fc"].attrs.weight_bits == 8
+    x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(Executor(old).run(x).logits, Executor(new).run(x).logits)
+
+
+@pytest.mark.parametrize("edit,match", [
+    (lambda f: _proc(f, "n1").attrs.__setitem__("attrs", json.dumps(
+        {**json.loads(_proc(f, "n1").attrs["attrs"]), "decay_bits": 12})), "unknown key 'decay_bits' for a version-1"),
+    (lambda f: _proc(f, "c2").attrs.__setitem__("attrs", json.dumps(
+        {k: v for k, v in json.loads(_proc(f, "c2").attrs["attrs"]).items() if k != "groups"})), "needs groups"),
+])
+def test_version_1_files_with_version_2_fields_are_refused(valid, tmp_path, edit, match):  # noqa: F811
+    v1 = tmp_path / "v1.loihi"
+    _as_version_1(valid[0], v1)
+    with h5py.File(v1, "r+") as f:
+        edit(f)
+    with pytest.raises(ArtifactError, match=match) as e:
+        read_artifact(v1)
+    assert "\n" not in str(e.value) and "re-export" in str(e.value)
