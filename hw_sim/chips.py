@@ -6,7 +6,8 @@ Two kinds of description:
   synapse encodings, neuron state and axon tables share, fan-in/fan-out, bit widths, the
   grid of chips (``loihi2``, ``loihi1``); it names its energy profile.
 - :class:`EnergyProfile` - what each event costs in energy (pJ) and time (ns)
-  (``paper-45nm``, the literature's 0.9/4.6 pJ convention; ``loihi``, Davies et al. 2018).
+  (``paper-45nm``, the literature's 0.9/4.6 pJ convention; ``loihi1`` and ``loihi2``, in the chips'
+  own files; ``loihi`` is an alias of ``loihi1``).
 
 Users pass a built-in name or a path to their own TOML file with the same keys. Every
 field carries its type, unit and range as data (``dataclasses.field(metadata=...)``); one
@@ -27,6 +28,9 @@ from pathlib import Path
 from sresformer.errors import UserError
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
+# Names kept for scripts written before a profile was renamed: `loihi` was the only Loihi energy
+# profile (Davies et al. 2018, Table 1), which is Loihi 1's, so it now reads loihi1.toml.
+ALIASES = {"energy": {"loihi": "loihi1"}, "chip": {}}
 MAX_FILE_BYTES = 1 << 20   # a profile is a few hundred bytes; a bigger "profile" is the wrong file
 
 
@@ -245,6 +249,7 @@ def _resolve(kind: str, name_or_path: str) -> Path:
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.exists():
         return path
+    name_or_path = ALIASES[kind].get(name_or_path, name_or_path)
     builtin = PROFILE_DIR / f"{name_or_path}.toml"
     if name_or_path in available(kind):
         return builtin
@@ -302,8 +307,9 @@ def _load(kind: str, cls, name_or_path: str):
 
 
 def available(kind: str) -> list[str]:
-    """Names of the built-in profiles of ``kind`` ('chip' or 'energy')."""
-    return sorted(p.stem for p in PROFILE_DIR.glob("*.toml") if f"[{kind}]" in p.read_text())
+    """Names of the built-in profiles of ``kind`` ('chip' or 'energy'), aliases included."""
+    files = [p.stem for p in PROFILE_DIR.glob("*.toml") if kind in tomllib.loads(p.read_text())]
+    return sorted(files + list(ALIASES[kind]))
 
 
 def load_chip(name_or_path: str = "loihi2") -> Chip:
@@ -312,5 +318,6 @@ def load_chip(name_or_path: str = "loihi2") -> Chip:
 
 
 def load_energy_profile(name_or_path: str = "paper-45nm") -> EnergyProfile:
-    """A built-in energy profile (``paper-45nm``, ``loihi``) or a TOML file with an ``[energy]`` table."""
+    """A built-in energy profile (``paper-45nm``, ``loihi1``, ``loihi2``; ``loihi`` is ``loihi1``) or a TOML
+    file with an ``[energy]`` table."""
     return _load("energy", EnergyProfile, name_or_path)

@@ -7,7 +7,8 @@ from hw_sim.chips import ProfileError, available, load_chip, load_energy_profile
 
 def test_builtin_names():
     assert available("chip") == ["loihi1", "loihi2", "loihi2-opmem"]
-    assert available("energy") == ["loihi", "paper-45nm"]
+    assert available("energy") == ["loihi", "loihi1", "loihi2", "paper-45nm"]
+    assert load_energy_profile("loihi") == load_energy_profile("loihi1")   # the alias
 
 
 def test_published_numbers():
@@ -24,7 +25,7 @@ def test_published_numbers():
 
 @pytest.mark.parametrize("chip", ["loihi1", "loihi2"])
 def test_each_chip_names_an_energy_profile_that_loads(chip):
-    assert load_energy_profile(load_chip(chip).energy_profile).name == "loihi"
+    assert load_energy_profile(load_chip(chip).energy_profile).name == chip
 
 
 def test_user_file(tmp_path):

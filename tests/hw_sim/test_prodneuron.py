@@ -294,7 +294,7 @@ def test_operand_memory_rewrites_every_held_entry_every_step(form):
     totals = {k: float(v.sum()) / X.shape[0] for k, v in counter.counts.core.items()}
     profile = load_energy_profile("loihi")
     assert energy_terms(totals, profile)["operand_write"] == pytest.approx(
-        pg.T * sum(len(s) for s in held) * 3.75e-12)   # 3.75 pJ an entry (loihi.toml's assumption)
+        pg.T * sum(len(s) for s in held) * 3.75e-12)   # 3.75 pJ an entry (loihi2.toml's assumption)
     # loihi2 itself has no operand memory: nothing is written (and the lowering never emits dsmm there)
     _, plain = run(pg, map_graph(pg, dataclasses.replace(load_chip("loihi2"), neurons_per_core=7)), X)
     assert float(plain.counts.core["operand_writes"].sum()) == 0
