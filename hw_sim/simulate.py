@@ -93,12 +93,18 @@ def _agree(result, reference: Reference, x: torch.Tensor, pg) -> torch.Tensor:
 
 def simulate(artifact_path: str | os.PathLike, data_spec: str = "digits", limit: int | None = None,
              profile: str | EnergyProfile = "paper-45nm", batch_size: int = 32,
-             reference: Callable[[object], Reference] | None = None, progress: bool | None = None) -> dict:
-    """Accuracy, agreement (if ``reference(pg)`` gives a reference), counts, energy and latency per inference."""
+             reference: Callable[[object], Reference] | None = None, progress: bool | None = None,
+             dataset=None) -> dict:
+    """Accuracy, agreement (if ``reference(pg)`` gives a reference), counts, energy and latency per inference.
+
+    ``dataset``: a torch dataset of ``(x, label)`` at the artifact's input shape to run instead of the
+    test split of ``data_spec`` (benchmarks feed their own frames; ``data_spec`` then only names it).
+    """
     prof = profile if isinstance(profile, EnergyProfile) else load_energy_profile(profile)
     sess = Session(artifact_path)
     pg = sess.pg
-    dataset, bundle = open_test_data(pg, data_spec, limit)
+    if dataset is None:
+        dataset, _ = open_test_data(pg, data_spec, limit)
     ref = reference(pg) if reference is not None else None
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
     bar = None

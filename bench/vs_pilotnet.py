@@ -1,0 +1,129 @@
+"""lava-dl's PilotNet SNN on our Loihi 2 model beside Intel's measurement of it on Loihi 2 silicon.
+
+The reference, measured on silicon by Intel (lava-dl ``tutorials/lava/lib/dl/netx/pilotnet_snn/
+benchmark.ipynb``; the network is ``tests/data/lava-dl/pilotnet_snn/network.net``, BSD-3 Intel):
+
+- 74 cores; 408.91 inferences/s at 16 steps per frame, so 152.9 us per chip step;
+- 0.679234 W total power of which 0.232078 W static: 1.661 mJ per inference in total, 1.094 mJ
+  dynamic (and 0.567 mJ static).
+
+We simulate the same file (its own integers, ``exporters/loihi/netx_import.py``) on the ``loihi2``
+chip with its ``loihi2`` energy profile, T = 16 steps per frame (the file's ``tSample``). The driving
+data Intel used is not available here, so the frames are natural photographs: scikit-learn's two
+bundled sample photos (``china.jpg``, ``flower.jpg``, 427 x 640), cut into 200 x 66 crops on a grid.
+lava-dl's PilotNet loader scales a pixel to ``p`` in [0, 1] and injects ``w (2 p - 1) + b`` (the input
+layer's weight 40 and bias 36); the file's input form is ``w q + b`` with an integer host value ``q``, so
+a pixel is sent as ``q = round(2 p - 1)`` in {-1, 0, 1}, the nearest that form holds. Input statistics
+move both figures, so the run is repeated with the frames dimmed (``p x 0.5``) and the spread is printed.
+
+Prints, for each input set: cores, mean chip step time, throughput, energy per inference (total,
+dynamic, static) and their ratios to Intel's figures, and the per-term energy breakdown. Goal: within
+25% on the step time and on the energy per inference. Not a timed test: a benchmark.
+
+    python bench/vs_pilotnet.py [--frames 8] [--timing simple|detailed] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+NETWORK = ROOT / "tests" / "data" / "lava-dl" / "pilotnet_snn" / "network.net"
+# Intel's Loihi 2 measurement of this network (lava-dl pilotnet_snn/benchmark.ipynb)
+MEASURED = {"cores": 74, "throughput_ips": 408.91, "steps_per_frame": 16, "power_w": 0.679234,
+            "static_w": 0.232078}
+MEASURED["step_time_s"] = 1.0 / MEASURED["throughput_ips"] / MEASURED["steps_per_frame"]    # 152.9 us
+MEASURED["energy_j"] = MEASURED["power_w"] / MEASURED["throughput_ips"]                      # 1.661 mJ
+MEASURED["energy_static_j"] = MEASURED["static_w"] / MEASURED["throughput_ips"]              # 0.568 mJ
+MEASURED["energy_dynamic_j"] = MEASURED["energy_j"] - MEASURED["energy_static_j"]            # 1.094 mJ
+FRAME_H, FRAME_W = 66, 200     # the network's input (layer/0/shape = 3 x 66 x 200)
+
+
+def photo_frames(n: int, gain: float = 1.0) -> torch.Tensor:
+    """``n`` frames ``[n, 3, 66, 200]`` of host values ``q = round(2 p gain - 1)`` in {-1, 0, 1}, ``p`` the
+    pixel in [0, 1], cut on a grid from scikit-learn's sample photos (alternating photos)."""
+    from sklearn.datasets import load_sample_images
+
+    photos = load_sample_images().images          # two uint8 [427, 640, 3] photographs
+    per_photo = -(-n // len(photos))
+    rows, cols = photos[0].shape[0] // FRAME_H, photos[0].shape[1] // FRAME_W
+    cells = [(r, c) for r in range(rows) for c in range(cols)]
+    picks = [cells[i * len(cells) // per_photo] for i in range(per_photo)]   # spread over the photo
+    out = []
+    for i in range(n):
+        img = photos[i % len(photos)]
+        r, c = picks[i // len(photos)]
+        crop = img[r * FRAME_H:(r + 1) * FRAME_H, c * FRAME_W:(c + 1) * FRAME_W]
+        out.append(np.rint(2 * crop.astype(np.float64) / 255 * gain - 1).transpose(2, 0, 1))
+    return torch.from_numpy(np.stack(out)).float()
+
+
+def run(artifact: str, frames: torch.Tensor, timing: str) -> dict:
+    """Our simulation of ``frames`` on the artifact (loihi2 energy profile): the summary dict."""
+    from hw_sim.simulate import simulate
+
+    data = torch.utils.data.TensorDataset(frames, torch.zeros(len(frames), dtype=torch.long))
+    kw = {"timing": timing} if "timing" in inspect.signature(simulate).parameters else {}
+    return simulate(artifact, "sklearn-sample-photos", profile="loihi2", dataset=data, batch_size=4,
+                    progress=False, **kw)
+
+
+def figures(s: dict) -> dict:
+    """The figures compared with Intel's, from a summary (older summaries lack some keys)."""
+    T = s["T"]
+    step = s.get("step_time_s", s["latency_per_step_s"])
+    ips = s.get("throughput_ips") or (1.0 / (T * step) if step else 0.0)
+    total = s["energy_j"]
+    return {"cores": s["cores"], "step_time_s": step, "throughput_ips": ips, "energy_j": total,
+            "energy_dynamic_j": s.get("energy_dynamic_j", total), "energy_static_j": s.get("energy_static_j", 0.0),
+            "latency_s": s["latency_s"], "terms_j": s.get("energy_terms_j", {})}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=8)
+    ap.add_argument("--timing", default="simple", choices=["simple", "detailed"])
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    from exporters.loihi.export import export_loihi
+
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        artifact = str(Path(tmp) / "pilotnet.loihi")
+        export_loihi(str(NETWORK), artifact, chip="loihi2")
+        for label, gain in (("photos", 1.0), ("photos x 0.5", 0.5)):
+            results[label] = figures(run(artifact, photo_frames(args.frames, gain), args.timing))
+    keys = ("step_time_s", "throughput_ips", "energy_j", "energy_dynamic_j", "energy_static_j")
+    for fig in results.values():
+        fig["ratio"] = {k: fig[k] / MEASURED[k] for k in keys}
+    if args.json:
+        print(json.dumps({"measured": MEASURED, "timing": args.timing, "results": results}))
+        return
+    print(f"PilotNet SNN on loihi2, T = 16, {args.frames} frames, timing {args.timing}; ratio = ours / Intel's")
+    for label, fig in results.items():
+        print(f"-- input: {label}; {fig['cores']} cores (Intel: {MEASURED['cores']})")
+        for k, unit, scale in (("step_time_s", "us", 1e6), ("throughput_ips", "inf/s", 1.0),
+                               ("energy_j", "mJ", 1e3), ("energy_dynamic_j", "mJ", 1e3),
+                               ("energy_static_j", "mJ", 1e3)):
+            print(f"   {k:17s} {fig[k] * scale:10.3f} {unit:5s}  Intel {MEASURED[k] * scale:10.3f}  "
+                  f"ratio {fig['ratio'][k]:.3f}")
+        terms = sorted(fig["terms_j"].items(), key=lambda kv: -kv[1])
+        print("   terms (mJ): " + ", ".join(f"{k} {v * 1e3:.4f}" for k, v in terms if v))
+    a, b = results.values()
+    spread = {k: abs(a[k] - b[k]) / a[k] for k in ("step_time_s", "energy_j") if a[k]}
+    print("input statistics (photos vs dimmed x 0.5) move step time by "
+          f"{spread.get('step_time_s', 0):.1%} and energy by {spread.get('energy_j', 0):.1%}")
+
+
+if __name__ == "__main__":
+    main()
