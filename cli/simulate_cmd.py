@@ -57,9 +57,12 @@ def _human(s: dict) -> str:
              f"agreement  {s['agreement']:.2%} of samples bit-equal to the fake-quant model (logits and spikes)",
              f"SOPs       {s['ac'] / 1e6:.3f} M AC + {s['mac'] / 1e6:.3f} M MAC per inference "
              f"({s['dsmm_ac'] / 1e6:.3f} M AC in DSSA matmuls)",
-             f"energy     {s['energy_j'] * 1e6:.4f} uJ per inference ({s['profile']})",
+             f"energy     {s['energy_j'] * 1e6:.4f} uJ per inference ({s['profile']}): "
+             f"{s['energy_dynamic_j'] * 1e6:.4f} uJ dynamic + {s['energy_static_j'] * 1e6:.4f} uJ static",
              f"latency    {s['latency_pipelined_s'] * 1e6:.2f} us pipelined ({s['T']} + {s['pipeline_depth']} steps), "
              f"{s['latency_zero_delay_s'] * 1e6:.2f} us zero-delay ({s['latency_per_step_s'] * 1e6:.3f} us per step)",
+             f"throughput {s['throughput_ips']:.1f} inferences/s streaming (a frame every {s['T']} chip steps of "
+             f"{s['step_time_s'] * 1e6:.3f} us)",
              f"chip       {s['chip']} ({s['chip_description']}); attention: {attention_phrase(s['attention'])}",
              f"cores      {s['cores']} on {s['chips']} chip(s); critical core {crit['core']} ({crit['group']}), "
              f"utilisation {crit['utilisation']:.1%}"]

@@ -26,11 +26,13 @@ and a step ends when the slowest core is done, plus the barrier synchronisation
 The embedded processor's work (the stem on a static image, once per inference) is reported
 as counts; the profiles give it no timing, so it is not in these latencies.
 
-Energy (picojoules, per inference): ``ac_pj*AC + mac_pj*MAC + neuron_active_pj*active +
-neuron_idle_pj*idle + spike_in_tile_pj*in-tile deliveries + hop_ew_pj*EW hops +
-hop_ns_pj*NS hops + operand_write_pj*operand writes``, embedded ACs and MACs included. ``paper-45nm`` prices
-only AC and MAC,
-so there it is ``0.9*AC + 4.6*MAC``.
+Energy per inference, dynamic (picojoules): ``ac_pj*AC + mac_pj*MAC + neuron_active_pj*active +
+neuron_idle_pj*idle + spike_out_pj*spikes + message_out_pj*messages + spike_in_tile_pj*in-tile
+deliveries + hop_ew_pj*EW hops + hop_ns_pj*NS hops + operand_write_pj*operand writes``, embedded ACs
+and MACs included; the idle updates are those of every chip step the pipelined latency counts
+(T + depth: :func:`window_idle`). Static (joules): ``static_w_per_chip * chips * s``, ``s`` the wall
+time one inference holds the chips when frames stream through the pipeline, ``1 / throughput``
+(:func:`streaming`). ``paper-45nm`` prices only AC and MAC, so there it is ``0.9*AC + 4.6*MAC``.
 """
 
 from __future__ import annotations
@@ -86,21 +88,43 @@ def timing(core: dict[str, torch.Tensor], profile: EnergyProfile, delays: np.nda
             "busy_ns": busy.sum((0, 1)), "step_total_ns": float(step.sum()), "slowest": slowest}
 
 
-def energy_terms(totals: dict[str, float], profile: EnergyProfile) -> dict[str, float]:
-    """Energy in joules of each event class from per-inference totals (keys of ``CORE_KEYS``)."""
+def window_idle(compartments: float, depth: int) -> float:
+    """Idle compartment updates per inference outside the executor's T steps: in each of the ``depth``
+    extra chip steps of the pipelined schedule every compartment (``compartments`` in all) is updated
+    with no data, as :func:`pipelined_busy` times them."""
+    return float(compartments) * depth
+
+
+def streaming(latency_pipelined_s: float, T: int, depth: int) -> dict:
+    """Mean chip step time (s), and inferences per second when frames stream through the pipeline: a
+    new frame enters every ``T`` chip steps while earlier ones are still in flight (what Intel's
+    PilotNet measurement, frames per second, counts)."""
+    step = latency_pipelined_s / (T + depth) if T + depth else 0.0
+    return {"step_time_s": step, "throughput_ips": 1.0 / (T * step) if step > 0 else 0.0}
+
+
+def energy_terms(totals: dict[str, float], profile: EnergyProfile, chips: int = 1,
+                 seconds_per_inference: float = 0.0) -> dict[str, float]:
+    """Energy in joules of each term per inference from per-inference totals (keys of ``CORE_KEYS``);
+    ``static``: ``static_w_per_chip * chips * seconds_per_inference``."""
     terms = {
         "ac": totals["ac"] * profile.ac_pj,
         "mac": totals["mac"] * profile.mac_pj,
         "neuron_active": totals["active"] * profile.neuron_active_pj,
         "neuron_idle": totals["idle"] * profile.neuron_idle_pj,
+        "spike_out": totals.get("spikes", 0.0) * profile.spike_out_pj,
+        "message_out": totals.get("msgs", 0.0) * profile.message_out_pj,
         "spike_in_tile": totals["in_tile"] * profile.spike_in_tile_pj,
         "hop_ew": totals["hops_ew"] * profile.hop_ew_pj,
         "hop_ns": totals["hops_ns"] * profile.hop_ns_pj,
         "operand_write": totals.get("operand_writes", 0.0) * profile.operand_write_pj,
     }
-    return {k: v * PJ for k, v in terms.items()}
+    out = {k: v * PJ for k, v in terms.items()}
+    out["static"] = profile.static_w_per_chip * chips * seconds_per_inference
+    return out
 
 
-def energy_j(totals: dict[str, float], profile: EnergyProfile) -> float:
-    """Total energy per inference in joules."""
-    return float(sum(energy_terms(totals, profile).values()))
+def energy_j(totals: dict[str, float], profile: EnergyProfile, chips: int = 1,
+             seconds_per_inference: float = 0.0) -> float:
+    """Total energy per inference in joules (dynamic + static)."""
+    return float(sum(energy_terms(totals, profile, chips, seconds_per_inference).values()))

@@ -23,7 +23,7 @@ from sresformer.errors import UserError
 
 from .chips import EnergyProfile, load_energy_profile
 from .counters import CORE_KEYS, EMBEDDED_KEYS, Counter, CountPlan, merge_layers
-from .cycles import energy_j, energy_terms, timing
+from .cycles import energy_terms, streaming, timing, window_idle
 from .executor import Executor, real_logits
 from .prodneuron import attention_of
 
@@ -166,6 +166,11 @@ def summarize(sess: Session, prof: EnergyProfile, n: int, correct: int, agreed: 
     totals["ac"] += emb_tot["ac"] / m
     totals["mac"] += emb_tot["mac"] / m
     T = sess.pg.T
+    # one accounting window: the compartments are updated in every chip step the latency counts
+    totals["idle"] += window_idle(float(sess.plan.compartments.sum()), sess.plan.depth)
+    stream = streaming(lat_pipe / m, T, sess.plan.depth)
+    wall = 1.0 / stream["throughput_ips"] if stream["throughput_ips"] else 0.0
+    terms = energy_terms(totals, prof, sess.mapping.chips, wall)
     util = (busy / step_total).tolist() if step_total else [0.0] * len(busy)
     crit = int(torch.argmax(busy)) if len(busy) else 0
     per_core = [{"core": i, "group": sess.plan.core_group[i], "delay_steps": int(sess.plan.core_delay[i]),
@@ -178,7 +183,9 @@ def summarize(sess: Session, prof: EnergyProfile, n: int, correct: int, agreed: 
         "ac": totals["ac"], "mac": totals["mac"], "sops": totals["ac"] + totals["mac"], "dsmm_ac": per["dsmm"],
         "gate_mac": sum(r["mac"] for r in layers.values() if r["kind"] == "gate") / m,
         "gate_ac": sum(r["ac"] for r in layers.values() if r["kind"] == "gate") / m,
-        "energy_j": energy_j(totals, prof), "energy_terms_j": energy_terms(totals, prof),
+        "energy_j": sum(terms.values()), "energy_terms_j": terms,
+        "energy_dynamic_j": sum(v for k, v in terms.items() if k != "static"), "energy_static_j": terms["static"],
+        **stream,
         "latency_s": lat_pipe / m, "latency_zero_delay_s": lat / m, "latency_pipelined_s": lat_pipe / m,
         "latency_per_step_s": lat / m / T, "pipeline_depth": sess.plan.depth,
         "chip": sess.mapping.chip.get("name"), "chip_description": sess.mapping.chip.get("description"),
@@ -200,6 +207,10 @@ def summarize(sess: Session, prof: EnergyProfile, n: int, correct: int, agreed: 
                      "(gate_mac) and pooling ACs (gate_ac) are in mac / ac and priced, and the values they "
                      "read and send are counted as messages; their embedded-processor time is not charged",
             "barrier_ns": prof.barrier_ns,
+            "window": "energy counts the compartments' idle updates in every one of the T + depth chip steps "
+                      "the pipelined latency counts (idle in counts is the executor's T steps only)",
+            "static": "energy_static_j = static_w_per_chip x chips x 1 / throughput_ips: the wall time one "
+                      "inference holds the chips when frames stream (a new frame every T chip steps)",
         },
     }
 

@@ -8,7 +8,7 @@ import torch
 
 from hw_sim.chips import load_energy_profile
 from hw_sim.counters import CORE_KEYS
-from hw_sim.cycles import busy_ns, energy_j, energy_terms, pipelined_busy, timing
+from hw_sim.cycles import busy_ns, energy_j, energy_terms, pipelined_busy, streaming, timing, window_idle
 
 ROUND = load_energy_profile("loihi")
 # round numbers so every figure below is checkable by hand
@@ -16,7 +16,7 @@ PROF = dataclasses.replace(ROUND, name="round", synop_ns=2.0, neuron_update_acti
                            neuron_update_idle_ns=1.0, spike_in_tile_ns=3.0, hop_ew_ns=5.0, hop_ns_ns=7.0,
                            barrier_ns=100.0, ac_pj=1.0, mac_pj=4.0, neuron_active_pj=80.0, neuron_idle_pj=50.0,
                            spike_in_tile_pj=2.0, hop_ew_pj=3.0, hop_ns_pj=4.0, operand_write_pj=0.5,
-                           operand_write_ns=1.5)
+                           operand_write_ns=1.5, spike_out_pj=6.0, message_out_pj=9.0, static_w_per_chip=0.25)
 
 
 def counts(T=2, B=1, K=2, **per_core):
@@ -54,12 +54,24 @@ def test_latency_zero_delay_and_pipelined():
 
 def test_energy_terms_by_hand():
     totals = {"ac": 100, "mac": 10, "active": 3, "idle": 7, "in_tile": 5, "hops_ew": 2, "hops_ns": 1,
-              "operand_writes": 8}
-    terms = energy_terms(totals, PROF)
+              "operand_writes": 8, "spikes": 4, "msgs": 6}
+    # 2 chips held for 1 us each inference at 0.25 W a chip: 0.5 uJ static
+    terms = energy_terms(totals, PROF, chips=2, seconds_per_inference=1e-6)
     want = {"ac": 100, "mac": 40, "neuron_active": 240, "neuron_idle": 350, "spike_in_tile": 10,
-            "hop_ew": 6, "hop_ns": 4, "operand_write": 4}   # 8 entries rewritten x 0.5 pJ
+            "hop_ew": 6, "hop_ns": 4, "operand_write": 4,   # 8 entries rewritten x 0.5 pJ
+            "spike_out": 24, "message_out": 54, "static": 500_000}   # 4 spikes x 6 pJ, 6 messages x 9 pJ
     assert terms == pytest.approx({k: v * 1e-12 for k, v in want.items()})
-    assert energy_j(totals, PROF) == pytest.approx(754e-12)
+    assert energy_j(totals, PROF, chips=2, seconds_per_inference=1e-6) == pytest.approx((754 + 78 + 500_000) * 1e-12)
+    assert energy_terms(totals, PROF)["static"] == 0.0   # no wall time given: nothing static
+
+
+def test_accounting_window_and_streaming():
+    # depth 3: 6 compartments updated idly in each of the 3 chip steps beyond the T data steps
+    assert window_idle(6.0, 3) == 18.0
+    # T = 4 data steps + depth 3 = 7 chip steps in 7 us: 1 us a step; a new frame every 4 steps
+    s = streaming(7e-6, 4, 3)
+    assert s["step_time_s"] == pytest.approx(1e-6) and s["throughput_ips"] == pytest.approx(250_000.0)
+    assert streaming(0.0, 4, 3) == {"step_time_s": 0.0, "throughput_ips": 0.0}   # a free profile divides by nothing
 
 
 def test_paper_profile_reduces_to_ac_and_mac():

@@ -35,7 +35,7 @@ SIGNED_INT = {"weight_exp_min", "weight_exp_max"}
 # feature flags (absent: the chip lacks the feature) and the operand-write prices (absent: 0, no such memory)
 FLAG_KEYS = {"product_neurons", "dynamic_operand_memory"}
 OPTIONAL = {"product_neurons": False, "dynamic_operand_memory": False, "max_system_chips": 0, "operand_write_pj": 0.0,
-            "operand_write_ns": 0.0}
+            "operand_write_ns": 0.0, "spike_out_pj": 0.0, "message_out_pj": 0.0, "static_w_per_chip": 0.0}
 VALUES = {"zero": 0, "minus1": -1, "frac": 1.5, "inf": math.inf, "nan": math.nan, "true": True,
           "text": "text", "array": [1]}
 
@@ -159,9 +159,9 @@ def cases_per_format() -> dict[str, int]:
 def test_case_count():
     counts = cases_per_format()
     print("crafted profile cases per format:", counts)
-    # 3 chip files x (29 keys x 10 + 1); energy tables loihi1, loihi2 (18 keys) and paper-45nm (16 keys)
+    # 3 chip files x (29 keys x 10 + 1); energy tables loihi1, loihi2 (21 keys) and paper-45nm (16 keys)
     # x 10 + 1; 9 whole-file cases each
-    assert counts == {"chip": 3 * 291 + 9, "energy": 2 * 181 + 161 + 9}
+    assert counts == {"chip": 3 * 291 + 9, "energy": 2 * 211 + 161 + 9}
 
 
 @pytest.mark.parametrize("case", MUTATIONS, ids=[c["id"] for c in MUTATIONS])
