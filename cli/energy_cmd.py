@@ -104,7 +104,8 @@ def _emit_compare(sources, data, chip_profile, limit, batch_size, fmt, plot, chi
               help="standard: 0.9 pJ x ACs + 4.6 pJ x MACs of real-valued layers; paper: 0.9 pJ x SOPs "
                    "without the stem and classifier.")
 @click.option("--chip-profile", default="paper-45nm", show_default=True,
-              help="Energy profile (pJ per event, ns per event): a built-in name (paper-45nm, loihi) or a TOML file.")
+              help="Energy profile (pJ per event, ns per event): a built-in name (paper-45nm, loihi1, loihi2; "
+                   "loihi is loihi1) or a TOML file.")
 @limit_option("Test images to measure on", default=128)
 @batch_option(32, "Test images per forward pass")
 @click.option("--json", "fmt", flag_value="json", help="One JSON object on stdout.")

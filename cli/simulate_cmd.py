@@ -80,8 +80,8 @@ def _human(s: dict) -> str:
 @click.option("--data", default="digits", show_default=True, help="Dataset spec; its test split is simulated.")
 @limit_option("Simulate only the first N test samples")
 @click.option("--chip-profile", default="paper-45nm", show_default=True,
-              help="Energy (pJ per event) and timing (ns per event) profile: a built-in name (paper-45nm, loihi) "
-                   "or a TOML file.")
+              help="Energy (pJ per event) and timing (ns per event) profile: a built-in name (paper-45nm, "
+                   "loihi1, loihi2; loihi is loihi1) or a TOML file.")
 @batch_option(32, "Samples per executor run")
 @spike_mask_option("MODEL.nir only: insert random spike gates before lowering (an artifact has its gates baked in "
                    "at export: re-export it with --spike-mask).")
