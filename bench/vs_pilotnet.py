@@ -20,13 +20,12 @@ Prints, for each input set: cores, mean chip step time, throughput, energy per i
 dynamic, static) and their ratios to Intel's figures, and the per-term energy breakdown. Goal: within
 25% on the step time and on the energy per inference. Not a timed test: a benchmark.
 
-    python bench/vs_pilotnet.py [--frames 8] [--timing simple|detailed] [--json]
+    python bench/vs_pilotnet.py [--frames 8] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import sys
 import tempfile
@@ -68,31 +67,27 @@ def photo_frames(n: int, gain: float = 1.0) -> torch.Tensor:
     return torch.from_numpy(np.stack(out)).float()
 
 
-def run(artifact: str, frames: torch.Tensor, timing: str) -> dict:
+def run(artifact: str, frames: torch.Tensor) -> dict:
     """Our simulation of ``frames`` on the artifact (loihi2 energy profile): the summary dict."""
     from hw_sim.simulate import simulate
 
     data = torch.utils.data.TensorDataset(frames, torch.zeros(len(frames), dtype=torch.long))
-    kw = {"timing": timing} if "timing" in inspect.signature(simulate).parameters else {}
     return simulate(artifact, "sklearn-sample-photos", profile="loihi2", dataset=data, batch_size=4,
-                    progress=False, **kw)
+                    progress=False)
+
+
+FIGURES = ("cores", "step_time_s", "throughput_ips", "energy_j", "energy_dynamic_j", "energy_static_j",
+           "latency_s")
 
 
 def figures(s: dict) -> dict:
-    """The figures compared with Intel's, from a summary (older summaries lack some keys)."""
-    T = s["T"]
-    step = s.get("step_time_s", s["latency_per_step_s"])
-    ips = s.get("throughput_ips") or (1.0 / (T * step) if step else 0.0)
-    total = s["energy_j"]
-    return {"cores": s["cores"], "step_time_s": step, "throughput_ips": ips, "energy_j": total,
-            "energy_dynamic_j": s.get("energy_dynamic_j", total), "energy_static_j": s.get("energy_static_j", 0.0),
-            "latency_s": s["latency_s"], "terms_j": s.get("energy_terms_j", {})}
+    """The figures compared with Intel's, and the per-term energy (J), from a simulate summary."""
+    return {**{k: s[k] for k in FIGURES}, "terms_j": s["energy_terms_j"]}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=8)
-    ap.add_argument("--timing", default="simple", choices=["simple", "detailed"])
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     from exporters.loihi.export import export_loihi
@@ -102,14 +97,14 @@ def main() -> None:
         artifact = str(Path(tmp) / "pilotnet.loihi")
         export_loihi(str(NETWORK), artifact, chip="loihi2")
         for label, gain in (("photos", 1.0), ("photos x 0.5", 0.5)):
-            results[label] = figures(run(artifact, photo_frames(args.frames, gain), args.timing))
+            results[label] = figures(run(artifact, photo_frames(args.frames, gain)))
     keys = ("step_time_s", "throughput_ips", "energy_j", "energy_dynamic_j", "energy_static_j")
     for fig in results.values():
         fig["ratio"] = {k: fig[k] / MEASURED[k] for k in keys}
     if args.json:
-        print(json.dumps({"measured": MEASURED, "timing": args.timing, "results": results}))
+        print(json.dumps({"measured": MEASURED, "results": results}))
         return
-    print(f"PilotNet SNN on loihi2, T = 16, {args.frames} frames, timing {args.timing}; ratio = ours / Intel's")
+    print(f"PilotNet SNN on loihi2, T = 16, {args.frames} frames; ratio = ours / Intel's")
     for label, fig in results.items():
         print(f"-- input: {label}; {fig['cores']} cores (Intel: {MEASURED['cores']})")
         for k, unit, scale in (("step_time_s", "us", 1e6), ("throughput_ips", "inf/s", 1.0),
