@@ -46,6 +46,22 @@ LIF_HW = "loihi_lif"          # loihi.yaml soma unit: leaky_integrate_fire
 INPUT_HW = "loihi_inputs"     # loihi.yaml soma units loihi_inputs[0..1023]: model input
 
 
+# SANA-FE loihi.yaml: architecture.attributes.latency_sync, seconds per step by tiles in use (sync_model:
+# table; SANA-FE takes the entry of the largest key <= the tiles mapped, LookupTable::get, src/utils.hpp)
+SYNC_S = {1: 0.6e-6, 2: 1.0e-6, 4: 1.4e-6, 29: 1.8e-6}
+
+
+def sync_s(tiles: int) -> float:
+    """SANA-FE's time-step synchronisation (s) with ``tiles`` tiles in use (``SYNC_S``)."""
+    return SYNC_S[max((k for k in SYNC_S if k <= tiles), default=min(SYNC_S))]
+
+
+def tiles_used(mapping) -> int:
+    """Tiles holding at least one of the mapping's cores (``CORES_PER_TILE`` cores per tile)."""
+    groups = mapping.groups.values()
+    return len({c // CORES_PER_TILE for g in groups for c in range(g.first_core, g.first_core + g.cores)})
+
+
 class SanafeExportError(UserError):
     """A graph SANA-FE's Loihi model cannot express exactly (graded values, leaks, biases, shifts)."""
 

@@ -99,22 +99,34 @@ def aligned_spikes(run: SanafeRun, name: str, delay: int, T: int) -> np.ndarray:
     return run.spikes[name][delay:delay + T]
 
 
-def sanafe_terms(run: SanafeRun, lif_spikes: int, conv_events: int) -> dict[str, float]:
-    """SANA-FE's energy (J) split into the terms of our model, from its own counts and ``LOIHI_YAML_J``:
-    ``synapse`` (conv and dense events at their encodings' prices), ``neuron_access`` (every LIF
-    compartment every step), ``neuron_update``, ``spike_out`` (``lif_spikes``), ``message_out``
-    (packets), ``hops`` (tile hops). ``conv_events``: the synaptic events of conv-encoded synapses.
-    Raises ``RuntimeError`` when the split does not sum back to SANA-FE's reported synapse, soma and
-    network energies (a SANA-FE whose constants or accounting differ from the table)."""
+def sanafe_counts(run: SanafeRun, lif_spikes: int) -> dict[str, int]:
+    """SANA-FE's event counts of a run: ``synaptic`` events, split into ``conv`` and ``dense`` by solving
+    its synapse energy for the two encodings' prices; ``updated`` LIF compartments (its per-step
+    ``updated`` also counts every input neuron that fired: ``fired - lif_spikes`` of them);
+    ``accessed`` (every LIF compartment, every step), ``spikes`` (``lif_spikes``), ``messages``,
+    ``hops_ew``, ``hops_ns``."""
     c = LOIHI_YAML_J
-    dense_events = run.synaptic_events - conv_events
+    n = run.synaptic_events
+    conv = round((c["dense"] * n - run.energy_j["synapse"]) / (c["dense"] - c["conv"]))
+    inputs_fired = int(sum(run.perf["fired"])) - lif_spikes
+    return {"synaptic": n, "conv": conv, "dense": n - conv, "accessed": run.lif_neurons * run.steps,
+            "updated": int(sum(run.perf["updated"])) - inputs_fired, "spikes": lif_spikes,
+            "messages": run.packets, "hops_ew": run.hops_ew, "hops_ns": run.hops_ns}
+
+
+def sanafe_terms(run: SanafeRun, counts: dict[str, int]) -> dict[str, float]:
+    """SANA-FE's energy (J) split into terms from its ``counts`` (:func:`sanafe_counts`) and
+    ``LOIHI_YAML_J``: ``synapse``, ``neuron_access``, ``neuron_update``, ``spike_out``, ``message_out``,
+    ``hops``. Raises ``RuntimeError`` when the split does not sum back to SANA-FE's reported synapse,
+    soma and network energies (a SANA-FE whose constants or accounting differ from the table)."""
+    c = LOIHI_YAML_J
     terms = {
-        "synapse": conv_events * c["conv"] + dense_events * c["dense"],
-        "neuron_access": run.lif_neurons * run.steps * c["access_neuron"],
-        "neuron_update": lif_updated(run, lif_spikes) * c["update_neuron"],
-        "spike_out": lif_spikes * c["spike_out"],
-        "message_out": run.packets * (c["message_out"] + c["message_in"]),
-        "hops": run.hops_ew * c["hop_ew"] + run.hops_ns * c["hop_ns"],
+        "synapse": counts["conv"] * c["conv"] + counts["dense"] * c["dense"],
+        "neuron_access": counts["accessed"] * c["access_neuron"],
+        "neuron_update": counts["updated"] * c["update_neuron"],
+        "spike_out": counts["spikes"] * c["spike_out"],
+        "message_out": counts["messages"] * (c["message_out"] + c["message_in"]),
+        "hops": counts["hops_ew"] * c["hop_ew"] + counts["hops_ns"] * c["hop_ns"],
     }
     for name, parts in (("synapse", ("synapse",)), ("soma", ("neuron_access", "neuron_update", "spike_out")),
                         ("network", ("message_out", "hops"))):
@@ -123,10 +135,3 @@ def sanafe_terms(run: SanafeRun, lif_spikes: int, conv_events: int) -> dict[str,
             raise RuntimeError(f"SANA-FE's {name} energy {theirs:.6e} J is not the split's {mine:.6e} J: its "
                                "accounting or loihi.yaml constants differ from LOIHI_YAML_J")
     return terms
-
-
-def lif_updated(run: SanafeRun, lif_spikes: int) -> int:
-    """LIF compartment updates SANA-FE counted as active (``updated``: input received or ``v != 0``);
-    its per-step ``updated`` also counts every input neuron that fired, ``fired - lif_spikes`` of them."""
-    inputs_fired = int(sum(run.perf["fired"])) - lif_spikes
-    return int(sum(run.perf["updated"])) - inputs_fired
