@@ -112,7 +112,7 @@ def check_binary(frames: np.ndarray) -> None:
     bad = ~np.isin(frames, (0.0, 1.0))
     if bad.any():
         raise SanafeExportError(f"SANA-FE input neurons send binary spikes: the frames hold the graded value "
-                                f"{frames[bad].flat[0]!r}; give 0/1 frames")
+                                f"{float(frames[bad].flat[0]):g}; give 0/1 frames")
 
 
 def sanafe_core(core: int, height: int = MESH_H) -> int:

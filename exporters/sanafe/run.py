@@ -47,6 +47,7 @@ class SanafeRun:
     hops_ew: int                      # tile hops of the messages, east-west (x) and north-south (y)
     hops_ns: int
     lif_neurons: int                  # LIF compartments (each is accessed every step)
+    messages: list[dict]              # SANA-FE's message trace (placeholders left out)
 
     @property
     def synaptic_events(self) -> int:
@@ -91,7 +92,7 @@ class SanafeChip:
                          float(res["sim_time"]), dict(res["perf_trace"]), int(res["packets_sent"]),
                          sum(abs(m["src_x"] - m["dest_x"]) for m in msgs),
                          sum(abs(m["src_y"] - m["dest_y"]) for m in msgs),
-                         sum(len(net[g]) for g in self.built.lif_groups))
+                         sum(len(net[g]) for g in self.built.lif_groups), msgs)
 
 
 def aligned_spikes(run: SanafeRun, name: str, delay: int, T: int) -> np.ndarray:
