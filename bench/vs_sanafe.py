@@ -13,7 +13,7 @@ delivers a spike one step later per layer, as our pipelined schedule does: its s
 by our groups' pipeline delays); the synaptic events per chip step are identical; the messages are
 identical. Printed: the energy per term (ours, SANA-FE's, ratio) from each side's own counts and
 constants, the totals, and the latency of one inference (T + depth chip steps) against each of
-SANA-FE's timing models (``simple``, ``detailed``). Goal: within 10% on energy and latency.
+SANA-FE's timing models (``simple``, ``detailed``, ``cycle``). Goal: within 10% on energy and latency.
 
     python bench/vs_sanafe.py [--T 8] [--seed 0] [--json]
 """

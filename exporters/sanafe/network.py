@@ -72,7 +72,7 @@ class Built:
 
     net: object                      # sanafe.Network
     arch: object                     # sanafe.Architecture (loihi.yaml)
-    groups: dict[str, str]           # our neuron / input process -> SANA-FE group name
+    groups: list[str]                # our neuron and input processes: SANA-FE groups of the same names
     edges: dict[str, int]            # our synapse process -> SANA-FE connections made (non-zero weights)
     lif_groups: list[str]            # the groups of LIF neurons (the others are input neurons)
 
@@ -167,52 +167,83 @@ def _edges(p, pg: ProcessGraph):
                       a.groups)
 
 
+def _readers(pg: ProcessGraph) -> dict[str, list[str]]:
+    """Process -> the processes that read it."""
+    out: dict[str, list[str]] = {p.name: [] for p in pg}
+    for p in pg:
+        for src in p.sources:
+            out[src].append(p.name)
+    return out
+
+
+def _check_wiring(pg: ProcessGraph, mapping, frames: np.ndarray) -> None:
+    """One synapse into each neuron, each synapse read by one neuron (SANA-FE prices a synapse by its
+    post-neuron's one synapse unit), one chip, frames of the input's shape."""
+    readers = _readers(pg)
+    for p in pg:
+        if p.kind == "synapse" and [pg.processes[r].kind for r in readers[p.name]] != ["neuron"]:
+            raise SanafeExportError(f"synapse {p.name!r} must be read by one neuron for the SANA-FE export")
+        if p.kind == "neuron" and (len(p.sources) != 1 or pg.processes[p.sources[0]].kind != "synapse"):
+            raise SanafeExportError(f"neuron {p.name!r} must read one synapse for the SANA-FE export")
+    if mapping.cores > MESH_W * MESH_H * CORES_PER_TILE:
+        raise SanafeExportError(f"the mapping takes {mapping.cores} cores; SANA-FE's loihi.yaml is one chip of "
+                                f"{MESH_W * MESH_H * CORES_PER_TILE}")
+    if tuple(frames.shape[1:]) != tuple(pg.input_shape):
+        raise SanafeExportError(f"frames of shape {tuple(frames.shape)}; the graph takes [T, "
+                                f"{', '.join(map(str, pg.input_shape))}]")
+
+
+def _add_input(net, p, g, frames: np.ndarray, extra_steps: int):
+    """The input neurons, each on its own input soma unit of its core, with its spike train."""
+    n = int(np.prod(p.out_shape))
+    grp = net.create_neuron_group(p.name, n, soma_hw_name=f"{INPUT_HW}[0]", log_spikes=True)
+    trains = frames.reshape(frames.shape[0], n).T.astype(bool)
+    for k, neuron in enumerate(grp):
+        neuron.set_attributes(soma_hw_name=f"{INPUT_HW}[{k % g.chunk}]",
+                              model_attributes={"spikes": trains[k].tolist() + [False] * extra_steps})
+    return grp
+
+
+def _add_lif(net, p, synapse_hw: str):
+    """The IF neurons of ``p`` on SANA-FE's Loihi LIF soma (no leak, no current memory, hard reset)."""
+    grp = net.create_neuron_group(p.name, int(np.prod(p.out_shape)), soma_hw_name=LIF_HW, log_spikes=True,
+                                  default_synapse_hw_name=synapse_hw,
+                                  model_attributes={"leak_decay": 1.0, "input_decay": 0.0, "reset_mode": "hard",
+                                                    "reset": 0.0})
+    for neuron, vth in zip(grp, thresholds(p), strict=True):
+        # ours fires on v >= vth, SANA-FE on v > threshold: for integers, threshold = vth - 1
+        neuron.set_attributes(model_attributes={"threshold": float(vth - 1)})
+    return grp
+
+
 def build_network(pg: ProcessGraph, mapping, frames: np.ndarray, extra_steps: int = 0) -> Built:
     """The SANA-FE network of ``pg`` placed as ``mapping`` places it, driven by ``frames`` ``[T, *input]``
     (0/1), each input neuron's spike train followed by ``extra_steps`` silent steps."""
     import sanafe
 
-    check_expressible(pg)
     frames = np.asarray(frames)
+    check_expressible(pg)
+    _check_wiring(pg, mapping, frames)
     check_binary(frames)
     arch = sanafe.load_loihi()
     cores = arch.cores()
     net = sanafe.Network()
-    groups: dict[str, str] = {}
-    syn_of = {}
-    for p in pg:   # the synapse encoding each neuron group reads (SANA-FE: the post-neuron's default)
-        if p.kind == "synapse":
-            syn_of[next(c.name for c in pg if p.name in c.sources)] = SYNAPSE_HW[p.attrs.op]
+    readers = _readers(pg)
     for p in pg:
         if p.kind not in ("input", "neuron"):
             continue
-        n = int(np.prod(p.out_shape))
         g = mapping.groups[mapping.placement[p.name]]
-        if p.kind == "input":
-            grp = net.create_neuron_group(p.name, n, soma_hw_name=f"{INPUT_HW}[0]", log_spikes=True)
-            trains = frames.reshape(frames.shape[0], n).T.astype(bool)
-            for k, neuron in enumerate(grp):
-                neuron.set_attributes(soma_hw_name=f"{INPUT_HW}[{k % g.chunk}]",
-                                      model_attributes={"spikes": trains[k].tolist() + [False] * extra_steps})
-        else:
-            grp = net.create_neuron_group(p.name, n, soma_hw_name=LIF_HW, log_spikes=True,
-                                          default_synapse_hw_name=syn_of.get(p.name, SYNAPSE_HW["dense"]),
-                                          model_attributes={"leak_decay": 1.0, "input_decay": 0.0,
-                                                            "reset_mode": "hard", "reset": 0.0})
-            vth = thresholds(p)
-            for k, neuron in enumerate(grp):
-                # ours fires on v >= vth, SANA-FE on v > threshold: for integers, threshold = vth - 1
-                neuron.set_attributes(model_attributes={"threshold": float(vth[k] - 1)})
+        grp = (_add_input(net, p, g, frames, extra_steps) if p.kind == "input"
+               else _add_lif(net, p, SYNAPSE_HW[pg.processes[p.sources[0]].attrs.op]))
         for k, neuron in enumerate(grp):
             neuron.map_to_core(cores[sanafe_core(g.first_core + k // g.chunk)])
-        groups[p.name] = p.name
     edges: dict[str, int] = {}
     for p in pg:
-        if p.kind != "synapse":
-            continue
-        src, dst, w = _edges(p, pg)
-        post = next(c.name for c in pg if p.name in c.sources)
-        net[_sender(pg, p.sources[0])].connect_neurons_sparse(
-            net[post], {"weight": [float(v) for v in w]}, list(zip(src.tolist(), dst.tolist(), strict=True)))
-        edges[p.name] = len(w)
-    return Built(net, arch, groups, edges, [p.name for p in pg if p.kind == "neuron"])
+        if p.kind == "synapse":
+            src, dst, w = _edges(p, pg)
+            net[_sender(pg, p.sources[0])].connect_neurons_sparse(
+                net[readers[p.name][0]], {"weight": [float(v) for v in w]}, list(zip(src.tolist(), dst.tolist(),
+                                                                                     strict=True)))
+            edges[p.name] = len(w)
+    return Built(net, arch, [p.name for p in pg if p.kind in ("input", "neuron")], edges,
+                 [p.name for p in pg if p.kind == "neuron"])

@@ -15,7 +15,8 @@ import numpy as np
 
 from .network import Built
 
-TIMING_MODELS = ("simple", "detailed")   # SpikingChip.sim's analytical models ("cycle" needs Booksim 2)
+# SpikingChip.sim's timing models: analytical (simple, detailed) and cycle (its bundled Booksim 2 NoC model)
+TIMING_MODELS = ("simple", "detailed", "cycle")
 
 #: SANA-FE's per-event Loihi energies (J), as its bundled architecture states them (sanafe 2.2.9,
 #: sanafe/examples/loihi.yaml, from Davies et al. 2018 SPICE figures); used only to split SANA-FE's four
@@ -83,7 +84,7 @@ class SanafeChip:
         res = self.chip.sim(steps, timing_model=timing_model, spike_trace=True, perf_trace=True,
                             message_trace=True, processing_threads=1)
         msgs = [m for step in res["message_trace"] for m in step if not m["placeholder"]]
-        spikes = {g: np.zeros((steps, len(net[g])), dtype=bool) for g in self.built.groups.values()}
+        spikes = {g: np.zeros((steps, len(net[g])), dtype=bool) for g in self.built.groups}
         for t, fired in enumerate(res["spike_trace"]):
             for a in fired:
                 g, k = _address(a)

@@ -66,20 +66,28 @@ def test_every_neuron_sits_on_our_tile_and_core(both):
         assert (m["src_x"], m["src_y"], m["src_core_offset"]) == (tile % MESH_W, tile // MESH_W, core % CORES_PER_TILE)
 
 
-def _graded_input_cnn():
-    """The tiny CNN with its first conv reading graded values (multiply-accumulate)."""
+def _altered(name: str, **attrs):
+    """The tiny CNN with process ``name``'s attributes changed."""
     pg = tiny_cnn(T=2)
-    p = pg.processes["conv1"]
-    pg.processes["conv1"] = Process(p.name, p.kind, p.sources, p.out_shape, params=p.params,
-                                    attrs={**p.attrs.to_dict(), "graded_input": True})
+    p = pg.processes[name]
+    pg.processes[name] = Process(p.name, p.kind, p.sources, p.out_shape, params=p.params,
+                                 attrs={**p.attrs.to_dict(), **attrs})
     return pg
 
 
-def test_the_writer_refuses_graded_values():
+@pytest.mark.parametrize("pg, message", [
+    (_altered("conv1", graded_input=True), "binary spikes only: synapse 'conv1' reads graded values"),
+    (_altered("lif2", dv=100), "neuron 'lif2' has du = 4096, dv = 100; the SANA-FE export takes integrate-and-fire"),
+], ids=["graded-synapse-input", "leak"])
+def test_the_writer_refuses_what_sanafe_cannot_express(pg, message):
+    mapping = map_binary_input(tiny_cnn(T=2), "loihi1", "cores")
+    with pytest.raises(SanafeExportError, match=message):
+        build_network(pg, mapping, random_frames(2, 1)[0])
+
+
+def test_the_writer_refuses_graded_input_frames():
     pg = tiny_cnn(T=2)
     mapping = map_binary_input(pg, "loihi1", "cores")
-    with pytest.raises(SanafeExportError, match="binary spikes only: synapse 'conv1' reads graded values"):
-        build_network(_graded_input_cnn(), mapping, random_frames(2, 1)[0])
     graded_frames = random_frames(2, 1)[0] * 3
     with pytest.raises(SanafeExportError, match="binary spikes: the frames hold the graded value 3; give 0/1 frames"):
         build_network(pg, mapping, graded_frames)
