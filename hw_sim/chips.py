@@ -88,6 +88,7 @@ def _num(unit: str, hi: float, doc: str, **kw):
 # every product of counts and prices finite); the lower bounds are what the code needs.
 MAX_PJ = 1e6    # 1 uJ per event: Loihi's dearest event is 81 pJ (Davies et al. 2018, Table 1)
 MAX_NS = 1e9    # 1 s per event: Loihi's slowest is the 465 ns barrier (same table)
+MAX_BPS = 1e13  # 10 TB/s: far above any host link (PCIe 5 x16 is ~64 GB/s)
 MAX_W = 1e3     # 1 kW per chip: Loihi 2's static power is 0.23 W (Intel's PilotNet measurement, lava-dl)
 # state_bits: the executor keeps integer state exact in float64 (exact to 2**53); a state times
 # a 12-bit decay must stay below that, so 32 bits is the widest we accept (Loihi: 24).
@@ -204,6 +205,11 @@ class EnergyProfile:
     synop_conv_ns: float = _num("ns", MAX_NS, "synaptic op through the convolutional encoding", default=0.0)
     synop_dense_ns: float = _num("ns", MAX_NS, "synaptic op through the dense encoding", default=0.0)
     synop_sparse_ns: float = _num("ns", MAX_NS, "synaptic op through the sparse encoding", default=0.0)
+    # the host link and the embedded processors (0: not charged; no built-in profile has a published figure)
+    host_link_bytes_per_s: float = _num("B/s", MAX_BPS, "host link bandwidth for frames in and results out "
+                                        "(0: unlimited)", default=0.0)
+    host_io_pj_per_byte: float = _num("pJ", MAX_PJ, "energy of one byte over the host link", default=0.0)
+    embedded_op_ns: float = _num("ns", MAX_NS, "one embedded-processor operation (stem, MA gates)", default=0.0)
     # the barrier by system size: {tiles = ns} (a step function, as SANA-FE's sync table); absent: barrier_ns
     barrier_tiles_ns: tuple = _table("ns", MAX_NS, "time-step barrier by tiles in use: from each size on "
                                      "(below the smallest: barrier_ns)")

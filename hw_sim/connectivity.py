@@ -341,7 +341,8 @@ class CountPlan:
         for g in self.groups.values():
             sl = slice(g.first_core, g.first_core + g.cores)
             self.core_delay[sl] = self.delay[g.name]
-            self.compartments[sl] += segsum(torch.ones(1, g.size, dtype=torch.float64), g.chunk, g.cores)[0]
+            if self.pg.processes[g.name].kind != "input":   # injected values: no compartment updates
+                self.compartments[sl] += segsum(torch.ones(1, g.size, dtype=torch.float64), g.chunk, g.cores)[0]
             self.core_group[sl] = [g.name] * g.cores
 
     @property

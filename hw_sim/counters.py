@@ -10,7 +10,8 @@ bucket, once per inference because static processes run once):
   latter on its own;
 - ``mac``: synaptic multiply-accumulates driven by non-zero graded values (the readout
   classifier; the stem on the embedded processor), same fan-out rule;
-- ``active`` / ``idle``: compartment updates of every group's compartments (neurons: active
+- ``active`` / ``idle``: compartment updates of every group's compartments but an input's (its
+  values are injected, not computed; neurons: active
   when input, remaining current or voltage is non-zero; graded integrators - residual sums,
   pools, multi-reader synapses, the readout: active when their input is non-zero);
 - MA attention gates (``attngate``) run on the embedded processor at every step: their MLP,
@@ -95,7 +96,9 @@ class Counter:
         if p.name in plan.host_ops:
             self._host(p, plan.host_ops[p.name], inp)
         g = plan.groups.get(p.name)
-        if g is not None:   # compartment updates; graded integrators are active when their input is non-zero
+        # compartment updates; graded integrators are active when their input is non-zero. An input group's
+        # values are injected, not computed (Loihi's spike generators; SANA-FE's input somas): no updates
+        if g is not None and p.kind != "input":
             sl = slice(g.first_core, g.first_core + g.cores)
             busy = active if active is not None else out != 0
             # exact: a boolean mask is counted as bytes into int32 (segsum)

@@ -188,12 +188,24 @@ def window_idle(compartments: float, depth: int) -> float:
     return float(compartments) * depth
 
 
-def streaming(latency_pipelined_s: float, T: int, depth: int) -> dict:
+def streaming(latency_pipelined_s: float, T: int, depth: int, io_s: float = 0.0) -> dict:
     """Mean chip step time (s), and inferences per second when frames stream through the pipeline: a
     new frame enters every ``T`` chip steps while earlier ones are still in flight (what Intel's
-    PilotNet measurement, frames per second, counts)."""
+    PilotNet measurement, frames per second, counts), unless the host link is slower: ``io_s``, the
+    seconds one inference's bytes take on it, bounds the rate at ``1 / io_s``."""
     step = latency_pipelined_s / (T + depth) if T + depth else 0.0
-    return {"step_time_s": step, "throughput_ips": 1.0 / (T * step) if step > 0 else 0.0}
+    rates = [r for r in (1.0 / (T * step) if step > 0 else 0.0, 1.0 / io_s if io_s > 0 else 0.0) if r > 0]
+    return {"step_time_s": step, "throughput_ips": min(rates) if rates else 0.0}
+
+
+def host_io(in_bytes: float, out_bytes: float, embedded_ops: float, profile: EnergyProfile) -> dict:
+    """The host link and the embedded processors per inference: bytes in and out, the link's seconds
+    (``(in + out) / host_link_bytes_per_s``, 0 without a bandwidth) and the embedded processors'
+    seconds (``embedded_ops * embedded_op_ns``; they run before and between the chip steps, taken as
+    serial with them)."""
+    bw = profile.host_link_bytes_per_s
+    return {"in_bytes": in_bytes, "out_bytes": out_bytes, "link_s": (in_bytes + out_bytes) / bw if bw else 0.0,
+            "embedded_s": embedded_ops * profile.embedded_op_ns * NS}
 
 
 def energy_terms(totals: dict[str, float], profile: EnergyProfile, chips: int = 1,
@@ -215,6 +227,7 @@ def energy_terms(totals: dict[str, float], profile: EnergyProfile, chips: int = 
         "hop_ns": totals["hops_ns"] * profile.hop_ns_pj,
         "chip_link": totals.get("chip_links", 0.0) * profile.chip_link_pj,
         "operand_write": totals.get("operand_writes", 0.0) * profile.operand_write_pj,
+        "host_io": totals.get("host_bytes", 0.0) * profile.host_io_pj_per_byte,
     }
     out = {k: v * PJ for k, v in terms.items()}
     out["static"] = profile.static_w_per_chip * chips * seconds_per_inference

@@ -23,7 +23,7 @@ from sresformer.errors import UserError
 
 from .chips import EnergyProfile, load_energy_profile
 from .counters import CORE_KEYS, EMBEDDED_KEYS, Counter, CountPlan, merge_layers
-from .cycles import TIMINGS, barrier_ns, energy_terms, streaming, timing, window_idle
+from .cycles import TIMINGS, barrier_ns, energy_terms, host_io, streaming, timing, window_idle
 from .executor import Executor, real_logits
 from .prodneuron import attention_of
 
@@ -165,6 +165,18 @@ def simulate(artifact_path: str | os.PathLike, data_spec: str = "digits", limit:
     return summary
 
 
+def io_bytes(sess: Session) -> tuple[float, float]:
+    """Bytes one inference sends over the host link: the input values in (each at its signed width, once
+    for a static image, every step for frames) and the readout's values out (each at the chip's
+    state width, once)."""
+    pg = sess.pg
+    inp = [p for p in pg if p.kind == "input"]
+    bits = inp[0].attrs.bits if inp else 8
+    n_in = float(np.prod(pg.input_shape)) * (1 if pg.input_static else pg.T)
+    n_out = float(np.prod(pg.processes[pg.output].out_shape))
+    return n_in * -(-bits // 8), n_out * -(-int(sess.mapping.chip.get("state_bits", 24)) // 8)
+
+
 def saturation_summary(saturated: dict[str, int], pg) -> dict:
     """``{"total": N, "per_process": {name: n}}``: values the saturations changed over every sample and
     step (a neuron's ``u`` and ``v``, graded outputs at ``out_bits``), processes with ``n > 0`` in graph
@@ -184,7 +196,9 @@ def summarize(sess: Session, prof: EnergyProfile, n: int, correct: int, agreed: 
     T = sess.pg.T
     # one accounting window: the compartments are updated in every chip step the latency counts
     totals["idle"] += window_idle(float(sess.plan.compartments.sum()), sess.plan.depth)
-    stream = streaming(lat_pipe / m, T, sess.plan.depth)
+    io = host_io(*io_bytes(sess), emb_tot["ac"] / m + emb_tot["mac"] / m, prof)
+    totals["host_bytes"] = io["in_bytes"] + io["out_bytes"]
+    stream = streaming(lat_pipe / m, T, sess.plan.depth, io["link_s"])
     wall = 1.0 / stream["throughput_ips"] if stream["throughput_ips"] else 0.0
     terms = energy_terms(totals, prof, sess.mapping.chips, wall)
     util = (busy / step_total).tolist() if step_total else [0.0] * len(busy)
@@ -203,7 +217,8 @@ def summarize(sess: Session, prof: EnergyProfile, n: int, correct: int, agreed: 
         "energy_j": sum(terms.values()), "energy_terms_j": terms,
         "energy_dynamic_j": sum(v for k, v in terms.items() if k != "static"), "energy_static_j": terms["static"],
         **stream,
-        "latency_s": lat_pipe / m, "latency_zero_delay_s": lat / m, "latency_pipelined_s": lat_pipe / m,
+        "latency_s": lat_pipe / m + io["link_s"] + io["embedded_s"], "latency_zero_delay_s": lat / m,
+        "latency_pipelined_s": lat_pipe / m, "host_io": io,
         "latency_per_step_s": lat / m / T, "pipeline_depth": sess.plan.depth,
         "chip": sess.mapping.chip.get("name"), "chip_description": sess.mapping.chip.get("description"),
         "attention": sess.mapping.attention or attention_of(sess.pg),
@@ -216,8 +231,10 @@ def summarize(sess: Session, prof: EnergyProfile, n: int, correct: int, agreed: 
         "per_core": per_core,
         "assumptions": {
             "latency_s": "pipelined: every compartment group adds one step of delay, an inference takes "
-                         f"T + depth = {T} + {sess.plan.depth} chip steps; latency_zero_delay_s is the "
-                         "executor's schedule (all layers inside each of the T steps)",
+                         f"T + depth = {T} + {sess.plan.depth} chip steps (latency_pipelined_s), plus the host "
+                         "link's and the embedded processors' seconds (host_io; 0 where the profile gives no "
+                         "bandwidth or op time); latency_zero_delay_s is the executor's schedule (all layers "
+                         "inside each of the T steps)",
             "stem": "static processes (input, stem) run once per inference on the embedded processor; their "
                     "MACs are counted once and their outputs are sent once, as bias currents; no time is charged",
             "gates": "MA attention gates (attngate) run on the embedded processor at every step; their MACs "

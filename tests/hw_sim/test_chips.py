@@ -112,7 +112,7 @@ def test_every_field_has_a_unit_in_code_and_in_the_files():
 
     from hw_sim.chips import PROFILE_DIR, Chip, EnergyProfile, describe
 
-    units = {"pJ", "ns", "W", "bits", "count", "words", "text", "flag", "exponent"}
+    units = {"pJ", "ns", "W", "B/s", "bits", "count", "words", "text", "flag", "exponent"}
     for cls in (Chip, EnergyProfile):
         for f in describe(cls):
             assert f["unit"] in units and f["doc"], f

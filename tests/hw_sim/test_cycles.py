@@ -13,6 +13,7 @@ from hw_sim.cycles import (
     busy_ns,
     energy_j,
     energy_terms,
+    host_io,
     pipelined_busy,
     streaming,
     timing,
@@ -74,7 +75,7 @@ def test_energy_terms_by_hand():
     want = {"ac": 100, "mac": 40, "neuron_active": 240, "neuron_idle": 350, "spike_in_tile": 10,
             "hop_ew": 6, "hop_ns": 4, "operand_write": 4,   # 8 entries rewritten x 0.5 pJ
             "spike_out": 24, "message_out": 54, "static": 500_000,   # 4 spikes x 6 pJ, 6 messages x 9 pJ
-            "synop_conv": 0, "synop_dense": 0, "synop_sparse": 0, "message_in": 0, "chip_link": 0}
+            "synop_conv": 0, "synop_dense": 0, "synop_sparse": 0, "message_in": 0, "chip_link": 0, "host_io": 0}
     assert terms == pytest.approx({k: v * 1e-12 for k, v in want.items()})
     assert energy_j(totals, PROF, chips=2, seconds_per_inference=1e-6) == pytest.approx((754 + 78 + 500_000) * 1e-12)
     assert energy_terms(totals, PROF)["static"] == 0.0   # no wall time given: nothing static
@@ -140,3 +141,16 @@ def test_detailed_timing_overlaps_units_and_books_input_in_the_senders_step():
     assert d["latency_pipelined_s"].tolist() == pytest.approx([(132 + 132 + 110) * 1e-9])
     with pytest.raises(ValueError, match="timing model"):
         timing(core, prof, delays, comp, mode="fast")
+
+
+def test_host_link_and_embedded_processors_by_hand():
+    prof = dataclasses.replace(PROF, host_link_bytes_per_s=1e6, host_io_pj_per_byte=2.0, embedded_op_ns=0.5)
+    # 3,000 bytes in + 40 out over a 1 MB/s link: 3.04 ms; 10,000 embedded ops x 0.5 ns = 5 us
+    io = host_io(3000, 40, 10_000, prof)
+    assert io["link_s"] == pytest.approx(3.04e-3) and io["embedded_s"] == pytest.approx(5e-6)
+    # the link bounds the streaming rate: the chip alone would take 4 steps of 1 us a frame (250,000/s)
+    assert streaming(7e-6, 4, 3, io_s=io["link_s"])["throughput_ips"] == pytest.approx(1 / 3.04e-3)
+    assert streaming(7e-6, 4, 3, io_s=1e-9)["throughput_ips"] == pytest.approx(250_000.0)
+    totals = {"ac": 0, "mac": 0, "active": 0, "idle": 0, "in_tile": 0, "hops_ew": 0, "hops_ns": 0, "host_bytes": 3040}
+    assert energy_terms(totals, prof)["host_io"] == pytest.approx(3040 * 2e-12)
+    assert host_io(3000, 40, 10_000, PROF) == {"in_bytes": 3000, "out_bytes": 40, "link_s": 0.0, "embedded_s": 0.0}
