@@ -152,12 +152,17 @@ class MST(nn.Module):
         self.head = nn.Linear(embed_dim, num_classes)
 
     def forward_steps(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-step logits ``[T, B, K]`` (``T = 1`` for the ANN); the image enters at every step."""
-        if x.dim() != 4:
-            raise ValueError(f"expected images [B, C, H, W], got {tuple(x.shape)}")
-        steps = self.T if self.snn else 1
-        z = self.patch_embed(x).flatten(2).transpose(1, 2)        # [B, N, D], the same at every step
-        z = (tokens_apply(self.patch_bn, z) + self.pos_embed).unsqueeze(0).expand(steps, *z.shape)
+        """Per-step logits ``[T, B, K]``: images ``[B, C, H, W]`` enter at every one of ``T`` steps
+        (one step for the ANN); frames ``[T, B, C, H, W]`` one a step."""
+        if x.dim() == 5:
+            z = self.patch_embed(x.flatten(0, 1)).flatten(2).transpose(1, 2).unflatten(0, x.shape[:2])
+            z = tokens_apply(self.patch_bn, z) + self.pos_embed
+        elif x.dim() == 4:
+            z = self.patch_embed(x).flatten(2).transpose(1, 2)        # [B, N, D], the same at every step
+            steps = self.T if self.snn else 1
+            z = (tokens_apply(self.patch_bn, z) + self.pos_embed).unsqueeze(0).expand(steps, *z.shape)
+        else:
+            raise ValueError(f"expected input [B, C, H, W] or [T, B, C, H, W], got {tuple(x.shape)}")
         h = self.patch_act(z.contiguous())
         for blk in self.blocks:
             h = blk(h)
