@@ -13,7 +13,8 @@ neuron. Ours is ViT-style on ``N`` tokens of width ``D`` (layout ``[T, B, N, D]`
     head    logits = W_h mean_tokens(BN(x))
 
 ``softmax=True`` is MST's own attention, ``A = softmax(alpha q k^T + B)`` (host only: a
-chip has no softmax). With ``snn=False`` (the ANN) the model runs one step; with
+chip has no softmax). With ``snn=False`` (the ANN) the model runs one step on an image
+(its output is the same at every step, whatever ``T``); with
 ``snn=True`` (built by :mod:`sresformer.convert`) there are no BN layers (folded into the
 linears), every QCFS is a :class:`~sresformer.qcfs.SoftIF`, the image enters at every one
 of ``T`` steps (direct input) and the logits are the mean over steps. ``product`` picks
