@@ -44,6 +44,21 @@ def ann(tmp_path_factory):
     return path
 
 
+def test_the_ann_trains_with_train_and_converts(tmp_path, run):
+    # the trainer runs the QCFS ANN at its T = 1 (one step); its checkpoint converts
+    r = run("train", "--model", "mst_nano", "--data", "digits", "--out", tmp_path / "run", "--epochs", "1",
+            "--limit-train", "64", "--limit-test", "16", "--batch-size", "32")
+    assert r.returncode == 0, r.stderr[-2000:]
+    ckpt = torch.load(tmp_path / "run" / "last.ckpt", weights_only=True)
+    assert ckpt["model_kwargs"]["T"] == 1 and not ckpt["model_kwargs"].get("snn")
+    r = run("convert", tmp_path / "run" / "last.ckpt", "--out", tmp_path / "snn.ckpt", "--T", "2",
+            "--product", "per-step")
+    assert r.returncode == 0, r.stderr[-2000:]
+    snn = torch.load(tmp_path / "snn.ckpt", weights_only=True)
+    assert snn["model_kwargs"]["snn"] is True and snn["model_kwargs"]["product"] == "per-step"
+    assert snn["meta"]["converted"]["T"] == 2 and snn["meta"]["data"] == "digits"
+
+
 def test_convert_then_eval_curve(ann, tmp_path, run):
     snn = tmp_path / "snn.ckpt"
     r = run("convert", ann, "--out", snn, "--T", "4")
