@@ -44,6 +44,7 @@ def ann(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow   # a training epoch (64 images) and a conversion: about 5-12 s on 2 cores
 def test_the_ann_trains_with_train_and_converts(tmp_path, run):
     # the trainer runs the QCFS ANN at its T = 1 (one step); its checkpoint converts
     r = run("train", "--model", "mst_nano", "--data", "digits", "--out", tmp_path / "run", "--epochs", "1",
