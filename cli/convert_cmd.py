@@ -12,7 +12,7 @@ from .options import t_option
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="SNN checkpoint to write.")
 @t_option("Time steps of the SNN (default 32)")
 @click.option("--product", type=click.Choice(["cumulative", "per-step"]), default="cumulative", show_default=True,
-              help="Attention products: the product of running spike counts (exact rates) or MST's per-step "
+              help="Attention products: the product of the running spike counts (a product of rates) or MST's per-step "
                    "q_t k_t^T.")
 def convert(source, out, T, product):
     """Convert ANN SOURCE (QCFS activations) to a soft-reset IF SNN checkpoint that 'sresformer eval' reads."""
