@@ -9,6 +9,22 @@ import click
 from .options import batch_option, limit_option, spike_mask_option
 
 
+def _parse_curve(ctx, param, value):
+    """``"1,2,4"`` -> ``[1, 2, 4]``: positive step counts up to MAX_T, sorted, each once."""
+    if value is None:
+        return None
+    from sresformer.limits import MAX_T
+
+    try:
+        steps = [int(v) for v in value.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of step counts, e.g. 1,2,4,8") from None
+    bad = [t for t in steps if not 1 <= t <= MAX_T]
+    if bad:
+        raise click.BadParameter(f"step count {bad[0]} is outside [1, {MAX_T}]")
+    return sorted(set(steps))
+
+
 def _mask_text(model) -> str | None:
     spec = getattr(model, "spike_mask_spec", None)
     return str(spec) if spec is not None else None
@@ -21,11 +37,14 @@ def _mask_text(model) -> str | None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else.")
 @click.option("--save-logits", type=click.Path(dir_okay=False), default=None,
               help="Write the [N, classes] float32 logits, in dataset order, to this .npy file.")
+@click.option("--curve", callback=_parse_curve, default=None, metavar="T1,T2,...",
+              help="SNN: accuracy of the output averaged over the first t steps, for each t in the list "
+                   "(one run of max(t) steps).")
 @limit_option("Evaluate only the first N test samples")
 @batch_option(128)
 @spike_mask_option("Evaluate with the deterministic random spike gate on attn (default), mlp or neuron-name globs "
                    "(replaces a checkpoint's own mask; 0 removes it).")
-def eval_cmd(source, data, as_json, save_logits, limit, batch_size, spike_mask):
+def eval_cmd(source, data, as_json, save_logits, curve, limit, batch_size, spike_mask):
     """Top-1 (and top-5 for more than 5 classes) accuracy of SOURCE (CKPT or MODEL.nir) on DATA."""
     import tempfile
 
@@ -37,6 +56,8 @@ def eval_cmd(source, data, as_json, save_logits, limit, batch_size, spike_mask):
     from sresformer.fileio import check_output
     from sresformer.train.progress import progress_enabled
 
+    if curve is not None and save_logits is not None:
+        raise click.UsageError("--save-logits and --curve do not go together: --curve reports accuracies only")
     if save_logits is not None:
         check_output(save_logits, [source], option="--save-logits")
     with tempfile.TemporaryDirectory(prefix="sresformer-mask-") as tmp:
@@ -45,6 +66,9 @@ def eval_cmd(source, data, as_json, save_logits, limit, batch_size, spike_mask):
     spec = data or meta.get("data") or "digits"
     dataset, bundle = open_eval_data(model, spec)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if curve is not None:
+        _curve(model.to(device), dataset, curve, spec, source, batch_size, limit, device, as_json)
+        return
     result = evaluate(model.to(device), dataset, batch_size=batch_size, limit=limit, device=device,
                       keep_logits=save_logits is not None, progress=progress_enabled())
     if save_logits is not None:
@@ -64,3 +88,18 @@ def eval_cmd(source, data, as_json, save_logits, limit, batch_size, spike_mask):
     click.echo(f"samples  {result.samples} of {bundle.name} test, {summary['images_per_s']:.0f} img/s")
     if save_logits is not None:
         click.echo(f"logits   {save_logits} [{result.samples}, {result.num_classes}] float32")
+
+
+def _curve(model, dataset, steps, spec, source, batch_size, limit, device, as_json) -> None:
+    from sresformer.evaluate import accuracy_curve
+
+    result = accuracy_curve(model, dataset, steps, batch_size=batch_size, limit=limit, device=device)
+    acc = result.accuracies
+    if as_json:
+        click.echo(json.dumps({"curve": {str(t): a for t, a in acc.items()}, "samples": result.samples,
+                               "data": spec, "model": getattr(model, "model_name", None), "source": str(source),
+                               "seconds": round(result.seconds, 3)}))
+        return
+    for t, a in acc.items():
+        click.echo(f"T {t:>4}  accuracy {a:.2%}")
+    click.echo(f"samples {result.samples} of {spec} test, one run of {max(steps)} steps, {result.seconds:.1f} s")

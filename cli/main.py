@@ -23,6 +23,7 @@ COMMANDS = {
     "export": "cli.export_cmd:export",
     "train": "cli.train_cmd:train",
     "eval": "cli.eval_cmd:eval_cmd",
+    "convert": "cli.convert_cmd:convert",
     "energy": "cli.energy_cmd:energy",
     "simulate": "cli.simulate_cmd:simulate",
 }

@@ -62,7 +62,10 @@ KWARG_RULES = {"T": ("int", 1, MAX_T), "img_size": ("int", 1, MAX_IMG_SIZE), "nu
                "num_heads": ("int", 1, MAX_CHANNELS), "mlp_ratio": ("real", 0.0, 64.0),
                "norm_eps": ("real", 0.0, 1.0), "attention": ("text", None, None),
                "attention_pool": ("text", None, None),
-               "layout": ("text", None, None), "small": ("bool", None, None)}
+               "layout": ("text", None, None), "small": ("bool", None, None),
+               # the MST family (sresformer.mst): QCFS levels L, patch side, SNN form and its products
+               "levels": ("int", 1, 1024), "patch": ("int", 1, MAX_IMG_SIZE), "snn": ("bool", None, None),
+               "softmax": ("bool", None, None), "product": ("text", None, None)}
 PLAIN = (bool, int, float, str, type(None))
 
 

@@ -136,3 +136,58 @@ def save_logits(logits: torch.Tensor, path) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.save(f, logits.detach().cpu().to(torch.float32).numpy())
+
+
+@dataclass
+class CurveResult:
+    """Top-1 counts of an SNN's output averaged over its first ``t`` steps, for each ``t`` in ``steps``."""
+
+    steps: list[int]
+    correct: list[int]
+    samples: int
+    seconds: float
+
+    @property
+    def accuracies(self) -> dict[int, float]:
+        """``{t: top-1 accuracy (fraction) of the mean of the first t per-step outputs}``."""
+        return {t: (c / self.samples if self.samples else 0.0) for t, c in zip(self.steps, self.correct, strict=True)}
+
+
+@torch.no_grad()
+def accuracy_curve(model: nn.Module, data: Dataset, steps, *, batch_size: int = 128, limit: int | None = None,
+                   device: torch.device | str = "cpu") -> CurveResult:
+    """Accuracy at every ``t`` in ``steps`` from one forward of ``max(steps)`` steps per batch.
+
+    The model's per-step logits ``forward_steps(x) [T, B, K]`` are averaged over their first
+    ``t`` steps (the SNN's readout after t steps; each step depends only on earlier ones).
+    ``UserError`` for a model without per-step outputs or with one step only (an ANN).
+    """
+    from .errors import UserError
+
+    name = getattr(model, "model_name", type(model).__name__)
+    if not hasattr(model, "forward_steps") or not hasattr(model, "T"):
+        raise UserError(f"--curve needs a spiking model with per-step outputs; {name} has none")
+    if getattr(model, "snn", True) is False:
+        raise UserError(f"{name} is a QCFS ANN (one step, no spikes): convert it with 'sresformer convert' "
+                        "and evaluate the SNN checkpoint with --curve")
+    steps = sorted(set(int(t) for t in steps))
+    loader = DataLoader(limited(data, limit), batch_size=batch_size, shuffle=False)
+    was_training, old_T = model.training, model.T
+    model.eval()
+    model.T = max(steps)
+    correct = [0] * len(steps)
+    n = 0
+    start = time.perf_counter()
+    try:
+        for x, y in loader:
+            if x.dim() != 4:
+                raise UserError("--curve runs static images for max(T) steps; this dataset holds event sequences")
+            mean = model.forward_steps(x.to(device)).float().cumsum(0)   # [T, B, K]: sums over the first t steps
+            y = y.to(mean.device)
+            for i, t in enumerate(steps):
+                correct[i] += topk_correct(mean[t - 1], y, 1)   # argmax of the sum = argmax of the mean
+            n += y.shape[0]
+    finally:
+        model.T = old_T
+        model.train(was_training)
+    return CurveResult(steps, correct, n, time.perf_counter() - start)

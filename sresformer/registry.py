@@ -79,7 +79,7 @@ def create_model(name: str, **kwargs) -> nn.Module:
 
 #: where a family's entry points forward their ``**kwargs`` ("module:callable", in call order)
 _FORWARDS = {"spikingresformer": ("sresformer.zoo:_resformer", "sresformer.model:SpikingResformer"),
-             "spikformer": ("sresformer.spikformer:Spikformer",)}
+             "spikformer": ("sresformer.spikformer:Spikformer",), "mst": ("sresformer.mst:MST",)}
 
 
 def accepted_kwargs(name: str) -> frozenset[str]:
@@ -110,5 +110,5 @@ def _has_var_keyword(fn) -> bool:
 
 
 def _load_zoo() -> None:
-    # the entry points live in sresformer.zoo and sresformer.zoo_spikformer; importing fills the registry
-    from . import zoo, zoo_spikformer  # noqa: F401
+    # the entry points live in sresformer.zoo, zoo_spikformer and zoo_mst; importing fills the registry
+    from . import zoo, zoo_mst, zoo_spikformer  # noqa: F401

@@ -121,6 +121,9 @@ def model_to_nir(model: SpikingResformer, dt: float = 1.0, T: int | None = None)
         from .export_spikformer import spikformer_to_nir
 
         return spikformer_to_nir(model, dt=dt, T=T)
+    if getattr(model, "softmax", False) is True:   # the MST family's mst_nano_softmax (sresformer.mst)
+        raise cv.NIRError(f"{getattr(model, 'model_name', type(model).__name__)} uses softmax attention, which no "
+                          "spiking chip computes: it runs on the host only (train mst_nano, softmax-free, to export)")
     if not isinstance(model, SpikingResformer):
         raise cv.NIRError(f"NIR export of {type(model).__name__} is not supported yet (SpikingResformer, Spikformer "
                           "and simple layer chains only)")

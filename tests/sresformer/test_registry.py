@@ -28,7 +28,7 @@ def test_registry_lists_the_zoo():
     """The registry holds exactly the ``@register_model`` entry points of the zoo modules' source."""
     root = Path(sresformer.__file__).parent
     entry = re.compile(r"^@register_model\(.*?\)\s*\ndef (\w+)\(", re.M | re.S)
-    declared = [n for f in ("zoo.py", "zoo_spikformer.py") for n in entry.findall((root / f).read_text())]
+    declared = [n for f in ("zoo.py", "zoo_spikformer.py", "zoo_mst.py") for n in entry.findall((root / f).read_text())]
     assert len(declared) == len(set(declared)) >= 14
     assert ZOO == sorted(declared)
 
