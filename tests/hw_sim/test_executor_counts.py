@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from exporters.quantize.fakequant import FakeQuantModel
-from hw_sim.chips import load_chip
+from hw_sim.chips import load_chip, load_energy_profile
 from hw_sim.counters import Counter, CountPlan
 from hw_sim.executor import Executor
 from hw_sim.mapping import Group, Mapping, map_graph
@@ -114,6 +114,29 @@ def test_messages_and_hops_on_two_cores():
     # the host sends the three non-zero pixels once per inference; none at the next step
     assert counts.embedded["msgs"].tolist() == [3]
     assert counts.core["msgs"][1, 0].tolist() == [3, 1, 0, 0]
+
+
+def test_messages_received_encodings_and_link_loads_by_hand():
+    # the same three spikes as above; the detailed plan also routes them over the mesh's links
+    pg = graph(np.ones((3, 3)))
+    mapping = map_graph(pg, TINY)
+    prof = load_energy_profile("loihi1")
+    counter = Counter(CountPlan(pg, mapping, links=prof), pg.T, 1)
+    Executor(pg).run(image([(0, 0), (1, 2), (3, 3)]), hook=counter)
+    c = {k: v[0, 0].tolist() for k, v in counter.counts.core.items()}
+    # received: core 2 gets (0,0) and (1,2), core 3 gets (1,2) and (3,3); at step 0 the host's three
+    # pixels reach n0's cores too (two in rows 0-1 on core 0, one on core 1), once per inference
+    assert c["msgs_in"] == [2, 1, 2, 2]
+    assert counter.counts.core["msgs_in"][1, 0].tolist() == [0, 0, 2, 2]
+    # TINY has the convolutional encoding (loihi2's conv_word_bits): every conv op is a conv-encoded one
+    assert c["syn_conv"] == c["ac"] == [0, 0, 10, 7] and c["syn_dense"] == c["syn_sparse"] == [0] * 4
+    # links, numbered (y * 2 + x) * 4 + direction (0 east, 2 south), routed east-west first:
+    # core 0 (0,0) -> core 2 (0,1): south link 2, twice; core 0 -> core 3 (1,1): east link 0 then
+    # south link 6; core 1 (1,0) -> core 3: south link 6
+    loads, path = counter.counts.links[0]   # n0 has delay 0
+    got = {i: v for i, v in enumerate(loads[0, 0].tolist()) if v}
+    assert got == {0: 1.0, 2: 2.0, 6: 2.0}
+    assert path[0, 0].item() == pytest.approx(prof.hop_ew_ns + prof.hop_ns_ns)   # the 2-hop route is the longest
 
 
 def test_intra_core_deliveries_are_in_tile():
