@@ -221,6 +221,8 @@ class CountPlan:
             n = numel(self.pg.processes[name].out_shape)
             src = g.first_core + np.arange(n) // g.chunk
             out[name] = LinkTable(self.mesh, src, edges, n)
+        for name, pc in self.prod.items():   # product terms to their readers
+            pc.route_links(self.mesh, self.delay[name], self.link_kind_ns)
         return out
 
     def group_delay(self, g) -> int:

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from hw_sim.links import add_links
 from hw_sim.mapping import ROUTE, add_routes
 from hw_sim.processes import Process
 
@@ -123,7 +124,7 @@ class Counter:
             self.counts.core["msgs_in"][:S] += got.view(S, -1, got.shape[-1])
         lt = self.plan.links.get(name) if self.plan.links is not None else None
         if lt is not None:
-            self._links(self.plan.group_delay(g), lt, nz, S)
+            add_links(self.counts, self.plan.group_delay(g), lt, nz, S, self.plan.link_kind_ns)
         if g is None:                         # from the embedded processor: deliveries only
             self.counts.embedded["msgs"] += (nz.to(table.dtype) @ table[:, 1]).view(S, -1).sum(0)
             return
@@ -141,17 +142,6 @@ class Counter:
         per = per.view(S, -1, *per.shape[1:])
         sl = slice(g.first_core, g.first_core + g.cores)
         add_routes(self.counts.core, (slice(None, S), slice(None), sl), per)
-
-    def _links(self, d: int, lt, nz: torch.Tensor, S: int) -> None:
-        """Add one sender's messages on the mesh links, at its delay ``d`` (detailed timing)."""
-        loads, path = lt.step(nz, self.plan.link_kind_ns)
-        T, B = self.counts.core["ac"].shape[:2]
-        if d not in self.counts.links:
-            self.counts.links[d] = (torch.zeros(T, B, loads.shape[-1], dtype=torch.float64),
-                                    torch.zeros(T, B, dtype=torch.float64))
-        ld, pt = self.counts.links[d]
-        ld[:S] += loads.view(S, B, -1)
-        pt[:S] = torch.maximum(pt[:S], path.view(S, B))
 
     def _host(self, p: Process, ops: dict[str, int], inp: torch.Tensor) -> None:
         """Evaluations of an embedded-processor gate on every sample at its ``S`` steps: fixed MACs and ACs."""

@@ -99,3 +99,16 @@ class LinkTable:
         loads = torch.sparse.mm(self.load, nz.double().T).T
         lat = torch.from_numpy(self.longest) @ link_kind_ns
         return loads, (nz.double() * lat).max(1).values if nz.shape[1] else torch.zeros(nz.shape[0])
+
+
+def add_links(counts, d: int, lt: LinkTable, nz: torch.Tensor, S: int, link_kind_ns: torch.Tensor) -> None:
+    """Add one sender's messages on the mesh links into ``counts.links[d]`` (its delay ``d``): the loads of
+    ``nz [S * B, n]`` (non-zero mask over ``S`` steps) and the longest path of each step."""
+    loads, path = lt.step(nz, link_kind_ns)
+    T, B = counts.core["ac"].shape[:2]
+    if d not in counts.links:
+        counts.links[d] = (torch.zeros(T, B, loads.shape[-1], dtype=torch.float64),
+                           torch.zeros(T, B, dtype=torch.float64))
+    ld, pt = counts.links[d]
+    ld[:S] += loads.view(S, B, -1)
+    pt[:S] = torch.maximum(pt[:S], path.view(S, B))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .links import add_links
 from .mapping import ROUTE, add_routes
 from .op_kernels import numel, segsum
 from .prodneuron import ProdGeometry
@@ -53,6 +54,20 @@ class ProdCount:
             if r.size != numel(p.out_shape):
                 raise NotImplementedError(f"{p.name!r}: read by {r.name!r} but not element for element")
         self._table = None
+        self.link_tables: list = []   # detailed timing: one hw_sim.links.LinkTable per reader (set by the plan)
+        self.delay, self.link_kind_ns = 0, None
+
+    def route_links(self, mesh, delay: int, link_kind_ns: torch.Tensor) -> None:
+        """Route every term's message to each reader over the mesh's links (the detailed timing model)."""
+        from .links import LinkTable
+
+        g, n = self.group, np.arange(self.geo.size)
+        src, dest = g.first_core + n // g.chunk, self.geo.dest_of_terms().numpy()
+        self.delay, self.link_kind_ns = delay, link_kind_ns
+        for r in self.readers:
+            dst = r.first_core + dest // r.chunk
+            edges = [(np.nonzero(dst == c)[0], int(c)) for c in np.unique(dst)]
+            self.link_tables.append(LinkTable(mesh, src, edges, self.geo.size))
 
     def _hop_table(self) -> torch.Tensor:
         """``[readers, P, len(ROUTE)]``: per term, the route of its message (:meth:`Mapping.route`)."""
@@ -99,6 +114,8 @@ class ProdCount:
                 per = torch.stack([segsum(nz * table[:, i], g.chunk, g.cores).view(shape)
                                    for i in range(len(ROUTE))], -1)
                 add_routes(cc, (slice(None, S), slice(None), sl), per)
+            for lt in self.link_tables:
+                add_links(counts, self.delay, lt, nz, S, self.link_kind_ns)
         layer = counts.layers.setdefault(self.p.name, {"ac": 0.0, "mac": 0.0, "nonzero": 0.0, "elements": 0,
                                                        "dense_macs": 0, "kind": self.product_kind})
         for side, ops in (("left", l_ops), ("right", r_ops)):

@@ -37,7 +37,7 @@ TIMING_NOTES = {
               "slowest core plus the barrier of the tiles in use",
     "detailed": "a core's units overlap (its step is its slowest unit), its input is processed in the chip "
                 "step the messages are sent, and the mesh is a unit of its own: the busiest link's messages "
-                "one after another plus the longest path; product-compartment messages are not on the links",
+                "one after another plus the longest path",
 }
 
 

@@ -103,8 +103,8 @@ def prodneuron_construction(form, vals):
     return out
 
 
-def run(pg, mapping, x):
-    counter = Counter(CountPlan(pg, mapping), pg.T, x.shape[0])
+def run(pg, mapping, x, links=None):
+    counter = Counter(CountPlan(pg, mapping, links=links), pg.T, x.shape[0])
     return Executor(pg).run(x, hook=counter, keep=True), counter
 
 
@@ -205,11 +205,28 @@ def test_mapping_of_the_product_and_its_reader(form):
 
 # -- events: every delivery, product and message recounted ------------------------------------------
 
+def xy_links(m, a, b):
+    """The directed links a message from core ``a`` to core ``b`` crosses, one step at a time: east or west
+    first, then south or north; a link is ``(tile y * width + tile x) * 4 + (0 E, 1 W, 2 S, 3 N)``."""
+    (ax, ay), (bx, by) = (tuple(int(v) for v in m.core_xy(np.asarray(c))) for c in (a, b))
+    width = int(m.core_xy(np.arange(m.cores))[0].max()) + 1
+    out = []
+    while ax != bx:
+        out.append((ay * width + ax) * 4 + (0 if bx > ax else 1))
+        ax += 1 if bx > ax else -1
+    while ay != by:
+        out.append((ay * width + ax) * 4 + (2 if by > ay else 3))
+        ay += 1 if by > ay else -1
+    return out
+
+
 def recount(form, pg, m, result):
     """Per core, summed over steps and samples: ac, mac, active, msgs, in_tile, hops_ew, hops_ns, reader ops."""
     P, A = m.groups["m"], m.groups["A"]
     r, c = IDX[form][3][0], IDX[form][3][2]
-    out = {k: np.zeros(m.cores) for k in ("ac", "mac", "active", "msgs", "in_tile", "hops_ew", "hops_ns", "dsmm")}
+    out = {k: np.zeros(m.cores) for k in ("ac", "mac", "active", "msgs", "in_tile", "hops_ew", "hops_ns", "dsmm",
+                                          "msgs_in")}
+    out["links"] = {}   # link id -> the product messages that cross it
     for t in range(pg.T):
         for b in range(X.shape[0]):
             vals = {nm: result.values[nm][min(t, result.values[nm].shape[0] - 1), b].numpy()
@@ -230,6 +247,9 @@ def recount(form, pg, m, result):
                     out["hops_ns"][core] += ns
                     out["mac"][dest] += 1   # the graded product's synaptic op at the reader
                     out["dsmm"][dest] += 1
+                    out["msgs_in"][dest] += 1
+                    for link in xy_links(m, core, dest):
+                        out["links"][link] = out["links"].get(link, 0) + 1
     return out
 
 
@@ -253,6 +273,22 @@ def test_event_counts_equal_an_event_by_event_recount(form):
     # the product compartments are one pipeline stage; their reader the next
     plan = counter.plan
     assert plan.delay["A"] == plan.delay["m"] + 1 and plan.delay["m"] == max(plan.delay["yc"], plan.delay["n1"]) + 1
+
+
+@pytest.mark.parametrize("form", IDX)
+def test_product_messages_on_the_links_equal_a_recount(form):
+    # the detailed timing model routes every product term's graded spike to its reader over the mesh
+    pg = graph(form, seed=3)
+    m = map_graph(pg, dataclasses.replace(load_chip("loihi2"), neurons_per_core=7))
+    result, counter = run(pg, m, X, links=load_energy_profile("loihi2"))
+    want = recount(form, pg, m, result)
+    plan = counter.plan
+    assert [g for g in plan.groups if plan.delay[g] == plan.delay["m"]] == ["m"]   # the only sender at its delay
+    loads = counter.counts.links[plan.delay["m"]][0].sum((0, 1))
+    got = {i: v for i, v in enumerate(loads.tolist()) if v}
+    assert got == want["links"] and sum(got.values()) > 0
+    sl = slice(m.groups["A"].first_core, m.groups["A"].first_core + m.groups["A"].cores)
+    assert np.array_equal(counter.counts.core["msgs_in"].sum((0, 1)).numpy()[sl], want["msgs_in"][sl])
 
 
 @pytest.mark.parametrize("form", ["y1T@s", "qk@v"])
