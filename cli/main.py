@@ -25,6 +25,7 @@ COMMANDS = {
     "eval": "cli.eval_cmd:eval_cmd",
     "energy": "cli.energy_cmd:energy",
     "simulate": "cli.simulate_cmd:simulate",
+    "report": "cli.report_cmd:report",
 }
 
 # what to tell the user after an interruption, per command (train can be continued)
