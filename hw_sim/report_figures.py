@@ -22,8 +22,8 @@ from .mapping import Mapping
 
 # the index of the core trace in the core map's figure (the page's script counts its rendered points)
 CORE_TRACE = 1
-NS_PER_US = 1e3
 J_PER_NJ = 1e-9
+J_PER_UJ = 1e-6
 
 
 def core_metrics(summary: dict, mapping: Mapping, profile: EnergyProfile) -> dict[str, tuple[str, list[float]]]:
@@ -117,6 +117,15 @@ def core_map(summary: dict, mapping: Mapping, profile: EnergyProfile):
     return fig
 
 
+def phases(T: int, depth: int) -> list[tuple[str, tuple[int, int], str]]:
+    """The pipeline's phases over chip steps ``[lo, hi)``: filling (steps before ``depth``: the deeper groups
+    have no data yet), draining (steps from ``T`` on: the shallower groups are done), both at once where
+    ``depth > T``, every group busy where ``T > depth``; with their shading colours."""
+    return [("fill", (0, min(T, depth)), "rgba(255,200,0,0.18)"),
+            ("fill and drain", (T, depth), "rgba(200,160,60,0.18)"),
+            ("drain", (max(T, depth), T + depth), "rgba(120,120,120,0.15)")]
+
+
 def step_plot(summary: dict):
     """Step time (us, bars) and spikes (line, right axis) per chip step of one inference; fill and drain
     steps (the first and last ``depth``) shaded."""
@@ -129,13 +138,13 @@ def step_plot(summary: dict):
                          marker_color="#4c78a8"))
     fig.add_trace(go.Scatter(x=steps, y=ps["spikes"], name="spikes", mode="lines+markers", yaxis="y2",
                              line={"color": "#f58518"}))
-    for label, idx, colour in (("fill", ps["fill"], "rgba(255,200,0,0.18)"),
-                               ("drain", ps["drain"], "rgba(120,120,120,0.15)")):
-        if idx:
-            fig.add_vrect(x0=min(idx) - 0.5, x1=max(idx) + 0.5, fillcolor=colour, line_width=0,
-                          annotation_text=label, annotation_position="top left")
+    for label, (lo, hi), colour in phases(ps["T"], ps["depth"]):
+        if hi > lo:
+            fig.add_vrect(x0=lo - 0.5, x1=hi - 0.5, fillcolor=colour, line_width=0, annotation_text=label,
+                          annotation_position="top left")
     fig.update_layout(height=320, margin={"l": 50, "r": 50, "t": 30, "b": 40}, bargap=0.2,
-                      xaxis={"title": f"chip step (T = {ps['T']} data steps + depth {ps['depth']})", "dtick": 1},
+                      xaxis={"title": f"chip step (T = {ps['T']} data steps + depth {ps['depth']})",
+                             "dtick": 1 if len(steps) <= 32 else None, "range": [-0.5, len(steps) - 0.5]},
                       yaxis={"title": "step time (us)"},
                       yaxis2={"title": "spikes", "overlaying": "y", "side": "right", "rangemode": "tozero"},
                       legend={"orientation": "h", "y": 1.12})
@@ -143,12 +152,12 @@ def step_plot(summary: dict):
 
 
 def energy_terms_plot(summary: dict):
-    """Energy per inference by term (nJ), the non-zero terms, largest first."""
+    """Energy per inference by term (uJ), the non-zero terms, largest first."""
     import plotly.graph_objects as go
 
     terms = sorted(((k, v) for k, v in summary["energy_terms_j"].items() if v), key=lambda kv: kv[1])
-    fig = go.Figure(go.Bar(x=[v / J_PER_NJ for _, v in terms], y=[k for k, _ in terms], orientation="h",
+    fig = go.Figure(go.Bar(x=[v / J_PER_UJ for _, v in terms], y=[k for k, _ in terms], orientation="h",
                            marker_color="#54a24b"))
     fig.update_layout(height=max(200, 40 + 22 * len(terms)), margin={"l": 110, "r": 20, "t": 20, "b": 40},
-                      xaxis={"title": "energy per inference (nJ)"})
+                      xaxis={"title": "energy per inference (uJ)"})
     return fig

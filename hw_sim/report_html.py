@@ -28,7 +28,8 @@ h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid 
 table{border-collapse:collapse;font-size:.9em}td,th{padding:.2em .6em;border-bottom:1px solid #eee;text-align:left}
 td.num{text-align:right;font-variant-numeric:tabular-nums}th.sort{cursor:pointer}
 th.sort:after{content:" \\2195";color:#aaa}
-code{background:#f5f5f5;padding:.1em .3em;display:block;margin:.2em 0;white-space:pre-wrap}
+code{background:#f5f5f5;padding:.1em .3em}
+code.cmd{display:block;margin:.2em 0;white-space:pre-wrap}
 .grid{display:grid;grid-template-columns:1fr 1fr;gap:1em}.note{color:#666;font-size:.85em}
 """
 
@@ -85,7 +86,7 @@ def summary_table(data: dict) -> str:
             ("timing model", _text_cell(data, "simulate.timing")),
             ("attention lowering", _text_cell(data, "simulate.attention")),
             ("cores", _num_cell(data, f"{s}.cores", fmt="d")), ("chips", _num_cell(data, f"{s}.chips", fmt="d")),
-            ("data / samples", _text_cell(data, "simulate.data") + _num_cell(data, f"{s}.samples", fmt="d"))]
+            ("data", _text_cell(data, "simulate.data")), ("samples", _num_cell(data, f"{s}.samples", fmt="d"))]
     acc = data.get("export", {}).get("accuracy")
     if acc:
         rows.append(("float accuracy (export's eval images)", _num_cell(data, "export.accuracy.accuracy_float",
@@ -104,10 +105,10 @@ def summary_table(data: dict) -> str:
              ("chip step time", _num_cell(data, f"{s}.step_time_s", 1e6, "us")),
              ("pipeline depth (chip steps)", _num_cell(data, f"{s}.pipeline_depth", fmt="d")),
              ("throughput (streaming)", _num_cell(data, f"{s}.throughput_ips", 1, "inferences/s", ".1f")),
-             ("critical core", _num_cell(data, f"{s}.critical_core.core", fmt="d")
-              + _text_cell(data, "simulate.critical_core.group")),
+             ("critical core", _num_cell(data, f"{s}.critical_core.core", fmt="d")),
+             ("critical core's group", _text_cell(data, "simulate.critical_core.group")),
              ("critical core utilisation", _num_cell(data, f"{s}.critical_core.utilisation", 100, "%", ".1f"))]
-    rows += [(f"energy: {k}", _num_cell(data, f"{s}.energy_terms_j.{k}", 1e9, "nJ"))
+    rows += [(f"energy: {k}", _num_cell(data, f"{s}.energy_terms_j.{k}", 1e6, "uJ"))
              for k, v in data["simulate"]["energy_terms_j"].items() if v]
     body = "".join(f"<tr><th>{html.escape(label)}</th>{cells}</tr>" for label, cells in rows)
     return f'<table id="summary-table">{body}</table>'
@@ -127,8 +128,9 @@ def layer_table(data: dict, mapping: Mapping) -> str:
         cells += [(row[k], f"{row[k] * sc:{f}}") for k, sc, f in
                   (("firing_rate", 1, ".4f"), ("ac", 1, ".6g"), ("mac", 1, ".6g"), ("sops", 1, ".6g"),
                    ("energy_j", 1e9, ".4g"))]
-        out.append("<tr>" + "".join(f'<td class="num" data-value="{html.escape(str(v), quote=True)}">{t}</td>'
-                                    for v, t in cells) + "</tr>")
+        out.append("<tr>" + "".join(f'<td{" class=num" if i >= 3 else ""} '   # names left, numbers right
+                                    f'data-value="{html.escape(str(v), quote=True)}">{t}</td>'
+                                    for i, (v, t) in enumerate(cells)) + "</tr>")
     ths = "".join(f"<th>{h}</th>" for h in head)
     return (f'<table id="layer-table" class="sortable"><thead><tr>{ths}</tr></thead>'
             f'<tbody>{"".join(out)}</tbody></table>')
@@ -153,7 +155,7 @@ def build_page(simulate: dict, energy: dict, mapping: Mapping, profile: EnergyPr
         return pio.to_html(f, include_plotlyjs=False, full_html=False, div_id=div_id,
                            config={"displaylogo": False, "responsive": True})
 
-    cmds = "".join(f"<code>{html.escape(c)}</code>" for c in commands)
+    cmds = "".join(f'<code class="cmd">{html.escape(c)}</code>' for c in commands)
     title = f"sresformer report: {simulate.get('source')} on {simulate.get('chip')}"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
