@@ -59,9 +59,10 @@ def _slot_xy(mapping: Mapping, core: np.ndarray) -> tuple[np.ndarray, np.ndarray
     per_tile = int(mapping.chip.get("cores_per_tile", 1))
     if per_tile == 1:
         return x.astype(float), y.astype(float)
-    side = math.ceil(math.sqrt(per_tile))
+    side = math.ceil(math.sqrt(per_tile))    # slots per row inside a tile, and rows of them
+    rows = math.ceil(per_tile / side)
     slot = (np.asarray(core) % mapping.chip["cores_per_chip"]) % per_tile
-    return x + (slot % side + 0.5) / side - 0.5, y + (slot // side + 0.5) / side - 0.5
+    return x + (slot % side + 0.5) / side - 0.5, y + (slot // side + 0.5) / rows - 0.5
 
 
 def core_map(summary: dict, mapping: Mapping, profile: EnergyProfile):
