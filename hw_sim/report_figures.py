@@ -70,6 +70,7 @@ def core_map(summary: dict, mapping: Mapping, profile: EnergyProfile):
     import plotly.graph_objects as go
 
     metrics = core_metrics(summary, mapping, profile)
+    shown = {k: [float(f"{v:.4g}") for v in vals] for k, (_, vals) in metrics.items()}   # 4 digits: a smaller page
     cores = summary["per_core"]
     ids = np.array([c["core"] for c in cores], dtype=np.int64)
     per_chip = int(mapping.chip["cores_per_chip"])
@@ -79,16 +80,20 @@ def core_map(summary: dict, mapping: Mapping, profile: EnergyProfile):
     x, y = _slot_xy(mapping, ids)
     per_tile = int(mapping.chip.get("cores_per_tile", 1))
     size = max(4.0, min(22.0, 640.0 / max(1.0, (sx.max(initial=0) + 1) * math.ceil(math.sqrt(per_tile)))))
-    text = [f"core {c['core']} (chip {c['core'] // per_chip}), group {c['group']}<br>"
-            + "<br>".join(f"{label}: {vals[i]:.4g}" for label, vals in metrics.values())
-            + f"<br>pipeline delay: {c['delay_steps']} steps" for i, c in enumerate(cores)]
+    # hover: one row of figures per core, formatted by plotly (the page's exact numbers are in its JSON)
+    custom = [[c["core"], c["core"] // per_chip, c["group"], c["delay_steps"]]
+              + [vals[i] for vals in shown.values()] for i, c in enumerate(cores)]
+    hover = ("core %{customdata[0]} (chip %{customdata[1]}), group %{customdata[2]}<br>"
+             + "<br>".join(f"{metrics[k][0]}: %{{customdata[{4 + j}]:.4g}}" for j, k in enumerate(shown))
+             + "<br>pipeline delay: %{customdata[3]} steps<extra></extra>")
     first = next(iter(metrics))
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=sx, y=sy, mode="markers", name="free core", hoverinfo="skip",
                              marker={"symbol": "square", "size": size, "color": "#eeeeee",
                                      "line": {"width": 0.5, "color": "#cccccc"}}))
-    fig.add_trace(go.Scatter(x=x, y=y, mode="markers", name="used core", text=text, hoverinfo="text",
-                             marker={"symbol": "square", "size": size, "color": metrics[first][1],
+    fig.add_trace(go.Scatter(x=x, y=y, mode="markers", name="used core", customdata=custom,
+                             hovertemplate=hover,
+                             marker={"symbol": "square", "size": size, "color": shown[first],
                                      "colorscale": "Viridis", "showscale": True,
                                      "colorbar": {"title": {"text": metrics[first][0], "side": "right"}}}))
     crit = summary["critical_core"]["core"]
@@ -105,8 +110,8 @@ def core_map(summary: dict, mapping: Mapping, profile: EnergyProfile):
         fig.add_annotation(x=bx.min() - 0.5, y=by.min() - 0.5, text=f"chip {chip}", showarrow=False,
                            xanchor="left", yanchor="bottom", font={"size": 10})
     buttons = [{"label": key, "method": "restyle",
-                "args": [{"marker.color": [vals], "marker.colorbar.title.text": label}, [CORE_TRACE]]}
-               for key, (label, vals) in metrics.items()]
+                "args": [{"marker.color": [shown[key]], "marker.colorbar.title.text": label}, [CORE_TRACE]]}
+               for key, (label, _) in metrics.items()]
     fig.update_layout(updatemenus=[{"buttons": buttons, "direction": "right", "type": "buttons", "x": 0,
                                     "y": 1.12, "xanchor": "left", "showactive": True}],
                       height=max(320, int(60 + (sy.max(initial=0) + 1) * size * 1.15)),
