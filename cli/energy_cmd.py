@@ -34,6 +34,15 @@ def checkpoint_layer_counts(source: str, data: str, limit: int, batch_size: int)
     return [_per_image(r) for r in layers], len(subset)
 
 
+def artifact_fields(pg, mapping) -> dict:
+    """The keys ``energy --json`` adds for an artifact: where the rates come from, the chip, the attention."""
+    from hw_sim.prodneuron import attention_of, attention_phrase
+
+    attention = mapping.attention or attention_of(pg)
+    return {"firing_rates": "measured on the data by the chip simulator (integer model)",
+            "chip": mapping.chip.get("name"), "attention": attention, "attention_text": attention_phrase(attention)}
+
+
 def mask_sweep_report(source: str, data: str, ratios_text: str, modules_text: str | None, convention: str,
                       chip_profile: str, limit: int, batch_size: int) -> dict:
     """Accuracy and energy per image of a checkpoint for every spike-mask ratio in ``ratios_text``."""
@@ -176,7 +185,6 @@ def energy(sources, data, convention, chip_profile, limit, batch_size, fmt, plot
         import tempfile
 
         from hw_sim.artifact import read_artifact
-        from hw_sim.prodneuron import attention_of, attention_phrase
         from hw_sim.simulate import layer_counts
 
         from .simulate_cmd import artifact_of
@@ -185,9 +193,8 @@ def energy(sources, data, convention, chip_profile, limit, batch_size, fmt, plot
             artifact = artifact_of(source, data, tmp)
             pg, mapping, _ = read_artifact(artifact)
             layers, samples = layer_counts(artifact, data, limit, batch_size)
-        attention = mapping.attention or attention_of(pg)
-        chip = {"chip": mapping.chip.get("name"), "attention": attention, "attention_text": attention_phrase(attention)}
-        measured = "measured on the data by the chip simulator (integer model)"
+        chip = artifact_fields(pg, mapping)
+        measured = chip.pop("firing_rates")
     else:
         layers, samples = checkpoint_layer_counts(source, data, limit, batch_size)
         measured = "measured on the data by running the model"

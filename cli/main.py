@@ -26,6 +26,7 @@ COMMANDS = {
     "convert": "cli.convert_cmd:convert",
     "energy": "cli.energy_cmd:energy",
     "simulate": "cli.simulate_cmd:simulate",
+    "report": "cli.report_cmd:report",
 }
 
 # what to tell the user after an interruption, per command (train can be continued)

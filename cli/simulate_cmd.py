@@ -23,9 +23,10 @@ def fake_quant_reference(pg):
     return run
 
 
-def artifact_of(source: str, data: str, tmp: str) -> str:
+def artifact_of(source: str, data: str, tmp: str, chip: str | None = None) -> str:
     """``source`` itself for a ``.loihi`` file; a ``.nir`` file (calibrated on ``data``) or a lava-dl
-    netx ``.net`` file (its own integers, no calibration) is exported to a temporary artifact."""
+    netx ``.net`` file (its own integers, no calibration) is exported to a temporary artifact (for
+    ``chip``: a chip name or TOML file, default loihi2)."""
     suffix = Path(source).suffix
     if suffix not in (".nir", ".net"):
         return source
@@ -35,8 +36,23 @@ def artifact_of(source: str, data: str, tmp: str) -> str:
     if not Path(source).is_file():
         raise ArtifactError(f"{'NIR' if suffix == '.nir' else 'netx'} file {source} does not exist")
     out = str(Path(tmp) / (Path(source).stem + ".loihi"))
-    export_loihi(source, out, calib_data=data if suffix == ".nir" else None)
+    export_loihi(source, out, calib_data=data if suffix == ".nir" else None, chip=chip)
     return out
+
+
+def simulate_summary(artifact: str, source: str, data: str, limit: int | None, profile, batch_size: int,
+                     timing_model: str, spike_mask: str | None = None) -> dict:
+    """What ``simulate --json`` prints for ``artifact`` (lowered from ``source``): the simulator's summary
+    with agreement against the fake-quant model, a regression readout stated as such."""
+    from hw_sim.artifact import read_artifact
+    from hw_sim.simulate import simulate as run_simulation
+
+    summary = run_simulation(artifact, data, limit, profile, batch_size=batch_size,
+                             reference=fake_quant_reference, timing_model=timing_model)
+    regression_readout(summary, read_artifact(artifact)[0].metadata)
+    summary["source"] = str(source)
+    summary["spike_mask"] = spike_mask
+    return summary
 
 
 def regression_readout(summary: dict, pg_metadata: dict) -> None:
@@ -96,7 +112,6 @@ def simulate(source, data, limit, chip_profile, timing_model, batch_size, as_jso
     SOPs, energy, latency. A netx network keeps its own integers; its input shape comes from the file
     (PilotNet's 3 x 66 x 200: use --data synthetic)."""
     from hw_sim.chips import load_energy_profile
-    from hw_sim.simulate import simulate as run_simulation
     from sresformer.masking import SpikeMaskError, parse_spec
 
     from .common import masked_source
@@ -111,13 +126,7 @@ def simulate(source, data, limit, chip_profile, timing_model, batch_size, as_jso
         if spike_mask is not None and not Path(source).is_file():
             raise SpikeMaskError(f"NIR file {source} does not exist")
         artifact = artifact_of(masked_source(source, spike_mask, tmp), data, tmp)
-        summary = run_simulation(artifact, data, limit, profile, batch_size=batch_size,
-                                 reference=fake_quant_reference, timing_model=timing_model)
-        from hw_sim.artifact import read_artifact
-
-        regression_readout(summary, read_artifact(artifact)[0].metadata)
-    summary["source"] = str(source)
-    summary["spike_mask"] = spike_mask
+        summary = simulate_summary(artifact, source, data, limit, profile, batch_size, timing_model, spike_mask)
     if as_json:
         click.echo(json.dumps(summary))
     else:

@@ -152,7 +152,8 @@ def timing(core: dict[str, torch.Tensor], profile: EnergyProfile, delays: np.nda
     ``links``, ``link_ns`` per link); a hop is not charged to its sender.
 
     Returns ``latency_s`` (the executor's zero-delay schedule, simple model) / ``latency_pipelined_s``
-    (the chip's schedule in ``mode``) ``[B]``, ``step_s`` ``[T, B]``, ``busy_ns`` ``[cores]`` and
+    (the chip's schedule in ``mode``) ``[B]``, ``step_s`` ``[T, B]``, ``pipe_step_s`` (the chip's steps,
+    ``[T + depth, B]``), ``busy_ns`` ``[cores]`` and
     ``step_total_ns`` (both summed over chip steps and samples), and ``slowest`` ``[cores]``: how many
     (step, sample) pairs each core was the slowest in.
     """
@@ -178,6 +179,7 @@ def timing(core: dict[str, torch.Tensor], profile: EnergyProfile, delays: np.nda
     work = busy if mode == "simple" else torch.maximum(units["input"], torch.maximum(units["soma"], units["output"]))
     slowest = torch.bincount(work.argmax(-1).flatten(), minlength=busy.shape[-1])
     return {"latency_s": step.sum(0) * NS, "latency_pipelined_s": pipe_step.sum(0) * NS, "step_s": step * NS,
+            "pipe_step_s": pipe_step * NS,
             "busy_ns": work.sum((0, 1)), "step_total_ns": float(pipe_step.sum()), "slowest": slowest}
 
 

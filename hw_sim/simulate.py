@@ -25,6 +25,7 @@ from .chips import EnergyProfile, load_energy_profile
 from .counters import CORE_KEYS, EMBEDDED_KEYS, Counter, CountPlan, merge_layers
 from .cycles import TIMINGS, barrier_ns, energy_terms, host_io, streaming, timing, window_idle
 from .executor import Executor, real_logits
+from .per_step import PerStep
 from .prodneuron import attention_of
 
 #: ``reference(x) -> (int logits [T, B, K], {neuron process: spikes [T, B, ...]})``
@@ -133,6 +134,7 @@ def simulate(artifact_path: str | os.PathLike, data_spec: str = "digits", limit:
     lat = lat_pipe = step_total = 0.0
     correct = agreed = n = 0
     saturated: dict[str, int] = {}
+    steps = PerStep()   # step time and spikes per chip step (the pipeline fill)
     for x, y in loader:
         x = x.transpose(0, 1) if x.dim() == len(pg.input_shape) + 2 else x
         result, counts = sess.run_batch(x, keep=ref is not None)
@@ -154,6 +156,7 @@ def simulate(artifact_path: str | os.PathLike, data_spec: str = "digits", limit:
         step_total += tm["step_total_ns"]
         busy += tm["busy_ns"]
         slowest += tm["slowest"]
+        steps.add(tm, counts.core["spikes"], plan.core_delay)
         n += counts.batch
         if bar is not None:
             bar.update(counts.batch)
@@ -162,6 +165,7 @@ def simulate(artifact_path: str | os.PathLike, data_spec: str = "digits", limit:
     summary = summarize(sess, prof, n, correct, agreed if ref is not None else None, core_tot, emb_tot, layers,
                         busy, slowest, lat, lat_pipe, step_total, data_spec, timing_model)
     summary["saturated"] = saturation_summary(saturated, pg)
+    summary["per_step"] = steps.summary(pg.T, sess.plan.depth)
     return summary
 
 
@@ -263,8 +267,13 @@ def layer_counts(artifact_path: str | os.PathLike, data_spec: str = "digits", li
         _, counts = sess.run_batch(x)
         merge_layers(layers, counts.layers)
         n += counts.batch
+    return energy_rows(layers, n), n
+
+
+def energy_rows(layers: dict[str, dict], n: int = 1) -> list[dict]:
+    """Rows for :func:`hw_sim.energy.price` from per-layer sums over ``n`` samples (``layer_counts``), or
+    from a summary's per-inference ``layers`` (``n`` = 1): per-image counts and the input firing rate."""
     m = max(n, 1)
-    rows = [{"name": name, "dense_macs": rec["dense_macs"] / m, "ac": rec["ac"] / m, "mac": rec["mac"] / m,
+    return [{"name": name, "dense_macs": rec["dense_macs"] / m, "ac": rec["ac"] / m, "mac": rec["mac"] / m,
              "firing_rate": rec["nonzero"] / rec["elements"] if rec["elements"] else 0.0}
             for name, rec in layers.items()]
-    return rows, n

@@ -20,6 +20,7 @@ from hw_sim.cycles import (
     units_ns,
     window_idle,
 )
+from hw_sim.per_step import PerStep
 
 ROUND = load_energy_profile("loihi")
 # round numbers so every figure below is checkable by hand
@@ -64,7 +65,16 @@ def test_latency_zero_delay_and_pipelined():
     pipe = pipelined_busy(busy_ns(core, PROF), delays, compartments * PROF.neuron_update_idle_ns)
     assert pipe[:, 0].tolist() == [[55.0, 1.0], [55.0, 27.0], [5.0, 27.0]]
     assert tm["latency_pipelined_s"].tolist() == pytest.approx([(155 + 155 + 127) * 1e-9])
+    assert tm["pipe_step_s"][:, 0].tolist() == pytest.approx([155e-9, 155e-9, 127e-9])   # each chip step
     assert tm["busy_ns"].tolist() == [110.0, 54.0] and tm["slowest"].tolist() == [2, 0]
+    # per chip step means (hw_sim/per_step.py): core 0 spikes 3 then 4 at its data steps, core 1 1 then 2;
+    # chip step 0 holds core 0's step 0 (the fill), step 1 core 0's step 1 and core 1's step 0, step 2 core 1's
+    # step 1 (the drain)
+    steps = PerStep()
+    steps.add(tm, torch.tensor([[[3.0, 1.0]], [[4.0, 2.0]]]), delays)
+    ps = steps.summary(T=2, depth=1)
+    assert ps["spikes"] == [3.0, 5.0, 2.0] and ps["step_time_s"] == pytest.approx([155e-9, 155e-9, 127e-9])
+    assert ps["fill"] == [0] and ps["drain"] == [2]
 
 
 def test_energy_terms_by_hand():
