@@ -219,3 +219,12 @@ def set_dataset(path: str, value):
             del f[path]
         f[path] = value
     return fn
+
+
+def one_line_error(r, *words):
+    """Assert the bad-input contract on a CompletedProcess: exit 2, one stderr line holding ``words``, no traceback."""
+    assert r.returncode == 2, r.stderr[-2000:]
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    for w in words:
+        assert w in lines[0], lines[0]

@@ -12,6 +12,7 @@ import torch
 
 import sresformer
 from cli.main import run as cli_run
+from testutil import one_line_error
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -25,14 +26,6 @@ def run(capsys):
         out = capsys.readouterr()
         return subprocess.CompletedProcess(args, status, out.out, out.err)
     return call
-
-
-def one_line_error(r, *words):
-    assert r.returncode == 2, r.stderr[-2000:]
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
-    for w in words:
-        assert w in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")

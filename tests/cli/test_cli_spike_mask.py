@@ -6,7 +6,7 @@ import pytest
 
 import sresformer
 from sresformer.masking import MaskSpec
-from testutil import export_small, lively_nano_checkpoint
+from testutil import export_small, lively_nano_checkpoint, one_line_error
 from testutil import run_cli as run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -16,14 +16,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
     return lively_nano_checkpoint(tmp_path_factory.mktemp("cli-mask"), seed=0)
-
-
-def one_line_error(r, *words):
-    assert r.returncode == 2, r.stderr[-2000:]
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
-    for w in words:
-        assert w in lines[0], lines[0]
 
 
 def test_bad_specs_are_one_line(ckpt, tmp_path):
