@@ -195,9 +195,11 @@ class CountPlan:
 
     def _encodings(self) -> dict[str, dict[str, torch.Tensor]]:
         """Synapse process -> encoding -> the columns (cores of its group) whose synapses use it."""
+        self.encodings_known = True
         try:
             chip = Chip(**self.mapping.chip)
         except (TypeError, ValueError):   # an artifact older than some chip field: encodings unknown
+            self.encodings_known = False
             return {}
         out: dict[str, dict[str, torch.Tensor]] = {}
         for g in self.groups.values():

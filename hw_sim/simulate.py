@@ -247,6 +247,10 @@ def summarize(sess: Session, prof: EnergyProfile, n: int, correct: int, agreed: 
             "barrier_ns": barrier_ns(prof, sess.plan.tiles),
             "tiles": sess.plan.tiles,
             "timing": TIMING_NOTES[timing_model],
+            "encodings": ("synaptic ops on binary spikes are priced per encoding (syn_conv, syn_dense, syn_sparse) "
+                          "where the profile gives one" if sess.plan.encodings_known else
+                          "this artifact's chip predates a chip field: its synapses' encodings are unknown and "
+                          "every synaptic op is priced at ac_pj / synop_ns"),
             "window": "energy counts the compartments' idle updates in every one of the T + depth chip steps "
                       "the pipelined latency counts (idle in counts is the executor's T steps only)",
             "static": "energy_static_j = static_w_per_chip x chips x 1 / throughput_ips: the wall time one "
