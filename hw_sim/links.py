@@ -70,12 +70,14 @@ class MeshLinks:
 
 
 class LinkTable:
-    """One sender's messages on the links: ``load`` sparse ``[links, elements]``, ``hops`` ``[elements]``
-    (links of the element's longest path, by kind ``[elements, 3]``)."""
+    """One sender's messages on the links: ``load`` sparse ``[links, elements]`` (how often each element's
+    messages cross each link) and ``longest`` ``[elements, 3]`` (the links of the element's longest path,
+    the one with most links, by kind: east-west, north-south, chip link)."""
 
     def __init__(self, mesh: MeshLinks, src_core: np.ndarray, edges: list[tuple[np.ndarray, int]], n: int):
         rows, cols, kinds = [], [], mesh.kinds()
-        self.longest = np.zeros((n, 3), dtype=np.float64)   # per element, the links of its longest path by kind
+        self.longest = np.zeros((n, 3), dtype=np.float64)
+        self._lat = None   # [elements] ns of the longest path, once the link latencies are known
         for idx, dst in edges:
             for a in np.unique(src_core[idx]):
                 elems = idx[src_core[idx] == a]
@@ -97,7 +99,9 @@ class LinkTable:
         latency (ns) of the longest path any of its messages takes ``[B]`` (``link_kind_ns``: ns per
         link of each kind, east-west, north-south, chip link)."""
         loads = torch.sparse.mm(self.load, nz.double().T).T
-        lat = torch.from_numpy(self.longest) @ link_kind_ns
+        if self._lat is None:
+            self._lat = torch.from_numpy(self.longest) @ link_kind_ns
+        lat = self._lat
         return loads, (nz.double() * lat).max(1).values if nz.shape[1] else torch.zeros(nz.shape[0])
 
 
