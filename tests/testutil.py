@@ -99,6 +99,23 @@ def run_cli(*args, timeout=None):
                           text=True, timeout=timeout)
 
 
+def run_cli_here(*args):
+    """The CLI on ARGS in this process (``cli.main.run``, the console entry point without its ``sys.exit``):
+    the CompletedProcess with its exit status and text stdout and stderr. Spares a subprocess's torch import
+    (seconds each) where the test is about what a command prints, not about the process around it."""
+    import contextlib
+    import io
+    import subprocess
+
+    from cli.main import run
+
+    argv = [str(a) for a in args]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = run(argv)
+    return subprocess.CompletedProcess(argv, status, out.getvalue(), err.getvalue())
+
+
 def synapse_ops_by_hand(p, values) -> float:
     """Ops of synapse process ``p`` recounted from its inputs: the fan-out of every non-zero input
     through the non-zero stored weights (a conv / matmul of the non-zero mask with ``|W| > 0``)."""

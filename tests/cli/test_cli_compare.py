@@ -7,7 +7,7 @@ import pytest
 import sresformer
 from sresformer.data import open_dataset
 from testutil import lively_nano_artifact, warm_up
-from testutil import run_cli as run
+from testutil import run_cli_here as run
 
 
 @pytest.fixture(scope="module")
