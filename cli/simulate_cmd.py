@@ -124,9 +124,11 @@ def simulate(source, data, limit, chip_profile, timing_model, batch_size, as_jso
     profile = load_energy_profile(chip_profile)   # bad names fail before any work
     if resume and out is None:
         raise click.UsageError("--resume continues the run of an --out file: pass --out RESULTS.jsonl")
-    if out is not None and Path(out).is_dir():
-        raise click.UsageError(f"--out {out} is a directory: pass a file path")
     from hw_sim import shard
+    from sresformer.fileio import check_output
+
+    if out is not None:
+        check_output(out, [source], option="--out")   # not the artifact itself, not a directory
 
     joined = shard.init_from_env()   # torchrun: RANK, WORLD_SIZE, MASTER_ADDR / MASTER_PORT
     try:

@@ -120,3 +120,6 @@ def test_a_bad_results_file_is_refused_in_one_line(artifact, single, tmp_path):
     assert r.exit_code == 2 and "--resume" in r.stderr and existing.read_bytes() == results
     r = runner.invoke(cli, ["simulate", str(artifact), *ARGS, "--resume"])
     assert r.exit_code == 2 and "--out" in r.stderr
+    before = artifact.read_bytes()
+    r = runner.invoke(cli, ["simulate", str(artifact), *ARGS, "--out", str(artifact)])
+    assert r.exit_code == 2 and "is the input" in r.stderr and artifact.read_bytes() == before
