@@ -68,6 +68,20 @@ def test_two_processes_equal_one(artifact, single, tmp_path):
     assert summary["accuracy"] == sum(rec["label"] == rec["prediction"] for rec in recs) / 20
     assert summary["agreement"] == sum(rec["agreed"] for rec in recs) / 20
     assert summary["samples"] == sum(rec["sums"]["n"] for rec in recs if "sums" in rec)
+    lat = 0.0
+    for rec in recs:   # the merge contract restated: float sums added batch by batch, in batch order
+        lat += rec["sums"]["lat"] if "sums" in rec else 0.0
+    assert summary["latency_zero_delay_s"] == lat / 20
+    # one batch of 20, no merge at all: the integer-valued counts equal the merged 7 batches' exactly,
+    # the float sums of non-integers (latencies, step times) to rounding
+    whole = CliRunner().invoke(cli, ["simulate", str(artifact), *ARGS, "--batch-size", "20"])
+    assert whole.exit_code == 0, whole.stderr
+    whole = json.loads(whole.stdout)
+    for key in ("accuracy", "agreement", "ac", "mac", "counts", "layers", "saturated"):
+        assert whole[key] == summary[key], key
+    assert whole["per_step"]["spikes"] == summary["per_step"]["spikes"]
+    for key in ("latency_pipelined_s", "latency_zero_delay_s", "energy_j"):
+        assert whole[key] == pytest.approx(summary[key], rel=1e-12), key
 
 
 @pytest.mark.slow
