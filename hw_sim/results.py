@@ -17,6 +17,7 @@ resumable with any number of processes); the other ranks send it their partials 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -121,26 +122,41 @@ class ResultsFile:
         its header; an existing file without ``resume`` is refused (it would mix two runs)."""
         self.path = Path(path)
         self.done: dict[int, dict] = {}
-        if self.path.exists() and not resume:
+        existed = self.path.exists()
+        if existed and not resume:
             raise ResultsError(f"{self.path} exists: pass --resume to continue that run, or a new --out path")
-        if self.path.exists():
-            self.done, end = read_results(self.path, run, ranges)
-            if end != self.path.stat().st_size:
-                os.truncate(self.path, end)   # drop the torn tail: the next batch starts on a new line
-        else:
+        if not existed:
             with atomic_path(self.path) as tmp:
                 tmp.write_text(json.dumps({"format": FORMAT, "version": VERSION, "run": run}) + "\n")
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        try:
+            # two runs appending to one file would interleave their batches; the kernel drops the lock
+            # when the holder dies, so a killed run never blocks its resume
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self.fd)
+            raise ResultsError(f"{self.path} is in use by another sresformer process; wait for it to end or "
+                               "pass a new --out path") from None
+        if existed:
+            try:
+                self.done, end = read_results(self.path, run, ranges)
+            except BaseException:
+                self.close()
+                raise
+            if end != self.path.stat().st_size:
+                os.truncate(self.path, end)   # drop the torn tail: the next batch starts on a new line
+
+    def close(self) -> None:
+        """Release the file (and its lock)."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
     def append(self, batch: int, samples: list[dict], sums: dict) -> None:
         """Append one batch's sample lines (its sums on the last) with one write, then fsync."""
         recs = [dict(s, batch=batch) for s in samples]
         recs[-1]["sums"] = sums
-        text = "".join(json.dumps(r) + "\n" for r in recs).encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
-        try:
-            view = memoryview(text)
-            while view:   # a regular file takes it in one write; a short write (disk full) goes on
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        view = memoryview("".join(json.dumps(r) + "\n" for r in recs).encode())
+        while view:   # a regular file takes it in one write; a short write (disk full) goes on
+            view = view[os.write(self.fd, view):]
+        os.fsync(self.fd)

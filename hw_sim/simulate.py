@@ -143,15 +143,42 @@ def simulate(artifact_path: str | os.PathLike, data_spec: str = "digits", limit:
             done = e
     else:
         done = {}
-    done = shard.from_root(done)   # a refused file stops every rank with the same line
-    if isinstance(done, UserError):
-        raise done
+    # the other ranks need only which batches are done; a refused file stops every rank with the same line
+    keys = shard.from_root(done if isinstance(done, UserError) else sorted(done))
+    if isinstance(keys, UserError):
+        raise keys
+    if rank != 0:
+        done = {b: None for b in keys}
     bar = None
     if rank == 0 and (progress if progress is not None else show_progress()):
         from tqdm import tqdm
         bar = tqdm(total=len(dataset), initial=sum(b["sums"]["n"] for b in done.values()), desc="simulate",
                    file=sys.stderr, leave=False, unit="img")
-    partials = {b: rec["sums"] for b, rec in done.items()}
+    try:
+        partials = _run_rounds(sess, prof, timing_model, ref, dataset, ranges, done, results, bar)
+    finally:
+        if results is not None:
+            results.close()
+        if bar is not None:
+            bar.close()
+    if rank != 0:
+        return shard.from_root(None)
+    tot = Totals(sess.plan.ncores)
+    for b in sorted(partials):   # batch order: the additions of a single-process run
+        tot.add(partials[b])
+    summary = summarize(sess, prof, tot.n, tot.correct, tot.agreed if ref is not None else None, tot.core,
+                        tot.embedded, tot.layers, tot.busy, tot.slowest, tot.lat, tot.lat_pipe, tot.step_total,
+                        data_spec, timing_model)
+    summary["saturated"] = saturation_summary(tot.saturated, pg)
+    summary["per_step"] = tot.steps.summary(pg.T, sess.plan.depth)
+    return shard.from_root(summary)
+
+
+def _run_rounds(sess, prof, timing_model, ref, dataset, ranges, done, results, bar) -> dict[int, dict]:
+    """Every batch not in ``done``, shared among the ranks round by round (:mod:`hw_sim.shard`): on rank 0
+    the partials of all batches (``done``'s and the new ones, appended to ``results``), empty elsewhere."""
+    rank, size = shard.world()
+    partials = {b: rec["sums"] for b, rec in done.items() if rec is not None}
     todo = [b for b in range(len(ranges)) if b not in done]
     for batches in shard.rounds(todo, size):
         mine = None
@@ -168,19 +195,7 @@ def simulate(artifact_path: str | os.PathLike, data_spec: str = "digits", limit:
             if bar is not None:
                 bar.update(partial["n"])
         fault_exit_after(len(partials) - len(done))
-    if bar is not None:
-        bar.close()
-    if rank != 0:
-        return shard.from_root(None)
-    tot = Totals(sess.plan.ncores)
-    for b in sorted(partials):   # batch order: the additions of a single-process run
-        tot.add(partials[b])
-    summary = summarize(sess, prof, tot.n, tot.correct, tot.agreed if ref is not None else None, tot.core,
-                        tot.embedded, tot.layers, tot.busy, tot.slowest, tot.lat, tot.lat_pipe, tot.step_total,
-                        data_spec, timing_model)
-    summary["saturated"] = saturation_summary(tot.saturated, pg)
-    summary["per_step"] = tot.steps.summary(pg.T, sess.plan.depth)
-    return shard.from_root(summary)
+    return partials
 
 
 def _run_batch(sess: Session, prof: EnergyProfile, timing_model: str, ref, dataset, indices: range):

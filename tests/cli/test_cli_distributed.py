@@ -5,6 +5,7 @@ The reference is the plain single-process run (its loop adds each batch's sums i
 the code path the sharded run must reproduce); the per-sample records are recounted by hand
 against the summary's accuracy and agreement."""
 
+import fcntl
 import json
 import os
 import subprocess
@@ -134,6 +135,10 @@ def test_a_bad_results_file_is_refused_in_one_line(artifact, single, tmp_path):
     assert r.exit_code == 2 and "--resume" in r.stderr and existing.read_bytes() == results
     r = runner.invoke(cli, ["simulate", str(artifact), *ARGS, "--resume"])
     assert r.exit_code == 2 and "--out" in r.stderr
+    with open(existing, "rb") as held:   # another run appending to it: refused, not interleaved
+        fcntl.flock(held, fcntl.LOCK_EX)
+        r = runner.invoke(cli, ["simulate", str(artifact), *ARGS, "--out", str(existing), "--resume"])
+    assert r.exit_code == 2 and "in use" in r.stderr and existing.read_bytes() == results
     before = artifact.read_bytes()
     r = runner.invoke(cli, ["simulate", str(artifact), *ARGS, "--out", str(artifact)])
     assert r.exit_code == 2 and "is the input" in r.stderr and artifact.read_bytes() == before
