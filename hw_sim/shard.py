@@ -18,6 +18,8 @@ import os
 
 import torch.distributed as dist
 
+from sresformer.errors import UserError
+
 
 def init_from_env() -> bool:
     """Join the process group torchrun describes in the environment (``RANK``, ``WORLD_SIZE``, ...),
@@ -71,3 +73,17 @@ def from_root(obj):
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def same_on_all(value, what: str) -> None:
+    """Raise :class:`UserError` on every rank unless every rank has the same ``value`` (``what`` names it):
+    across machines each one reads its own copy of the artifact and data, and rank 0's file and summary
+    would otherwise mix two different runs."""
+    got = gather_to_root(value)
+    verdict = None
+    if got is not None and any(v != got[0] for v in got):
+        odd = [r for r, v in enumerate(got) if v != got[0]]
+        verdict = f"the ranks disagree on {what} (ranks {odd} differ from rank 0): give every machine the same files"
+    verdict = from_root(verdict)
+    if verdict is not None:
+        raise UserError(verdict)

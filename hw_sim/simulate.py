@@ -132,6 +132,8 @@ def simulate(artifact_path: str | os.PathLike, data_spec: str = "digits", limit:
     ref = reference(pg) if reference is not None else None
     rank, size = shard.world()
     ranges = shard.batch_ranges(len(dataset), batch_size)
+    if size > 1:
+        shard.same_on_all((file_sha256(artifact_path), len(dataset)), "the artifact's SHA-256 or the sample count")
     results = None
     if rank == 0 and out is not None:
         run = {"artifact_sha256": file_sha256(artifact_path), "data": data_spec, "samples": len(dataset),
