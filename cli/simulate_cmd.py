@@ -41,14 +41,16 @@ def artifact_of(source: str, data: str, tmp: str, chip: str | None = None) -> st
 
 
 def simulate_summary(artifact: str, source: str, data: str, limit: int | None, profile, batch_size: int,
-                     timing_model: str, spike_mask: str | None = None) -> dict:
+                     timing_model: str, spike_mask: str | None = None, out: str | None = None,
+                     resume: bool = False) -> dict:
     """What ``simulate --json`` prints for ``artifact`` (lowered from ``source``): the simulator's summary
-    with agreement against the fake-quant model, a regression readout stated as such."""
+    with agreement against the fake-quant model, a regression readout stated as such. ``out`` /
+    ``resume``: the per-sample results file (:mod:`hw_sim.results`)."""
     from hw_sim.artifact import read_artifact
     from hw_sim.simulate import simulate as run_simulation
 
     summary = run_simulation(artifact, data, limit, profile, batch_size=batch_size,
-                             reference=fake_quant_reference, timing_model=timing_model)
+                             reference=fake_quant_reference, timing_model=timing_model, out=out, resume=resume)
     regression_readout(summary, read_artifact(artifact)[0].metadata)
     summary["source"] = str(source)
     summary["spike_mask"] = spike_mask
@@ -106,17 +108,55 @@ def _human(s: dict) -> str:
 @batch_option(32, "Samples per executor run")
 @spike_mask_option("MODEL.nir only: insert random spike gates before lowering (an artifact has its gates baked in "
                    "at export: re-export it with --spike-mask).")
+@click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
+              help="Append one JSON line per sample (label, prediction, agreement; each batch's counts) to this "
+                   "file as the run goes; under torchrun rank 0 writes it.")
+@click.option("--resume", is_flag=True, help="Continue the run whose --out file exists: its samples are not run "
+                                            "again, the summary merges them with the new ones.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else.")
-def simulate(source, data, limit, chip_profile, timing_model, batch_size, as_json, spike_mask):
+def simulate(source, data, limit, chip_profile, timing_model, batch_size, as_json, spike_mask, out, resume):
     """Simulate ARTIFACT (.loihi), MODEL.nir or a lava-dl netx NETWORK.net on DATA: accuracy, agreement,
     SOPs, energy, latency. A netx network keeps its own integers; its input shape comes from the file
-    (PilotNet's 3 x 66 x 200: use --data synthetic)."""
+    (PilotNet's 3 x 66 x 200: use --data synthetic). Under torchrun (torch.distributed, gloo) each process
+    runs a share of the batches and rank 0 prints the merged result, equal to one process's."""
     from hw_sim.chips import load_energy_profile
+
+    profile = load_energy_profile(chip_profile)   # bad names fail before any work
+    if resume and out is None:
+        raise click.UsageError("--resume continues the run of an --out file: pass --out RESULTS.jsonl")
+    from hw_sim import shard
+    from sresformer.fileio import check_output
+
+    if out is not None:
+        check_output(out, [source], option="--out")   # not the artifact itself, not a directory
+
+    joined = shard.init_from_env()   # torchrun: RANK, WORLD_SIZE, MASTER_ADDR / MASTER_PORT
+    try:
+        summary = _simulate_in(source, data, limit, profile, batch_size, timing_model, spike_mask, out, resume)
+    finally:
+        if joined:
+            shard.close()
+    if shard_rank() != 0:
+        return
+    if as_json:
+        click.echo(json.dumps(summary))
+    else:
+        click.echo(_human(summary))
+
+
+def shard_rank() -> int:
+    """This process's rank under torchrun (``RANK``), 0 otherwise: only rank 0 prints."""
+    import os
+
+    return int(os.environ.get("RANK", "0") or 0)
+
+
+def _simulate_in(source, data, limit, profile, batch_size, timing_model, spike_mask, out, resume) -> dict:
+    """The summary of ``source`` (lowered to a temporary artifact if it is not one)."""
     from sresformer.masking import SpikeMaskError, parse_spec
 
     from .common import masked_source
 
-    profile = load_energy_profile(chip_profile)   # bad names fail before any work
     if spike_mask is not None:
         parse_spec(spike_mask)
         if Path(source).suffix != ".nir":
@@ -126,8 +166,5 @@ def simulate(source, data, limit, chip_profile, timing_model, batch_size, as_jso
         if spike_mask is not None and not Path(source).is_file():
             raise SpikeMaskError(f"NIR file {source} does not exist")
         artifact = artifact_of(masked_source(source, spike_mask, tmp), data, tmp)
-        summary = simulate_summary(artifact, source, data, limit, profile, batch_size, timing_model, spike_mask)
-    if as_json:
-        click.echo(json.dumps(summary))
-    else:
-        click.echo(_human(summary))
+        return simulate_summary(artifact, source, data, limit, profile, batch_size, timing_model, spike_mask,
+                                out, resume)

@@ -15,6 +15,12 @@ import torch
 from .cycles import shifted
 
 
+def shifted_spikes(spikes: torch.Tensor, delays: np.ndarray) -> torch.Tensor:
+    """Spikes per chip step ``[T + depth]`` summed over samples and cores: ``spikes [T, B, cores]`` per
+    data step, placed in the chip step each core works it (``delays``, steps)."""
+    return shifted(spikes.double(), delays, int(delays.max(initial=0))).sum((1, 2))
+
+
 class PerStep:
     """Batch sums of the chip step times (s) and spikes per chip step, ``T + depth`` steps long."""
 
@@ -27,10 +33,14 @@ class PerStep:
         """One batch: ``timing`` from :func:`hw_sim.cycles.timing` (its ``pipe_step_s`` ``[T + depth, B]``),
         ``spikes [T, B, cores]`` per data step, placed in the chip step each core works it (``delays``)."""
         step = timing["pipe_step_s"].double().sum(1)
-        spk = shifted(spikes.double(), delays, int(delays.max(initial=0))).sum((1, 2))
+        self.add_sums(step, shifted_spikes(spikes, delays), spikes.shape[1])
+
+    def add_sums(self, step: torch.Tensor, spk: torch.Tensor, n: int) -> None:
+        """Add one batch's step times ``[T + depth]`` (s) and spikes ``[T + depth]``, summed over its ``n``
+        samples (a partial of :mod:`hw_sim.partials`)."""
         self.step_s = step if self.step_s is None else self.step_s + step
         self.spikes = spk if self.spikes is None else self.spikes + spk
-        self.n += spikes.shape[1]
+        self.n += n
 
     def summary(self, T: int, depth: int) -> dict:
         """Means per inference: ``step_time_s`` and ``spikes`` per chip step (lists of ``T + depth``), and

@@ -21,12 +21,14 @@ import torch
 from hw_sim.artifact import read_artifact
 from sresformer.errors import UserError
 
+from . import shard
 from .chips import EnergyProfile, load_energy_profile
-from .counters import CORE_KEYS, EMBEDDED_KEYS, Counter, CountPlan, merge_layers
+from .counters import CORE_KEYS, Counter, CountPlan, merge_layers
 from .cycles import TIMINGS, barrier_ns, energy_terms, host_io, streaming, timing, window_idle
 from .executor import Executor, real_logits
-from .per_step import PerStep
+from .partials import Totals, batch_partial
 from .prodneuron import attention_of
+from .results import ResultsFile, file_sha256
 
 #: ``reference(x) -> (int logits [T, B, K], {neuron process: spikes [T, B, ...]})``
 Reference = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
@@ -106,12 +108,19 @@ def _agree(result, reference: Reference, x: torch.Tensor, pg) -> torch.Tensor:
 def simulate(artifact_path: str | os.PathLike, data_spec: str = "digits", limit: int | None = None,
              profile: str | EnergyProfile = "paper-45nm", batch_size: int = 32,
              reference: Callable[[object], Reference] | None = None, progress: bool | None = None,
-             dataset=None, timing_model: str = "simple") -> dict:
+             dataset=None, timing_model: str = "simple", out: str | os.PathLike | None = None,
+             resume: bool = False) -> dict:
     """Accuracy, agreement (if ``reference(pg)`` gives a reference), counts, energy and latency per inference.
 
     ``dataset``: a torch dataset of ``(x, label)`` at the artifact's input shape to run instead of the
     test split of ``data_spec`` (benchmarks feed their own frames; ``data_spec`` then only names it).
     ``timing_model``: ``simple`` or ``detailed`` (:func:`hw_sim.cycles.timing`).
+    ``out``: a results file (:mod:`hw_sim.results`) the per-sample records are appended to batch by
+    batch; ``resume``: continue the run that file holds (its batches are not run again).
+
+    Inside an initialised ``torch.distributed`` group (:mod:`hw_sim.shard`) every rank runs its share
+    of whole batches; rank 0 writes ``out`` and merges the partials in batch order, and every rank
+    returns the same summary, bit-identical to a single-process run's.
     """
     if timing_model not in TIMINGS:
         raise UserError(f"unknown timing model {timing_model!r} (known: {', '.join(TIMINGS)})")
@@ -121,52 +130,102 @@ def simulate(artifact_path: str | os.PathLike, data_spec: str = "digits", limit:
     if dataset is None:
         dataset, _ = open_test_data(pg, data_spec, limit)
     ref = reference(pg) if reference is not None else None
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    rank, size = shard.world()
+    ranges = shard.batch_ranges(len(dataset), batch_size)
+    if size > 1:
+        shard.same_on_all((file_sha256(artifact_path), len(dataset)), "the artifact's SHA-256 or the sample count")
+    results = None
+    if rank == 0 and out is not None:
+        run = {"artifact_sha256": file_sha256(artifact_path), "data": data_spec, "samples": len(dataset),
+               "batch_size": batch_size, "profile": prof.name, "timing": timing_model}
+        try:
+            results = ResultsFile(out, run, ranges, resume)
+            done = results.done
+        except UserError as e:
+            done = e
+    else:
+        done = {}
+    # the other ranks need only which batches are done; a refused file stops every rank with the same line
+    keys = shard.from_root(done if isinstance(done, UserError) else sorted(done))
+    if isinstance(keys, UserError):
+        raise keys
+    if rank != 0:
+        done = {b: None for b in keys}
     bar = None
-    if progress if progress is not None else show_progress():
+    if rank == 0 and (progress if progress is not None else show_progress()):
         from tqdm import tqdm
-        bar = tqdm(total=len(dataset), desc="simulate", file=sys.stderr, leave=False, unit="img")
-    K = sess.plan.ncores
-    core_tot = {k: torch.zeros(K, dtype=torch.float64) for k in CORE_KEYS}
-    emb_tot = {k: 0.0 for k in EMBEDDED_KEYS}
-    layers: dict[str, dict] = {}
-    busy, slowest = torch.zeros(K, dtype=torch.float64), torch.zeros(K, dtype=torch.int64)
-    lat = lat_pipe = step_total = 0.0
-    correct = agreed = n = 0
-    saturated: dict[str, int] = {}
-    steps = PerStep()   # step time and spikes per chip step (the pipeline fill)
-    for x, y in loader:
-        x = x.transpose(0, 1) if x.dim() == len(pg.input_shape) + 2 else x
-        result, counts = sess.run_batch(x, keep=ref is not None)
-        correct += int((real_logits(pg, result.logits).argmax(1) == y).sum())
-        if ref is not None:
-            agreed += int(_agree(result, ref, x, pg).sum())
-        for k in CORE_KEYS:
-            core_tot[k] += counts.core[k].sum((0, 1))
-        for k in EMBEDDED_KEYS:
-            emb_tot[k] += float(counts.embedded[k].sum())
-        merge_layers(layers, counts.layers)
-        for name, k in result.saturated.items():
-            saturated[name] = saturated.get(name, 0) + k
-        plan = sess.plan
-        tm = timing(counts.core, prof, plan.core_delay, plan.compartments, timing_model, plan.tiles, counts.links,
-                    plan.link_ns if plan.links is not None else None)
-        lat += float(tm["latency_s"].sum())
-        lat_pipe += float(tm["latency_pipelined_s"].sum())
-        step_total += tm["step_total_ns"]
-        busy += tm["busy_ns"]
-        slowest += tm["slowest"]
-        steps.add(tm, counts.core["spikes"], plan.core_delay)
-        n += counts.batch
+        bar = tqdm(total=len(dataset), initial=sum(b["sums"]["n"] for b in done.values()), desc="simulate",
+                   file=sys.stderr, leave=False, unit="img")
+    try:
+        partials = _run_rounds(sess, prof, timing_model, ref, dataset, ranges, done, results, bar)
+    finally:
+        if results is not None:
+            results.close()
         if bar is not None:
-            bar.update(counts.batch)
-    if bar is not None:
-        bar.close()
-    summary = summarize(sess, prof, n, correct, agreed if ref is not None else None, core_tot, emb_tot, layers,
-                        busy, slowest, lat, lat_pipe, step_total, data_spec, timing_model)
-    summary["saturated"] = saturation_summary(saturated, pg)
-    summary["per_step"] = steps.summary(pg.T, sess.plan.depth)
-    return summary
+            bar.close()
+    if rank != 0:
+        return shard.from_root(None)
+    tot = Totals(sess.plan.ncores)
+    for b in sorted(partials):   # batch order: the additions of a single-process run
+        tot.add(partials[b])
+    summary = summarize(sess, prof, tot.n, tot.correct, tot.agreed if ref is not None else None, tot.core,
+                        tot.embedded, tot.layers, tot.busy, tot.slowest, tot.lat, tot.lat_pipe, tot.step_total,
+                        data_spec, timing_model)
+    summary["saturated"] = saturation_summary(tot.saturated, pg)
+    summary["per_step"] = tot.steps.summary(pg.T, sess.plan.depth)
+    return shard.from_root(summary)
+
+
+def _run_rounds(sess, prof, timing_model, ref, dataset, ranges, done, results, bar) -> dict[int, dict]:
+    """Every batch not in ``done``, shared among the ranks round by round (:mod:`hw_sim.shard`): on rank 0
+    the partials of all batches (``done``'s and the new ones, appended to ``results``), empty elsewhere."""
+    rank, size = shard.world()
+    partials = {b: rec["sums"] for b, rec in done.items() if rec is not None}
+    todo = [b for b in range(len(ranges)) if b not in done]
+    for batches in shard.rounds(todo, size):
+        mine = None
+        if rank < len(batches):
+            b = batches[rank]
+            mine = (b, *_run_batch(sess, prof, timing_model, ref, dataset, range(*ranges[b])))
+        for item in shard.gather_to_root(mine) or []:
+            if item is None:
+                continue
+            b, samples, partial = item
+            partials[b] = partial
+            if results is not None:
+                results.append(b, samples, partial)
+            if bar is not None:
+                bar.update(partial["n"])
+        fault_exit_after(len(partials) - len(done))
+    return partials
+
+
+def _run_batch(sess: Session, prof: EnergyProfile, timing_model: str, ref, dataset, indices: range):
+    """One batch (the samples ``indices``): its per-sample records and its partial (:mod:`hw_sim.partials`)."""
+    pg, plan = sess.pg, sess.plan
+    x, y = next(iter(torch.utils.data.DataLoader(dataset, batch_size=len(indices),
+                                                 sampler=list(indices), shuffle=False)))
+    x = x.transpose(0, 1) if x.dim() == len(pg.input_shape) + 2 else x
+    result, counts = sess.run_batch(x, keep=ref is not None)
+    pred = real_logits(pg, result.logits).argmax(1)
+    ok = _agree(result, ref, x, pg) if ref is not None else None
+    tm = timing(counts.core, prof, plan.core_delay, plan.compartments, timing_model, plan.tiles, counts.links,
+                plan.link_ns if plan.links is not None else None)
+    partial = batch_partial(counts, tm, plan.core_delay, int((pred == y).sum()),
+                            int(ok.sum()) if ok is not None else 0, result.saturated)
+    samples = [{"index": i, "label": int(y[j]), "prediction": int(pred[j]),
+                "agreed": bool(ok[j]) if ok is not None else None} for j, i in enumerate(indices)]
+    return samples, partial
+
+
+def fault_exit_after(batches: int) -> None:
+    """Fault injection for the resume tests: with ``SRESFORMER_FAULT_EXIT_AFTER_BATCHES=K`` the process
+    dies (``os._exit(137)``, no cleanup, as SIGKILL) once it has run and recorded ``K`` new batches."""
+    k = os.environ.get("SRESFORMER_FAULT_EXIT_AFTER_BATCHES")
+    if k and batches >= int(k):
+        os._exit(137)   # 128 + SIGKILL's 9: what a shell reports for a killed process
+
+
 
 
 def io_bytes(sess: Session) -> tuple[float, float]:

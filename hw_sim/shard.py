@@ -1,0 +1,89 @@
+"""A dataset's batches shared among the processes of a ``torch.distributed`` job.
+
+``torchrun --nproc_per_node=N $(which sresformer) simulate ...`` (or across machines with
+torchrun's rendezvous) starts N processes with ``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and
+``MASTER_PORT`` set; :func:`init_from_env` joins them in a gloo process group (CPU, no GPU needed).
+
+The samples are cut into the batches a single-process run makes (``batch_size`` consecutive
+samples each, the last one shorter): a shard is a set of whole batches, so no float sum inside
+a batch changes. The batches still to do go in rounds of ``world`` batches, rank ``r`` taking
+the ``r``-th batch of each round (strided); after every round rank 0 gathers the round's
+partials (:mod:`hw_sim.partials`), so it can append them to the results file in batch order
+and add them up in batch order at the end: the totals are bit-identical to one process's.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch.distributed as dist
+
+from sresformer.errors import UserError
+
+
+def init_from_env() -> bool:
+    """Join the process group torchrun describes in the environment (``RANK``, ``WORLD_SIZE``, ...),
+    with the gloo backend; True if this call initialised it, False when there is no such job or it is
+    already initialised."""
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ or not dist.is_available():
+        return False
+    if dist.is_initialized():
+        return False
+    dist.init_process_group("gloo")
+    return True
+
+
+def close() -> None:
+    """Leave the process group (if any): torch warns about a group never destroyed."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def world() -> tuple[int, int]:
+    """``(rank, world size)`` of the initialised process group, ``(0, 1)`` without one."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def batch_ranges(n: int, batch_size: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` sample indices of every batch of a single-process run over ``n`` samples."""
+    return [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
+
+
+def rounds(todo: list[int], size: int) -> list[list[int]]:
+    """The batch indices ``todo`` (ascending) in rounds of ``size``: rank ``r`` runs ``round[r]``."""
+    return [todo[i:i + size] for i in range(0, len(todo), size)]
+
+
+def gather_to_root(obj):
+    """Every rank's ``obj`` in rank order on rank 0 (None on the others); ``[obj]`` without a group."""
+    rank, size = world()
+    if size == 1:
+        return [obj]
+    out = [None] * size if rank == 0 else None
+    dist.gather_object(obj, out, dst=0)
+    return out
+
+
+def from_root(obj):
+    """Rank 0's ``obj`` on every rank (the others pass anything, e.g. None)."""
+    if world()[1] == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def same_on_all(value, what: str) -> None:
+    """Raise :class:`UserError` on every rank unless every rank has the same ``value`` (``what`` names it):
+    across machines each one reads its own copy of the artifact and data, and rank 0's file and summary
+    would otherwise mix two different runs."""
+    got = gather_to_root(value)
+    verdict = None
+    if got is not None and any(v != got[0] for v in got):
+        odd = [r for r, v in enumerate(got) if v != got[0]]
+        verdict = f"the ranks disagree on {what} (ranks {odd} differ from rank 0): give every machine the same files"
+    verdict = from_root(verdict)
+    if verdict is not None:
+        raise UserError(verdict)

@@ -1,0 +1,144 @@
+"""``simulate`` under torchrun (torch.distributed, gloo) and ``--out`` / ``--resume``: the sharded, the
+killed-and-resumed and the uninterrupted runs give the same summary and results file, byte for byte.
+
+The reference is the plain single-process run (its loop adds each batch's sums in sample order,
+the code path the sharded run must reproduce); the per-sample records are recounted by hand
+against the summary's accuracy and agreement."""
+
+import fcntl
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import cli
+from testutil import write_toy_nir
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
+
+# 20 samples in batches of 3: 7 batches, the last one of 2 (a shard must keep that batching)
+ARGS = ["--limit", "20", "--batch-size", "3", "--json"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "SRESFORMER_NO_PROGRESS": "1"}
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory):
+    from exporters.loihi.export import export_loihi
+
+    d = tmp_path_factory.mktemp("dist")
+    out = d / "toy.loihi"
+    export_loihi(str(write_toy_nir(d / "toy.nir")), str(out), calib_data="digits")
+    return out
+
+
+def sim(artifact, *extra, nproc=None, env=None):
+    """``sresformer simulate`` in subprocesses: plain, or under ``torch.distributed.run`` with ``nproc``."""
+    launch = [] if nproc is None else ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
+    cmd = [sys.executable, *launch, "-m", "cli.main", "simulate", str(artifact), *ARGS, *map(str, extra)]
+    return subprocess.run(cmd, capture_output=True, text=True, env={**ENV, **(env or {})}, timeout=240)
+
+
+@pytest.fixture(scope="module")
+def single(artifact, tmp_path_factory):
+    """The uninterrupted single-process run: its summary and its results file's bytes."""
+    out = tmp_path_factory.mktemp("single") / "r.jsonl"
+    r = sim(artifact, "--out", out)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return json.loads(r.stdout), out.read_bytes()
+
+
+def records(data: bytes) -> list[dict]:
+    return [json.loads(line) for line in data.decode().splitlines()[1:]]
+
+
+@pytest.mark.slow
+def test_two_processes_equal_one(artifact, single, tmp_path):
+    summary, results = single
+    out = tmp_path / "r.jsonl"
+    r = sim(artifact, "--out", out, nproc=2)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert len(r.stdout.strip().splitlines()) == 1   # only rank 0 prints
+    assert json.loads(r.stdout) == summary           # no wall-clock keys in the summary: every key, exactly
+    assert out.read_bytes() == results               # rank 0 wrote every rank's batches, in batch order
+    recs = records(results)
+    assert [rec["index"] for rec in recs] == list(range(20))
+    assert sum("sums" in rec for rec in recs) == 7
+    assert summary["accuracy"] == sum(rec["label"] == rec["prediction"] for rec in recs) / 20
+    assert summary["agreement"] == sum(rec["agreed"] for rec in recs) / 20
+    assert summary["samples"] == sum(rec["sums"]["n"] for rec in recs if "sums" in rec)
+    lat = 0.0
+    for rec in recs:   # the merge contract restated: float sums added batch by batch, in batch order
+        lat += rec["sums"]["lat"] if "sums" in rec else 0.0
+    assert summary["latency_zero_delay_s"] == lat / 20
+    # one batch of 20, no merge at all: the integer-valued counts equal the merged 7 batches' exactly,
+    # the float sums of non-integers (latencies, step times) to rounding
+    whole = CliRunner().invoke(cli, ["simulate", str(artifact), *ARGS, "--batch-size", "20"])
+    assert whole.exit_code == 0, whole.stderr
+    whole = json.loads(whole.stdout)
+    for key in ("accuracy", "agreement", "ac", "mac", "counts", "layers", "saturated"):
+        assert whole[key] == summary[key], key
+    assert whole["per_step"]["spikes"] == summary["per_step"]["spikes"]
+    for key in ("latency_pipelined_s", "latency_zero_delay_s", "energy_j"):
+        assert whole[key] == pytest.approx(summary[key], rel=1e-12), key
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_uninterrupted_result(artifact, single, tmp_path):
+    summary, results = single
+    out = tmp_path / "r.jsonl"
+    killed = sim(artifact, "--out", out, env={"SRESFORMER_FAULT_EXIT_AFTER_BATCHES": "3"})
+    assert killed.returncode == 137 and not killed.stdout
+    lines = out.read_bytes().splitlines(keepends=True)
+    assert len(lines) == 1 + 9                       # the header and the 3 batches of 3 it finished
+    torn = results[len(b"".join(lines)):][:40]       # a cut write of the next batch, no final newline
+    out.write_bytes(b"".join(lines) + torn)
+    r = sim(artifact, "--out", out, "--resume", nproc=2)   # resumed with another process count
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads(r.stdout) == summary
+    assert out.read_bytes() == results               # nothing redone, nothing counted twice
+    again = sim(artifact, "--out", out, "--resume")  # a finished file: nothing left to run
+    assert again.returncode == 0 and json.loads(again.stdout) == summary and out.read_bytes() == results
+
+
+def _cases(results: bytes) -> dict[str, bytes]:
+    head, *body = results.splitlines(keepends=True)
+    foreign = json.dumps({"format": "something-else"}).encode() + b"\n"
+    other_run = head.replace(b'"batch_size": 3', b'"batch_size": 4')
+    no_sums = json.loads(body[2])
+    del no_sums["sums"]
+    return {"garbage line": head + body[0] + b"not json\n",
+            "foreign file": foreign + b"".join(body),
+            "other run": other_run + b"".join(body),
+            "repeated sample": head + b"".join(body[:3]) + b"".join(body[:3]),
+            "batch without sums": head + b"".join(body[:2]) + json.dumps(no_sums).encode() + b"\n"
+                                  + b"".join(body[3:6])}
+
+
+@pytest.mark.slow
+def test_a_bad_results_file_is_refused_in_one_line(artifact, single, tmp_path):
+    _, results = single
+    runner = CliRunner()
+    for name, data in _cases(results).items():
+        out = tmp_path / f"{name.replace(' ', '_')}.jsonl"
+        out.write_bytes(data)
+        r = runner.invoke(cli, ["simulate", str(artifact), *ARGS, "--out", str(out), "--resume"])
+        assert r.exit_code == 2, (name, r.output)
+        assert r.stdout == "" and len(r.stderr.strip().splitlines()) == 1, (name, r.stderr)
+        assert r.stderr.startswith("sresformer: error: ") and str(out) in r.stderr, (name, r.stderr)
+        assert out.read_bytes() == data, name            # a refused file is left as it was
+    existing = tmp_path / "exists.jsonl"
+    existing.write_bytes(results)
+    r = runner.invoke(cli, ["simulate", str(artifact), *ARGS, "--out", str(existing)])
+    assert r.exit_code == 2 and "--resume" in r.stderr and existing.read_bytes() == results
+    r = runner.invoke(cli, ["simulate", str(artifact), *ARGS, "--resume"])
+    assert r.exit_code == 2 and "--out" in r.stderr
+    with open(existing, "rb") as held:   # another run appending to it: refused, not interleaved
+        fcntl.flock(held, fcntl.LOCK_EX)
+        r = runner.invoke(cli, ["simulate", str(artifact), *ARGS, "--out", str(existing), "--resume"])
+    assert r.exit_code == 2 and "in use" in r.stderr and existing.read_bytes() == results
+    before = artifact.read_bytes()
+    r = runner.invoke(cli, ["simulate", str(artifact), *ARGS, "--out", str(artifact)])
+    assert r.exit_code == 2 and "is the input" in r.stderr and artifact.read_bytes() == before
