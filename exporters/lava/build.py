@@ -1,0 +1,133 @@
+"""A ``.loihi`` artifact as a graph of Lava processes (lava-nc's own ``RingBuffer``, ``Dense``, ``Conv``, ``LIFReset``).
+
+:func:`build` reads the artifact (``hw_sim.artifact.read_artifact``), plans it (:mod:`exporters.lava.plan`,
+which refuses what Lava cannot reproduce exactly) and instantiates the processes; it returns a
+:class:`LavaGraph` whose ``source`` is the input port (a ``RingBuffer`` of the host's integers) and whose
+``sinks`` record every neuron's spikes and the output. Run it with ``Loihi2SimCfg(select_tag='fixed_pt')``
+(:mod:`exporters.lava.worker` does, in a subprocess).
+
+Samples run back to back, one period of ``T + depth`` steps each: every neuron is a ``LIFReset`` whose
+state clears at the first step of its sample (its own delay), so the pipeline drains between samples.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from hw_sim.processes import ProcessGraph
+
+from .plan import LavaError, LavaNode, plan_graph, to_lava
+
+
+def lava_missing() -> str | None:
+    """One line when Lava (lava-nc) cannot be imported, else None."""
+    try:
+        import lava.proc.lif.process  # noqa: F401
+    except ImportError as e:
+        return f"Lava is not installed ({e}); install it with 'bash .ci/install-lava'"
+    return None
+
+
+@dataclass
+class LavaGraph:
+    """The built graph: our plan, the Lava processes by our names, the input source and the sinks."""
+
+    pg: ProcessGraph
+    nodes: dict[str, LavaNode]
+    procs: dict
+    source: object
+    sinks: dict
+    period: int
+    steps: int
+
+    @property
+    def depth(self) -> int:
+        """The largest delay of any recorded value (steps Lava's pipeline lags ours)."""
+        return max(self.nodes[n].delay for n in self.sinks)
+
+
+def graph_of(path_or_pg) -> ProcessGraph:
+    """The process graph of an artifact path (every field checked) or the graph itself."""
+    if isinstance(path_or_pg, ProcessGraph):
+        return path_or_pg
+    from hw_sim.artifact import read_artifact
+
+    return read_artifact(os.fspath(path_or_pg))[0]
+
+
+def build(path_or_pg, x_int: np.ndarray) -> LavaGraph:
+    """The Lava graph of an artifact fed with the host's input integers ``x_int [N, *input_shape]`` (N samples).
+
+    Each sample is held for ``T`` steps (a static image) and followed by ``depth`` zero steps.
+    """
+    why = lava_missing()
+    if why:
+        raise LavaError(why)
+    from lava.proc.io.sink import RingBuffer as Sink
+    from lava.proc.io.source import RingBuffer as Source
+
+    pg = graph_of(path_or_pg)
+    nodes = plan_graph(pg)
+    depth = max(n.delay for n in nodes.values())
+    period = pg.T + depth
+    N = x_int.shape[0]
+    steps = N * period
+    inp = next(n for n in nodes.values() if n.lava == "source")
+    stream = np.zeros((steps, *x_int.shape[1:]), np.int64)
+    for i in range(N):
+        stream[i * period:i * period + pg.T] = x_int[i]
+    procs: dict = {inp.name: Source(data=to_lava(stream, inp.order, inp.shape).astype(np.int32))}
+    ports: dict = {inp.name: procs[inp.name].s_out}
+    for n in nodes.values():
+        if n.lava == "source":
+            continue
+        ports[n.name] = _make(n, nodes, ports, procs, period)
+    recorded = [p.name for p in pg if p.kind == "neuron"]
+    if pg.output not in recorded:
+        recorded.append(pg.output)
+    sinks = {}
+    for name in recorded:
+        sinks[name] = Sink(shape=nodes[name].shape, buffer=steps)
+        ports[name].connect(sinks[name].a_in)
+    return LavaGraph(pg, nodes, procs, procs[inp.name], sinks, period, steps)
+
+
+def _make(n: LavaNode, nodes, ports, procs, period: int):
+    """Instantiate node ``n``; returns the out port that carries its value."""
+    from lava.proc.conv.process import Conv
+    from lava.proc.dense.process import Dense
+    from lava.proc.lif.process import LIFReset
+
+    src = [ports[i] for i in n.inputs]
+    if n.lava == "alias":
+        return src[0]
+    if n.lava == "reshape":
+        return src[0].reshape(n.shape)
+    p = n.params
+    if n.lava == "dense":
+        proc = Dense(weights=p["weight"].astype(np.int32), num_message_bits=24 if p["graded"] else 0,
+                     weight_exp=p["weight_exp"], name=n.name)
+        src[0].connect(proc.s_in)
+        port = proc.a_out
+    elif n.lava == "conv":
+        # Lava's fixed-point Conv ignores weight_exp (conv/models.py): the shift is folded into the weights
+        proc = Conv(weight=(p["weight"] << p["weight_exp"]).astype(np.int32), input_shape=p["input_shape"],
+                    stride=p["stride"], padding=p["padding"], dilation=p["dilation"], groups=p["groups"],
+                    num_message_bits=24 if p["graded"] else 0, name=n.name)
+        src[0].connect(proc.s_in)
+        port = proc.a_out
+    else:   # lif
+        proc = LIFReset(shape=n.shape, du=p["du"], dv=p["dv"], vth=p["vth"],
+                        bias_mant=p["bias_mant"].reshape(n.shape), bias_exp=p["bias_exp"].reshape(n.shape),
+                        reset_interval=period, reset_offset=(n.delay + 1) % period, name=n.name)
+        for s in src:
+            s.connect(proc.a_in)
+        port = proc.s_out
+    procs[n.name] = proc
+    return port
+
+
+__all__ = ["LavaError", "LavaGraph", "build", "graph_of", "lava_missing"]

@@ -1,0 +1,88 @@
+"""Run an artifact in Lava (a subprocess with a hard timeout) and compare it with ``hw_sim.executor``.
+
+:func:`compare_lava` runs the samples through our executor and through the Lava graph
+(:mod:`exporters.lava.worker`), then compares every neuron's spikes at every step and the output's
+integers. ``agreement`` is the fraction of samples on which all of them are equal.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .build import graph_of, lava_missing
+from .plan import LavaError, plan_graph
+
+ROOT = Path(__file__).resolve().parents[2]   # the repository root: the worker imports our packages from it
+TIMEOUT_S = 300
+
+
+def run_worker(artifact: str, x_int: np.ndarray, timeout_s: float = TIMEOUT_S) -> dict[str, np.ndarray]:
+    """Lava's integers ``[N, T, ...]`` per recorded process; :class:`LavaError` (one line) when the run fails."""
+    with tempfile.TemporaryDirectory(prefix="sresformer-lava-") as tmp:
+        inp, out = os.path.join(tmp, "in.npy"), os.path.join(tmp, "out.npz")
+        np.save(inp, x_int.astype(np.int64))
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+        try:
+            r = subprocess.run([sys.executable, "-m", "exporters.lava.worker", os.fspath(artifact), inp, out],
+                               capture_output=True, text=True, timeout=timeout_s, cwd=ROOT, env=env)
+        except subprocess.TimeoutExpired:
+            raise LavaError(f"the Lava run did not finish in {timeout_s:g} s (killed); try fewer samples "
+                            "(--limit)") from None
+        if r.returncode != 0:
+            lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
+            mine = [ln for ln in lines if ln.startswith("Lava run failed:")]
+            raise LavaError(mine[-1] if mine else f"the Lava worker exited with status {r.returncode}: "
+                            f"{lines[-1] if lines else 'no output'}")
+        with np.load(out) as f:
+            return {k: f[k] for k in f.files}
+
+
+def first_mismatch(pg, ours: dict[str, np.ndarray], lava: dict[str, np.ndarray]) -> dict | None:
+    """The first differing value in graph order: process, sample, step and flat index (ours, C order)."""
+    for p in pg:
+        if p.name not in lava:
+            continue
+        diff = ours[p.name] != lava[p.name]
+        if diff.any():
+            s, t, *idx = np.argwhere(diff)[0]
+            flat = int(np.ravel_multi_index(tuple(idx), p.out_shape)) if idx else 0
+            return {"process": p.name, "sample": int(s), "step": int(t), "index": flat,
+                    "ours": int(ours[p.name][(s, t, *idx)]), "lava": int(lava[p.name][(s, t, *idx)])}
+    return None
+
+
+def compare_lava(source, x: torch.Tensor, timeout_s: float = TIMEOUT_S) -> dict:
+    """Run images ``x [N, *input_shape]`` through the executor and Lava; agreement and the first mismatch.
+
+    ``source``: a ``.loihi`` path. Returns ``{"samples", "agreement", "first_mismatch", "processes",
+    "spikes"}`` (``processes``: how many were compared; ``spikes``: our spike count over them, so a silent
+    model, which would agree trivially, is visible).
+    """
+    why = lava_missing()
+    if why:
+        raise LavaError(why)
+    from hw_sim.executor import Executor
+
+    pg = graph_of(source)
+    plan_graph(pg)   # refuse in this process, before a worker starts
+    if x.dim() != len(pg.input_shape) + 1:
+        raise LavaError("the Lava graph takes static images [N, *input_shape]; frame sequences are not built yet")
+    res = Executor(pg).run(x, keep=True)
+    inp = next(p.name for p in pg if p.kind == "input")
+    x_int = res.values[inp][0].numpy().astype(np.int64)
+    lava = run_worker(source, x_int, timeout_s)
+    ours = {k: res.values[k].expand(pg.T, *res.values[k].shape[1:]).transpose(0, 1).numpy().astype(np.int64)
+            for k in lava}
+    equal = np.ones(x.shape[0], bool)
+    for k, v in lava.items():
+        equal &= (ours[k] == v).reshape(v.shape[0], -1).all(1)
+    spikes = int(sum(ours[k].sum() for k in lava if pg.processes[k].kind == "neuron"))
+    return {"samples": int(x.shape[0]), "agreement": float(equal.mean()), "first_mismatch": first_mismatch(pg, ours,
+            lava), "processes": len(lava), "spikes": spikes}

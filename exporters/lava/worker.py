@@ -1,0 +1,77 @@
+"""Run a ``.loihi`` artifact in Lava's fixed-point CPU simulation; a script started by :mod:`exporters.lava.run`.
+
+Usage: ``python -m exporters.lava.worker ARTIFACT INPUT.npy OUT.npz``. ``INPUT.npy``: the host's input
+integers ``[N, *input_shape]``. ``OUT.npz``: per recorded process (every neuron and the output) our
+integers ``[N, T, *shape]``, Lava's delay already removed. On failure: one line on stderr (the real
+exception, also one a Lava process model raised in its own actor, which Lava only logs) and exit 1.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+
+def _actor_error(graph) -> str | None:
+    """The last line of the first traceback a Lava process model's actor recorded (Lava logs it at INFO only)."""
+    try:
+        actors = graph.source.runtime._messaging_infrastructure.actors
+    except AttributeError:
+        return None
+    for a in actors:
+        exc = getattr(a, "exception", None)
+        if exc:
+            lines = [ln for ln in str(exc[1]).strip().splitlines() if ln.strip()]
+            return lines[-1].strip() if lines else str(exc[0])
+    return None
+
+
+def collect(graph) -> dict[str, np.ndarray]:
+    """Our integers ``[N, T, *shape]`` of every recorded process from the sinks' data."""
+    from .plan import to_ours
+
+    pg, out = graph.pg, {}
+    N = graph.steps // graph.period
+    for name, sink in graph.sinks.items():
+        n, p = graph.nodes[name], pg.processes[name]
+        data = to_ours(np.asarray(sink.data.get()).astype(np.int64), p.out_shape, n.order)   # [steps, ...]
+        if n.synaptic:   # Lava's a_out is our pre-bias value / 64; the host adds the bias (SEMANTICS.md)
+            base = n
+            while base.lava in ("reshape", "alias"):
+                base = graph.nodes[base.inputs[0]]
+            b = base.params["bias"].reshape(-1, *([1] * (len(base.params["out_shape"]) - 1)))
+            data = data * 64 + np.broadcast_to(b, base.params["out_shape"]).reshape(p.out_shape)
+        per = np.stack([data[i * graph.period + n.delay:i * graph.period + n.delay + pg.T] for i in range(N)])
+        out[name] = per
+    return out
+
+
+def main(artifact: str, inp: str, out_path: str) -> int:
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+
+    from .build import build
+
+    graph = None
+    try:
+        graph = build(artifact, np.load(inp))
+        graph.source.run(condition=RunSteps(num_steps=graph.steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+        result = collect(graph)
+    except Exception as e:   # noqa: BLE001 (one line for the parent, whatever failed)
+        real = _actor_error(graph) if graph is not None else None
+        msg = real or f"{type(e).__name__}: {e}"
+        print(f"Lava run failed: {' '.join(msg.split())}", file=sys.stderr)
+        return 1
+    finally:
+        if graph is not None:
+            try:
+                graph.source.stop()
+            except Exception:   # noqa: BLE001 (a runtime that never started has nothing to stop)
+                pass
+    np.savez(out_path, **result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:]))
