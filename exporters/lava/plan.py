@@ -21,9 +21,10 @@ from sresformer.errors import UserError
 ACT_SHIFT = 6          # Lava PyLifModelBitAcc: a_in << 6 into u, spikes on v > vth << 6 (lif/models.py)
 DECAY_BITS = 12        # Lava's LIF decays du, dv in 1/4096 (lif/models.py, decay_shift)
 DS_OFFSET = 1          # Lava's LIF adds 1 to du (ds_offset, a 1-bit Loihi register) so du = 4095 clears u
-BIAS_MANT_MAX = 4095   # bias_mant: signed 13 bits (PyLifModelBitAcc docstring)
+BIAS_MANT_BITS = 13    # bias_mant: signed 13 bits (PyLifModelBitAcc docstring)
 BIAS_EXP_MAX = 7       # bias_exp: unsigned 3 bits
 VTH_MAX = 2 ** 17 - 1  # vth: unsigned 17 bits
+MIXED_SIGN_SHIFT = 1   # Lava's Dense truncates mixed-sign weights to even values (utils/weightutils.py)
 LAVA_KINDS = ("input", "synapse", "neuron", "flatten", "sumpool", "sum")
 EXPORT_HINT = "export it with 'sresformer export SRC --target lava'"
 
@@ -81,12 +82,13 @@ def to_lava(x: np.ndarray, order: np.ndarray, shape) -> np.ndarray:
 def bias_format(b: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
     """``(mant, exp)`` per element with ``mant << exp == b``: the smallest ``exp`` in 0..7 that fits 13 bits."""
     b = np.asarray(b, np.int64)
+    lo, hi = -(1 << (BIAS_MANT_BITS - 1)), (1 << (BIAS_MANT_BITS - 1)) - 1
     mant, exp = b.copy(), np.zeros_like(b)
     for e in range(1, BIAS_EXP_MAX + 1):
-        move = (np.abs(mant) > BIAS_MANT_MAX) & (b % (1 << e) == 0)
+        move = ((mant < lo) | (mant > hi)) & (b % (1 << e) == 0)
         mant = np.where(move, b >> e, mant)
         exp = np.where(move, e, exp)
-    if np.abs(mant).max(initial=0) > BIAS_MANT_MAX:
+    if ((mant < lo) | (mant > hi)).any():
         raise LavaError(f"{where}: a bias of {int(np.abs(b).max())} is not a 13-bit mantissa << 0..7 (Lava's "
                         f"bias_mant, bias_exp); {EXPORT_HINT}")
     return mant, exp
@@ -142,7 +144,11 @@ def _synapse(p, pg, ins) -> LavaNode:
     params = {"weight_exp": a.shift - ACT_SHIFT, "bias": np.asarray(p.params["bias"], np.int64),
               "graded": bool(a.graded_input) or not pg.spikes_only(p.sources), "out_shape": tuple(p.out_shape)}
     if a.op == "dense":
-        params["weight"] = w[:, src.order]          # Lava's flat input order
+        # Lava's bit-accurate Dense drops the LSB of mixed-sign 8-bit weights (weightutils.truncate_weights:
+        # Loihi's mixed-sign weights step by 2), so it holds 2 w and one less weight exponent; 2 acc is even,
+        # so its right shift at weight_exp = -1 (our shift 6) is exact
+        params["weight"] = 2 * w[:, src.order]      # Lava's flat input order
+        params["weight_exp"] = a.shift - ACT_SHIFT - MIXED_SIGN_SHIFT
         return LavaNode(p.name, "dense", [src.name], src.delay + 1, lava_shape(p.out_shape),
                         lava_order(p.out_shape), params, synaptic=True)
     if len(src.shape) != 3:
