@@ -85,8 +85,11 @@ def _human(s: dict) -> str:
 @batch_option(32, "Samples per executor run")
 @spike_mask_option("MODEL.nir only: insert random spike gates before lowering (an artifact has its gates baked in "
                    "at export: re-export it with --spike-mask).")
+@click.option("--backend", type=click.Choice(["hw_sim", "lava"]), default="hw_sim", show_default=True,
+              help="lava: run the artifact as Lava processes (Intel's fixed-point models; --limit defaults to 4) "
+                   "and print its agreement with our executor and the first mismatch.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else.")
-def simulate(source, data, limit, chip_profile, batch_size, as_json, spike_mask):
+def simulate(source, data, limit, chip_profile, batch_size, as_json, spike_mask, backend):
     """Simulate ARTIFACT (.loihi), MODEL.nir or a lava-dl netx NETWORK.net on DATA: accuracy, agreement,
     SOPs, energy, latency. A netx network keeps its own integers; its input shape comes from the file
     (PilotNet's 3 x 66 x 200: use --data synthetic)."""
@@ -106,6 +109,12 @@ def simulate(source, data, limit, chip_profile, batch_size, as_json, spike_mask)
         if spike_mask is not None and not Path(source).is_file():
             raise SpikeMaskError(f"NIR file {source} does not exist")
         artifact = artifact_of(masked_source(source, spike_mask, tmp), data, tmp)
+        if backend == "lava":
+            from exporters.lava.run import human, simulate_lava
+
+            s = simulate_lava(artifact, data, limit)
+            click.echo(json.dumps({**s, "source": str(source)}) if as_json else human(s))
+            return
         summary = run_simulation(artifact, data, limit, profile, batch_size=batch_size,
                                  reference=fake_quant_reference)
         from hw_sim.artifact import read_artifact

@@ -86,3 +86,31 @@ def compare_lava(source, x: torch.Tensor, timeout_s: float = TIMEOUT_S) -> dict:
     spikes = int(sum(ours[k].sum() for k in lava if pg.processes[k].kind == "neuron"))
     return {"samples": int(x.shape[0]), "agreement": float(equal.mean()), "first_mismatch": first_mismatch(pg, ours,
             lava), "processes": len(lava), "spikes": spikes}
+
+
+LAVA_LIMIT = 4   # default samples for --backend lava: Lava's Python models run ~1000x slower than our executor
+
+
+def simulate_lava(artifact: str, data: str, limit: int | None) -> dict:
+    """``simulate --backend lava``: the first ``limit`` (default 4) test samples of ``data`` through Lava and the
+    executor; the :func:`compare_lava` summary with ``backend`` and ``data``."""
+    why = lava_missing()
+    if why:
+        raise LavaError(why)
+    from hw_sim.simulate import open_test_data
+
+    pg = graph_of(artifact)
+    plan_graph(pg)
+    dataset, _ = open_test_data(pg, data, limit or LAVA_LIMIT)
+    x = torch.stack([dataset[i][0] for i in range(len(dataset))])
+    return {"backend": "lava", "data": data, **compare_lava(artifact, x)}
+
+
+def human(s: dict) -> str:
+    """The ``--backend lava`` summary as lines for a terminal."""
+    m = s["first_mismatch"]
+    first = "none" if m is None else (f"process {m['process']!r}, sample {m['sample']}, step {m['step']}, "
+                                      f"index {m['index']} (ours {m['ours']}, Lava {m['lava']})")
+    return "\n".join([f"agreement  {s['agreement']:.2%} of {s['samples']} {s['data']} samples spike-equal to "
+                      f"hw_sim's executor ({s['processes']} processes, {s['spikes']} spikes compared)",
+                      f"first mismatch {first}"])
