@@ -23,14 +23,16 @@ ROOT = Path(__file__).resolve().parents[2]   # the repository root: the worker i
 TIMEOUT_S = 300
 
 
-def run_worker(artifact: str, x_int: np.ndarray, timeout_s: float = TIMEOUT_S) -> dict[str, np.ndarray]:
-    """Lava's integers ``[N, T, ...]`` per recorded process; :class:`LavaError` (one line) when the run fails."""
+def run_worker(artifact: str, x_int: np.ndarray, timeout_s: float = TIMEOUT_S, raw: bool = False) -> dict:
+    """Lava's integers ``[N, T, ...]`` per recorded process (``raw``: also its traces, ``worker.collect``);
+    :class:`LavaError` (one line) when the run fails."""
     with tempfile.TemporaryDirectory(prefix="sresformer-lava-") as tmp:
         inp, out = os.path.join(tmp, "in.npy"), os.path.join(tmp, "out.npz")
         np.save(inp, x_int.astype(np.int64))
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
         try:
-            r = subprocess.run([sys.executable, "-m", "exporters.lava.worker", os.fspath(artifact), inp, out],
+            r = subprocess.run([sys.executable, "-m", "exporters.lava.worker", os.fspath(artifact), inp, out,
+                                "1" if raw else "0"],
                                capture_output=True, text=True, timeout=timeout_s, cwd=ROOT, env=env)
         except subprocess.TimeoutExpired:
             raise LavaError(f"the Lava run did not finish in {timeout_s:g} s (killed); try fewer samples "

@@ -1,8 +1,9 @@
 """Run a ``.loihi`` artifact in Lava's fixed-point CPU simulation; a script started by :mod:`exporters.lava.run`.
 
-Usage: ``python -m exporters.lava.worker ARTIFACT INPUT.npy OUT.npz``. ``INPUT.npy``: the host's input
+Usage: ``python -m exporters.lava.worker ARTIFACT INPUT.npy OUT.npz [RAW]``. ``INPUT.npy``: the host's input
 integers ``[N, *input_shape]``. ``OUT.npz``: per recorded process (every neuron and the output) our
-integers ``[N, T, *shape]``, Lava's delay already removed. On failure: one line on stderr (the real
+integers ``[N, T, *shape]``, Lava's delay already removed (``RAW`` 1: also the traces,
+:func:`collect`). On failure: one line on stderr (the real
 exception, also one a Lava process model raised in its own actor, which Lava only logs) and exit 1.
 """
 
@@ -27,8 +28,9 @@ def _actor_error(graph) -> str | None:
     return None
 
 
-def collect(graph) -> dict[str, np.ndarray]:
-    """Our integers ``[N, T, *shape]`` of every recorded process from the sinks' data."""
+def collect(graph, raw: bool = False) -> dict[str, np.ndarray]:
+    """Our integers ``[N, T, *shape]`` of every recorded process from the sinks' data; with ``raw`` also
+    ``raw:NAME``, Lava's whole trace ``[steps, *shape]`` in our layout, its delays kept."""
     from .plan import to_ours
 
     pg, out = graph.pg, {}
@@ -42,12 +44,14 @@ def collect(graph) -> dict[str, np.ndarray]:
                 base = graph.nodes[base.inputs[0]]
             b = base.params["bias"].reshape(-1, *([1] * (len(base.params["out_shape"]) - 1)))
             data = data * 64 + np.broadcast_to(b, base.params["out_shape"]).reshape(p.out_shape)
+        if raw:
+            out[f"raw:{name}"] = data
         per = np.stack([data[i * graph.period + n.delay:i * graph.period + n.delay + pg.T] for i in range(N)])
         out[name] = per
     return out
 
 
-def main(artifact: str, inp: str, out_path: str) -> int:
+def main(artifact: str, inp: str, out_path: str, raw: str = "0") -> int:
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
 
@@ -57,7 +61,7 @@ def main(artifact: str, inp: str, out_path: str) -> int:
     try:
         graph = build(artifact, np.load(inp))
         graph.source.run(condition=RunSteps(num_steps=graph.steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
-        result = collect(graph)
+        result = collect(graph, raw == "1")
     except Exception as e:   # noqa: BLE001 (one line for the parent, whatever failed)
         real = _actor_error(graph) if graph is not None else None
         msg = real or f"{type(e).__name__}: {e}"

@@ -1,0 +1,144 @@
+"""The artifact as Lava processes (exporters/lava): refusals, Lava's conventions on hand-worked neurons, and
+spike-for-spike agreement with hw_sim's executor on a third-party-style NIR CNN (Lava in a subprocess)."""
+
+import json
+import subprocess
+import sys
+
+import nir
+import numpy as np
+import pytest
+import torch
+
+from exporters.lava.grid import lava_grid
+from exporters.lava.plan import LavaError, plan_graph
+from hw_sim.processes import Process, ProcessGraph
+from testutil import ROOT
+
+
+def _needs_lava():
+    pytest.importorskip("lava.proc.lif.process", reason="Lava is not installed (bash .ci/install-lava)")
+
+
+def _ifgraph(vth=129, shift=6, bias=(1, 0, 1), dv=0, T=4) -> ProcessGraph:
+    """input [3] -> dense identity synapse -> IF neuron: three hand-worked compartments."""
+    procs = [Process("input", "input", [], (3,), attrs={"bits": 8}, static=True),
+             Process("syn", "synapse", ["input"], (3,), params={"weight": np.eye(3, dtype=np.int64),
+                                                                "bias": np.asarray(bias, np.int64)},
+                     attrs={"op": "dense", "shift": shift, "graded_input": True, "weight_bits": 8, "out_bits": 24},
+                     static=True),   # it reads only the static input: computed once per image (a stem)
+             Process("neu", "neuron", ["syn"], (3,), params={"vth": np.asarray([vth], np.int64)},
+                     attrs={"du": 4096, "dv": dv, "state_bits": 24, "decay_bits": 12})]
+    return ProcessGraph({p.name: p for p in procs}, "neu", T, (3,))
+
+
+def _write(pg, path):
+    from hw_sim.artifact import write_artifact
+    from hw_sim.chips import load_chip
+    from hw_sim.mapping import map_graph
+
+    write_artifact(path, pg, map_graph(pg, load_chip("loihi2")), {})
+    return path
+
+
+def test_plan_refuses_what_lava_cannot_reproduce_in_one_line():
+    cases = [(_ifgraph(vth=128), r"'neu'.*threshold 128 is not 64 k \+ 1.*--target lava"),
+             (_ifgraph(shift=5), r"'syn'.*shift 5 < 6: Lava floors"),
+             (_ifgraph(bias=(4097, 0, 1)), r"neu: a bias of 4097 is not a 13-bit mantissa")]
+    for pg, pattern in cases:
+        with pytest.raises(LavaError, match=pattern) as e:
+            plan_graph(pg)
+        assert "\n" not in str(e.value)
+
+
+def test_grid_moves_thresholds_to_the_nearest_64k_plus_1():
+    # 128 -> 129 (k = 2), 160 -> 129 (nearest), 161 -> 193 (half up), 1 -> 1
+    for old, new in ((128, 129), (160, 129), (161, 193), (1, 1)):
+        g = lava_grid(_ifgraph(vth=old))
+        assert int(g.processes["neu"].params["vth"][0]) == new
+        plan_graph(g)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_lava_neuron_at_threshold_bias_and_synapse_delay(tmp_path):
+    """Hand-worked: u = 64 x + bias, IF v += u, spike on v >= 129 (Lava: v > 2 << 6), reset to 0.
+
+    x = (2, 2, 1), bias (1, 0, 1): v0 = 129 at every step (spikes on equality); v1 = 128, 256 (alternate);
+    v2 = 65, 130 (alternate). The raw Lava trace lags by the one step Lava's Dense buffers."""
+    _needs_lava()
+    from exporters.lava.run import run_worker
+    from hw_sim.executor import Executor
+
+    pg = _ifgraph()
+    want = np.array([[1, 0, 0], [1, 1, 1], [1, 0, 0], [1, 1, 1]])   # [T, 3]
+    ours = Executor(pg).run(torch.tensor([[2.0, 2.0, 1.0]]), keep=True).values["neu"][:, 0].numpy()
+    np.testing.assert_array_equal(ours, want)                # our executor: v >= vth
+    lava = run_worker(_write(pg, tmp_path / "if.loihi"), np.array([[2, 2, 1]]), raw=True)
+    np.testing.assert_array_equal(lava["neu"][0], want)      # Lava: v > (vth - 1), delay removed
+    raw = lava["raw:neu"]                                     # [steps, 3]: Lava's own time axis
+    np.testing.assert_array_equal(raw[1:5], want)            # one step late (the synapse's buffer)
+    assert not raw[0].any()
+
+
+def _nir_cnn(path):
+    """A snntorch-style NIR CNN written with nir's own nodes: conv, LIF, sum pool, conv, LIF, flatten, affine."""
+    rng = np.random.default_rng(0)
+
+    def lif(shape, vth):   # dt = 1e-4, tau = 2 dt: our LIF with tau 2 (dv = 2048)
+        return nir.LIF(tau=np.full(shape, 2e-4), r=np.ones(shape), v_leak=np.zeros(shape),
+                       v_threshold=np.full(shape, vth))
+
+    def conv(cin, cout, hw, std, bias):
+        return nir.Conv2d(input_shape=(hw, hw), weight=rng.normal(0, std, (cout, cin, 3, 3)).astype(np.float32),
+                          stride=1, padding=1, dilation=1, groups=1, bias=bias.astype(np.float32))
+
+    nodes = {"input": nir.Input(np.array([1, 8, 8])), "conv": conv(1, 4, 8, 0.5, rng.normal(0, 0.1, 4)),
+             "lif1": lif((4, 8, 8), 0.5),
+             "pool": nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
+             "conv2": conv(4, 4, 4, 0.3, np.zeros(4)), "lif2": lif((4, 4, 4), 0.5),
+             "flat": nir.Flatten(input_type={"input": np.array([4, 4, 4])}, start_dim=0, end_dim=-1),
+             "fc": nir.Affine(weight=rng.normal(0, 0.3, (10, 64)).astype(np.float32),
+                              bias=rng.normal(0, 0.1, 10).astype(np.float32)),
+             "output": nir.Output(np.array([10]))}
+    names = list(nodes)
+    edges = list(zip(names[:-1], names[1:], strict=True))
+    nir.write(path, nir.NIRGraph(nodes=nodes, edges=edges, metadata={"dt": 1e-4, "T": 4}))
+    return path
+
+
+def _cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "cli.main", *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, env=env)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_nir_cnn_exports_for_lava_and_agrees_spike_for_spike(tmp_path):
+    """export --target lava writes the gridded artifact and a README; simulate --backend lava runs it in Lava's
+    fixed-point models: every neuron's spikes at every step and the logits equal our executor's."""
+    _needs_lava()
+    src = _nir_cnn(tmp_path / "cnn.nir")
+    r = _cli("export", src, "--target", "lava", "--out", tmp_path / "lava", "--json", "--calib-images", 16,
+             "--eval-images", 16)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "lava").iterdir()) == ["README.md", "model.loihi"]
+    assert "--backend lava" in (tmp_path / "lava" / "README.md").read_text()
+    r = _cli("simulate", tmp_path / "lava" / "model.loihi", "--backend", "lava", "--limit", 2, "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    s = json.loads(r.stdout)
+    assert s["samples"] == 2 and s["processes"] == 3   # lif1, lif2 and the logits of fc
+    assert s["spikes"] > 0, "a silent model would agree trivially"
+    assert s["agreement"] == 1.0 and s["first_mismatch"] is None
+
+
+def test_missing_lava_is_one_line(tmp_path):
+    """With a module named ``lava`` that is not lava-nc first on the path, simulate --backend lava says so."""
+    (tmp_path / "fake").mkdir()
+    (tmp_path / "fake" / "lava.py").write_text("")
+    path = _write(_ifgraph(), tmp_path / "if.loihi")
+    env = {"PYTHONPATH": f"{tmp_path / 'fake'}", "PATH": "/usr/bin:/bin"}
+    r = _cli("simulate", path, "--backend", "lava", env=env)
+    assert r.returncode == 2 and r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Lava is not installed" in lines[0] and ".ci/install-lava" in lines[0]
