@@ -8,6 +8,7 @@ integers. ``agreement`` is the fraction of samples on which all of them are equa
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -30,20 +31,38 @@ def run_worker(artifact: str, x_int: np.ndarray, timeout_s: float = TIMEOUT_S, r
         inp, out = os.path.join(tmp, "in.npy"), os.path.join(tmp, "out.npz")
         np.save(inp, x_int.astype(np.int64))
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-        try:
-            r = subprocess.run([sys.executable, "-m", "exporters.lava.worker", os.fspath(artifact), inp, out,
-                                "1" if raw else "0"],
-                               capture_output=True, text=True, timeout=timeout_s, cwd=ROOT, env=env)
-        except subprocess.TimeoutExpired:
+        cmd = [sys.executable, "-m", "exporters.lava.worker", os.fspath(artifact), inp, out, "1" if raw else "0"]
+        code, err = run_isolated(cmd, env, os.path.join(tmp, "err.txt"), timeout_s)
+        if code is None:
             raise LavaError(f"the Lava run did not finish in {timeout_s:g} s (killed); try fewer samples "
-                            "(--limit)") from None
-        if r.returncode != 0:
-            lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
+                            "(--limit)")
+        if code != 0:
+            lines = [ln for ln in err.strip().splitlines() if ln.strip()]
             mine = [ln for ln in lines if ln.startswith("Lava run failed:")]
-            raise LavaError(mine[-1] if mine else f"the Lava worker exited with status {r.returncode}: "
+            raise LavaError(mine[-1] if mine else f"the Lava worker exited with status {code}: "
                             f"{lines[-1] if lines else 'no output'}")
         with np.load(out) as f:
             return {k: f[k] for k in f.files}
+
+
+def run_isolated(cmd, env, err_path: str, timeout_s: float) -> tuple[int | None, str]:
+    """Run ``cmd`` in a session of its own (stderr to a file, not a pipe that Lava's actor processes would hold
+    open), wait for it at most ``timeout_s``, then kill whatever of its process group is left (Lava's actors
+    outlive a worker that failed or hung). Returns the exit status (``None``: killed at the timeout) and stderr."""
+    with open(err_path, "w") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT, env=env, start_new_session=True)
+        try:
+            code = proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            code = None
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)   # the group this call started (its id is the worker's pid)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+    with open(err_path) as f:
+        return code, f.read()
 
 
 def first_mismatch(pg, ours: dict[str, np.ndarray], lava: dict[str, np.ndarray]) -> dict | None:

@@ -9,15 +9,16 @@ exception, also one a Lava process model raised in its own actor, which Lava onl
 
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
 
 
-def _actor_error(graph) -> str | None:
+def _actor_error(proc) -> str | None:
     """The last line of the first traceback a Lava process model's actor recorded (Lava logs it at INFO only)."""
     try:
-        actors = graph.source.runtime._messaging_infrastructure.actors
+        actors = proc.runtime._messaging_infrastructure.actors
     except AttributeError:
         return None
     for a in actors:
@@ -26,6 +27,31 @@ def _actor_error(graph) -> str | None:
             lines = [ln for ln in str(exc[1]).strip().splitlines() if ln.strip()]
             return lines[-1].strip() if lines else str(exc[0])
     return None
+
+
+def failure(proc, e: BaseException) -> str:
+    """One line for a failed run of the graph that ``proc`` belongs to: the real exception when an actor raised."""
+    real = _actor_error(proc) if proc is not None else None
+    return "Lava run failed: " + " ".join((real or f"{type(e).__name__}: {e}").split())
+
+
+def run_steps(proc, steps: int, after=None) -> int:
+    """Run ``proc``'s graph for ``steps`` steps in Lava's fixed-point models, call ``after()`` (reading the
+    results) and stop it; on failure print :func:`failure` on stderr and return 1, else 0."""
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+
+    try:
+        proc.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+        if after is not None:
+            after()
+    except Exception as e:   # noqa: BLE001 (one line for the parent, whatever failed)
+        print(failure(proc, e), file=sys.stderr, flush=True)
+        # Lava's stop() waits forever on a runtime whose actor raised: leave now; the parent ends this
+        # process group (exporters.lava.run starts the worker in a session of its own)
+        os._exit(1)
+    proc.stop()
+    return 0
 
 
 def collect(graph, raw: bool = False) -> dict[str, np.ndarray]:
@@ -52,29 +78,14 @@ def collect(graph, raw: bool = False) -> dict[str, np.ndarray]:
 
 
 def main(artifact: str, inp: str, out_path: str, raw: str = "0") -> int:
-    from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
-
     from .build import build
 
-    graph = None
     try:
         graph = build(artifact, np.load(inp))
-        graph.source.run(condition=RunSteps(num_steps=graph.steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
-        result = collect(graph, raw == "1")
-    except Exception as e:   # noqa: BLE001 (one line for the parent, whatever failed)
-        real = _actor_error(graph) if graph is not None else None
-        msg = real or f"{type(e).__name__}: {e}"
-        print(f"Lava run failed: {' '.join(msg.split())}", file=sys.stderr)
+    except Exception as e:   # noqa: BLE001 (one line for the parent)
+        print(failure(None, e), file=sys.stderr)
         return 1
-    finally:
-        if graph is not None:
-            try:
-                graph.source.stop()
-            except Exception:   # noqa: BLE001 (a runtime that never started has nothing to stop)
-                pass
-    np.savez(out_path, **result)
-    return 0
+    return run_steps(graph.source, graph.steps, lambda: np.savez(out_path, **collect(graph, raw == "1")))
 
 
 if __name__ == "__main__":

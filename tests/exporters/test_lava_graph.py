@@ -107,9 +107,9 @@ def _nir_cnn(path):
     return path
 
 
-def _cli(*args, env=None):
+def _cli(*args):
     return subprocess.run([sys.executable, "-m", "cli.main", *map(str, args)], capture_output=True, text=True,
-                          cwd=ROOT, env=env)
+                          cwd=ROOT)
 
 
 @pytest.mark.slow
@@ -132,13 +132,69 @@ def test_nir_cnn_exports_for_lava_and_agrees_spike_for_spike(tmp_path):
     assert s["agreement"] == 1.0 and s["first_mismatch"] is None
 
 
-def test_missing_lava_is_one_line(tmp_path):
-    """With a module named ``lava`` that is not lava-nc first on the path, simulate --backend lava says so."""
-    (tmp_path / "fake").mkdir()
-    (tmp_path / "fake" / "lava.py").write_text("")
+def test_missing_lava_is_one_line(tmp_path, monkeypatch):
+    """With lava-nc not importable, simulate --backend lava says so in one line and exits 2."""
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    monkeypatch.setitem(sys.modules, "lava.proc.lif.process", None)   # import now raises ImportError
     path = _write(_ifgraph(), tmp_path / "if.loihi")
-    env = {"PYTHONPATH": f"{tmp_path / 'fake'}", "PATH": "/usr/bin:/bin"}
-    r = _cli("simulate", path, "--backend", "lava", env=env)
-    assert r.returncode == 2 and r.stdout == ""
+    r = CliRunner().invoke(cli, ["simulate", str(path), "--backend", "lava"])
+    assert r.exit_code == 2 and r.stdout == ""
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "Lava is not installed" in lines[0] and ".ci/install-lava" in lines[0]
+
+
+BOOM = """
+import sys
+import numpy as np
+from lava.magma.core.decorator import implements, requires, tag
+from lava.magma.core.model.py.model import PyLoihiProcessModel
+from lava.magma.core.model.py.ports import PyOutPort
+from lava.magma.core.model.py.type import LavaPyType
+from lava.magma.core.process.ports.ports import OutPort
+from lava.magma.core.process.process import AbstractProcess
+from lava.magma.core.resources import CPU
+from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+
+
+class Boom(AbstractProcess):
+    def __init__(self):
+        super().__init__()
+        self.s_out = OutPort(shape=(1,))
+
+
+@implements(proc=Boom, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyBoom(PyLoihiProcessModel):
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+
+    def run_spk(self):
+        if self.time_step == 2:
+            raise ValueError("boom at step 2")
+        self.s_out.send(np.zeros(1, np.int32))
+
+
+if __name__ == "__main__":
+    from exporters.lava.worker import run_steps
+    sys.exit(run_steps(Boom(), 3))
+"""
+
+
+@pytest.mark.timeout(120)
+def test_a_failing_lava_model_surfaces_its_exception_in_one_line(tmp_path):
+    """Lava itself only says "1 Exception(s) occurred. See output above" (and logs the traceback at INFO): the
+    worker reads the actor's exception, prints its last line, and the group of processes is ended."""
+    _needs_lava()
+    import os
+
+    from exporters.lava.run import ROOT as LAVA_ROOT
+    from exporters.lava.run import run_isolated
+
+    (tmp_path / "boom.py").write_text(BOOM)   # Lava finds a process model beside its process's source file
+    env = {**os.environ, "PYTHONPATH": str(LAVA_ROOT)}
+    code, err = run_isolated([sys.executable, str(tmp_path / "boom.py")], env, str(tmp_path / "err.txt"), 90)
+    lines = [ln for ln in err.splitlines() if ln.startswith("Lava run failed")]
+    assert code == 1 and lines == ["Lava run failed: ValueError: boom at step 2"], err[-2000:]
