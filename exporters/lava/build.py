@@ -99,6 +99,7 @@ def _make(n: LavaNode, nodes, ports, procs, period: int):
     """Instantiate node ``n``; returns the out port that carries its value."""
     from lava.proc.conv.process import Conv
     from lava.proc.dense.process import Dense
+    from lava.proc.graded.process import GradedVec
     from lava.proc.lif.process import LIFReset
 
     src = [ports[i] for i in n.inputs]
@@ -107,6 +108,14 @@ def _make(n: LavaNode, nodes, ports, procs, period: int):
     if n.lava == "reshape":
         return src[0].reshape(n.shape)
     p = n.params
+    if n.lava == "delay":
+        return _delay_stages(n, src[0], procs)
+    if n.lava == "graded":
+        proc = GradedVec(shape=n.shape, vth=0)   # sends its summed input every step (|v| > 0; a zero is a zero)
+        for s in src:
+            s.connect(proc.a_in)
+        procs[n.name] = proc
+        return proc.s_out
     if n.lava == "dense":
         proc = Dense(weights=p["weight"].astype(np.int32), num_message_bits=24 if p["graded"] else 0,
                      weight_exp=p["weight_exp"], name=n.name)
@@ -128,6 +137,23 @@ def _make(n: LavaNode, nodes, ports, procs, period: int):
         port = proc.s_out
     procs[n.name] = proc
     return port
+
+
+def _delay_stages(n: LavaNode, port, procs: dict):
+    """``n.params['steps']`` identity ``Sparse`` synapses in a row (one step each; unit positive weights, which
+    Lava's bit-accurate Sparse keeps whole) on the flat value; returns the delayed port in ``n.shape``."""
+    import scipy.sparse as sp
+    from lava.proc.sparse.process import Sparse
+
+    size = int(np.prod(n.shape))
+    flat = port.reshape((size,))
+    for k in range(n.params["steps"]):
+        stage = Sparse(weights=sp.identity(size, dtype=np.int32, format="csr"), num_message_bits=24,
+                       name=f"{n.name}.{k}")
+        flat.connect(stage.s_in)
+        procs[f"{n.name}.{k}"] = stage
+        flat = stage.a_out
+    return flat.reshape(n.shape)
 
 
 __all__ = ["LavaError", "LavaGraph", "build", "graph_of", "lava_missing"]

@@ -35,13 +35,15 @@ class LavaError(UserError):
 
 @dataclass
 class LavaNode:
-    """One of our processes as Lava sees it.
+    """One of our processes (or a delay stage) as Lava sees it.
 
-    ``lava``: ``source`` (RingBuffer), ``dense``, ``conv``, ``lif`` (LIFReset), ``reshape`` (a port view) or
-    ``alias`` (our pass-through sum); ``inputs``: the nodes whose ports connect to its input; ``delay``:
-    how many steps Lava's value of this process lags ours (a synapse buffers one step);
-    ``shape``: the Lava shape; ``order``: ours flat index per Lava flat element; ``host_bias``: what the host
-    adds to a synapse's ``a_out`` (times 64) to get our integer when the synapse is read out."""
+    ``lava``: ``source`` (RingBuffer), ``dense``, ``conv``, ``lif`` (LIFReset), ``graded`` (GradedVec: a residual
+    sum point), ``delay`` (identity ``Sparse`` stages), ``reshape`` (a port view) or ``alias`` (our pass-through
+    sum); ``inputs``: the nodes whose ports connect to its input; ``delay``: how many steps Lava's value of this
+    process lags ours (a synapse buffers one step); ``shape``: the Lava shape; ``order``: ours flat index per
+    Lava flat element. ``offset`` (ours flat order), when not ``None``, marks a *synaptic* value: Lava carries
+    ``L`` and our integer is ``64 L + offset`` (a synapse's ``a_out`` is its accumulation / 64 without the bias;
+    the biases of a residual stream add up statically into ``offset``, and a neuron adds it as its bias)."""
 
     name: str
     lava: str
@@ -50,7 +52,12 @@ class LavaNode:
     shape: tuple[int, ...]
     order: np.ndarray
     params: dict = field(default_factory=dict)
-    synaptic: bool = False   # the value is Lava's a_out (our value = a_out * 64 + bias)
+    offset: np.ndarray | None = None
+
+    @property
+    def synaptic(self) -> bool:
+        """True when Lava carries ``(value - offset) / 64`` (a synapse's activation, a residual sum)."""
+        return self.offset is not None
 
 
 def lava_shape(shape) -> tuple[int, ...]:
@@ -98,59 +105,98 @@ def _refuse(p, why: str):
     raise LavaError(f"Lava cannot reproduce process {p.name!r} ({p.kind}) exactly: {why}")
 
 
-def plan_graph(pg: ProcessGraph) -> dict[str, LavaNode]:
-    """The Lava node of every process of ``pg``, in graph order; :class:`LavaError` for what does not map."""
+def plan_graph(pg: ProcessGraph, check_bias: bool = True) -> dict[str, LavaNode]:
+    """The Lava node of every process of ``pg`` in graph order, with the delay stages it needs (named
+    ``NAME@+k``); :class:`LavaError` for what does not map (``check_bias`` False: a neuron's bias outside
+    Lava's format is kept whole in ``params['bias']``, for :mod:`exporters.lava.grid`)."""
     nodes: dict[str, LavaNode] = {}
     for p in pg:
         if p.kind not in LAVA_KINDS:
             _refuse(p, f"the Lava graph has no {p.kind} yet (kinds: {', '.join(LAVA_KINDS)})")
         ins = [nodes[s] for s in p.sources]
         if p.kind == "input":
-            nodes[p.name] = LavaNode(p.name, "source", [], 0, lava_shape(p.out_shape), lava_order(p.out_shape))
-        elif p.kind == "sum":
-            if not p.attrs.alias or len(ins) != 1:
-                _refuse(p, "a residual sum of several values (not built yet)")
-            nodes[p.name] = LavaNode(p.name, "alias", [ins[0].name], ins[0].delay, ins[0].shape, ins[0].order,
-                                     synaptic=ins[0].synaptic)
-        elif p.kind == "flatten":
+            node = LavaNode(p.name, "source", [], 0, lava_shape(p.out_shape), lava_order(p.out_shape))
+        elif p.kind in ("sum", "flatten") and len(ins) == 1:   # a pass-through (a folded scale) or a view
             src = ins[0]
-            nodes[p.name] = LavaNode(p.name, "reshape", [src.name], src.delay, (int(np.prod(p.out_shape)),),
-                                     src.order, synaptic=src.synaptic)
+            shape = src.shape if p.kind == "sum" else (int(np.prod(p.out_shape)),)
+            node = LavaNode(p.name, "alias" if p.kind == "sum" else "reshape", [src.name], src.delay, shape,
+                            src.order, offset=src.offset)
+        elif p.kind == "sum":
+            node = _sum(p, ins, nodes)
         elif p.kind == "synapse":
-            nodes[p.name] = _synapse(p, pg, ins)
+            node = _synapse(p, pg, ins)
         elif p.kind == "sumpool":
-            nodes[p.name] = _sumpool(p, pg, ins)
-        elif p.kind == "neuron":
-            nodes[p.name] = _neuron(p, pg, ins, nodes)
+            node = _sumpool(p, pg, ins)
+        else:
+            node = _neuron(p, ins, nodes, check_bias)
+        nodes[p.name] = node
     return nodes
 
 
-def _one_input(p, ins, synaptic_ok: bool = False) -> LavaNode:
+def _aligned(p, ins: list[LavaNode], nodes: dict) -> list[LavaNode]:
+    """``ins`` brought to one delay: a shallower value passes through identity stages (one step each)."""
+    if not all(n.synaptic for n in ins):
+        _refuse(p, "it sums a value that is not a synapse's output or a residual sum (spikes or pooled counts "
+                   "into a graded sum are not built yet)")
+    if len({n.order.tobytes() for n in ins}) != 1:
+        _refuse(p, "its sources are laid out differently in Lava")
+    depth = max(n.delay for n in ins)
+    out = []
+    for n in ins:
+        if n.delay < depth:
+            k = depth - n.delay
+            name = f"{n.name}@+{k}"
+            if name not in nodes:
+                nodes[name] = LavaNode(name, "delay", [n.name], depth, n.shape, n.order, {"steps": k}, n.offset)
+            n = nodes[name]
+        out.append(n)
+    return out
+
+
+def _sum(p, ins, nodes) -> LavaNode:
+    ins = _aligned(p, ins, nodes)
+    # GradedVec with vth = 0 sends its summed input as a graded spike every step (Loihi 2's residual point)
+    return LavaNode(p.name, "graded", [n.name for n in ins], ins[0].delay, ins[0].shape, ins[0].order,
+                    offset=sum(n.offset for n in ins))
+
+
+def _one_input(p, ins) -> LavaNode:
     if len(ins) != 1:
         _refuse(p, "several sources summed into a synapse or pool (not built yet)")
-    if ins[0].synaptic and not synaptic_ok:
-        _refuse(p, "it reads a synapse's output directly (Lava's Dense / Conv send an activation, not a value "
-                   "another synapse can read)")
     return ins[0]
+
+
+def _broadcast(per_channel: np.ndarray, shape) -> np.ndarray:
+    """A ``[C]`` vector over ``shape = [C, ...]``, flat (C order)."""
+    b = np.asarray(per_channel, np.int64).reshape(-1, *([1] * (len(shape) - 1)))
+    return np.broadcast_to(b, tuple(shape)).reshape(-1).copy()
 
 
 def _synapse(p, pg, ins) -> LavaNode:
     a = p.attrs
     src = _one_input(p, ins)
-    if a.shift < ACT_SHIFT:
-        _refuse(p, f"shift {a.shift} < 6: Lava floors the accumulator at weight_exp {a.shift - ACT_SHIFT} "
-                   f"before its 6-bit alignment, we round half up; {EXPORT_HINT}")
     w = np.asarray(p.params["weight"], np.int64)
-    params = {"weight_exp": a.shift - ACT_SHIFT, "bias": np.asarray(p.params["bias"], np.int64),
-              "graded": bool(a.graded_input) or not pg.spikes_only(p.sources), "out_shape": tuple(p.out_shape)}
+    bias = _broadcast(p.params["bias"], p.out_shape)
+    if src.synaptic:
+        # input 64 L + off: acc = 64 W.L + W.off; for shift >= 0 both terms scale exactly, so Lava carries
+        # W.L * 2**shift and W.off * 2**shift + bias joins the offset
+        if a.shift < 0:
+            _refuse(p, f"shift {a.shift} < 0 on a graded synaptic input (the rounding would not split exactly)")
+        exp = a.shift
+        offset = _apply(p, src, w, bias)
+    else:
+        if a.shift < ACT_SHIFT:
+            _refuse(p, f"shift {a.shift} < 6: Lava floors the accumulator at weight_exp {a.shift - ACT_SHIFT} "
+                       f"before its 6-bit alignment, we round half up; {EXPORT_HINT}")
+        exp, offset = a.shift - ACT_SHIFT, bias
+    params = {"weight_exp": exp, "graded": src.synaptic or bool(a.graded_input) or not pg.spikes_only(p.sources)}
     if a.op == "dense":
         # Lava's bit-accurate Dense drops the LSB of mixed-sign 8-bit weights (weightutils.truncate_weights:
         # Loihi's mixed-sign weights step by 2), so it holds 2 w and one less weight exponent; 2 acc is even,
         # so its right shift at weight_exp = -1 (our shift 6) is exact
-        params["weight"] = 2 * w[:, src.order]      # Lava's flat input order
-        params["weight_exp"] = a.shift - ACT_SHIFT - MIXED_SIGN_SHIFT
+        params.update(weight=2 * w[:, src.order], weight_exp=exp - MIXED_SIGN_SHIFT)   # Lava's flat input order
         return LavaNode(p.name, "dense", [src.name], src.delay + 1, lava_shape(p.out_shape),
-                        lava_order(p.out_shape), params, synaptic=True)
+                        lava_order(p.out_shape), params, offset)
     if len(src.shape) != 3:
         _refuse(p, "a conv reading a flat value")
     # Lava's Conv is a true convolution in XYC: weight [C_out, kx, ky, C_in/g], flipped in space
@@ -158,37 +204,61 @@ def _synapse(p, pg, ins) -> LavaNode:
     params.update(input_shape=src.shape, stride=tuple(a.stride[::-1]), padding=tuple(a.padding[::-1]),
                   dilation=tuple(a.dilation[::-1]), groups=int(a.groups))
     return LavaNode(p.name, "conv", [src.name], src.delay + 1, lava_shape(p.out_shape), lava_order(p.out_shape),
-                    params, synaptic=True)
+                    params, offset)
+
+
+def _apply(p, src: LavaNode, w: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """``shift(W . offset) + bias`` (ours flat): the static part of a synapse reading a synaptic value."""
+    import torch
+    import torch.nn.functional as F
+
+    a = p.attrs
+    off = torch.from_numpy(src.offset.astype(np.float64))   # exact: |W . off| stays far below 2**53
+    wt = torch.from_numpy(w.astype(np.float64))
+    if a.op == "dense":
+        acc = wt @ off
+    else:
+        in_shape = _in_shape(p, src)
+        acc = F.conv2d(off.view(1, *in_shape), wt, None, a.stride, a.padding, a.dilation, a.groups)
+    return acc.reshape(-1).numpy().astype(np.int64) * (1 << a.shift) + bias
+
+
+def _in_shape(p, src: LavaNode) -> tuple[int, ...]:
+    """Our shape of a 3-D Lava value (``[W, H, C]`` -> ``[C, H, W]``)."""
+    return tuple(src.shape[::-1])
 
 
 def _sumpool(p, pg, ins) -> LavaNode:
     a = p.attrs
     src = _one_input(p, ins)
-    if len(src.shape) != 3 or not pg.spikes_only(p.sources):
-        _refuse(p, "a sum pool of graded values (built only on spikes)")
+    if len(src.shape) != 3 or not (src.synaptic or pg.spikes_only(p.sources)):
+        _refuse(p, "a sum pool of pooled counts or the input (built on spikes and synaptic values)")
     C = p.out_shape[0]
     kh, kw = a.kernel
+    offset = None
+    if src.synaptic:   # the window sum of 64 L + off is 64 (window sum of L) + the window sum of off
+        import torch
+        import torch.nn.functional as F
+
+        off = torch.from_numpy(src.offset.astype(np.float64)).view(1, *_in_shape(p, src))
+        offset = F.avg_pool2d(off, a.kernel, a.stride, a.padding, divisor_override=1).reshape(-1).numpy()
+        offset = offset.astype(np.int64)
     # a window sum is a depthwise conv with unit weights (Lava has no pooling process)
-    params = {"weight": np.ones((C, kw, kh, 1), np.int64), "weight_exp": 0, "graded": False,
+    params = {"weight": np.ones((C, kw, kh, 1), np.int64), "weight_exp": 0, "graded": src.synaptic,
               "input_shape": src.shape, "stride": tuple(a.stride[::-1]), "padding": tuple(a.padding[::-1]),
-              "dilation": (1, 1), "groups": C, "bias": np.zeros(C, np.int64), "out_shape": tuple(p.out_shape)}
+              "dilation": (1, 1), "groups": C}
     return LavaNode(p.name, "conv", [src.name], src.delay + 1, lava_shape(p.out_shape), lava_order(p.out_shape),
-                    params, synaptic=False)
+                    params, offset)
 
 
-def _neuron(p, pg, ins, nodes) -> LavaNode:
+def _neuron(p, ins, nodes, check_bias: bool) -> LavaNode:
     a = p.attrs
     if a.decay_bits != DECAY_BITS:
         _refuse(p, f"{a.decay_bits}-bit decays (Lava's LIF has {DECAY_BITS})")
-    if not ins or not all(n.synaptic for n in ins):
-        _refuse(p, "a neuron reading something other than synapses (graded sums are not built yet)")
-    if len({n.delay for n in ins}) != 1:
-        _refuse(p, "synapses of different depths into one neuron (delay alignment is not built yet)")
-    bias = np.zeros(int(np.prod(p.out_shape)), np.int64)
-    for n in ins:
-        src = _base(nodes, n)
-        b = src.params["bias"].reshape(-1, *([1] * (len(src.params["out_shape"]) - 1)))
-        bias += np.broadcast_to(b, src.params["out_shape"]).reshape(-1)
+    if not ins:
+        _refuse(p, "a neuron without input")
+    ins = _aligned(p, ins, nodes)
+    bias = sum(n.offset for n in ins)   # ours flat order: every bias on the way, added to v by Lava
     if bias.any() and a.du != a.unity:
         _refuse(p, "a bias on a neuron whose current persists (du < 4096: our bias enters u, Lava's v)")
     if a.du < DS_OFFSET:
@@ -201,14 +271,7 @@ def _neuron(p, pg, ins, nodes) -> LavaNode:
         _refuse(p, f"threshold {vth} is not 64 k + 1 with k < 2**17 (Lava spikes on v > vth << 6, we on "
                    f"v >= vth); {EXPORT_HINT}")
     order = ins[0].order
-    mant, exp = bias_format(bias[order], p.name)
-    params = {"du": a.du - DS_OFFSET, "dv": a.dv, "vth": (vth - 1) >> ACT_SHIFT, "bias_mant": mant,
-              "bias_exp": exp}
+    params = {"du": a.du - DS_OFFSET, "dv": a.dv, "vth": (vth - 1) >> ACT_SHIFT, "bias": bias}
+    if check_bias:
+        params["bias_mant"], params["bias_exp"] = bias_format(bias[order], p.name)
     return LavaNode(p.name, "lif", [n.name for n in ins], ins[0].delay, ins[0].shape, order, params)
-
-
-def _base(nodes, n: LavaNode) -> LavaNode:
-    """The synapse behind reshapes and aliases."""
-    while n.lava in ("reshape", "alias"):
-        n = nodes[n.inputs[0]]
-    return n

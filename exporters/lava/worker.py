@@ -64,12 +64,8 @@ def collect(graph, raw: bool = False) -> dict[str, np.ndarray]:
     for name, sink in graph.sinks.items():
         n, p = graph.nodes[name], pg.processes[name]
         data = to_ours(np.asarray(sink.data.get()).astype(np.int64), p.out_shape, n.order)   # [steps, ...]
-        if n.synaptic:   # Lava's a_out is our pre-bias value / 64; the host adds the bias (SEMANTICS.md)
-            base = n
-            while base.lava in ("reshape", "alias"):
-                base = graph.nodes[base.inputs[0]]
-            b = base.params["bias"].reshape(-1, *([1] * (len(base.params["out_shape"]) - 1)))
-            data = data * 64 + np.broadcast_to(b, base.params["out_shape"]).reshape(p.out_shape)
+        if n.synaptic:   # Lava carries (ours - offset) / 64 (SEMANTICS.md): the host adds the offset back
+            data = data * 64 + n.offset.reshape(p.out_shape)
         if raw:
             out[f"raw:{name}"] = data
         per = np.stack([data[i * graph.period + n.delay:i * graph.period + n.delay + pg.T] for i in range(N)])
