@@ -81,6 +81,48 @@ def test_lava_neuron_at_threshold_bias_and_synapse_delay(tmp_path):
     assert not raw[0].any()
 
 
+def _residual_graph(T=4) -> ProcessGraph:
+    """input -> a -> n1 -> b; add = b + a (a residual sum whose sources differ in depth by one synapse);
+    n2 reads add, and the output c is a synapse reading add (a graded input, shift 0)."""
+    rng = np.random.default_rng(3)
+
+    def syn(name, src, shift, graded, static=False, w=60):
+        return Process(name, "synapse", [src], (4,), static=static,
+                       params={"weight": rng.integers(-w, w, (4, 4)), "bias": rng.integers(-300, 300, 4)},
+                       attrs={"op": "dense", "shift": shift, "graded_input": graded, "weight_bits": 8,
+                              "out_bits": 24})
+
+    def neuron(name, src, vth):
+        return Process(name, "neuron", [src], (4,), params={"vth": np.asarray([vth], np.int64)},
+                       attrs={"du": 4096, "dv": 2048, "state_bits": 24, "decay_bits": 12})
+
+    procs = [Process("input", "input", [], (4,), attrs={"bits": 8}, static=True), syn("a", "input", 6, True, True, w=6),
+             neuron("n1", "a", 64 * 20 + 1), syn("b", "n1", 8, False),
+             Process("add", "sum", ["b", "a"], (4,), attrs={"out_bits": 24}), neuron("n2", "add", 64 * 4 + 1),
+             syn("c", "add", 0, True, w=3)]   # (small weights: c stays inside its 24 bits, no saturation)
+    return ProcessGraph({p.name: p for p in procs}, "c", T, (4,))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_lava_residual_sum_with_delay_alignment_agrees(tmp_path):
+    """A residual sum in Lava (GradedVec, its shallow source delayed by one identity stage), a neuron and a
+    synapse reading it: every spike and the output integers equal our executor's."""
+    _needs_lava()
+    from exporters.lava.run import compare_lava
+    from hw_sim.executor import Executor
+
+    pg = _residual_graph()
+    nodes = plan_graph(pg)
+    assert nodes["add"].lava == "graded" and nodes["a@+1"].lava == "delay" and nodes["add"].delay == 2
+    x = torch.tensor([[9.0, -3.0, 6.0, 2.0], [1.0, 10.0, -5.0, 7.0]])
+    add = Executor(pg).run(x, keep=True).values["add"]
+    assert (add != add[:1]).any(), "the residual must change over the steps, or a misaligned delay would not show"
+    r = compare_lava(_write(pg, tmp_path / "res.loihi"), x)
+    assert r["processes"] == 3 and r["spikes"] > 0
+    assert r["agreement"] == 1.0 and r["first_mismatch"] is None, r
+
+
 def _nir_cnn(path):
     """A snntorch-style NIR CNN written with nir's own nodes: conv, LIF, sum pool, conv, LIF, flatten, affine."""
     rng = np.random.default_rng(0)
