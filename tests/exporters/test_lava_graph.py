@@ -59,6 +59,20 @@ def test_grid_moves_thresholds_to_the_nearest_64k_plus_1():
         plan_graph(g)
 
 
+def test_grid_moves_a_bias_into_lavas_format_and_the_plan_then_takes_it():
+    # 4097 has no 13-bit mantissa << 0..7; the nearest that has one: 2049 << 1 = 4098 (half up)
+    pg = _ifgraph(bias=(4097, 0, 1))
+    g = lava_grid(pg)
+    assert g.processes["syn"].params["bias"].tolist() == [4098, 0, 1]
+    assert pg.processes["syn"].params["bias"].tolist() == [4097, 0, 1]   # a copy: the input is untouched
+    node = plan_graph(g)["neu"]
+    assert (node.params["bias_mant"] << node.params["bias_exp"]).tolist() == [4098, 0, 1]
+    # the residual graph: n2's total is the sum of a's and b's biases (a reaches it through the sum)
+    res = _residual_graph()
+    total = plan_graph(res)["n2"].params["bias"]
+    assert total.tolist() == (res.processes["a"].params["bias"] + res.processes["b"].params["bias"]).tolist()
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_lava_neuron_at_threshold_bias_and_synapse_delay(tmp_path):
