@@ -86,8 +86,9 @@ def _human(s: dict) -> str:
 @spike_mask_option("MODEL.nir only: insert random spike gates before lowering (an artifact has its gates baked in "
                    "at export: re-export it with --spike-mask).")
 @click.option("--backend", type=click.Choice(["hw_sim", "lava"]), default="hw_sim", show_default=True,
-              help="lava: run the artifact as Lava processes (Intel's fixed-point models; --limit defaults to 4) "
-                   "and print its agreement with our executor and the first mismatch.")
+              help="lava: run the artifact as Lava processes (Intel's fixed-point models; --limit defaults to 4; "
+                   "a MODEL.nir is lowered onto Lava's grid first) and print its agreement with our executor and "
+                   "the first mismatch.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else.")
 def simulate(source, data, limit, chip_profile, batch_size, as_json, spike_mask, backend):
     """Simulate ARTIFACT (.loihi), MODEL.nir or a lava-dl netx NETWORK.net on DATA: accuracy, agreement,
@@ -112,7 +113,7 @@ def simulate(source, data, limit, chip_profile, batch_size, as_json, spike_mask,
         if backend == "lava":
             from exporters.lava.run import human, simulate_lava
 
-            s = simulate_lava(artifact, data, limit)
+            s = simulate_lava(artifact, data, limit, grid=artifact != source)   # a model made here: on Lava's grid
             click.echo(json.dumps({**s, "source": str(source)}) if as_json else human(s))
             return
         summary = run_simulation(artifact, data, limit, profile, batch_size=batch_size,

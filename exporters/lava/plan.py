@@ -95,9 +95,10 @@ def bias_format(b: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
         move = ((mant < lo) | (mant > hi)) & (b % (1 << e) == 0)
         mant = np.where(move, b >> e, mant)
         exp = np.where(move, e, exp)
-    if ((mant < lo) | (mant > hi)).any():
-        raise LavaError(f"{where}: a bias of {int(np.abs(b).max())} is not a 13-bit mantissa << 0..7 (Lava's "
-                        f"bias_mant, bias_exp); {EXPORT_HINT}")
+    bad = (mant < lo) | (mant > hi)
+    if bad.any():
+        raise LavaError(f"{where}: a bias of {int(b[bad].flat[0])} (the sum of the biases on its way in) is not a "
+                        f"13-bit mantissa << 0..7 (Lava's bias_mant, bias_exp); {EXPORT_HINT}")
     return mant, exp
 
 

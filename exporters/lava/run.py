@@ -112,19 +112,29 @@ def compare_lava(source, x: torch.Tensor, timeout_s: float = TIMEOUT_S) -> dict:
 LAVA_LIMIT = 4   # default samples for --backend lava: Lava's Python models run ~1000x slower than our executor
 
 
-def simulate_lava(artifact: str, data: str, limit: int | None) -> dict:
+def simulate_lava(artifact: str, data: str, limit: int | None, grid: bool = False) -> dict:
     """``simulate --backend lava``: the first ``limit`` (default 4) test samples of ``data`` through Lava and the
-    executor; the :func:`compare_lava` summary with ``backend`` and ``data``."""
+    executor; the :func:`compare_lava` summary with ``backend`` and ``data``. ``grid``: the artifact was made
+    from a model here (not given): both run it on Lava's grid (:func:`exporters.lava.grid.lava_grid`), as
+    ``export --target lava`` writes it."""
     why = lava_missing()
     if why:
         raise LavaError(why)
+    from hw_sim.artifact import read_artifact, write_artifact
     from hw_sim.simulate import open_test_data
 
-    pg = graph_of(artifact)
-    plan_graph(pg)
-    dataset, _ = open_test_data(pg, data, limit or LAVA_LIMIT)
-    x = torch.stack([dataset[i][0] for i in range(len(dataset))])
-    return {"backend": "lava", "data": data, **compare_lava(artifact, x)}
+    from .grid import lava_grid
+
+    with tempfile.TemporaryDirectory(prefix="sresformer-lava-") as tmp:
+        if grid:
+            pg, mapping, report = read_artifact(artifact)
+            artifact = os.path.join(tmp, "grid.loihi")
+            write_artifact(artifact, lava_grid(pg), mapping, report)
+        pg = graph_of(artifact)
+        plan_graph(pg)
+        dataset, _ = open_test_data(pg, data, limit or LAVA_LIMIT)
+        x = torch.stack([dataset[i][0] for i in range(len(dataset))])
+        return {"backend": "lava", "data": data, "grid": grid, **compare_lava(artifact, x)}
 
 
 def human(s: dict) -> str:

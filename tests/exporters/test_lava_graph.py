@@ -44,7 +44,7 @@ def _write(pg, path):
 def test_plan_refuses_what_lava_cannot_reproduce_in_one_line():
     cases = [(_ifgraph(vth=128), r"'neu'.*threshold 128 is not 64 k \+ 1.*--target lava"),
              (_ifgraph(shift=5), r"'syn'.*shift 5 < 6: Lava floors"),
-             (_ifgraph(bias=(4097, 0, 1)), r"neu: a bias of 4097 is not a 13-bit mantissa")]
+             (_ifgraph(bias=(4097, 0, 1)), r"neu: a bias of 4097 .* is not a 13-bit mantissa")]
     for pg, pattern in cases:
         with pytest.raises(LavaError, match=pattern) as e:
             plan_graph(pg)
@@ -60,13 +60,13 @@ def test_grid_moves_thresholds_to_the_nearest_64k_plus_1():
 
 
 def test_grid_moves_a_bias_into_lavas_format_and_the_plan_then_takes_it():
-    # 4097 has no 13-bit mantissa << 0..7; the nearest that has one: 2049 << 1 = 4098 (half up)
+    # 4097 has no 13-bit mantissa << 0..7; the nearest that has one: 4096 = 2048 << 1 (of 4096 and 4098, the lower)
     pg = _ifgraph(bias=(4097, 0, 1))
     g = lava_grid(pg)
-    assert g.processes["syn"].params["bias"].tolist() == [4098, 0, 1]
+    assert g.processes["syn"].params["bias"].tolist() == [4096, 0, 1]
     assert pg.processes["syn"].params["bias"].tolist() == [4097, 0, 1]   # a copy: the input is untouched
     node = plan_graph(g)["neu"]
-    assert (node.params["bias_mant"] << node.params["bias_exp"]).tolist() == [4098, 0, 1]
+    assert (node.params["bias_mant"] << node.params["bias_exp"]).tolist() == [4096, 0, 1]
     # the residual graph: n2's total is the sum of a's and b's biases (a reaches it through the sum)
     res = _residual_graph()
     total = plan_graph(res)["n2"].params["bias"]
@@ -138,7 +138,8 @@ def test_lava_residual_sum_with_delay_alignment_agrees(tmp_path):
 
 
 def _nir_cnn(path):
-    """A snntorch-style NIR CNN written with nir's own nodes: conv, LIF, sum pool, conv, LIF, flatten, affine."""
+    """A snntorch-style NIR CNN written with nir's own nodes: conv, LIF, sum pool, conv, LIF, conv, LIF with a
+    skip (conv2's output also enters lif3: NIR sums a node's inputs; one synapse shallower), flatten, affine."""
     rng = np.random.default_rng(0)
 
     def lif(shape, vth):   # dt = 1e-4, tau = 2 dt: our LIF with tau 2 (dv = 2048)
@@ -152,13 +153,14 @@ def _nir_cnn(path):
     nodes = {"input": nir.Input(np.array([1, 8, 8])), "conv": conv(1, 4, 8, 0.5, rng.normal(0, 0.1, 4)),
              "lif1": lif((4, 8, 8), 0.5),
              "pool": nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
-             "conv2": conv(4, 4, 4, 0.3, np.zeros(4)), "lif2": lif((4, 4, 4), 0.5),
+             "conv2": conv(4, 4, 4, 0.3, rng.normal(0, 0.1, 4)), "lif2": lif((4, 4, 4), 0.5),
+             "conv3": conv(4, 4, 4, 0.3, rng.normal(0, 0.1, 4)), "lif3": lif((4, 4, 4), 0.5),
              "flat": nir.Flatten(input_type={"input": np.array([4, 4, 4])}, start_dim=0, end_dim=-1),
              "fc": nir.Affine(weight=rng.normal(0, 0.3, (10, 64)).astype(np.float32),
                               bias=rng.normal(0, 0.1, 10).astype(np.float32)),
              "output": nir.Output(np.array([10]))}
     names = list(nodes)
-    edges = list(zip(names[:-1], names[1:], strict=True))
+    edges = list(zip(names[:-1], names[1:], strict=True)) + [("conv2", "lif3")]
     nir.write(path, nir.NIRGraph(nodes=nodes, edges=edges, metadata={"dt": 1e-4, "T": 4}))
     return path
 
@@ -172,7 +174,8 @@ def _cli(*args):
 @pytest.mark.timeout(300)
 def test_nir_cnn_exports_for_lava_and_agrees_spike_for_spike(tmp_path):
     """export --target lava writes the gridded artifact and a README; simulate --backend lava runs it in Lava's
-    fixed-point models: every neuron's spikes at every step and the logits equal our executor's."""
+    fixed-point models (the skip into lif3 through a delay stage): every neuron's spikes at every step and the
+    logits equal our executor's."""
     _needs_lava()
     src = _nir_cnn(tmp_path / "cnn.nir")
     r = _cli("export", src, "--target", "lava", "--out", tmp_path / "lava", "--json", "--calib-images", 16,
@@ -183,7 +186,7 @@ def test_nir_cnn_exports_for_lava_and_agrees_spike_for_spike(tmp_path):
     r = _cli("simulate", tmp_path / "lava" / "model.loihi", "--backend", "lava", "--limit", 2, "--json")
     assert r.returncode == 0, r.stderr[-2000:]
     s = json.loads(r.stdout)
-    assert s["samples"] == 2 and s["processes"] == 3   # lif1, lif2 and the logits of fc
+    assert s["samples"] == 2 and s["processes"] == 4   # lif1, lif2, lif3 and the logits of fc
     assert s["spikes"] > 0, "a silent model would agree trivially"
     assert s["agreement"] == 1.0 and s["first_mismatch"] is None
 
