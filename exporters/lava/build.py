@@ -33,7 +33,8 @@ def lava_missing() -> str | None:
 
 @dataclass
 class LavaGraph:
-    """The built graph: our plan, the Lava processes by our names, the input source and the sinks."""
+    """The built graph: our plan, the Lava processes by our names, the input source, every process's out port
+    (``ports``: Lava layout, delayed by its node's ``delay``) and the sinks recording every neuron and the output."""
 
     pg: ProcessGraph
     nodes: dict[str, LavaNode]
@@ -42,6 +43,17 @@ class LavaGraph:
     sinks: dict
     period: int
     steps: int
+    ports: dict
+
+    @property
+    def input_port(self):
+        """The out port of the input ``RingBuffer`` that feeds the graph (the host's integers, Lava layout)."""
+        return self.source.s_out
+
+    @property
+    def output_port(self):
+        """The out port carrying the output process's value (a synaptic value: ``(ours - offset) / 64``)."""
+        return self.ports[self.pg.output]
 
     @property
     def depth(self) -> int:
@@ -92,7 +104,7 @@ def build(path_or_pg, x_int: np.ndarray) -> LavaGraph:
     for name in recorded:
         sinks[name] = Sink(shape=nodes[name].shape, buffer=steps)
         ports[name].connect(sinks[name].a_in)
-    return LavaGraph(pg, nodes, procs, procs[inp.name], sinks, period, steps)
+    return LavaGraph(pg, nodes, procs, procs[inp.name], sinks, period, steps, ports)
 
 
 def _make(n: LavaNode, nodes, ports, procs, period: int):

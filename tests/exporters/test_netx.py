@@ -133,6 +133,7 @@ def test_cli_refuses_spikingresformer_in_one_line(nano_ckpt, tmp_path):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "netx cannot represent process" in lines[0]
     assert any(w in lines[0] for w in ("pooling", "residual", "attention"))
+    assert "--target lava" in lines[0]   # the target that builds such graphs
     assert not (tmp_path / "m.net").exists() and r.stdout == ""
 
 
