@@ -137,14 +137,16 @@ def test_lava_residual_sum_with_delay_alignment_agrees(tmp_path):
     assert r["agreement"] == 1.0 and r["first_mismatch"] is None, r
 
 
+def _lif(shape, vth):
+    """nir's LIF at dt = 1e-4, tau = 2 dt: our LIF with tau 2 (dv = 2048)."""
+    return nir.LIF(tau=np.full(shape, 2e-4), r=np.ones(shape), v_leak=np.zeros(shape), v_threshold=np.full(shape, vth))
+
+
 def _nir_cnn(path):
     """A snntorch-style NIR CNN written with nir's own nodes: conv, LIF, sum pool, conv, LIF, conv, LIF with a
     skip (conv2's output also enters lif3: NIR sums a node's inputs; one synapse shallower), flatten, affine."""
     rng = np.random.default_rng(0)
-
-    def lif(shape, vth):   # dt = 1e-4, tau = 2 dt: our LIF with tau 2 (dv = 2048)
-        return nir.LIF(tau=np.full(shape, 2e-4), r=np.ones(shape), v_leak=np.zeros(shape),
-                       v_threshold=np.full(shape, vth))
+    lif = _lif
 
     def conv(cin, cout, hw, std, bias):
         return nir.Conv2d(input_shape=(hw, hw), weight=rng.normal(0, std, (cout, cin, 3, 3)).astype(np.float32),
@@ -189,6 +191,31 @@ def test_nir_cnn_exports_for_lava_and_agrees_spike_for_spike(tmp_path):
     assert s["samples"] == 2 and s["processes"] == 4   # lif1, lif2, lif3 and the logits of fc
     assert s["spikes"] > 0, "a silent model would agree trivially"
     assert s["agreement"] == 1.0 and s["first_mismatch"] is None
+
+
+def test_export_refuses_a_graph_lava_cannot_reproduce_in_one_line(tmp_path):
+    """Two spike trains summed into one conv (a sum of spikes) has no exact Lava graph yet: export
+    --target lava says which process and why, exits 2 and writes nothing."""
+    rng = np.random.default_rng(0)
+    nodes = {"input": nir.Input(np.array([1, 4, 4])),
+             "a": nir.Conv2d(input_shape=(4, 4), weight=rng.normal(0, 1, (2, 1, 3, 3)).astype(np.float32), stride=1,
+                             padding=1, dilation=1, groups=1, bias=np.zeros(2, np.float32)),
+             "l1": _lif((2, 4, 4), 0.5), "l2": _lif((2, 4, 4), 0.7),
+             "b": nir.Conv2d(input_shape=(4, 4), weight=rng.normal(0, 1, (2, 2, 3, 3)).astype(np.float32), stride=1,
+                             padding=1, dilation=1, groups=1, bias=np.zeros(2, np.float32)),
+             "l3": _lif((2, 4, 4), 0.5),
+             "flat": nir.Flatten(input_type={"input": np.array([2, 4, 4])}, start_dim=0, end_dim=-1),
+             "fc": nir.Affine(weight=rng.normal(0, 1, (10, 32)).astype(np.float32), bias=np.zeros(10, np.float32)),
+             "output": nir.Output(np.array([10]))}
+    edges = [("input", "a"), ("a", "l1"), ("a", "l2"), ("l1", "b"), ("l2", "b"), ("b", "l3"), ("l3", "flat"),
+             ("flat", "fc"), ("fc", "output")]
+    nir.write(tmp_path / "m.nir", nir.NIRGraph(nodes=nodes, edges=edges, metadata={"dt": 1e-4, "T": 2}))
+    r = _cli("export", tmp_path / "m.nir", "--target", "lava", "--out", tmp_path / "lava", "--calib-data",
+             "synthetic", "--calib-images", 4, "--eval-images", 4)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and r.stdout == "" and len(lines) == 1, r.stderr[-2000:]
+    assert "Lava cannot reproduce process" in lines[0] and "Traceback" not in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.nir"]   # no DIR, no staging directory left
 
 
 def test_missing_lava_is_one_line(tmp_path, monkeypatch):
