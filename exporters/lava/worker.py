@@ -16,7 +16,8 @@ import numpy as np
 
 
 def _actor_error(proc) -> str | None:
-    """The last line of the first traceback a Lava process model's actor recorded (Lava logs it at INFO only)."""
+    """The last line of the first traceback a Lava process model's actor recorded (Lava logs it at INFO only;
+    lava-nc 0.10 keeps it in its runtime's private ``_messaging_infrastructure``: None where that moved)."""
     try:
         actors = proc.runtime._messaging_infrastructure.actors
     except AttributeError:
