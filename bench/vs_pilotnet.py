@@ -20,7 +20,13 @@ Prints, for each input set: cores, mean chip step time, throughput, energy per i
 dynamic, static) and their ratios to Intel's figures, and the per-term energy breakdown. Goal: within
 25% on the step time and on the energy per inference. Not a timed test: a benchmark.
 
-    python bench/vs_pilotnet.py [--frames 8] [--json]
+    python bench/vs_pilotnet.py [--frames 8] [--timing simple|detailed] [--json]
+    python bench/vs_pilotnet.py --fit      # refit loihi2's two factors; prints its [energy] lines
+
+``--fit`` runs the photos with Loihi 1's per-event figures (``loihi1``) on the same loihi2 mapping
+and prints ``k_t = Intel's step time / ours`` and ``k_e = Intel's dynamic energy / ours``, then every
+line of ``loihi1.toml``'s [energy] table scaled by them, as ``hw_sim/profiles/loihi2.toml`` holds it
+(times x k_t, dynamic energies x k_e; the hypothetical operand-write pair, counts and static power kept).
 """
 
 from __future__ import annotations
@@ -67,13 +73,38 @@ def photo_frames(n: int, gain: float = 1.0) -> torch.Tensor:
     return torch.from_numpy(np.stack(out)).float()
 
 
-def run(artifact: str, frames: torch.Tensor) -> dict:
-    """Our simulation of ``frames`` on the artifact (loihi2 energy profile): the summary dict."""
+def run(artifact: str, frames: torch.Tensor, profile: str = "loihi2", timing: str = "simple") -> dict:
+    """Our simulation of ``frames`` on the artifact (``profile``, ``timing`` model): the summary dict."""
     from hw_sim.simulate import simulate
 
     data = torch.utils.data.TensorDataset(frames, torch.zeros(len(frames), dtype=torch.long))
-    return simulate(artifact, "sklearn-sample-photos", profile="loihi2", dataset=data, batch_size=4,
-                    progress=False)
+    return simulate(artifact, "sklearn-sample-photos", profile=profile, dataset=data, batch_size=4,
+                    progress=False, timing_model=timing)
+
+
+KEEP = ("operand_write_pj", "operand_write_ns", "static_w_per_chip")
+
+
+def scaled_table(k_t: float, k_e: float) -> str:
+    """loihi1.toml's [energy] value lines with every time x ``k_t`` and dynamic energy x ``k_e``."""
+    text = (ROOT / "hw_sim" / "profiles" / "loihi1.toml").read_text()
+    out = []
+    for line in text.split("\n[energy]\n", 1)[1].splitlines():
+        key, _, rest = line.partition("=")
+        key = key.strip()
+        if not rest or key in ("name", "description") or key in KEEP or line.lstrip().startswith("#"):
+            continue
+        value, _, comment = rest.partition("#")
+        k = k_t if key.endswith("_ns") else k_e
+        unit, _, src = comment.strip().partition(";")
+        if value.strip().startswith("{"):   # a by-size table: every entry scaled
+            pairs = [kv.split("=") for kv in value.strip(" {}\t").split(",")]
+            new = "{ " + ", ".join(f"{a.strip()} = {float(b) * k:.4g}" for a, b in pairs) + " }"
+            old = value.strip()
+        else:
+            new, old = f"{float(value) * k:.4g}", f"{float(value):g}"
+        out.append(f"{key} = {new}    # {unit.strip()}; fit: Loihi 1's {old} ({src.strip()}) x {k:.4f}")
+    return "\n".join(out)
 
 
 FIGURES = ("cores", "step_time_s", "throughput_ips", "energy_j", "energy_dynamic_j", "energy_static_j",
@@ -89,22 +120,34 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--timing", choices=("simple", "detailed"), default="simple")
+    ap.add_argument("--fit", action="store_true", help="refit loihi2's factors (see the module docstring)")
     args = ap.parse_args()
     from exporters.loihi.export import export_loihi
+
+    if args.fit:
+        with tempfile.TemporaryDirectory() as tmp:
+            artifact = str(Path(tmp) / "pilotnet.loihi")
+            export_loihi(str(NETWORK), artifact, chip="loihi2")
+            s = run(artifact, photo_frames(args.frames), profile="loihi1", timing=args.timing)
+        k_t, k_e = MEASURED["step_time_s"] / s["step_time_s"], MEASURED["energy_dynamic_j"] / s["energy_dynamic_j"]
+        print(f"# k_t = {k_t:.4f}, k_e = {k_e:.4f} ({args.frames} photo frames, {args.timing} timing)")
+        print(scaled_table(k_t, k_e))
+        return
 
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         artifact = str(Path(tmp) / "pilotnet.loihi")
         export_loihi(str(NETWORK), artifact, chip="loihi2")
         for label, gain in (("photos", 1.0), ("photos x 0.5", 0.5)):
-            results[label] = figures(run(artifact, photo_frames(args.frames, gain)))
+            results[label] = figures(run(artifact, photo_frames(args.frames, gain), timing=args.timing))
     keys = ("step_time_s", "throughput_ips", "energy_j", "energy_dynamic_j", "energy_static_j")
     for fig in results.values():
         fig["ratio"] = {k: fig[k] / MEASURED[k] for k in keys}
     if args.json:
         print(json.dumps({"measured": MEASURED, "results": results}))
         return
-    print(f"PilotNet SNN on loihi2, T = 16, {args.frames} frames; ratio = ours / Intel's")
+    print(f"PilotNet SNN on loihi2, T = 16, {args.frames} frames, {args.timing} timing; ratio = ours / Intel's")
     for label, fig in results.items():
         print(f"-- input: {label}; {fig['cores']} cores (Intel: {MEASURED['cores']})")
         for k, unit, scale in (("step_time_s", "us", 1e6), ("throughput_ips", "inf/s", 1.0),

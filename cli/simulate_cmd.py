@@ -59,7 +59,8 @@ def _human(s: dict) -> str:
              f"({s['dsmm_ac'] / 1e6:.3f} M AC in DSSA matmuls)",
              f"energy     {s['energy_j'] * 1e6:.4f} uJ per inference ({s['profile']}): "
              f"{s['energy_dynamic_j'] * 1e6:.4f} uJ dynamic + {s['energy_static_j'] * 1e6:.4f} uJ static",
-             f"latency    {s['latency_pipelined_s'] * 1e6:.2f} us pipelined ({s['T']} + {s['pipeline_depth']} steps), "
+             f"latency    {s['latency_pipelined_s'] * 1e6:.2f} us pipelined ({s['T']} + {s['pipeline_depth']} steps, "
+             f"{s['timing']} timing), "
              f"{s['latency_zero_delay_s'] * 1e6:.2f} us zero-delay ({s['latency_per_step_s'] * 1e6:.3f} us per step)",
              f"throughput {s['throughput_ips']:.1f} inferences/s streaming (a frame every {s['T']} chip steps of "
              f"{s['step_time_s'] * 1e6:.3f} us)",
@@ -82,6 +83,10 @@ def _human(s: dict) -> str:
 @click.option("--chip-profile", default="paper-45nm", show_default=True,
               help="Energy (pJ per event) and timing (ns per event) profile: a built-in name (paper-45nm, "
                    "loihi1, loihi2; loihi is loihi1) or a TOML file.")
+@click.option("--timing", "timing_model", type=click.Choice(["simple", "detailed"]), default="simple",
+              show_default=True,
+              help="Time model: simple (each core's units one after another, its hops charged to the sender) or "
+                   "detailed (a core's units overlap, input in the step it is sent, link contention on the mesh).")
 @batch_option(32, "Samples per executor run")
 @spike_mask_option("MODEL.nir only: insert random spike gates before lowering (an artifact has its gates baked in "
                    "at export: re-export it with --spike-mask).")
@@ -90,7 +95,7 @@ def _human(s: dict) -> str:
                    "a MODEL.nir is lowered onto Lava's grid first) and print its agreement with our executor and "
                    "the first mismatch.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else.")
-def simulate(source, data, limit, chip_profile, batch_size, as_json, spike_mask, backend):
+def simulate(source, data, limit, chip_profile, timing_model, batch_size, as_json, spike_mask, backend):
     """Simulate ARTIFACT (.loihi), MODEL.nir or a lava-dl netx NETWORK.net on DATA: accuracy, agreement,
     SOPs, energy, latency. A netx network keeps its own integers; its input shape comes from the file
     (PilotNet's 3 x 66 x 200: use --data synthetic)."""
@@ -117,7 +122,7 @@ def simulate(source, data, limit, chip_profile, batch_size, as_json, spike_mask,
             click.echo(json.dumps({**s, "source": str(source)}) if as_json else human(s))
             return
         summary = run_simulation(artifact, data, limit, profile, batch_size=batch_size,
-                                 reference=fake_quant_reference)
+                                 reference=fake_quant_reference, timing_model=timing_model)
         from hw_sim.artifact import read_artifact
 
         regression_readout(summary, read_artifact(artifact)[0].metadata)

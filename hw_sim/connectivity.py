@@ -25,10 +25,11 @@ import torch
 import torch.nn.functional as F
 
 from hw_sim.attngate import gate_ops
-from hw_sim.chips import Chip
-from hw_sim.mapping import Mapping, group_cost
+from hw_sim.chips import Chip, EnergyProfile
+from hw_sim.mapping import ROUTE, Mapping, group_cost
 from hw_sim.processes import Process, ProcessGraph
 
+from .links import LinkTable, MeshLinks
 from .op_kernels import ConvOps, DenseOps, MatmulOps, numel, product_dims, segsum
 from .prodcount import ProdCount
 from .prodneuron import ProdGeometry
@@ -92,7 +93,8 @@ COUNT_RULES = {
 # -- the plan ---------------------------------------------------------------------------------------
 
 def _split(table: torch.Tensor) -> torch.Tensor:
-    """A per-core message table ``[cores, chunk, 4]`` as ``[cores, parts, chunk / parts, 4]`` in float32.
+    """A per-core message table ``[cores, chunk, R]`` as ``[cores, parts, chunk / parts, R]`` in float32
+    (``R = len(ROUTE)``, the route columns).
 
     A part's per-step sum is at most its rows' total (every element sending), so float32 sums
     (exact below 2**24) serve when every part's total is below it: the fewest parts (a divisor
@@ -100,7 +102,7 @@ def _split(table: torch.Tensor) -> torch.Tensor:
     """
     cores, chunk, _ = table.shape
     for parts in (d for d in range(1, chunk + 1) if chunk % d == 0):
-        split = table.view(cores, parts, chunk // parts, 4)
+        split = table.view(cores, parts, chunk // parts, len(ROUTE))
         if table.numel() == 0 or float(split.sum(2).max()) < 2 ** 24:
             return split.float()
     return table.unsqueeze(1)
@@ -123,16 +125,19 @@ class SynTable:
 class CountPlan:
     """All connectivity of an artifact, worked out once: op kernels, message tables, pipeline delays."""
 
-    def __init__(self, pg: ProcessGraph, mapping: Mapping):
+    def __init__(self, pg: ProcessGraph, mapping: Mapping, links: EnergyProfile | None = None):
+        """``links``: the profile whose link latencies the detailed timing model uses; given, the plan also
+        holds every sender's messages on the mesh links (:mod:`hw_sim.links`; a larger setup)."""
         self.pg, self.mapping = pg, mapping
         self.groups, self.placement = mapping.groups, mapping.placement
         # cores in use (groups may share one in a hand-made mapping; map_graph never does)
         self.ncores = max((g.first_core + g.cores for g in self.groups.values()), default=0)
         self.syn: dict[str, SynTable] = {}
-        # sender -> [cores, parts, chunk / parts, 4] (float32 when exact, see _split) or host [n, 4]
+        # sender -> [cores, parts, chunk / parts, len(ROUTE)] (float32 when exact, see _split) or host [n, len(ROUTE)]
         self.send: dict[str, torch.Tensor] = {}
         self.upstream: dict[str, set[str]] = defaultdict(set)
         self._conn: dict[str, torch.Tensor] = {}
+        self._edges: dict[str, list[tuple[np.ndarray, int]]] = defaultdict(list)   # sender -> (elements, core)
         # embedded-processor processes that run at every step (MA gates): a stage of the pipeline
         self.step_host = {p.name for p in pg if p.host and not p.static}
         for p in pg:
@@ -167,10 +172,60 @@ class CountPlan:
         for name, acc in self._conn.items():
             g = self.home_group(name)
             if g is not None:
-                acc = _split(F.pad(acc, (0, 0, 0, g.cores * g.chunk - acc.shape[0])).view(g.cores, g.chunk, 4))
+                acc = _split(F.pad(acc, (0, 0, 0, g.cores * g.chunk - acc.shape[0])).view(g.cores, g.chunk, len(ROUTE)))
             self.send[name] = acc
         del self._conn
         self._layout()
+        self._receivers()
+        self.encoding = self._encodings()
+        self.links = self._link_tables(links) if links is not None else None
+
+    def _receivers(self) -> None:
+        """Per sender, a sparse ``[cores, elements]`` matrix: 1 where the element's message reaches the core."""
+        self.recv: dict[str, torch.Tensor] = {}
+        for name, edges in self._edges.items():
+            n = numel(self.pg.processes[name].out_shape)
+            rows = np.concatenate([np.full(len(i), c, dtype=np.int64) for i, c in edges])
+            cols = np.concatenate([i for i, _ in edges])
+            self.recv[name] = torch.sparse_coo_tensor(torch.from_numpy(np.stack([rows, cols])),
+                                                      torch.ones(len(rows), dtype=torch.float64),
+                                                      (self.ncores, n), check_invariants=True).coalesce()
+        xs, ys = self.mapping.core_xy(np.arange(self.ncores))
+        self.tiles = len(set(zip(xs.tolist(), ys.tolist(), strict=True)))
+
+    def _encodings(self) -> dict[str, dict[str, torch.Tensor]]:
+        """Synapse process -> encoding -> the columns (cores of its group) whose synapses use it."""
+        try:
+            chip = Chip(**self.mapping.chip)
+        except (TypeError, ValueError):   # an artifact older than some chip field: encodings unknown
+            return {}
+        out: dict[str, dict[str, torch.Tensor]] = {}
+        for g in self.groups.values():
+            if self.pg.processes[g.name].kind == "prodmm":
+                continue
+            for name, per_core in group_cost(self.pg, g, chip, self.mapping.host).encodings(g.chunk).items():
+                out[name] = {e: torch.from_numpy(np.nonzero(per_core == e)[0]) for e in np.unique(per_core)}
+        return out
+
+    def _link_tables(self, profile: EnergyProfile) -> dict:
+        """Per sender on a core, its :class:`hw_sim.links.LinkTable`."""
+        self.mesh = MeshLinks(self.mapping, self.ncores)
+        self.link_ns = self.mesh.link_ns(profile)
+        self.link_kind_ns = torch.tensor([profile.hop_ew_ns, profile.hop_ns_ns, profile.chip_link_ns],
+                                         dtype=torch.float64)
+        out = {}
+        for name, edges in self._edges.items():
+            g = self.home_group(name)
+            if g is None:
+                continue
+            n = numel(self.pg.processes[name].out_shape)
+            src = g.first_core + np.arange(n) // g.chunk
+            out[name] = LinkTable(self.mesh, src, edges, n)
+        return out
+
+    def group_delay(self, g) -> int:
+        """Pipeline delay (chip steps) of group ``g``."""
+        return self.delay[g.name]
 
     def home_group(self, name: str):
         """The group whose cores send value ``name``: its own, or a spike gate's neurons' (None: host)."""
@@ -250,26 +305,24 @@ class CountPlan:
         self._acc(sender)[:, 1] += 1
 
     def _connect(self, sender: str, core: int, idx: torch.Tensor) -> None:
-        """Elements ``idx`` of ``sender`` each send one message to ``core``: [in-tile, other core, EW, NS hops]."""
+        """Elements ``idx`` of ``sender`` each send one message to ``core``: one row of ROUTE (hw_sim/mapping.py)."""
         acc = self._acc(sender)
         g = self.home_group(sender)
+        self._edges[sender].append((np.asarray(idx, dtype=np.int64), int(core)))
         if g is None:                        # the embedded processor: deliveries, no mesh position
             acc[idx, 1] += 1
             return
         # every quantity depends on the element only through its core: build a per-source-core
         # table for this destination, then gather it for the elements (cheap for big groups)
-        src = g.first_core + np.arange(g.cores)
-        sx, sy = self.mapping.core_xy(src)
-        dx, dy = self.mapping.core_xy(np.asarray(core))
-        same = (src == core).astype(np.float64)
-        table = torch.from_numpy(np.stack([same, 1 - same, np.abs(sx - dx), np.abs(sy - dy)], 1).astype(np.float64))
+        table = torch.from_numpy(self.mapping.route(g.first_core + np.arange(g.cores), core))
         acc[idx] += table[idx // g.chunk]   # idx holds each element once: a plain indexed add
 
     def _acc(self, sender: str) -> torch.Tensor:
-        """The message table being built for ``sender``: ``[elements, 4]``, zeros at first."""
+        """The message table being built for ``sender``: ``[elements, len(ROUTE)]``, zeros at first."""
         acc = self._conn.get(sender)
         if acc is None:
-            acc = self._conn[sender] = torch.zeros(numel(self.pg.processes[sender].out_shape), 4, dtype=torch.float64)
+            acc = self._conn[sender] = torch.zeros(numel(self.pg.processes[sender].out_shape), len(ROUTE),
+                                                  dtype=torch.float64)
         return acc
 
     def _layout(self) -> None:

@@ -21,7 +21,9 @@ bucket, once per inference because static processes run once):
 - ``spikes``: spikes emitted;
 - ``msgs``: messages: every spike or non-zero graded value is sent once to each distinct core
   holding a synapse or operand that reads it; ``in_tile`` are those whose destination is the
-  sending core itself (no hop), ``hops_ew`` / ``hops_ns`` the Manhattan mesh hops of the rest.
+  sending core's tile (no hop; one core a tile unless the chip says ``cores_per_tile``),
+  ``hops_ew`` / ``hops_ns`` the on-chip mesh hops of the rest (dimension-order routing), and
+  ``chip_links`` the chip-to-chip links they cross (:meth:`hw_sim.mapping.Mapping.route`).
   Behind a random spike gate only the spikes that pass are sent (and drive synaptic ops);
   ``spikes`` still counts every spike the neurons emit;
   The embedded processor's static values (the stem output) are sent once per inference, as
@@ -39,13 +41,14 @@ from dataclasses import dataclass, field
 
 import torch
 
+from hw_sim.mapping import ROUTE, add_routes
 from hw_sim.processes import Process
 
 from .connectivity import COUNT_RULES, CountPlan, SynTable
 from .op_kernels import segsum
 
 CORE_KEYS = ("ac", "mac", "dsmm", "active", "idle", "spikes", "msgs", "in_tile", "hops_ew", "hops_ns",
-             "operand_writes")
+             "chip_links", "msgs_in", "syn_conv", "syn_dense", "syn_sparse", "operand_writes")
 EMBEDDED_KEYS = ("ac", "mac", "msgs")
 
 
@@ -56,6 +59,8 @@ class Counts:
     core: dict[str, torch.Tensor]
     embedded: dict[str, torch.Tensor]
     layers: dict[str, dict] = field(default_factory=dict)   # name -> ac, mac, nonzero, elements, dense_macs
+    # detailed timing only: sender delay -> (messages per link [T, B, links], longest path [T, B] in ns)
+    links: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
 
     @property
     def batch(self) -> int:
@@ -109,27 +114,41 @@ class Counter:
         g = self.plan.home_group(name)   # a spike gate sends from its neurons' cores
         S = nz.shape[0]
         nz = nz.flatten(0, 1)
+        recv = self.plan.recv.get(name)
+        if recv is not None:   # every message is received once, by its destination core
+            got = torch.sparse.mm(recv, nz.double().T).T
+            self.counts.core["msgs_in"][:S] += got.view(S, -1, got.shape[-1])
+        lt = self.plan.links.get(name) if self.plan.links is not None else None
+        if lt is not None:
+            self._links(self.plan.group_delay(g), lt, nz, S)
         if g is None:                         # from the embedded processor: deliveries only
             self.counts.embedded["msgs"] += (nz.to(table.dtype) @ table[:, 1]).view(S, -1).sum(0)
             return
         B, n = nz.shape
         nz = nz.to(table.dtype)
         full, parts = n // g.chunk, table.shape[1]
-        # per core and part of its chunk: [B, chunk / parts] @ [chunk / parts, 4], one batched product
+        # per core and part of its chunk: [B, chunk / parts] @ [chunk / parts, ROUTE], one batched product
         # over the full cores (it reads each table row once for the whole batch; a gather per event is
         # slower even at 10% activity); the parts' exact sums add up in float64
         per = torch.einsum("bcmn,cmnk->bcmk", nz[:, :full * g.chunk].view(B, full, parts, -1), table[:full])
         per = per.double().sum(2)
         if full < g.cores:   # the last core's partial chunk
-            last = table[full].reshape(g.chunk, 4)[:n - full * g.chunk].double()
+            last = table[full].reshape(g.chunk, len(ROUTE))[:n - full * g.chunk].double()
             per = torch.cat([per, (nz[:, full * g.chunk:].double() @ last).unsqueeze(1)], 1)
         per = per.view(S, -1, *per.shape[1:])
         sl = slice(g.first_core, g.first_core + g.cores)
-        cc = self.counts.core
-        cc["in_tile"][:S, :, sl] += per[..., 0]
-        cc["msgs"][:S, :, sl] += per[..., 0] + per[..., 1]
-        cc["hops_ew"][:S, :, sl] += per[..., 2]
-        cc["hops_ns"][:S, :, sl] += per[..., 3]
+        add_routes(self.counts.core, (slice(None, S), slice(None), sl), per)
+
+    def _links(self, d: int, lt, nz: torch.Tensor, S: int) -> None:
+        """Add one sender's messages on the mesh links, at its delay ``d`` (detailed timing)."""
+        loads, path = lt.step(nz, self.plan.link_kind_ns)
+        T, B = self.counts.core["ac"].shape[:2]
+        if d not in self.counts.links:
+            self.counts.links[d] = (torch.zeros(T, B, loads.shape[-1], dtype=torch.float64),
+                                    torch.zeros(T, B, dtype=torch.float64))
+        ld, pt = self.counts.links[d]
+        ld[:S] += loads.view(S, B, -1)
+        pt[:S] = torch.maximum(pt[:S], path.view(S, B))
 
     def _host(self, p: Process, ops: dict[str, int], inp: torch.Tensor) -> None:
         """Evaluations of an embedded-processor gate on every sample at its ``S`` steps: fixed MACs and ACs."""
@@ -164,6 +183,9 @@ class Counter:
         per_core = tab.ops.per_core(nz).view(S, B, -1)
         sl = slice(g.first_core, g.first_core + g.cores)
         self.counts.core[tab.kind][:S, :, sl] += per_core
+        if tab.kind == "ac":   # binary-spike ops by the encoding of the core's synapses (priced per encoding)
+            for enc, cols in self.plan.encoding.get(tab.name, {}).items():
+                self.counts.core[f"syn_{enc}"][:S, :, g.first_core + cols] += per_core[:, :, cols]
         if tab.dsmm:
             self.counts.core["dsmm"][:S, :, sl] += per_core
         layer[tab.kind] += float(per_core.sum())

@@ -27,13 +27,14 @@ Objectives: ``cores`` takes the fewest cores; ``latency`` then splits the group 
 slowest (stored synapses x ``synop_ns`` + compartments x ``neuron_update_active_ns`` of the
 chip's energy profile: every input firing) while that time improves, within the chips the
 ``cores`` mapping needs (or ``max_chips``). Cores fill chips in order; chips sit on a 2-D grid
-``system_cols`` chips wide; each chip is a mesh ``mesh_cols`` cores wide.
+``system_cols`` chips wide; each chip is a mesh ``mesh_cols`` tiles wide of ``cores_per_tile`` cores.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -44,6 +45,23 @@ from .processes import HOST_KINDS, PRODUCT_KINDS, Process, ProcessGraph
 from .prodneuron import ProdGeometry, attention_lowering, attention_of
 from .products import form_dims
 from .resources import GroupCost
+
+if TYPE_CHECKING:
+    import torch
+
+#: the columns of :meth:`Mapping.route`, per message: inside the sender's tile (no hop), to another tile,
+#: east-west mesh hops, north-south mesh hops, chip-to-chip link crossings
+ROUTE = ("in_tile", "other", "hops_ew", "hops_ns", "chip_links")
+
+
+def add_routes(cc: dict[str, torch.Tensor], where, per: torch.Tensor) -> None:
+    """Add messages with their routes (``per[..., ROUTE]``, :meth:`hw_sim.mapping.Mapping.route`) into the
+    per-core counts ``cc`` at index ``where``: ``msgs`` every delivery, and each route column its own key."""
+    cc["msgs"][where] += per[..., 0] + per[..., 1]
+    for i, key in enumerate(ROUTE):
+        if key != "other":
+            cc[key][where] += per[..., i]
+
 
 OBJECTIVES = ("cores", "latency")
 
@@ -86,8 +104,8 @@ class Mapping:
     def __post_init__(self):
         # the chip dict also comes back from an artifact file: the numbers this class divides
         # by must be positive integers, or `chips` / `core_xy` would divide by zero
-        for key in ("cores_per_chip", "mesh_cols", "system_cols"):
-            v = self.chip.get(key) if isinstance(self.chip, dict) else None
+        for key in ("cores_per_chip", "mesh_cols", "system_cols", "cores_per_tile"):
+            v = self.chip.get(key, 1 if key == "cores_per_tile" else None) if isinstance(self.chip, dict) else None
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise MappingError(f"the mapping's chip has {key} = {v!r}; it must be an integer >= 1")
 
@@ -115,23 +133,38 @@ class Mapping:
         return np.divmod(np.asarray(chip), self.chip["system_cols"])[::-1]
 
     def core_xy(self, core) -> tuple[np.ndarray, np.ndarray]:
-        """System-wide mesh coordinates of global core ids: each chip a ``mesh_cols``-wide mesh of
-        ``ceil(cores_per_chip / mesh_cols)`` rows, chips side by side on their grid."""
+        """System-wide mesh coordinates of global core ids: the position of the core's tile. Each chip is a
+        mesh ``mesh_cols`` tiles wide of ``cores_per_tile`` cores each (tiles numbered row-major; older
+        artifacts carry no ``cores_per_tile``: one core a tile), chips side by side on their grid."""
         per_chip, cols = self.chip["cores_per_chip"], self.chip["mesh_cols"]
-        rows = math.ceil(per_chip / cols)
+        per_tile = self.chip.get("cores_per_tile", 1)
+        rows = math.ceil(math.ceil(per_chip / per_tile) / cols)
         chip, local = np.divmod(np.asarray(core), per_chip)
+        tile = local // per_tile
         cx, cy = self.chip_xy(chip)
-        return cx * cols + local % cols, cy * rows + local // cols
+        return cx * cols + tile % cols, cy * rows + tile // cols
 
     def hops(self, a, b) -> tuple[np.ndarray, np.ndarray]:
-        """East-west and north-south mesh hops from cores ``a`` to cores ``b`` (dimension-order routing)."""
+        """East-west and north-south on-chip mesh hops from cores ``a`` to cores ``b`` (dimension-order
+        routing on the system's grid of tiles; a step across a chip boundary is a chip-to-chip link,
+        :meth:`chip_crossings`, not a hop)."""
         (ax, ay), (bx, by) = self.core_xy(a), self.core_xy(b)
-        return np.abs(ax - bx), np.abs(ay - by)
+        (cax, cay), (cbx, cby) = self.chip_xy(self.chip_of(a)), self.chip_xy(self.chip_of(b))
+        return np.abs(ax - bx) - np.abs(cax - cbx), np.abs(ay - by) - np.abs(cay - cby)
 
     def chip_crossings(self, a, b) -> np.ndarray:
         """Chip-to-chip links a message from core ``a`` to core ``b`` crosses (Manhattan on the chip grid)."""
         (ax, ay), (bx, by) = self.chip_xy(self.chip_of(a)), self.chip_xy(self.chip_of(b))
         return np.abs(ax - bx) + np.abs(ay - by)
+
+    def route(self, a, b) -> np.ndarray:
+        """Per message from cores ``a`` to cores ``b``: ``[n, 5]`` float64 columns :data:`ROUTE` (delivered
+        inside the sender's tile, to another tile, east-west hops, north-south hops, chip-to-chip links)."""
+        a, b = np.broadcast_arrays(np.asarray(a), np.asarray(b))
+        (ax, ay), (bx, by) = self.core_xy(a), self.core_xy(b)
+        same = ((ax == bx) & (ay == by)).astype(np.float64)
+        ew, ns = self.hops(a, b)
+        return np.stack([same, 1 - same, ew, ns, self.chip_crossings(a, b)], -1).astype(np.float64).reshape(-1, 5)
 
 
 def _synapse_fan_in(p: Process) -> float:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .mapping import ROUTE, add_routes
 from .op_kernels import numel, segsum
 from .prodneuron import ProdGeometry
 
@@ -54,18 +55,15 @@ class ProdCount:
         self._table = None
 
     def _hop_table(self) -> torch.Tensor:
-        """``[readers, P, 4]``: per term, (in-tile, to another core, EW hops, NS hops) of its message."""
+        """``[readers, P, len(ROUTE)]``: per term, the route of its message (:meth:`Mapping.route`)."""
         if self._table is None:
             g, n = self.group, torch.arange(self.geo.size)
             src = (g.first_core + n // g.chunk).numpy()
             dest = self.geo.dest_of_terms()
-            rows = []
-            for r in self.readers:
-                dst = (r.first_core + dest // r.chunk).numpy()
-                ew, ns = self.mapping.hops(src, dst)
-                same = (src == dst).astype(np.float64)
-                rows.append(torch.from_numpy(np.stack([same, 1 - same, ew, ns], 1).astype(np.float64)))
-            self._table = torch.stack(rows) if rows else torch.zeros(0, self.geo.size, 4, dtype=torch.float64)
+            rows = [torch.from_numpy(self.mapping.route(src, (r.first_core + dest // r.chunk).numpy()))
+                    for r in self.readers]
+            self._table = (torch.stack(rows) if rows
+                           else torch.zeros(0, self.geo.size, len(ROUTE), dtype=torch.float64))
         return self._table
 
     def count(self, counts, dyn: torch.Tensor, spk: torch.Tensor) -> None:
@@ -92,16 +90,15 @@ class ProdCount:
             ops = segsum(per_out, r.chunk, r.cores).view(S, B, -1)
             rs = slice(r.first_core, r.first_core + r.cores)
             cc[self.product_kind][:S, :, rs] += ops
+            cc["msgs_in"][:S, :, rs] += ops   # each non-zero term's graded spike is received by the reader
             cc["dsmm"][:S, :, rs] += ops
             reader_ops += float(ops.sum())
         if self.readers:
             nz = (L.unsqueeze(4) * R.unsqueeze(2)).reshape(S * B, -1)   # [SB, h*r*k*c]: the non-zero terms
             for table in self._hop_table():
-                per = [segsum(nz * table[:, i], g.chunk, g.cores).view(shape) for i in range(4)]
-                cc["in_tile"][:S, :, sl] += per[0]
-                cc["msgs"][:S, :, sl] += per[0] + per[1]
-                cc["hops_ew"][:S, :, sl] += per[2]
-                cc["hops_ns"][:S, :, sl] += per[3]
+                per = torch.stack([segsum(nz * table[:, i], g.chunk, g.cores).view(shape)
+                                   for i in range(len(ROUTE))], -1)
+                add_routes(cc, (slice(None, S), slice(None), sl), per)
         layer = counts.layers.setdefault(self.p.name, {"ac": 0.0, "mac": 0.0, "nonzero": 0.0, "elements": 0,
                                                        "dense_macs": 0, "kind": self.product_kind})
         for side, ops in (("left", l_ops), ("right", r_ops)):

@@ -163,6 +163,23 @@ class GroupCost:
         stored = 2 * (ends - starts) if self.prod is not None else block_sum(self.pairs(), chunk).astype(np.int64)
         return CoreCosts(ends - starts, words, operand, axons, stored)
 
+    def encodings(self, chunk: int) -> dict[str, np.ndarray]:
+        """Per synaptic process of the group (static synapses and pool windows), the encoding its synapses
+        take on each core: ``"conv"``, ``"dense"`` or ``"sparse"`` (the one :meth:`costs` charges)."""
+        starts, ends = bounds(self.size, chunk)
+        out = {}
+        for kind, p, _src in self.terms:
+            if kind in ("conv", "pool"):
+                enc = np.full(len(starts), "conv" if self.chip.conv_word_bits else "sparse")
+            elif kind in ("conv-sparse", "identity"):
+                enc = np.full(len(starts), "sparse")
+            elif kind == "dense":
+                enc = np.where(self._dense_words(p, starts, ends)[0], "dense", "sparse")
+            else:   # host-applied, operands, product compartments: no static encoding
+                continue
+            out[p.name] = enc
+        return out
+
     def pairs(self) -> np.ndarray:
         """Stored synapses per compartment (non-zero weights whose input lies inside the map)."""
         if self._pairs is None:
@@ -231,6 +248,11 @@ class GroupCost:
 
     def _dense(self, p, src, starts, ends, chunk):
         """Dense or sparse encoding, whichever takes fewer words, per core; axons from the weights."""
+        _, words, axons = self._dense_words(p, starts, ends)
+        return words, axons
+
+    def _dense_words(self, p, starts, ends):
+        """Per core: whether the dense encoding is the cheaper, the words of the cheaper, the input axons."""
         nz = np.asarray(p.params["weight"]) != 0
         per = np.add.reduceat(nz.astype(np.int64), starts, axis=0)     # [cores, inputs]: non-zeros into the core
         # every core of a dense layer receives every input the layer reads (Intel's table: AxonIn =
@@ -238,7 +260,7 @@ class GroupCost:
         axons = np.full(len(starts), int(nz.any(0).sum()), dtype=np.int64)
         dense = axons * -(-(ends - starts) // self.chip.dense_weights_per_word)
         sparse = (-(-per // self.chip.sparse_weights_per_word)).sum(1)
-        return np.minimum(dense, sparse), axons
+        return dense <= sparse, np.minimum(dense, sparse), axons
 
     def _operand(self, p, src, starts, ends, chunk):
         """A dual-spike matmul ``out[r, c] = sum_k L[r, k] R[k, c]``: a core reads the rows ``L[r, :]``

@@ -23,12 +23,22 @@ from sresformer.errors import UserError
 
 from .chips import EnergyProfile, load_energy_profile
 from .counters import CORE_KEYS, EMBEDDED_KEYS, Counter, CountPlan, merge_layers
-from .cycles import energy_terms, streaming, timing, window_idle
+from .cycles import TIMINGS, barrier_ns, energy_terms, streaming, timing, window_idle
 from .executor import Executor, real_logits
 from .prodneuron import attention_of
 
 #: ``reference(x) -> (int logits [T, B, K], {neuron process: spikes [T, B, ...]})``
 Reference = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+
+
+TIMING_NOTES = {
+    "simple": "every core's units (input: messages received and synaptic ops; soma: updates and spikes; "
+              "output: messages sent; its messages' hops) work one after another; a step ends at the "
+              "slowest core plus the barrier of the tiles in use",
+    "detailed": "a core's units overlap (its step is its slowest unit), its input is processed in the chip "
+                "step the messages are sent, and the mesh is a unit of its own: the busiest link's messages "
+                "one after another plus the longest path; product-compartment messages are not on the links",
+}
 
 
 class DataShapeError(UserError):
@@ -63,11 +73,12 @@ def open_test_data(pg, spec: str, limit: int | None):
 class Session:
     """One artifact ready to run: executor and count plan built once (the setup cost)."""
 
-    def __init__(self, artifact: str | os.PathLike):
+    def __init__(self, artifact: str | os.PathLike, links: EnergyProfile | None = None):
+        """``links``: the profile of the detailed timing model (the plan then also counts link loads)."""
         self.path = str(artifact)
         self.pg, self.mapping, self.report = read_artifact(artifact)
         self.executor = Executor(self.pg)
-        self.plan = CountPlan(self.pg, self.mapping)
+        self.plan = CountPlan(self.pg, self.mapping, links=links)
 
     def run_batch(self, x: torch.Tensor, keep: bool = False):
         """Executor result and :class:`Counts` of one batch (static ``[B, ...]`` or frames ``[T, B, ...]``)."""
@@ -94,14 +105,17 @@ def _agree(result, reference: Reference, x: torch.Tensor, pg) -> torch.Tensor:
 def simulate(artifact_path: str | os.PathLike, data_spec: str = "digits", limit: int | None = None,
              profile: str | EnergyProfile = "paper-45nm", batch_size: int = 32,
              reference: Callable[[object], Reference] | None = None, progress: bool | None = None,
-             dataset=None) -> dict:
+             dataset=None, timing_model: str = "simple") -> dict:
     """Accuracy, agreement (if ``reference(pg)`` gives a reference), counts, energy and latency per inference.
 
     ``dataset``: a torch dataset of ``(x, label)`` at the artifact's input shape to run instead of the
     test split of ``data_spec`` (benchmarks feed their own frames; ``data_spec`` then only names it).
+    ``timing_model``: ``simple`` or ``detailed`` (:func:`hw_sim.cycles.timing`).
     """
+    if timing_model not in TIMINGS:
+        raise UserError(f"unknown timing model {timing_model!r} (known: {', '.join(TIMINGS)})")
     prof = profile if isinstance(profile, EnergyProfile) else load_energy_profile(profile)
-    sess = Session(artifact_path)
+    sess = Session(artifact_path, links=prof if timing_model == "detailed" else None)
     pg = sess.pg
     if dataset is None:
         dataset, _ = open_test_data(pg, data_spec, limit)
@@ -132,7 +146,9 @@ def simulate(artifact_path: str | os.PathLike, data_spec: str = "digits", limit:
         merge_layers(layers, counts.layers)
         for name, k in result.saturated.items():
             saturated[name] = saturated.get(name, 0) + k
-        tm = timing(counts.core, prof, sess.plan.core_delay, sess.plan.compartments)
+        plan = sess.plan
+        tm = timing(counts.core, prof, plan.core_delay, plan.compartments, timing_model, plan.tiles, counts.links,
+                    plan.link_ns if plan.links is not None else None)
         lat += float(tm["latency_s"].sum())
         lat_pipe += float(tm["latency_pipelined_s"].sum())
         step_total += tm["step_total_ns"]
@@ -144,7 +160,7 @@ def simulate(artifact_path: str | os.PathLike, data_spec: str = "digits", limit:
     if bar is not None:
         bar.close()
     summary = summarize(sess, prof, n, correct, agreed if ref is not None else None, core_tot, emb_tot, layers,
-                        busy, slowest, lat, lat_pipe, step_total, data_spec)
+                        busy, slowest, lat, lat_pipe, step_total, data_spec, timing_model)
     summary["saturated"] = saturation_summary(saturated, pg)
     return summary
 
@@ -158,7 +174,7 @@ def saturation_summary(saturated: dict[str, int], pg) -> dict:
 
 
 def summarize(sess: Session, prof: EnergyProfile, n: int, correct: int, agreed: int | None, core_tot, emb_tot,
-              layers, busy, slowest, lat, lat_pipe, step_total, data_spec) -> dict:
+              layers, busy, slowest, lat, lat_pipe, step_total, data_spec, timing_model="simple") -> dict:
     """The summary dict (per-inference means) from batch-summed counts."""
     m = max(n, 1)
     per = {k: float(v.sum()) / m for k, v in core_tot.items()}
@@ -178,6 +194,7 @@ def summarize(sess: Session, prof: EnergyProfile, n: int, correct: int, agreed: 
                  **{k: float(core_tot[k][i]) / m for k in CORE_KEYS}} for i in range(len(busy))]
     return {
         "artifact": sess.path, "data": data_spec, "samples": n, "T": T, "profile": prof.name,
+        "timing": timing_model,
         "accuracy": correct / n if n else 0.0,
         "agreement": (agreed / n if n else 0.0) if agreed is not None else None,
         "ac": totals["ac"], "mac": totals["mac"], "sops": totals["ac"] + totals["mac"], "dsmm_ac": per["dsmm"],
@@ -206,7 +223,9 @@ def summarize(sess: Session, prof: EnergyProfile, n: int, correct: int, agreed: 
             "gates": "MA attention gates (attngate) run on the embedded processor at every step; their MACs "
                      "(gate_mac) and pooling ACs (gate_ac) are in mac / ac and priced, and the values they "
                      "read and send are counted as messages; their embedded-processor time is not charged",
-            "barrier_ns": prof.barrier_ns,
+            "barrier_ns": barrier_ns(prof, sess.plan.tiles),
+            "tiles": sess.plan.tiles,
+            "timing": TIMING_NOTES[timing_model],
             "window": "energy counts the compartments' idle updates in every one of the T + depth chip steps "
                       "the pipelined latency counts (idle in counts is the executor's T steps only)",
             "static": "energy_static_j = static_w_per_chip x chips x 1 / throughput_ips: the wall time one "

@@ -33,7 +33,7 @@ def test_user_file(tmp_path):
     src = load_energy_profile("paper-45nm")
     import dataclasses
     body = "\n".join(f"{k} = {v!r}" if isinstance(v, str) else f"{k} = {v}"
-                     for k, v in dataclasses.asdict(src).items() if v is not None)
+                     for k, v in dataclasses.asdict(src).items() if v is not None and v != ())
     text.write_text("[energy]\n" + body.replace("'", '"').replace("0.9", "1.5"))
     assert load_energy_profile(str(text)).ac_pj == 1.5
 

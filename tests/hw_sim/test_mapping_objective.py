@@ -44,9 +44,24 @@ def test_chips_on_a_grid_hops_and_crossings():
     # core 14: chip 3, local 2 -> (2 + 0, 2 + 1)
     x, y = m.core_xy(np.array([0, 5, 9, 14]))
     assert (x.tolist(), y.tolist()) == ([0, 3, 1, 2], [0, 0, 2, 3])
+    # on-chip hops leave out the steps that cross a chip boundary (those are chip links):
+    # 0 (0, 0) -> 9 (1, 2): 1 east, 2 south of which 1 crosses chip 0 -> chip 2: 1 hop each way;
+    # 5 (3, 0) -> 14 (2, 3): 1 west, 3 south of which 1 crosses chip 1 -> chip 3: 1 and 2 hops
     ew, ns = m.hops(np.array([0, 5]), np.array([9, 14]))
-    assert (ew.tolist(), ns.tolist()) == ([1, 1], [2, 3])
+    assert (ew.tolist(), ns.tolist()) == ([1, 1], [1, 2])
     # chip-to-chip links crossed: 0 -> 9 is chip 0 -> 2 (one row down): 1; 0 -> 14: chip 0 -> 3: 2; same chip: 0
     assert m.chip_crossings(np.array([0, 0, 1]), np.array([9, 14, 3])).tolist() == [1, 2, 0]
+    # route rows: (in tile, other tile, EW, NS, chip links); core 0 -> 0 stays in its tile
+    assert m.route(np.array([0, 0, 5]), np.array([0, 9, 14])).tolist() == [
+        [1, 0, 0, 0, 0], [0, 1, 1, 1, 1], [0, 1, 1, 2, 1]]
     with pytest.raises(MappingError, match="system_cols"):
         Mapping({**chip, "system_cols": 0}, {}, [])
+
+
+def test_tiles_of_several_cores():
+    # Loihi 1's mesh: 4 cores a tile, 8 tiles a row (SANA-FE loihi.yaml): core 5 is tile 1 at (1, 0),
+    # core 37 tile 9 at (1, 1); cores 4..7 share tile 1, so 4 -> 7 crosses no link
+    m = Mapping(dataclasses.asdict(load_chip("loihi1")), {}, [])
+    x, y = m.core_xy(np.array([0, 5, 37, 127]))
+    assert (x.tolist(), y.tolist()) == ([0, 1, 1, 7], [0, 0, 1, 3])
+    assert m.route(np.array([4, 4]), np.array([7, 37])).tolist() == [[1, 0, 0, 0, 0], [0, 1, 0, 1, 0]]

@@ -35,7 +35,13 @@ SIGNED_INT = {"weight_exp_min", "weight_exp_max"}
 # feature flags (absent: the chip lacks the feature) and the operand-write prices (absent: 0, no such memory)
 FLAG_KEYS = {"product_neurons", "dynamic_operand_memory"}
 OPTIONAL = {"product_neurons": False, "dynamic_operand_memory": False, "max_system_chips": 0, "operand_write_pj": 0.0,
-            "operand_write_ns": 0.0, "spike_out_pj": 0.0, "message_out_pj": 0.0, "static_w_per_chip": 0.0}
+            "operand_write_ns": 0.0, "spike_out_pj": 0.0, "message_out_pj": 0.0, "static_w_per_chip": 0.0,
+            "cores_per_tile": 1, "barrier_tiles_ns": (),
+            **{k: 0.0 for k in ("spike_out_ns", "message_out_ns", "message_in_pj", "message_in_ns", "chip_link_pj",
+                                "chip_link_ns", "synop_conv_pj", "synop_dense_pj", "synop_sparse_pj",
+                                "synop_conv_ns", "synop_dense_ns", "synop_sparse_ns")}}
+# tables from a size to a time ({tiles = ns}): no plain value is one
+TABLE_KEYS = {"barrier_tiles_ns"}
 VALUES = {"zero": 0, "minus1": -1, "frac": 1.5, "inf": math.inf, "nan": math.nan, "true": True,
           "text": "text", "array": [1]}
 
@@ -50,6 +56,8 @@ def toml_literal(v) -> str:
         return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
     if isinstance(v, list):
         return "[" + ", ".join(toml_literal(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {toml_literal(x)}" for k, x in v.items()) + " }"
     return repr(v)
 
 
@@ -74,6 +82,8 @@ def expected_ok(kind: str, key: str, mutation: str, table: dict) -> bool:
         return isinstance(v, str)
     if key in FLAG_KEYS:
         return isinstance(v, bool)
+    if key in TABLE_KEYS:
+        return False
     if kind == "chip" and key in SIGNED_INT and isinstance(v, int) and not isinstance(v, bool):
         return True
     if isinstance(v, (bool, str, list)) or not math.isfinite(v) or v < 0:
@@ -159,9 +169,9 @@ def cases_per_format() -> dict[str, int]:
 def test_case_count():
     counts = cases_per_format()
     print("crafted profile cases per format:", counts)
-    # 3 chip files x (29 keys x 10 + 1); energy tables loihi1, loihi2 (21 keys) and paper-45nm (16 keys)
-    # x 10 + 1; 9 whole-file cases each
-    assert counts == {"chip": 3 * 291 + 9, "energy": 2 * 211 + 161 + 9}
+    # chip files loihi1 (30 keys: cores_per_tile), loihi2 and loihi2-opmem (29) x 10 + 1; energy tables
+    # loihi1 and loihi2 (34 keys) and paper-45nm (16 keys) x 10 + 1; 9 whole-file cases each
+    assert counts == {"chip": 301 + 2 * 291 + 9, "energy": 2 * 341 + 161 + 9}
 
 
 @pytest.mark.parametrize("case", MUTATIONS, ids=[c["id"] for c in MUTATIONS])
@@ -270,7 +280,8 @@ def test_cli_keeps_the_contract(inputs, tmp_path):
     good = _put(tmp_path / "mine.toml", dump("energy", dict(loihi, ac_pj=1.5)))
     # every price and time 0 is valid too: nothing may divide by a zero step time
     free = _put(tmp_path / "free.toml",
-                dump("energy", {k: (v if isinstance(v, str) else 0.0) for k, v in loihi.items()}))
+                dump("energy", {k: (v if isinstance(v, str) else {} if isinstance(v, dict) else 0.0)
+                                for k, v in loihi.items()}))
     accepted = [["energy", ckpt, "--limit", "2", "--json", "--chip-profile", good],
                 ["simulate", nir, "--limit", "2", "--json", "--chip-profile", good],
                 ["simulate", nir, "--limit", "2", "--json", "--chip-profile", "loihi"],
@@ -288,3 +299,24 @@ def test_cli_keeps_the_contract(inputs, tmp_path):
         assert rec["rc"] == 0 and not rec["traceback"], (args, rec["stderr"][-500:], rec["traceback"])
         report = _strict_json(rec["stdout"])
         assert isinstance(report, dict) and report, args
+
+
+@pytest.mark.parametrize("table, ok", [
+    ({"1": 600.0, "29": 1800.0}, True), ({}, True), ({"3": 0}, True),
+    ({"x": 1.0}, False), ({"0": 5.0}, False), ({"-2": 5.0}, False), ({"2": -1.0}, False),
+    ({"2": math.inf}, False), ({"2": True}, False), ({"2": "fast"}, False), ({"2": [1]}, False),
+    ({"1": 1.0, "01": 2.0}, False), ({str(i): 1.0 for i in range(1, 66)}, False),
+], ids=["sana-fe", "empty", "int", "word-key", "zero-tiles", "negative-key", "negative", "inf", "bool", "text",
+        "array", "duplicate", "too-many"])
+def test_barrier_table_entries(table, ok, tmp_path):
+    # a by-size table: keys whole numbers >= 1 (each once), values finite ns >= 0, at most 64 entries
+    text = (PROFILE_DIR / "loihi1.toml").read_text()
+    body = text.split("\n[energy]\n", 1)[1]
+    lines = [ln for ln in body.splitlines() if not ln.startswith("barrier_tiles_ns")]
+    path = _put(tmp_path / "p.toml", "[energy]\n" + "\n".join(lines) + f"\nbarrier_tiles_ns = {toml_literal(table)}\n")
+    if ok:
+        prof = load_energy_profile(str(path))
+        assert prof.barrier_tiles_ns == tuple(sorted((int(k), float(v)) for k, v in table.items()))
+    else:
+        with pytest.raises(ProfileError, match="barrier_tiles_ns"):
+            load_energy_profile(str(path))
