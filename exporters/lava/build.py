@@ -122,6 +122,10 @@ def _make(n: LavaNode, nodes, ports, procs, period: int):
     p = n.params
     if n.lava == "delay":
         return _delay_stages(n, src[0], procs)
+    if n.lava == "prodmm":
+        from .products import make_prodmm
+
+        return make_prodmm(n, src[0], src[1], procs)
     if n.lava == "graded":
         proc = GradedVec(shape=n.shape, vth=0)   # sends its summed input every step (|v| > 0; a zero is a zero)
         for s in src:

@@ -40,6 +40,7 @@ def lava_grid(pg: ProcessGraph) -> ProcessGraph:
         if p.kind == "neuron":
             vth = np.asarray(p.params["vth"], np.int64)
             p.params["vth"] = np.maximum((vth - 1 + step // 2) // step, 0) * step + 1
+    _align_product_biases(out)
     nodes = plan_graph(out, check_bias=False)
     done: list[str] = []
     for p in out:
@@ -50,6 +51,19 @@ def lava_grid(pg: ProcessGraph) -> ProcessGraph:
             nodes = _move_a_bias(out, p, total, done) or nodes
         done.append(p.name)
     return out
+
+
+def _align_product_biases(pg: ProcessGraph) -> None:
+    """Round the bias of every synapse that is a product's dynamic operand to the nearest multiple of 64 (half
+    up; at most 32 units, an eighth of a weight LSB at the lowering's ``shift >= 8``), so that the bias times
+    the spikes reaches Lava's neuron, which takes input in steps of 64, exactly (``products.py``)."""
+    step = 1 << ACT_SHIFT
+    for p in pg:
+        if p.kind in ("prodmm", "dsmm"):
+            dyn = pg.processes[p.operands[0]]
+            if dyn.kind == "synapse":
+                b = np.asarray(dyn.params["bias"], np.int64)
+                dyn.params["bias"] = (b + step // 2) // step * step
 
 
 def _in_format(x: np.ndarray) -> np.ndarray:

@@ -25,7 +25,7 @@ BIAS_MANT_BITS = 13    # bias_mant: signed 13 bits (PyLifModelBitAcc docstring)
 BIAS_EXP_MAX = 7       # bias_exp: unsigned 3 bits
 VTH_MAX = 2 ** 17 - 1  # vth: unsigned 17 bits
 MIXED_SIGN_SHIFT = 1   # Lava's Dense truncates mixed-sign weights to even values (utils/weightutils.py)
-LAVA_KINDS = ("input", "synapse", "neuron", "flatten", "sumpool", "sum")
+LAVA_KINDS = ("input", "synapse", "neuron", "flatten", "sumpool", "sum", "prodmm")
 EXPORT_HINT = "export it with 'sresformer export SRC --target lava'"
 
 
@@ -128,6 +128,8 @@ def plan_graph(pg: ProcessGraph, check_bias: bool = True) -> dict[str, LavaNode]
             node = _synapse(p, pg, ins)
         elif p.kind == "sumpool":
             node = _sumpool(p, pg, ins)
+        elif p.kind == "prodmm":
+            node = _prodmm(p, pg, nodes)
         else:
             node = _neuron(p, ins, nodes, check_bias)
         nodes[p.name] = node
@@ -142,16 +144,28 @@ def _aligned(p, ins: list[LavaNode], nodes: dict) -> list[LavaNode]:
     if len({n.order.tobytes() for n in ins}) != 1:
         _refuse(p, "its sources are laid out differently in Lava")
     depth = max(n.delay for n in ins)
-    out = []
-    for n in ins:
-        if n.delay < depth:
-            k = depth - n.delay
-            name = f"{n.name}@+{k}"
-            if name not in nodes:
-                nodes[name] = LavaNode(name, "delay", [n.name], depth, n.shape, n.order, {"steps": k}, n.offset)
-            n = nodes[name]
-        out.append(n)
-    return out
+    return [_delayed(n, depth, nodes) for n in ins]
+
+
+def _delayed(n: LavaNode, depth: int, nodes: dict) -> LavaNode:
+    """``n`` at ``depth``: itself, or through ``depth - n.delay`` identity stages (a node ``NAME@+k``)."""
+    if n.delay >= depth:
+        return n
+    k = depth - n.delay
+    name = f"{n.name}@+{k}"
+    if name not in nodes:
+        nodes[name] = LavaNode(name, "delay", [n.name], depth, n.shape, n.order, {"steps": k}, n.offset)
+    return nodes[name]
+
+
+def _prodmm(p, pg, nodes) -> LavaNode:
+    from .products import plan_prodmm
+
+    dyn, spk = (nodes[o] for o in p.operands)
+    inputs, delay, params = plan_prodmm(p, pg, dyn, spk, lambda n, d: _delayed(n, d, nodes), _refuse)
+    shape = lava_shape(p.out_shape)
+    return LavaNode(p.name, "prodmm", inputs, delay, shape, lava_order(p.out_shape), params,
+                    np.zeros(int(np.prod(shape)), np.int64))
 
 
 def _sum(p, ins, nodes) -> LavaNode:

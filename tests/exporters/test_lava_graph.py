@@ -284,3 +284,78 @@ def test_a_failing_lava_model_surfaces_its_exception_in_one_line(tmp_path):
     code, err = run_isolated([sys.executable, str(tmp_path / "boom.py")], env, str(tmp_path / "err.txt"), 90)
     lines = [ln for ln in err.splitlines() if ln.startswith("Lava run failed")]
     assert code == 1 and lines == ["Lava run failed: ValueError: boom at step 2"], err[-2000:]
+
+
+def _dssa_graph(T=4) -> ProcessGraph:
+    """DSSA's two products on [C, H, W] = [2, 1, 2] maps (heads 1, d = 2, N = 2 tokens): input -> stem (static conv)
+    -> s (IF spikes) -> W (conv to 2d = 4 channels, biases multiples of 64) -> mm1 = y[:d]^T @ s -> attn (IF)
+    -> mm2 = y[d:] @ attn, flat (the output: a product Lava sums from its ProdNeurons)."""
+    conv = {"op": "conv", "weight_bits": 8, "out_bits": 24, "stride": (1, 1), "padding": (0, 0), "dilation": (1, 1),
+            "groups": 1}
+
+    def neuron(name, src, vth):
+        return Process(name, "neuron", [src], (2, 1, 2), params={"vth": np.asarray([vth], np.int64)},
+                       attrs={"du": 4096, "dv": 0, "state_bits": 24, "decay_bits": 12})
+
+    procs = [Process("input", "input", [], (2, 1, 2), attrs={"bits": 8}, static=True),
+             Process("stem", "synapse", ["input"], (2, 1, 2), static=True,
+                     params={"weight": np.array([[1, 0], [0, 1]]).reshape(2, 2, 1, 1), "bias": np.zeros(2, np.int64)},
+                     attrs={**conv, "shift": 6, "graded_input": True}),
+             neuron("s", "stem", 64 * 4 + 1),
+             Process("W", "synapse", ["s"], (4, 1, 2),
+                     params={"weight": np.array([[3, -1], [2, 5], [-4, 1], [1, 2]]).reshape(4, 2, 1, 1),
+                             "bias": np.array([64, -128, 192, 0])}, attrs={**conv, "shift": 8, "graded_input": False}),
+             Process("mm1", "prodmm", [], (2, 1, 2), operands=["W", "s"], attrs={"form": "y1T@s", "heads": 1,
+                                                                                 "out_bits": 24}),
+             neuron("attn", "mm1", 64 * 10 + 1),
+             Process("mm2", "prodmm", [], (2, 1, 2), operands=["W", "attn"], attrs={"form": "y2@a", "heads": 1,
+                                                                                    "out_bits": 24}),
+             Process("out", "flatten", ["mm2"], (4,))]
+    return ProcessGraph({p.name: p for p in procs}, "out", T, (2, 1, 2))
+
+
+def _dssa_by_hand(s: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The two products written out: y[k, n] = 256 sum_j W[k, j] s[j, n] + b[k] (shift 8);
+    mm1[n, c] = sum_{k < 2} y[k, n] s[k, c]; mm2[i, c] = sum_n y[2 + i, n] a[n, c] (one step, [2, 2] maps)."""
+    W, b = np.array([[3, -1], [2, 5], [-4, 1], [1, 2]]), np.array([64, -128, 192, 0])
+    y = np.array([[256 * sum(W[k, j] * s[j, n] for j in range(2)) + b[k] for n in range(2)] for k in range(4)])
+    mm1 = np.array([[sum(y[k, n] * s[k, c] for k in range(2)) for c in range(2)] for n in range(2)])
+    mm2 = np.array([[sum(y[2 + i, n] * a[n, c] for n in range(2)) for c in range(2)] for i in range(2)])
+    return mm1, mm2
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_lava_products_agree_with_a_hand_worked_example_and_the_executor(tmp_path):
+    """DSSA's products as Lava ProdNeurons (the operand's bias a multiple of 64, through a constant source):
+    our executor's products equal the hand-worked sums, and Lava's spikes and output integers equal ours."""
+    _needs_lava()
+    from exporters.lava.run import compare_lava
+    from hw_sim.executor import Executor
+
+    pg = _dssa_graph()
+    x = torch.tensor([[[[2.0, 9.0]], [[7.0, 3.0]]], [[[8.0, 1.0]], [[4.0, 12.0]]]])
+    v = Executor(pg).run(x, keep=True).values
+    for t in range(pg.T):
+        for i in range(x.shape[0]):
+            s, a = (v[k][t, i].reshape(2, 2).numpy() for k in ("s", "attn"))
+            mm1, mm2 = _dssa_by_hand(s, a)
+            np.testing.assert_array_equal(v["mm1"][t, i].reshape(2, 2).numpy(), mm1)
+            np.testing.assert_array_equal(v["mm2"][t, i].reshape(2, 2).numpy(), mm2)
+    assert v["s"].float().mean() not in (0.0, 1.0) and v["attn"].sum() > 0 and (v["mm2"] != 0).any()
+    r = compare_lava(_write(pg, tmp_path / "dssa.loihi"), x)
+    assert r["processes"] == 3 and r["spikes"] > 0
+    assert r["agreement"] == 1.0 and r["first_mismatch"] is None, r
+
+
+def test_a_products_operand_bias_off_the_64_grid_is_refused_and_the_grid_rounds_it():
+    """A dynamic operand's bias times the spikes reaches Lava's neuron only in steps of 64: 65 is refused in one
+    line; lava_grid rounds it to 64 (nearest, half up: 96 -> 128, -32 -> 0) and the plan then takes it."""
+    pg = _dssa_graph()
+    pg.processes["W"].params["bias"] = np.array([65, -128, 96, -32])
+    with pytest.raises(LavaError, match=r"'mm1' \(prodmm\).*not a multiple of 64") as e:
+        plan_graph(pg)
+    assert "\n" not in str(e.value)
+    g = lava_grid(pg)
+    assert g.processes["W"].params["bias"].tolist() == [64, -128, 128, 0]
+    assert plan_graph(g)["mm2"].lava == "prodmm"
