@@ -44,6 +44,12 @@ class LavaGraph:
     period: int
     steps: int
     ports: dict
+    samples: list   # per sample, the plan with that image's host values (offsets, neurons' host biases)
+
+    @property
+    def host_neurons(self) -> list[str]:
+        """The neurons whose bias the host writes before each image (their offset depends on it)."""
+        return [k for k, n in self.nodes.items() if n.lava == "lif" and n.params["host"]]
 
     @property
     def input_port(self):
@@ -87,6 +93,7 @@ def build(path_or_pg, x_int: np.ndarray) -> LavaGraph:
     period = pg.T + depth
     N = x_int.shape[0]
     steps = N * period
+    samples = host_plans(pg, nodes, x_int)
     inp = next(n for n in nodes.values() if n.lava == "source")
     stream = np.zeros((steps, *x_int.shape[1:]), np.int64)
     for i in range(N):
@@ -94,9 +101,11 @@ def build(path_or_pg, x_int: np.ndarray) -> LavaGraph:
     procs: dict = {inp.name: Source(data=to_lava(stream, inp.order, inp.shape).astype(np.int32))}
     ports: dict = {inp.name: procs[inp.name].s_out}
     for n in nodes.values():
-        if n.lava == "source":
+        if n.lava in ("source", "host"):
             continue
-        ports[n.name] = _make(n, nodes, ports, procs, period)
+        ports[n.name] = _make(samples[0][n.name], nodes, ports, procs, period)   # the first image's host biases
+        if n.lava == "lif" and "inject" in n.params:
+            _inject(n, [s[n.name] for s in samples], procs, period)
     recorded = [p.name for p in pg if p.kind == "neuron"]
     if pg.output not in recorded:
         recorded.append(pg.output)
@@ -104,7 +113,36 @@ def build(path_or_pg, x_int: np.ndarray) -> LavaGraph:
     for name in recorded:
         sinks[name] = Sink(shape=nodes[name].shape, buffer=steps)
         ports[name].connect(sinks[name].a_in)
-    return LavaGraph(pg, nodes, procs, procs[inp.name], sinks, period, steps, ports)
+    return LavaGraph(pg, nodes, procs, procs[inp.name], sinks, period, steps, ports, samples)
+
+
+def host_plans(pg: ProcessGraph, nodes: dict, x_int: np.ndarray) -> list[dict]:
+    """Per sample, the plan whose host nodes hold that image's static integers (``hw_sim.executor`` computes them,
+    as the chip's embedded processor does); ``[nodes] * N`` when the graph has no host node."""
+    host = [k for k, n in nodes.items() if n.lava == "host"]
+    if not host:
+        return [nodes] * x_int.shape[0]
+    import torch
+
+    from hw_sim.executor import Executor
+
+    inp = next(p for p in pg if p.kind == "input")
+    x = torch.from_numpy(x_int.astype(np.float64) * 2.0 ** inp.exponent)   # the executor rounds it back exactly
+    values = Executor(pg).run(x, keep=True).values
+    return [plan_graph(pg, static={k: values[k][0, i].reshape(-1).numpy().astype(np.int64) for k in host})
+            for i in range(x_int.shape[0])]
+
+
+def _inject(n: LavaNode, per_sample: list[LavaNode], procs: dict, period: int) -> None:
+    """The host's per-image input ``q`` (``64 q + r``: the image's offset) into a host neuron's ``a_in``, held over
+    each sample's period (a ``RingBuffer`` straight into the port: no synapse, no delay)."""
+    from lava.proc.io.source import RingBuffer as Source
+
+    q = np.stack([s.params["inject"] for s in per_sample])                 # [N, size] Lava flat order
+    data = np.repeat(q, period, axis=0).T.reshape(*n.shape, -1)             # [*shape, steps]
+    src = Source(data=data.astype(np.int32))
+    src.s_out.connect(procs[n.name].a_in)
+    procs[f"{n.name}.host"] = src
 
 
 def _make(n: LavaNode, nodes, ports, procs, period: int):
@@ -122,6 +160,16 @@ def _make(n: LavaNode, nodes, ports, procs, period: int):
     p = n.params
     if n.lava == "delay":
         return _delay_stages(n, src[0], procs)
+    if n.lava == "pool":   # a sum pool or a conv of many groups as Sparse taps (plan._sparse)
+        import scipy.sparse as sp
+        from lava.proc.sparse.process import Sparse
+
+        m = p["matrix"]
+        proc = Sparse(weights=sp.csr_matrix((m["vals"].astype(np.int32), (m["rows"], m["cols"])), shape=m["shape"]),
+                      weight_exp=p["weight_exp"], num_message_bits=24 if p["graded"] else 0, name=n.name)
+        src[0].reshape((m["shape"][1],)).connect(proc.s_in)
+        procs[n.name] = proc
+        return proc.a_out.reshape(n.shape)
     if n.lava == "prodmm":
         from .products import make_prodmm
 
@@ -145,7 +193,12 @@ def _make(n: LavaNode, nodes, ports, procs, period: int):
         src[0].connect(proc.s_in)
         port = proc.a_out
     else:   # lif
-        proc = LIFReset(shape=n.shape, du=p["du"], dv=p["dv"], vth=p["vth"],
+        neuron, vth = LIFReset, p["vth"]
+        if isinstance(vth, np.ndarray):   # one threshold per neuron (lifvth.py)
+            from .lifvth import LIFResetVth as neuron
+
+            vth = vth.reshape(n.shape)
+        proc = neuron(shape=n.shape, du=p["du"], dv=p["dv"], vth=vth,
                         bias_mant=p["bias_mant"].reshape(n.shape), bias_exp=p["bias_exp"].reshape(n.shape),
                         reset_interval=period, reset_offset=(n.delay + 1) % period, name=n.name)
         for s in src:

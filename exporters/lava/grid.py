@@ -47,6 +47,8 @@ def lava_grid(pg: ProcessGraph) -> ProcessGraph:
         if p.kind != "neuron":
             continue
         total = nodes[p.name].params["bias"]                 # every bias on the neuron's way in, ours flat
+        if nodes[p.name].params["host"]:                     # the host writes it per image (plan._neuron)
+            continue
         if not _in_format(total).all():
             nodes = _move_a_bias(out, p, total, done) or nodes
         done.append(p.name)

@@ -25,6 +25,7 @@ BIAS_MANT_BITS = 13    # bias_mant: signed 13 bits (PyLifModelBitAcc docstring)
 BIAS_EXP_MAX = 7       # bias_exp: unsigned 3 bits
 VTH_MAX = 2 ** 17 - 1  # vth: unsigned 17 bits
 MIXED_SIGN_SHIFT = 1   # Lava's Dense truncates mixed-sign weights to even values (utils/weightutils.py)
+INT8_MAX = 127         # Lava's Conv model holds groups as int8 (conv/models.py), also against C_in
 LAVA_KINDS = ("input", "synapse", "neuron", "flatten", "sumpool", "sum", "prodmm")
 EXPORT_HINT = "export it with 'sresformer export SRC --target lava'"
 
@@ -53,6 +54,7 @@ class LavaNode:
     order: np.ndarray
     params: dict = field(default_factory=dict)
     offset: np.ndarray | None = None
+    host: bool = False   # the offset depends on the image (a static value the host computes: SEMANTICS.md)
 
     @property
     def synaptic(self) -> bool:
@@ -106,34 +108,52 @@ def _refuse(p, why: str):
     raise LavaError(f"Lava cannot reproduce process {p.name!r} ({p.kind}) exactly: {why}")
 
 
-def plan_graph(pg: ProcessGraph, check_bias: bool = True) -> dict[str, LavaNode]:
+def plan_graph(pg: ProcessGraph, check_bias: bool = True, static: dict | None = None) -> dict[str, LavaNode]:
     """The Lava node of every process of ``pg`` in graph order, with the delay stages it needs (named
     ``NAME@+k``); :class:`LavaError` for what does not map (``check_bias`` False: a neuron's bias outside
-    Lava's format is kept whole in ``params['bias']``, for :mod:`exporters.lava.grid`)."""
+    Lava's format is kept whole in ``params['bias']``, for :mod:`exporters.lava.grid`). A static process that
+    Lava cannot compute exactly (or that reads one) is a ``host`` node: the host computes it once per image and
+    its integers (``static``: ours flat per process name, one image; zeros when ``None``) are its offset."""
     nodes: dict[str, LavaNode] = {}
     for p in pg:
-        if p.kind not in LAVA_KINDS:
-            _refuse(p, f"the Lava graph has no {p.kind} yet (kinds: {', '.join(LAVA_KINDS)})")
         ins = [nodes[s] for s in p.sources]
-        if p.kind == "input":
-            node = LavaNode(p.name, "source", [], 0, lava_shape(p.out_shape), lava_order(p.out_shape))
-        elif p.kind in ("sum", "flatten") and len(ins) == 1:   # a pass-through (a folded scale) or a view
-            src = ins[0]
-            shape = src.shape if p.kind == "sum" else (int(np.prod(p.out_shape)),)
-            node = LavaNode(p.name, "alias" if p.kind == "sum" else "reshape", [src.name], src.delay, shape,
-                            src.order, offset=src.offset)
-        elif p.kind == "sum":
-            node = _sum(p, ins, nodes)
-        elif p.kind == "synapse":
-            node = _synapse(p, pg, ins)
-        elif p.kind == "sumpool":
-            node = _sumpool(p, pg, ins)
-        elif p.kind == "prodmm":
-            node = _prodmm(p, pg, nodes)
-        else:
-            node = _neuron(p, ins, nodes, check_bias)
-        nodes[p.name] = node
+        if p.static and p.kind != "input":
+            try:
+                if any(n.host for n in ins):
+                    raise LavaError("it reads a value the host computes")
+                nodes[p.name] = _node(p, pg, ins, nodes, check_bias)
+                continue
+            except LavaError:   # computed once per image on the host (the chip's embedded processor)
+                value = np.zeros(int(np.prod(p.out_shape)), np.int64) if static is None else static[p.name]
+                nodes[p.name] = LavaNode(p.name, "host", [], 0, lava_shape(p.out_shape), lava_order(p.out_shape),
+                                         offset=np.asarray(value, np.int64).reshape(-1), host=True)
+                continue
+        nodes[p.name] = _node(p, pg, ins, nodes, check_bias)
     return nodes
+
+
+def _node(p, pg, ins, nodes, check_bias: bool) -> LavaNode:
+    """The node of one process (its sources planned), or :class:`LavaError`."""
+    if p.kind not in LAVA_KINDS:
+        _refuse(p, f"the Lava graph has no {p.kind} yet (kinds: {', '.join(LAVA_KINDS)})")
+    if p.kind == "input":
+        node = LavaNode(p.name, "source", [], 0, lava_shape(p.out_shape), lava_order(p.out_shape))
+    elif p.kind in ("sum", "flatten") and len(ins) == 1:   # a pass-through (a folded scale) or a view
+        src = ins[0]
+        shape = src.shape if p.kind == "sum" else (int(np.prod(p.out_shape)),)
+        node = LavaNode(p.name, "alias" if p.kind == "sum" else "reshape", [src.name], src.delay, shape,
+                        src.order, offset=src.offset, host=src.host)
+    elif p.kind == "sum":
+        node = _sum(p, ins, nodes)
+    elif p.kind == "synapse":
+        node = _synapse(p, pg, ins, p.name == pg.output)
+    elif p.kind == "sumpool":
+        node = _sumpool(p, pg, ins)
+    elif p.kind == "prodmm":
+        node = _prodmm(p, pg, nodes)
+    else:
+        node = _neuron(p, ins, nodes, check_bias)
+    return node
 
 
 def _aligned(p, ins: list[LavaNode], nodes: dict) -> list[LavaNode]:
@@ -143,8 +163,14 @@ def _aligned(p, ins: list[LavaNode], nodes: dict) -> list[LavaNode]:
                    "into a graded sum are not built yet)")
     if len({n.order.tobytes() for n in ins}) != 1:
         _refuse(p, "its sources are laid out differently in Lava")
-    depth = max(n.delay for n in ins)
-    return [_delayed(n, depth, nodes) for n in ins]
+    lava = [n for n in ins if not n.lava == "host"]   # a host value has no port: it is all offset
+    depth = max((n.delay for n in lava), default=0)
+    return [_delayed(n, depth, nodes) for n in lava]
+
+
+def _offset(ins: list[LavaNode]) -> tuple[np.ndarray, bool]:
+    """The summed offsets of ``ins`` and whether that depends on the image."""
+    return sum(n.offset for n in ins), any(n.host for n in ins)
 
 
 def _delayed(n: LavaNode, depth: int, nodes: dict) -> LavaNode:
@@ -169,10 +195,11 @@ def _prodmm(p, pg, nodes) -> LavaNode:
 
 
 def _sum(p, ins, nodes) -> LavaNode:
+    offset, host = _offset(ins)
     ins = _aligned(p, ins, nodes)
     # GradedVec with vth = 0 sends its summed input as a graded spike every step (Loihi 2's residual point)
     return LavaNode(p.name, "graded", [n.name for n in ins], ins[0].delay, ins[0].shape, ins[0].order,
-                    offset=sum(n.offset for n in ins))
+                    offset=offset, host=host)
 
 
 def _one_input(p, ins) -> LavaNode:
@@ -187,18 +214,20 @@ def _broadcast(per_channel: np.ndarray, shape) -> np.ndarray:
     return np.broadcast_to(b, tuple(shape)).reshape(-1).copy()
 
 
-def _synapse(p, pg, ins) -> LavaNode:
+def _synapse(p, pg, ins, output: bool = False) -> LavaNode:
     a = p.attrs
     src = _one_input(p, ins)
     w = np.asarray(p.params["weight"], np.int64)
     bias = _broadcast(p.params["bias"], p.out_shape)
+    if output and src.synaptic and a.shift < 0 and a.op == "dense":
+        return _readout(p, src, w, bias)
     if src.synaptic:
         # input 64 L + off: acc = 64 W.L + W.off; for shift >= 0 both terms scale exactly, so Lava carries
         # W.L * 2**shift and W.off * 2**shift + bias joins the offset
         if a.shift < 0:
             _refuse(p, f"shift {a.shift} < 0 on a graded synaptic input (the rounding would not split exactly)")
         exp = a.shift
-        offset = _apply(p, src, w, bias)
+        offset = _acc(p, src, w) * (1 << a.shift) + bias
     else:
         if a.shift < ACT_SHIFT:
             _refuse(p, f"shift {a.shift} < 6: Lava floors the accumulator at weight_exp {a.shift - ACT_SHIFT} "
@@ -214,16 +243,33 @@ def _synapse(p, pg, ins) -> LavaNode:
                         lava_order(p.out_shape), params, offset)
     if len(src.shape) != 3:
         _refuse(p, "a conv reading a flat value")
+    if max(a.groups, src.shape[-1], p.out_shape[0]) > INT8_MAX:
+        # Lava's Conv holds groups in int8 and its scipy path computes C_in % groups in it (conv/utils.py,
+        # conv_scipy; C_out too): the conv's taps as a Sparse, its weights held as Dense's (2 w at weight_exp - 1)
+        params.update(matrix=_sparse(p, src, 2 * w, (a.stride, a.padding, a.dilation, a.groups)),
+                      weight_exp=exp - MIXED_SIGN_SHIFT)
+        return LavaNode(p.name, "pool", [src.name], src.delay + 1, lava_shape(p.out_shape), lava_order(p.out_shape),
+                        params, offset, host=src.host)
     # Lava's Conv is a true convolution in XYC: weight [C_out, kx, ky, C_in/g], flipped in space
     params["weight"] = w[:, :, ::-1, ::-1].transpose(0, 3, 2, 1).copy()
     params.update(input_shape=src.shape, stride=tuple(a.stride[::-1]), padding=tuple(a.padding[::-1]),
                   dilation=tuple(a.dilation[::-1]), groups=int(a.groups))
     return LavaNode(p.name, "conv", [src.name], src.delay + 1, lava_shape(p.out_shape), lava_order(p.out_shape),
-                    params, offset)
+                    params, offset, host=src.host)
 
 
-def _apply(p, src: LavaNode, w: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """``shift(W . offset) + bias`` (ours flat): the static part of a synapse reading a synaptic value."""
+def _readout(p, src: LavaNode, w: np.ndarray, bias: np.ndarray) -> LavaNode:
+    """The output synapse with a negative shift on a synaptic value (the classifier): Lava's ``Dense`` sends the
+    accumulation ``W . L`` exactly and the host reading it completes ``round(64 W . L + W . off) + bias``, the
+    round half up that does not split over the two terms (``params['readout']``, ``worker.collect``)."""
+    params = {"weight": 2 * w[:, src.order], "weight_exp": -MIXED_SIGN_SHIFT, "graded": True,
+              "readout": {"shift": p.attrs.shift, "acc": _acc(p, src, w), "bias": bias}}
+    return LavaNode(p.name, "dense", [src.name], src.delay + 1, lava_shape(p.out_shape), lava_order(p.out_shape),
+                    params, None, host=src.host)
+
+
+def _acc(p, src: LavaNode, w: np.ndarray) -> np.ndarray:
+    """``W . offset`` (ours flat, before the shift): the static part of a synapse reading a synaptic value."""
     import torch
     import torch.nn.functional as F
 
@@ -235,7 +281,7 @@ def _apply(p, src: LavaNode, w: np.ndarray, bias: np.ndarray) -> np.ndarray:
     else:
         in_shape = _in_shape(p, src)
         acc = F.conv2d(off.view(1, *in_shape), wt, None, a.stride, a.padding, a.dilation, a.groups)
-    return acc.reshape(-1).numpy().astype(np.int64) * (1 << a.shift) + bias
+    return acc.reshape(-1).numpy().astype(np.int64)
 
 
 def _in_shape(p, src: LavaNode) -> tuple[int, ...]:
@@ -248,8 +294,6 @@ def _sumpool(p, pg, ins) -> LavaNode:
     src = _one_input(p, ins)
     if len(src.shape) != 3 or not (src.synaptic or pg.spikes_only(p.sources)):
         _refuse(p, "a sum pool of pooled counts or the input (built on spikes and synaptic values)")
-    C = p.out_shape[0]
-    kh, kw = a.kernel
     offset = None
     if src.synaptic:   # the window sum of 64 L + off is 64 (window sum of L) + the window sum of off
         import torch
@@ -258,12 +302,23 @@ def _sumpool(p, pg, ins) -> LavaNode:
         off = torch.from_numpy(src.offset.astype(np.float64)).view(1, *_in_shape(p, src))
         offset = F.avg_pool2d(off, a.kernel, a.stride, a.padding, divisor_override=1).reshape(-1).numpy()
         offset = offset.astype(np.int64)
-    # a window sum is a depthwise conv with unit weights (Lava has no pooling process)
-    params = {"weight": np.ones((C, kw, kh, 1), np.int64), "weight_exp": 0, "graded": src.synaptic,
-              "input_shape": src.shape, "stride": tuple(a.stride[::-1]), "padding": tuple(a.padding[::-1]),
-              "dilation": (1, 1), "groups": C}
-    return LavaNode(p.name, "conv", [src.name], src.delay + 1, lava_shape(p.out_shape), lava_order(p.out_shape),
-                    params, offset)
+    # a window sum is a depthwise conv with unit weights as a Sparse (Lava has no pooling process, and its Conv
+    # holds groups in int8); unit positive weights are kept whole
+    C = p.out_shape[0]
+    w = np.ones((C, 1, *a.kernel), np.int64)
+    params = {"matrix": _sparse(p, src, w, (a.stride, a.padding, (1, 1), C)), "weight_exp": 0, "graded": src.synaptic}
+    return LavaNode(p.name, "pool", [src.name], src.delay + 1, lava_shape(p.out_shape), lava_order(p.out_shape),
+                    params, offset, host=src.host)
+
+
+def _sparse(p, src: LavaNode, w: np.ndarray, geometry) -> dict:
+    """A conv's weights as Lava ``Sparse`` entries in Lava's flat orders (``convmat.py``)."""
+    from .convmat import conv_entries
+
+    rows, cols, vals = conv_entries(w, _in_shape(p, src), p.out_shape, *geometry)
+    out_lava, in_lava = np.argsort(lava_order(p.out_shape)), np.argsort(src.order)
+    shape = (int(np.prod(p.out_shape)), int(np.prod(src.shape)))
+    return {"rows": out_lava[rows], "cols": in_lava[cols], "vals": vals, "shape": shape}
 
 
 def _neuron(p, ins, nodes, check_bias: bool) -> LavaNode:
@@ -272,21 +327,32 @@ def _neuron(p, ins, nodes, check_bias: bool) -> LavaNode:
         _refuse(p, f"{a.decay_bits}-bit decays (Lava's LIF has {DECAY_BITS})")
     if not ins:
         _refuse(p, "a neuron without input")
+    bias, host = _offset(ins)   # ours flat order: every bias on the way, added to v by Lava
+    shape, order = ins[0].shape, ins[0].order
     ins = _aligned(p, ins, nodes)
-    bias = sum(n.offset for n in ins)   # ours flat order: every bias on the way, added to v by Lava
     if bias.any() and a.du != a.unity:
         _refuse(p, "a bias on a neuron whose current persists (du < 4096: our bias enters u, Lava's v)")
     if a.du < DS_OFFSET:
         _refuse(p, "du = 0 (Lava's LIF decays u by at least 1/4096: ds_offset)")
-    vth = np.unique(np.asarray(p.params["vth"], np.int64))
-    if vth.size != 1:
-        _refuse(p, "per-neuron thresholds (Lava's LIF has one vth)")
-    vth = int(vth[0])
-    if (vth - 1) % (1 << ACT_SHIFT) or (vth - 1) >> ACT_SHIFT > VTH_MAX:
-        _refuse(p, f"threshold {vth} is not 64 k + 1 with k < 2**17 (Lava spikes on v > vth << 6, we on "
-                   f"v >= vth); {EXPORT_HINT}")
-    order = ins[0].order
-    params = {"du": a.du - DS_OFFSET, "dv": a.dv, "vth": (vth - 1) >> ACT_SHIFT, "bias": bias}
-    if check_bias:
-        params["bias_mant"], params["bias_exp"] = bias_format(bias[order], p.name)
-    return LavaNode(p.name, "lif", [n.name for n in ins], ins[0].delay, ins[0].shape, order, params)
+    vth = np.asarray(p.params["vth"], np.int64).reshape(-1)
+    bad = ((vth - 1) % (1 << ACT_SHIFT) != 0) | ((vth - 1) >> ACT_SHIFT > VTH_MAX) | (vth < 1)
+    if bad.any():
+        _refuse(p, f"threshold {int(vth[bad][0])} is not 64 k + 1 with k < 2**17 (Lava spikes on v > vth << 6, we "
+                   f"on v >= vth); {EXPORT_HINT}")
+    k = (vth - 1) >> ACT_SHIFT
+    # one threshold: Lava's LIFReset; one per neuron: LIFResetVth (lifvth.py), in Lava's flat order
+    k = int(k[0]) if np.unique(k).size == 1 else np.broadcast_to(k, (order.size,))[order].copy()
+    params = {"du": a.du - DS_OFFSET, "dv": a.dv, "vth": k, "bias": bias, "host": host}
+    split = host   # a total that depends on the image, or one outside Lava's bias format, is split
+    if check_bias and not host:
+        try:
+            params["bias_mant"], params["bias_exp"] = bias_format(bias[order], p.name)
+        except LavaError:
+            split = True
+    if split:
+        # the total 64 q + r (0 <= r < 64): the host sends q into a_in every step (a_in << 6) and r is the bias
+        # (exp 0), written before each image when it depends on the image (SEMANTICS.md, host values)
+        q = bias[order] >> ACT_SHIFT
+        params.update(inject=q, bias_mant=bias[order] - (q << ACT_SHIFT), bias_exp=np.zeros_like(q))
+    delay = max((n.delay for n in ins), default=0)
+    return LavaNode(p.name, "lif", [n.name for n in ins], delay, shape, order, params)

@@ -30,8 +30,9 @@ def plan_prodmm(p, pg, dyn, spk, delayed, refuse):
     to ``depth``; returns ``(inputs, delay, params)``."""
     from .plan import lava_order
 
-    if not dyn.synaptic:
-        refuse(p, "a product whose dynamic operand is not a synapse's output or a residual sum (not built yet)")
+    if not dyn.synaptic or dyn.host:
+        refuse(p, "a product whose dynamic operand is not a synapse's output or a residual sum, or holds a value the "
+                  "host computes per image (not built yet)")
     if dyn.offset.any() and (dyn.offset % ALIGN).any():
         refuse(p, "its dynamic operand's bias is not a multiple of 64 (the product of the bias and the spikes "
                   "would not reach Lava's neuron exactly); export it with 'sresformer export SRC --target lava'")

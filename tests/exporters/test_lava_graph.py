@@ -41,14 +41,30 @@ def _write(pg, path):
     return path
 
 
+def _dynamic(pg):
+    """``pg`` with its synapse computed every step (as if the input were frames): not a host value."""
+    pg.processes["syn"].static = False
+    return pg
+
+
 def test_plan_refuses_what_lava_cannot_reproduce_in_one_line():
     cases = [(_ifgraph(vth=128), r"'neu'.*threshold 128 is not 64 k \+ 1.*--target lava"),
-             (_ifgraph(shift=5), r"'syn'.*shift 5 < 6: Lava floors"),
-             (_ifgraph(bias=(4097, 0, 1)), r"neu: a bias of 4097 .* is not a 13-bit mantissa")]
+             (_dynamic(_ifgraph(shift=5)), r"'syn'.*shift 5 < 6: Lava floors")]
+    # static, the same synapse is computed by the host once per image (the stem's way)
+    assert plan_graph(_ifgraph(shift=5))["syn"].lava == "host"
     for pg, pattern in cases:
         with pytest.raises(LavaError, match=pattern) as e:
             plan_graph(pg)
         assert "\n" not in str(e.value)
+
+
+def test_a_bias_outside_lavas_format_splits_into_an_input_and_a_bias():
+    """4097 has no 13-bit mantissa << 0..7: the neuron gets 64 q + r, q = 64 into a_in (a_in << 6) and r = 1 as its
+    bias; (0, 1) stay as they are (q = 0)."""
+    node = plan_graph(_ifgraph(bias=(4097, 0, 1)))["neu"]
+    assert node.params["inject"].tolist() == [64, 0, 0] and node.params["bias_mant"].tolist() == [1, 0, 1]
+    p = node.params
+    assert ((p["inject"] << 6) + (p["bias_mant"] << p["bias_exp"])).tolist() == [4097, 0, 1]
 
 
 def test_grid_moves_thresholds_to_the_nearest_64k_plus_1():
@@ -359,3 +375,24 @@ def test_a_products_operand_bias_off_the_64_grid_is_refused_and_the_grid_rounds_
     g = lava_grid(pg)
     assert g.processes["W"].params["bias"].tolist() == [64, -128, 128, 0]
     assert plan_graph(g)["mm2"].lava == "prodmm"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_spikingresformer_nano_runs_in_lava_spike_for_spike(tmp_path):
+    """Issue 16: a firing (untrained, warmed-up) nano SpikingResformer exported with --target lava, then
+    'simulate --backend lava --limit 2' on digits: its stem on the host (per-image biases), its DSSA products as
+    ProdNeurons, per-head thresholds (LIFResetVth), the classifier's rounding by the host, every neuron's spikes
+    and the logits equal to our executor's on both images."""
+    _needs_lava()
+    from testutil import lively_nano_checkpoint
+
+    ckpt = lively_nano_checkpoint(tmp_path, seed=0)
+    r = _cli("export", ckpt, "--target", "lava", "--out", tmp_path / "lava", "--calib-images", 16, "--eval-images", 8)
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = _cli("simulate", tmp_path / "lava" / "model.loihi", "--backend", "lava", "--limit", 2, "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    s = json.loads(r.stdout)
+    assert s["samples"] == 2 and s["processes"] == 21   # 20 neuron layers and the logits
+    assert s["spikes"] > 0, "a silent model would agree trivially"
+    assert s["agreement"] == 1.0 and s["first_mismatch"] is None, s
