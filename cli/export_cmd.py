@@ -15,6 +15,7 @@ TARGETS = {
     "loihi": "exporters.loihi.export:export_loihi",
     "nir": "exporters.nir.cli:export_nir",
     "netx": "exporters.loihi.netx:export_netx",
+    "lava": "exporters.lava.export:export_lava",
 }
 # The ONNX graph is unrolled over T: its size and export time grow linearly with T, and at
 # 64 steps a nano model's file is already ~16x its T = 4 size. Longer runs belong on the chip.
@@ -42,8 +43,10 @@ def export_onnx_target(source: str, out: str, T=None, opset=None, **_unused) -> 
 @click.argument("source", type=click.Path(dir_okay=False))
 @click.option("--target", required=True, type=click.Choice(sorted(TARGETS)),
               help="nir: NIR 1.0 HDF5; onnx: unrolled over T; loihi: integer chip artifact (.loihi); "
-                   "netx: lava-dl netx HDF5 (chains of CUBA layers).")
-@click.option("--out", required=True, type=click.Path(), help="File to write (atomically; never one of the inputs).")
+                   "netx: lava-dl netx HDF5 (chains of CUBA layers); lava: a directory with the artifact on Lava's "
+                   "grid and a README (run by Lava's fixed-point models).")
+@click.option("--out", required=True, type=click.Path(), help="File to write (atomically; never one of the "
+              "inputs); --target lava: a new directory.")
 @click.option("--calib-data", default=None, help="Calibration data for quantization (default: digits or synthetic).")
 @click.option("--chip", default=None, help="Chip description for --target loihi: loihi2 (default: DSSA on product "
                                            "compartments), loihi2-opmem (HYPOTHETICAL: a core holding the operand), "
@@ -72,7 +75,7 @@ def export(source, target, out, as_json, spike_mask, **options):
 
     from .common import masked_source
 
-    check_output(out, [source])
+    check_output(out, [source], directory=target == "lava")
     module, attr = TARGETS[target].split(":")
     with tempfile.TemporaryDirectory(prefix="sresformer-mask-") as tmp:
         summary = getattr(importlib.import_module(module), attr)(masked_source(source, spike_mask, tmp), out, **options)

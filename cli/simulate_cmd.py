@@ -113,8 +113,13 @@ def _human(s: dict) -> str:
                    "file as the run goes; under torchrun rank 0 writes it.")
 @click.option("--resume", is_flag=True, help="Continue the run whose --out file exists: its samples are not run "
                                             "again, the summary merges them with the new ones.")
+@click.option("--backend", type=click.Choice(["hw_sim", "lava"]), default="hw_sim", show_default=True,
+              help="lava: run the artifact as Lava processes (Intel's fixed-point models; --limit defaults to 4; "
+                   "a MODEL.nir is lowered onto Lava's grid first) and print its agreement with our executor and "
+                   "the first mismatch.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else.")
-def simulate(source, data, limit, chip_profile, timing_model, batch_size, as_json, spike_mask, out, resume):
+def simulate(source, data, limit, chip_profile, timing_model, batch_size, as_json, spike_mask, out, resume,
+             backend):
     """Simulate ARTIFACT (.loihi), MODEL.nir or a lava-dl netx NETWORK.net on DATA: accuracy, agreement,
     SOPs, energy, latency. A netx network keeps its own integers; its input shape comes from the file
     (PilotNet's 3 x 66 x 200: use --data synthetic). Under torchrun (torch.distributed, gloo) each process
@@ -122,6 +127,11 @@ def simulate(source, data, limit, chip_profile, timing_model, batch_size, as_jso
     from hw_sim.chips import load_energy_profile
 
     profile = load_energy_profile(chip_profile)   # bad names fail before any work
+    if backend == "lava":
+        if out is not None or resume:
+            raise click.UsageError("--out and --resume are for the hw_sim backend; --backend lava compares a few "
+                                   "samples (--limit) with our executor")
+        return _simulate_lava(source, data, limit, spike_mask, as_json)
     if resume and out is None:
         raise click.UsageError("--resume continues the run of an --out file: pass --out RESULTS.jsonl")
     from hw_sim import shard
@@ -168,3 +178,16 @@ def _simulate_in(source, data, limit, profile, batch_size, timing_model, spike_m
         artifact = artifact_of(masked_source(source, spike_mask, tmp), data, tmp)
         return simulate_summary(artifact, source, data, limit, profile, batch_size, timing_model, spike_mask,
                                 out, resume)
+
+
+def _simulate_lava(source, data, limit, spike_mask, as_json) -> None:
+    """``--backend lava``: the artifact (lowered onto Lava's grid if it is made here) as Lava processes,
+    its agreement with our executor printed."""
+    from exporters.lava.run import human, simulate_lava
+
+    from .common import masked_source
+
+    with tempfile.TemporaryDirectory(prefix="sresformer-sim-") as tmp:
+        artifact = artifact_of(masked_source(source, spike_mask, tmp), data, tmp)
+        s = simulate_lava(artifact, data, limit, grid=artifact != source)   # a model made here: on Lava's grid
+    click.echo(json.dumps({**s, "source": str(source)}) if as_json else human(s))

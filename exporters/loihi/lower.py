@@ -393,7 +393,15 @@ class Lowering:
         return Process(fn.name, "maxpool", list(fn.sources), fn.out_shape, attrs=attrs)
 
     def _flatten(self, fn):
-        return Process(fn.name, "flatten", list(fn.sources), fn.out_shape, attrs=FlattenAttrs())
+        """A reshape; NIR sums a node's inputs, so several sources first meet in a sum ``<name>.sum`` (a
+        flatten process reshapes one value)."""
+        if len(fn.sources) == 1:
+            return Process(fn.name, "flatten", list(fn.sources), fn.out_shape, attrs=FlattenAttrs())
+        total = f"{fn.name}.sum"
+        self.exp[total], self.scale[total] = self.exp.get(fn.name, 0), self.scale.get(fn.sources[0], 1.0)
+        self.procs[total] = Process(total, "sum", list(fn.sources), fn.in_shape,
+                                    attrs=SumAttrs(False, out_bits=self.out_bits["sum"]))
+        return Process(fn.name, "flatten", [total], fn.out_shape, attrs=FlattenAttrs())
 
     def _attngate(self, fn):
         """MA gates on the embedded processor: input unit folded into the first-layer weights (gate.py)."""

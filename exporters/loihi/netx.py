@@ -91,7 +91,7 @@ def netx_chain(pg: ProcessGraph) -> list[dict]:
         kinds = sorted({q.kind for q, _ in problems[1:]})
         more = f" (and {len(problems) - 1} more: {', '.join(kinds)})" if len(problems) > 1 else ""
         raise NetxError(f"netx cannot represent process {p.name!r} ({p.kind}): {why}{more}; "
-                        "use --target loihi for this model")
+                        "use --target lava (Lava processes) or --target loihi for this model")
     layers, pending, flatten = [], None, False
     for p in procs:
         if p.kind == "input" or (p.kind == "sum" and p.attrs.alias):

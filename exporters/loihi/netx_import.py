@@ -334,7 +334,7 @@ class _Builder:
             tuple(layer.shape) if op == "conv" else (int(np.prod(layer.shape)),))
         syn = Process(f"layer{layer.index}.synapse", "synapse", [self.last], shape,
                       params={"weight": w.astype(np.int64), "bias": bias * ALIGN}, attrs=attrs,
-                      exponent=-ACT_SHIFT)
+                      exponent=-ACT_SHIFT, static=self.procs[self.last].static)   # static iff what it reads is
         self.add(syn)
         return syn, a_max
 

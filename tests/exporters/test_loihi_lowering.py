@@ -138,3 +138,45 @@ def test_the_chip_file_sets_weight_and_decay_widths(tmp_path):
     assert torch.equal(res.logits, logits.to(torch.int64))
     for p in neu:
         assert torch.equal(res.values[p.name].double(), values[p.name].expand_as(res.values[p.name])), p.name
+
+
+def test_two_neurons_into_a_flatten_simulate(tmp_path):
+    """NIR sums a node's inputs: two LIFs feeding a Flatten lower to a sum then a one-source flatten, an artifact
+    the reader accepts (``sresformer simulate X.nir`` in a subprocess, exit 0, bit-equal to the fake-quant model),
+    and the flattened value is the two spike trains' sum."""
+    import subprocess
+    import sys
+
+    import nir
+
+    from hw_sim.executor import Executor
+    from testutil import ROOT
+
+    rng = np.random.default_rng(0)
+
+    def lif(vth):
+        return nir.LIF(tau=np.full((2, 4, 4), 2e-4), r=np.ones((2, 4, 4)), v_leak=np.zeros((2, 4, 4)),
+                       v_threshold=np.full((2, 4, 4), vth))
+
+    nodes = {"input": nir.Input(np.array([1, 4, 4])),
+             "a": nir.Conv2d(input_shape=(4, 4), weight=rng.normal(0, 1, (2, 1, 3, 3)).astype(np.float32), stride=1,
+                             padding=1, dilation=1, groups=1, bias=np.full(2, 0.3, np.float32)),
+             "l1": lif(0.2), "l2": lif(0.4),
+             "flat": nir.Flatten(input_type={"input": np.array([2, 4, 4])}, start_dim=0, end_dim=-1),
+             "fc": nir.Affine(weight=rng.normal(0, 1, (10, 32)).astype(np.float32), bias=np.zeros(10, np.float32)),
+             "output": nir.Output(np.array([10]))}
+    edges = [("input", "a"), ("a", "l1"), ("a", "l2"), ("l1", "flat"), ("l2", "flat"), ("flat", "fc"),
+             ("fc", "output")]
+    graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata={"dt": 1e-4, "T": 2})
+    nir.write(tmp_path / "m.nir", graph)
+    r = subprocess.run([sys.executable, "-m", "cli.main", "simulate", str(tmp_path / "m.nir"), "--data", "synthetic",
+                        "--limit", "1"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "agreement  100.00%" in r.stdout
+    fg = FlatGraph(graph, dt=1e-4)
+    x = torch.rand(2, 1, 4, 4)
+    pg = lower(fg, value_ranges(fg, [x.unsqueeze(0).expand(2, *x.shape)], 2), 2)
+    v = Executor(pg).run(x, keep=True).values
+    both = v["l1"] + v["l2"]
+    assert both.sum() > 0, "silent neurons would prove nothing"
+    assert torch.equal(v["flat"], both.flatten(2))

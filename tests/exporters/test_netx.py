@@ -133,6 +133,7 @@ def test_cli_refuses_spikingresformer_in_one_line(nano_ckpt, tmp_path):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "netx cannot represent process" in lines[0]
     assert any(w in lines[0] for w in ("pooling", "residual", "attention"))
+    assert "--target lava" in lines[0]   # the target that builds such graphs
     assert not (tmp_path / "m.net").exists() and r.stdout == ""
 
 
@@ -200,3 +201,14 @@ def test_lava_spikes_equal_our_integer_semantics(make, tmp_path):
             lag = s * T + i + 1   # one step per synapse (Lava's Dense/Conv buffer)
             np.testing.assert_array_equal(got[lag:lag + T].reshape(T, -1), want[:, s].reshape(T, -1),
                                           err_msg=f"layer {i}, sample {s}")
+
+
+def test_simulate_reads_our_netx_file(tmp_path):
+    """``sresformer simulate X.net``: the netx import's graph passes the artifact reader's checks (its first
+    synapse reads only the static host input, so it is static) and the run ends with status 0."""
+    pg, _ = _lowered(_cnn)
+    write_netx(pg, tmp_path / "m.net")
+    r = subprocess.run([sys.executable, "-m", "cli.main", "simulate", str(tmp_path / "m.net"), "--data", "synthetic",
+                        "--limit", "1"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "agreement  100.00%" in r.stdout
