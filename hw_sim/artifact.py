@@ -39,7 +39,7 @@ V1_FIXED = {"neuron": {"decay_bits": 12}, "synapse": {"weight_bits": 8}}
 #: saturate at its chip's ``state_bits`` (the width of the compartment they are accumulated in).
 V3_FIELDS = ("out_bits",)
 #: what version 4 added to the neuron kind, as the earlier versions' neurons had it
-V4_FIXED = {"reset": "zero"}
+V4_FIXED = {"reset": "zero", "in_shift": 0}
 
 
 class ArtifactError(UserError):

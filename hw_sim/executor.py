@@ -158,7 +158,7 @@ class Executor:
         a = p.attrs
         bias = neuron_param(p, "bias")
         # a compartment bias enters every step as input does
-        in_b = self._in_bound(p) + (0.0 if bias is None else float(np.max(np.abs(bias))))
+        in_b = self._in_bound(p) * 2 ** a.in_shift + (0.0 if bias is None else float(np.max(np.abs(bias))))
         bits, du, dv, unity = a.state_bits, a.du, a.dv, a.unity
         nb = neuron_bounds(du, dv, unity, bits, self.pg.T, in_b)
         # a decay multiplies by (unity-d)/unity: exact in float32 only when unity-d is a power of two
@@ -338,6 +338,8 @@ class Executor:
 
     def _run_neuron(self, p, plan, vals, x, steps):
         inp = self._summed(p, vals, plan.compute, steps)
+        if p.attrs.in_shift:   # exact: the bounds hold the shifted input
+            inp = inp * 2 ** p.attrs.in_shift
         out, active = self._neuron(p, plan, inp)
         return out, inp, active
 

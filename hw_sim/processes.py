@@ -133,8 +133,8 @@ class SynapseAttrs(GradedAttrs):
 
 @dataclass(frozen=True)
 class NeuronAttrs(Attrs):
-    """``neuron``, CUBA-LIF: ``u = sat(decay(u, du) + in)``; ``v = sat(decay(v, dv) + u + bias)``; ``s = v >= vth``;
-    then ``v = 0 where s`` (``reset='zero'``, Loihi's CUBA compartment) or ``v = v - vth where s``
+    """``neuron``, CUBA-LIF: ``u = sat(decay(u, du) + (in << in_shift))``; ``v = sat(decay(v, dv) + u + bias)``;
+    ``s = v >= vth``; then ``v = 0 where s`` (``reset='zero'``, Loihi's CUBA compartment) or ``v = v - vth where s``
     (``reset='subtract'``, the soft reset of a converted QCFS neuron: Bu et al., ICLR 2022, Theorem 2);
     ``decay(x, d) = sign(x) * ((|x| * (2**decay_bits - d)) >> decay_bits)``
     (truncating toward zero; Loihi: ``decay_bits = 12``); ``sat`` clips to the symmetric ``state_bits``
@@ -152,6 +152,8 @@ class NeuronAttrs(Attrs):
     dv: int = _int(0, 1 << MAX_WIDTH, "voltage decay, in units of 2**-decay_bits (at most 2**decay_bits)")
     state_bits: int = _int(2, MAX_WIDTH, "signed width of u and v (at most the chip's state_bits)")
     decay_bits: int = _int(1, 24, "resolution of du, dv (the chip's decay_bits)")
+    in_shift: int = _int(0, MAX_SHIFT, "power of two on the summed input: the weight exponent of the synapses "
+                         "that bring it (a product compartment's weight-1 output synapse)", default=0, kw_only=True)
     reset: str = _choice(RESETS, "after a spike: v = 0 (zero) or v - vth (subtract; the chip's subtract_reset)",
                          default="zero", kw_only=True)
 

@@ -63,8 +63,8 @@ def _why(p, producer_kind=None) -> str | None:
             return "a neuron with current decay du != 4096 (its bias would act on v, not u, in netx)"
         if p.attrs.reset != "zero":
             return f"a neuron with the {p.attrs.reset} reset (netx's CUBA neurons reset to 0)"
-        if any(k in p.params for k in ("bias", "v0")):
-            return "a neuron with a compartment bias or an initial membrane (netx writes neither)"
+        if p.attrs.in_shift or any(k in p.params for k in ("bias", "v0")):
+            return "a neuron with an input shift, a compartment bias or an initial membrane (netx writes none)"
         if np.unique(p.params["vth"]).size > 1:
             return "per-neuron thresholds (a netx CUBA layer has one vThMant)"
     return None

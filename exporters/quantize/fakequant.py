@@ -130,7 +130,7 @@ class FakeQuantModel(nn.Module):
         v = torch.zeros_like(x[0]) + par["v0"]
         out = torch.empty_like(x)
         for t in range(x.shape[0]):
-            u = self._sat(p, decay(u, a.du, a.decay_bits) + x[t], a.state_bits)
+            u = self._sat(p, decay(u, a.du, a.decay_bits) + x[t] * 2 ** a.in_shift, a.state_bits)
             v = self._sat(p, decay(v, a.dv, a.decay_bits) + u + par["bias"], a.state_bits)
             if self.probe is not None:
                 self.probe(p, t, u.clone(), v.clone())

@@ -22,7 +22,7 @@ def _as_version(src, dst, version: int):
     """The artifact as an older version wrote it: version 3 had no neuron reset; version 2 no out_bits either;
     version 1 neither weight_bits nor decay_bits, and no null (absent) keys."""
     shutil.copy(src, dst)
-    dropped = ("reset",) + (("out_bits",) if version < 3 else ()) + \
+    dropped = ("reset", "in_shift") + (("out_bits",) if version < 3 else ()) + \
         (("weight_bits", "decay_bits") if version == 1 else ())
     with h5py.File(dst, "r+") as f:
         f.attrs["version"] = version
