@@ -30,7 +30,7 @@ from .processes import GRADED_KINDS, KINDS, Process, ProcessGraph, ProdmmAttrs
 from .prodneuron import attention_lowering, attention_of
 
 FORMAT = "sresformer.loihi"
-VERSION = 3
+VERSION = 4
 #: Version 1 files predate the typed attributes: their neurons' decays were fixed at 12 bits
 #: (``du``, ``dv`` in 1/4096) and their synapses' mantissas at 8 bits (version-1 ARTIFACT.md);
 #: reading one fills these in, so it runs exactly as it did.
@@ -38,6 +38,8 @@ V1_FIXED = {"neuron": {"decay_bits": 12}, "synapse": {"weight_bits": 8}}
 #: Version 3 added ``out_bits`` to the graded kinds; an older file's graded values are taken to
 #: saturate at its chip's ``state_bits`` (the width of the compartment they are accumulated in).
 V3_FIELDS = ("out_bits",)
+#: what version 4 added to the neuron kind, as the earlier versions' neurons had it
+V4_FIXED = {"reset": "zero", "in_shift": 0}
 
 
 class ArtifactError(UserError):
@@ -150,10 +152,12 @@ def _member(group, key: str, kind, where: str):
 
 
 def _older_attrs(kind: str, raw: dict, where: str, version: int, chip: dict) -> dict:
-    """A version-1 or -2 process's attrs as version 3 has them: the widths those versions fixed filled in."""
+    """A version-1, -2 or -3 process's attrs as version 4 has them: what those versions fixed filled in."""
     fixed = dict(V1_FIXED.get(kind, {})) if version == 1 else {}
-    if kind in GRADED_KINDS:
+    if kind in GRADED_KINDS and version < 3:
         fixed.update({k: chip["state_bits"] for k in V3_FIELDS})
+    if kind == "neuron":   # versions 1 to 3 had only Loihi's reset to 0
+        fixed.update(V4_FIXED)
     known = sorted(set(raw) & set(fixed))
     if known:
         raise Invalid(f"{where}: attrs has unknown key {known[0]!r} for a version-{version} {kind}")
@@ -171,7 +175,7 @@ def _process(g, index: int, version: int, chip: dict) -> tuple[Process, dict]:
     where = f"process {name!r} ({kind})"
     raw = _json_dict(a["attrs"], f"{where} attrs")
     if version < VERSION:
-        if kind == "prodmm":
+        if kind == "prodmm" and version < 3:
             raise Invalid(f"{where}: version {version} has no prodmm (it named every product dsmm)")
         raw = _older_attrs(kind, raw, where, version, chip)
     attrs = chk.typed_attrs(kind, raw, where, complete=version >= 2)

@@ -29,6 +29,8 @@ def _bound_synapse(p, pg, bound, in_b):
 
 def _bound_neuron(p, pg, bound, in_b):
     a = p.attrs
+    bias = p.params.get("bias")   # a compartment bias enters every step as input does
+    in_b = in_b * 2 ** a.in_shift + (float(np.max(np.abs(bias))) if bias is not None and np.size(bias) else 0.0)
     pre = neuron_bounds(a.du, a.dv, a.unity, a.state_bits, pg.T, in_b).pre
     if pre >= F64_EXACT:
         raise Invalid(f"{where_of(p)}: its current can reach {pre:.3g} before saturating, beyond exact float64 "

@@ -22,7 +22,16 @@ import math
 import numpy as np
 
 from .attngate import WEIGHT_BITS as GATE_WEIGHT_BITS
-from .processes import GRADED_KINDS, KIND_ATTRS, MAX_DIM, PRODUCT_KINDS, Attrs, Process, ProcessGraph
+from .processes import (
+    GRADED_KINDS,
+    KIND_ATTRS,
+    MAX_DIM,
+    NEURON_OPTIONAL,
+    PRODUCT_KINDS,
+    Attrs,
+    Process,
+    ProcessGraph,
+)
 from .prodneuron import attention_lowering
 from .products import form_dims
 
@@ -267,7 +276,11 @@ def _check_neuron(p: Process, pg, src, declared, chip) -> dict[str, list]:
         integer(getattr(a, key), f"{where_of(p)} {key} (in 2**-{a.decay_bits})", 0, a.unity)
     integer(a.state_bits, f"{where_of(p)} state_bits (the chip's is {chip['state_bits']})", 2, chip["state_bits"])
     _need(p, src == out, f"out_shape {out} is not its input's {src}")
-    return {"vth": [(1,), (), out, (math.prod(out),)]}
+    _need(p, a.reset != "subtract" or chip.get("subtract_reset", False),
+          f"reset 'subtract' needs a chip with subtract_reset (the mapped chip {chip.get('name')!r} resets to 0)")
+    shapes = [(1,), (), out, (math.prod(out),)]
+    # bias and v0 are optional (absent: 0); vth is required
+    return {"vth": shapes, **{k: shapes for k in NEURON_OPTIONAL if k in declared}}
 
 
 def _check_sum(p: Process, pg, src, declared, chip) -> dict[str, list]:
@@ -395,7 +408,9 @@ def _widths_synapse(a) -> dict[str, tuple[int, int, str]]:
 
 
 def _widths_neuron(a) -> dict[str, tuple[int, int, str]]:
-    return {"vth": (1, 2 ** (a.state_bits - 1) - 1, f"a {a.state_bits}-bit membrane")}
+    lim = 2 ** (a.state_bits - 1) - 1
+    return {"vth": (1, lim, f"a {a.state_bits}-bit membrane"), "bias": (-MAX_BIAS, MAX_BIAS, "bias"),
+            "v0": (-lim, lim, f"a {a.state_bits}-bit membrane")}
 
 
 def _widths_attngate(a) -> dict[str, tuple[int, int, str]]:

@@ -110,6 +110,7 @@ class Chip:
     ``graded_spike_bits = 0`` means binary spikes only (Loihi 1). ``product_neurons``: the chip
     runs ``prodmm`` (product compartments); ``dynamic_operand_memory``: it runs ``dsmm`` (a core
     that holds a dynamic operand); a chip with neither cannot run DSSA's products.
+    ``subtract_reset``: its neurons can reset by subtraction (``neuron`` ``reset='subtract'``).
     """
 
     name: str = _text(100, "profile name")
@@ -144,6 +145,8 @@ class Chip:
     # how a product of two dynamic operands (DSSA's matmuls) can run: see hw_sim/prodneuron.py
     product_neurons: bool = _bool("programmable product compartments (Lava's ProdNeuron) and graded spikes")
     dynamic_operand_memory: bool = _bool("a core memory that holds a dynamic operand, rewritten every step")
+    # a neuron that subtracts its threshold on a spike (the converted QCFS neuron, sresformer/convert.py)
+    subtract_reset: bool = _bool("neurons can reset by subtracting the threshold (programmable neuron models)")
     # a mapping needing more chips than any system holds is refused before its fan-out is counted
     max_system_chips: int = _int("count", 0, 1 << 20, "chips in the largest system built of this chip "
                                  "(0 or absent: no limit known)", default=0)

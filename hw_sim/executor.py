@@ -44,7 +44,7 @@ import torch.nn.functional as F
 
 from hw_sim.arith import shift_round
 from hw_sim.bounds import dsmm_terms, gate_accumulator_bound, neuron_bounds, saturated, synapse_bounds
-from hw_sim.processes import GRADED_KINDS, Process, ProcessGraph, sat_limit
+from hw_sim.processes import GRADED_KINDS, NEURON_OPTIONAL, Process, ProcessGraph, neuron_param, sat_limit
 from hw_sim.products import PRODUCT_FORMS, form_dims
 from sresformer.spike_gate import keep_mask
 
@@ -155,18 +155,22 @@ class Executor:
         return plan
 
     def _plan_neuron(self, p):
-        in_b = self._in_bound(p)
         a = p.attrs
+        bias = neuron_param(p, "bias")
+        # a compartment bias enters every step as input does
+        in_b = self._in_bound(p) * 2 ** a.in_shift + (0.0 if bias is None else float(np.max(np.abs(bias))))
         bits, du, dv, unity = a.state_bits, a.du, a.dv, a.unity
         nb = neuron_bounds(du, dv, unity, bits, self.pg.T, in_b)
         # a decay multiplies by (unity-d)/unity: exact in float32 only when unity-d is a power of two
         # (a pure exponent change); otherwise |x| * (unity-d) needs up to bits+decay_bits significand bits
         dyadic = all(d in (0, unity) or _power_of_two(unity - d) for d in (du, dv))
         state = exact_dtype(nb.pre) if dyadic else torch.float64
-        vth = torch.from_numpy(np.asarray(p.params["vth"], dtype=np.int64)).to(state)
-        vth = vth.reshape(p.out_shape) if vth.numel() > 1 else vth.reshape(())
-        # a clamp the bounds prove idle is skipped (hw_sim.bounds.neuron_bounds)
-        return Plan(1.0, torch.float32, state, {"vth": vth, "u_clamps": nb.u_clamps, "v_clamps": nb.v_clamps})
+        t = {k: None if (v := neuron_param(p, k)) is None else torch.from_numpy(v).to(state)
+             for k in ("vth", *NEURON_OPTIONAL)}
+        # a clamp the bounds prove idle is skipped (hw_sim.bounds.neuron_bounds); an initial membrane
+        # can sit outside the leak's geometric bound, so then the v clamp stays
+        v_clamps = nb.v_clamps or t["v0"] is not None
+        return Plan(1.0, torch.float32, state, {**t, "u_clamps": nb.u_clamps, "v_clamps": v_clamps})
 
     def _plan_sum(self, p):
         b = self._in_bound(p)
@@ -334,6 +338,8 @@ class Executor:
 
     def _run_neuron(self, p, plan, vals, x, steps):
         inp = self._summed(p, vals, plan.compute, steps)
+        if p.attrs.in_shift:   # exact: the bounds hold the shifted input
+            inp = inp * 2 ** p.attrs.in_shift
         out, active = self._neuron(p, plan, inp)
         return out, inp, active
 
@@ -406,19 +412,23 @@ class Executor:
         return by_pos
 
     def _neuron(self, p, plan, x):
-        """CUBA-LIF over ``x [T, B, ...]``, step by step from zero state:
-        ``u = sat(decay(u, du) + in); v = sat(decay(v, dv) + u); s = v >= vth; v = 0 where s``.
+        """CUBA-LIF over ``x [T, B, ...]``, step by step from ``u = 0``, ``v = v0``:
+        ``u = sat(decay(u, du) + in); v = sat(decay(v, dv) + u + bias); s = v >= vth``; then ``v = 0`` or
+        ``v - vth`` where ``s`` (``reset``).
 
         Returns the spikes and the active compartments (non-zero input, remaining current or
         voltage: the rest update idly), both ``[T, B, ...]``.
         """
         bits, du, dv, unity = p.attrs.state_bits, p.attrs.du, p.attrs.dv, p.attrs.unity
         vth, u_clamps, v_clamps = plan.tensors["vth"], plan.tensors["u_clamps"], plan.tensors["v_clamps"]
+        bias, v0 = plan.tensors["bias"], plan.tensors["v0"]
+        subtract = p.attrs.reset == "subtract"
         lim = sat_limit(bits)
         T = x.shape[0]
         fired = torch.empty(x.shape, dtype=torch.bool)
         active = x != 0
-        u = v = None
+        u = None
+        v = None if v0 is None else v0.to(plan.compute).expand(x.shape[1:]).clone()
         for t in range(T):
             xt, act = x[t], active[t]
             if du == unity:         # the current does not outlive a step (xt is the input's: clamp a copy)
@@ -436,12 +446,18 @@ class Executor:
             else:
                 act |= v != 0
                 v = decay_(v, dv, unity).add_(u)
+            if bias is not None:
+                act |= bias != 0
+                v.add_(bias)
             if v_clamps:
                 self._saturate_(p, lim, v)
             if self.probe is not None:
                 self.probe(p, t, u.clone(), v.clone())
             s = torch.ge(v, vth, out=fired[t])
-            v.masked_fill_(s, 0.0)
+            if subtract:
+                v = torch.where(s, v - vth, v)
+            else:
+                v.masked_fill_(s, 0.0)
         return fired.to(plan.dtype), active
 
     #: process kind -> setup (bounds, dtypes, tensors); tests/hw_sim/test_kernel_tables.py checks the kinds

@@ -32,6 +32,7 @@ from .products import FORMS
 
 MAX_DIM = 1 << 16    # kernel, stride, padding, dilation, groups, heads (far above any real layer)
 MAX_SHIFT = 64       # power-of-two shifts of accumulators (an int64 accumulator has 63 bits)
+RESETS = ("zero", "subtract")   # a neuron's reset rules (NeuronAttrs.reset)
 MAX_WIDTH = 32       # bit widths of stored values (the executor keeps integers exact in float64)
 
 
@@ -47,8 +48,8 @@ def _flag(doc: str, **kw):
     return field(metadata={"type": bool, "doc": doc}, **kw)
 
 
-def _choice(choices: tuple[str, ...], doc: str):
-    return field(metadata={"type": str, "choices": choices, "doc": doc})
+def _choice(choices: tuple[str, ...], doc: str, **kw):
+    return field(metadata={"type": str, "choices": choices, "doc": doc}, **kw)
 
 
 def _real(lo: float, hi: float, doc: str):
@@ -132,14 +133,18 @@ class SynapseAttrs(GradedAttrs):
 
 @dataclass(frozen=True)
 class NeuronAttrs(Attrs):
-    """``neuron``, CUBA-LIF: ``u = sat(decay(u, du) + in)``; ``v = sat(decay(v, dv) + u)``; ``s = v >= vth``;
-    ``v = 0 where s``; ``decay(x, d) = sign(x) * ((|x| * (2**decay_bits - d)) >> decay_bits)``
+    """``neuron``, CUBA-LIF: ``u = sat(decay(u, du) + (in << in_shift))``; ``v = sat(decay(v, dv) + u + bias)``;
+    ``s = v >= vth``; then ``v = 0 where s`` (``reset='zero'``, Loihi's CUBA compartment) or ``v = v - vth where s``
+    (``reset='subtract'``, the soft reset of a converted QCFS neuron: Bu et al., ICLR 2022, Theorem 2);
+    ``decay(x, d) = sign(x) * ((|x| * (2**decay_bits - d)) >> decay_bits)``
     (truncating toward zero; Loihi: ``decay_bits = 12``); ``sat`` clips to the symmetric ``state_bits``
     signed range ``[-(2**(state_bits-1)-1), 2**(state_bits-1)-1]`` (:func:`sat_limit`), as Lava's
     ``PyLifModelBitAcc`` clips ``v``. Lava *wraps* ``u`` modulo ``2**state_bits`` instead; here ``u``
     saturates too (a wrapped current flips sign), and export refuses a model whose calibration data
     saturates anything, so only inputs outside the calibration reach either rule.
-    ``u``, ``v`` start at 0. Output: binary spikes ``s``."""
+    ``u`` starts at 0, ``v`` at ``v0``. Params: ``vth`` (per neuron or one for all), optional ``bias``
+    (a constant added every step, Loihi's compartment bias) and ``v0`` (the initial membrane), each
+    absent meaning 0. Output: binary spikes ``s``."""
 
     kind: ClassVar[str] = "neuron"
     spiking: ClassVar[bool] = True
@@ -147,6 +152,10 @@ class NeuronAttrs(Attrs):
     dv: int = _int(0, 1 << MAX_WIDTH, "voltage decay, in units of 2**-decay_bits (at most 2**decay_bits)")
     state_bits: int = _int(2, MAX_WIDTH, "signed width of u and v (at most the chip's state_bits)")
     decay_bits: int = _int(1, 24, "resolution of du, dv (the chip's decay_bits)")
+    in_shift: int = _int(0, MAX_SHIFT, "power of two on the summed input: the weight exponent of the synapses "
+                         "that bring it (a product compartment's weight-1 output synapse)", default=0, kw_only=True)
+    reset: str = _choice(RESETS, "after a spike: v = 0 (zero) or v - vth (subtract; the chip's subtract_reset)",
+                         default="zero", kw_only=True)
 
     @property
     def unity(self) -> int:
@@ -333,6 +342,19 @@ class Process:
     def host(self) -> bool:
         """True for a kind that runs on the embedded processor at every step (the MA gates)."""
         return type(self.attrs).host
+
+
+#: a neuron's optional params (absent: 0), beside its required ``vth`` (NeuronAttrs)
+NEURON_OPTIONAL = ("bias", "v0")
+
+
+def neuron_param(p: Process, key: str) -> np.ndarray | None:
+    """Neuron param ``key`` (``vth``, ``bias``, ``v0``) as int64 of ``p.out_shape`` (a scalar array when it
+    holds one value for all), or None for an absent optional one."""
+    if key not in p.params:
+        return None
+    arr = np.asarray(p.params[key], dtype=np.int64)
+    return arr.reshape(p.out_shape) if arr.size > 1 else arr.reshape(())
 
 
 @dataclass

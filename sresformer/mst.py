@@ -28,6 +28,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .layers import SpikingMatmul
 from .qcfs import QCFS, QCFS_LAMBDA0, QCFS_LEVELS, SoftIF, cumulative_increment, rate_input
 
 PRODUCTS = ("cumulative", "per-step")
@@ -77,20 +78,25 @@ class Attention(nn.Module):
         # with 1 the sum over N tokens saturates every QCFS at lambda (no gradient)
         self.register_buffer("gamma", torch.tensor(1.0 if softmax else 1.0 / tokens))
         self.attn_act = None if softmax else _act(snn, levels)
+        # the SNN's per-step products as modules the SOP counter finds (sresformer.sops): q_t k_t^T of two
+        # spike trains, A_t v_t with v_t spikes (A_t spikes too without softmax)
+        self.qk, self.av = SpikingMatmul("both"), SpikingMatmul("r" if softmax else "both")
         self.out_act = _act(snn, levels)
         self.proj = Unit(dim, dim, snn, levels, act=False)
 
     def _split(self, x: torch.Tensor) -> torch.Tensor:
         return x.unflatten(-1, (self.heads, -1)).transpose(-2, -3)   # [T, B, heads, N, d]
 
-    def _product(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """The ANN's ``a @ b``; in the SNN its cumulative or per-step spiking form."""
-        if not self.snn or self.product == "per-step":
+    def _product(self, a: torch.Tensor, b: torch.Tensor, mm: SpikingMatmul) -> torch.Tensor:
+        """The ANN's ``a @ b``; in the SNN its cumulative or per-step (``mm``) spiking form."""
+        if not self.snn:
             return a @ b
+        if self.product == "per-step":
+            return mm(a, b)
         return rate_input(cumulative_increment(a, b))
 
     def _attention_map(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        z = self.alpha * self._product(q, k.transpose(-1, -2))
+        z = self.alpha * self._product(q, k.transpose(-1, -2), self.qk)
         if not self.softmax:
             return self.attn_act(z + self.bias)
         if not self.snn or self.product == "per-step":
@@ -104,7 +110,7 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = tokens_apply(self.norm, x)
         q, k, v = (self._split(m(y)) for m in (self.q, self.k, self.v))
-        o = self.out_act(self.gamma * self._product(self._attention_map(q, k), v))
+        o = self.out_act(self.gamma * self._product(self._attention_map(q, k), v, self.av))
         return self.proj(o.transpose(-2, -3).flatten(-2))
 
 

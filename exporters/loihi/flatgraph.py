@@ -38,7 +38,7 @@ class FlatNode:
 KINDS = {nir.Conv2d: "conv", nir.Affine: "dense", nir.Linear: "dense", nir.LIF: "lif", nir.IF: "if",
          nir.CubaLIF: "cubalif", nir.LI: "li", nir.Threshold: "threshold", nir.Scale: "scale",
          nir.SumPool2d: "sumpool", nir.AvgPool2d: "avgpool", nir.Flatten: "flatten"}
-NEURON_KINDS = ("lif", "if", "cubalif", "li", "threshold")
+NEURON_KINDS = ("lif", "if", "cubalif", "li", "threshold", "softif")
 
 
 def _kind(node, name: str) -> str:
@@ -46,7 +46,7 @@ def _kind(node, name: str) -> str:
         ext = extension_name(node)
         return {"sresformer.dual_spike_matmul": "dsmm", "sresformer.max_pool2d": "maxpool",
                 "sresformer.attention_gate": "attngate",
-                "sresformer.spike_mask": "gate"}.get(ext, "graph")
+                "sresformer.spike_mask": "gate", "sresformer.soft_reset_if": "softif"}.get(ext, "graph")
     for cls, kind in KINDS.items():
         if type(node) is cls:
             return kind
@@ -147,7 +147,7 @@ class FlatGraph:
             if fn.kind == "dsmm":
                 meta = fn.node.metadata
                 fn.module = DualSpikeMatmul(str(meta["form"]), int(meta["heads"]), *fn.operands)
-            elif fn.kind in ("maxpool", "attngate", "gate"):
+            elif fn.kind in ("maxpool", "attngate", "gate", "softif"):
                 fn.module = build_extension(fn.name, fn.node)
             elif fn.kind == "scale" and fn.name.endswith((".dynamic", ".spikes")):
                 fn.module = nn.Identity()

@@ -58,6 +58,7 @@ from hw_sim.processes import (
     SumAttrs,
     SumPoolAttrs,
     SynapseAttrs,
+    sat_limit,
 )
 from hw_sim.prodneuron import attention_lowering
 
@@ -221,8 +222,20 @@ class Lowering:
                     cn = fg.nodes[c]
                     if cn.kind in NEURON_KINDS:
                         gain = self._gain(cn) * float(np.min(self.scale.get(n, 1.0)))
-                        vth = float(np.max(_f64(cn.node.v_threshold)))
+                        real = self._neuron_values(cn)
+                        vth = float(np.max(real["v_threshold"]))
                         e = max(e, math.ceil(math.log2(max(vth, 1e-30) / (gain * self.limit))))
+                        # and its compartment bias inside the chip's bias format
+                        bias = float(np.max(np.abs(real["bias"])))
+                        if bias > 0:
+                            e = max(e, _exponent_for(bias / gain, self.bias_limit))
+                        if cn.kind in ("if", "softif"):
+                            # no leak: a membrane driven below 0 integrates for all T steps (the soft reset
+                            # keeps it in [0, theta) only for inputs in [0, theta]), so T peaks must fit
+                            s_min = float(np.min(self.scale.get(n, 1.0)))
+                            drive = (float(np.max(np.abs(real["v_init"]))) + vth + self.T * bias) / gain \
+                                + self.T * self.peaks.get(n, 0.0) * len(cn.sources)
+                            e = max(e, _exponent_for(drive / s_min, sat_limit(self.state_bits)))
             for n in names:
                 exps[n] = e
         return exps
@@ -246,10 +259,21 @@ class Lowering:
                            f"{self.state_bits}-bit state range")
         return {n: 0 for n in names}
 
+    @staticmethod
+    def _neuron_values(fn) -> dict[str, np.ndarray]:
+        """A neuron node's real ``v_threshold``, ``v_init``, ``bias`` (0 where NIR's node has none) and ``r``
+        (the soft-reset IF extension's in its metadata, ``r = 1``)."""
+        if fn.kind == "softif":
+            meta = fn.node.metadata
+            return {"v_threshold": _f64(meta["v_threshold"]), "v_init": _f64(meta["v_init"]),
+                    "bias": _f64(meta["bias"]), "r": np.float64(1.0)}
+        return {"v_threshold": _f64(fn.node.v_threshold), "v_init": np.float64(0.0), "bias": np.float64(0.0),
+                "r": _f64(fn.node.r)}
+
     def _gain(self, fn) -> float:
-        """Input gain of a neuron per step: ``k r`` for LIF (k = dt/tau), ``r`` for IF."""
-        r = float(np.max(_f64(fn.node.r)))
-        if fn.kind == "if":
+        """Input gain of a neuron per step: ``k r`` for LIF (k = dt/tau), ``r`` for IF (and the soft-reset IF)."""
+        r = float(np.max(self._neuron_values(fn)["r"]))
+        if fn.kind in ("if", "softif"):
             return r
         return self.fg.dt / float(np.max(_f64(fn.node.tau))) * r
 
@@ -325,24 +349,68 @@ class Lowering:
         return self._synapse(fn, _f64(fn.node.weight), bias, "dense")
 
     def _neuron(self, fn):
-        node = fn.node
+        node, real = fn.node, self._neuron_values(fn)
+        if fn.kind == "softif" and not self.chip.subtract_reset:
+            raise NIRError(f"node {fn.name!r}: {self.chip.name} resets its neurons to 0 (no subtract_reset), and the "
+                           "converted QCFS neuron subtracts its threshold; use --chip loihi2")
         for key in ("v_leak", "v_reset"):
             if hasattr(node, key) and np.any(_f64(getattr(node, key)) != 0):
                 raise NIRError(f"node {fn.name!r}: {key} must be 0 on the chip model (got non-zero values)")
         s_in = self.scale.get(fn.sources[0], np.float64(1.0))
-        unit = self._gain(fn) * 2.0 ** self.exp[fn.sources[0]] * np.broadcast_to(s_in, fn.in_shape)
-        vth = np.round(np.broadcast_to(_f64(node.v_threshold), fn.in_shape) / unit).astype(np.int64)
+        shift = self._in_shift(fn, real)
+        unit = self._gain(fn) * 2.0 ** (self.exp[fn.sources[0]] - shift) * np.broadcast_to(s_in, fn.in_shape)
+        as_int = lambda key: np.round(np.broadcast_to(real[key], fn.in_shape) / unit).astype(np.int64)  # noqa: E731
+        params = {"vth": as_int("v_threshold")}
+        vth = params["vth"]
         if np.any(vth < 1) or np.any(vth >= 2 ** (self.state_bits - 1)):
             raise NIRError(f"node {fn.name!r}: its threshold does not fit the {self.state_bits}-bit membrane "
                            "at the calibrated input range")
         unity = 1 << self.decay_bits   # decays in units of 2**-decay_bits (the chip's resolution)
-        dv = 0 if fn.kind == "if" else int(round(unity * self.fg.dt / float(np.max(_f64(node.tau)))))
+        dv = 0 if fn.kind in ("if", "softif") else int(round(unity * self.fg.dt / float(np.max(_f64(node.tau)))))
         if not 0 <= dv <= unity:
             raise NIRError(f"node {fn.name!r}: dt/tau = {dv / unity:.3f} is outside [0, 1]")
-        if vth.size > 1 and np.all(vth == vth.flat[0]):
-            vth = vth.reshape(-1)[:1]
-        return Process(fn.name, "neuron", list(fn.sources), fn.out_shape, params={"vth": vth},
-                       attrs=NeuronAttrs(du=unity, dv=dv, state_bits=self.state_bits, decay_bits=self.decay_bits))
+        if fn.kind == "softif":   # the converted QCFS neuron: v0 and bias in the membrane's unit
+            params["v0"] = as_int("v_init")
+            params["bias"] = self._neuron_bias(fn, real["bias"] / unit)
+        for key, v in params.items():
+            if v.size > 1 and np.all(v == v.flat[0]):
+                params[key] = v.reshape(-1)[:1]
+        reset = "subtract" if fn.kind == "softif" else "zero"
+        return Process(fn.name, "neuron", list(fn.sources), fn.out_shape, params=params,
+                       attrs=NeuronAttrs(du=unity, dv=dv, state_bits=self.state_bits, decay_bits=self.decay_bits,
+                                         reset=reset, in_shift=shift))
+
+    def _in_shift(self, fn, real: dict) -> int:
+        """The input's power of two for a soft-reset IF reading coincidence counts (unit 1: a threshold of
+        a few counts would round coarsely): as large as keeps its membrane, ``T`` steps of its peak input
+        plus threshold and initial membrane, in the state range, and at most the largest weight
+        (``weight_exp_max`` times a ``weight_bits`` mantissa) of the synapse that brings the counts."""
+        src = fn.sources[0]
+        if fn.kind != "softif" or self.exp[src] != 0 or not self._reads_counts(src):
+            return 0
+        s_min = float(np.min(self.scale.get(src, 1.0)))
+        drive = (float(np.max(np.abs(real["v_init"]))) + float(np.max(real["v_threshold"]))
+                 + self.T * float(np.max(np.abs(real["bias"])))) / s_min + self.T * self.peaks.get(src, 0.0) / s_min
+        room = int(math.floor(math.log2(sat_limit(self.state_bits) / max(drive, 1.0))))
+        return max(0, min(room, self.chip.weight_exp_max + self.chip.weight_bits - 2))
+
+    def _reads_counts(self, name: str) -> bool:
+        """True when value ``name`` is a coincidence-count product, or a single-source Scale of one."""
+        fn = self.fg.nodes[name]
+        if fn.kind == "scale" and len(fn.sources) == 1:
+            return self._reads_counts(fn.sources[0])
+        return self._counts(name)
+
+    def _neuron_bias(self, fn, bias: np.ndarray) -> np.ndarray:
+        """A compartment bias (membrane units) in the chip's bias format ``m << e`` (``bias_mant_bits``-bit
+        signed ``m``, ``0 <= e <= bias_exp_max``; one ``e`` per layer, Lava's LIF ``bias_exp``)."""
+        mant = (1 << (self.chip.bias_mant_bits - 1)) - 1
+        peak = float(np.max(np.abs(bias))) if bias.size else 0.0
+        e = max(0, _exponent_for(peak, mant))
+        if e > self.chip.bias_exp_max:
+            raise NIRError(f"node {fn.name!r}: its bias peaks at {peak:.0f} membrane units, beyond the chip's bias "
+                           f"format ({self.chip.bias_mant_bits}-bit mantissa << {self.chip.bias_exp_max})")
+        return (np.round(bias / 2.0 ** e) * 2 ** e).astype(np.int64)
 
     def _scale(self, fn):
         alias = len(fn.sources) == 1
@@ -419,7 +487,8 @@ class Lowering:
                        attrs=GateAttrs(float(op.ratio), int(op.seed), int(op.gate_id)))
 
     #: flat-graph node kind -> the method that lowers it (the unsupported kinds are refused first)
-    RULES = {"input": _input, "conv": _conv, "dense": _dense, "lif": _neuron, "if": _neuron, "scale": _scale,
+    RULES = {"input": _input, "conv": _conv, "dense": _dense, "lif": _neuron, "if": _neuron, "softif": _neuron,
+             "scale": _scale,
              "dsmm": _dsmm, "sumpool": _sumpool, "avgpool": _sumpool, "maxpool": _maxpool, "flatten": _flatten,
              "attngate": _attngate, "gate": _gate}
 

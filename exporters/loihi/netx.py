@@ -61,6 +61,10 @@ def _why(p, producer_kind=None) -> str | None:
             return f"a neuron with {p.attrs.decay_bits}-bit decays (netx's are {NETX_DECAY_BITS}-bit)"
         if p.attrs.du != p.attrs.unity:
             return "a neuron with current decay du != 4096 (its bias would act on v, not u, in netx)"
+        if p.attrs.reset != "zero":
+            return f"a neuron with the {p.attrs.reset} reset (netx's CUBA neurons reset to 0)"
+        if p.attrs.in_shift or any(k in p.params for k in ("bias", "v0")):
+            return "a neuron with an input shift, a compartment bias or an initial membrane (netx writes none)"
         if np.unique(p.params["vth"]).size > 1:
             return "per-neuron thresholds (a netx CUBA layer has one vThMant)"
     return None

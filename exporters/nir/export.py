@@ -124,6 +124,12 @@ def model_to_nir(model: SpikingResformer, dt: float = 1.0, T: int | None = None)
     if getattr(model, "softmax", False) is True:   # the MST family's mst_nano_softmax (sresformer.mst)
         raise cv.NIRError(f"{getattr(model, 'model_name', type(model).__name__)} uses softmax attention, which no "
                           "spiking chip computes: it runs on the host only (train mst_nano, softmax-free, to export)")
+    from sresformer.mst import MST
+
+    if isinstance(model, MST):
+        from .export_mst import mst_to_nir
+
+        return mst_to_nir(model, dt=dt, T=T)
     if not isinstance(model, SpikingResformer):
         raise cv.NIRError(f"NIR export of {type(model).__name__} is not supported yet (SpikingResformer, Spikformer "
                           "and simple layer chains only)")
@@ -179,9 +185,10 @@ def export(model: nn.Module, path: str | os.PathLike, dt: float = 1.0, input_sha
     A SpikingResformer needs nothing else; any other chain of simple modules needs
     ``input_shape`` (per sample, no batch or time). ``dt``: one step in file time units.
     """
+    from sresformer.mst import MST
     from sresformer.spikformer import Spikformer
 
-    if isinstance(model, (SpikingResformer, Spikformer)):
+    if isinstance(model, (SpikingResformer, Spikformer, MST)):
         graph = model_to_nir(model, dt=dt, T=T)
     elif input_shape is None:
         raise cv.NIRError(f"NIR export of {type(model).__name__} is not supported yet (SpikingResformer, Spikformer "

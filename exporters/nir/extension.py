@@ -37,6 +37,7 @@ from .convention import (
     KEY_EXTENSION,
     KNOWN_EXTENSIONS,
     MAX_POOL2D,
+    SOFT_RESET_IF,
     SPIKE_MASK,
     NIRError,
     meta_str,
@@ -143,6 +144,20 @@ def spike_mask_graph(shape, ratio: float, seed: int, gate_id: int) -> nir.NIRGra
                         "i the flat C-order element index (sresformer/spike_gate.py)"}
     if len(shape) != 3:
         raise NIRError(f"a spike mask needs spikes of shape [C, H, W], got {list(shape)}")
+    return extension_graph(shape, shape, meta, kernel=(1, 1), stride=(1, 1), padding=(0, 0))
+
+
+def soft_reset_if_graph(shape, v_threshold, v_init, bias) -> nir.NIRGraph:
+    """The converted QCFS neuron on ``[C, H, W]``: NIR's IF resets to ``v_reset``, this one
+    subtracts its threshold, starts at ``v_init`` and adds a constant ``bias`` every step. The three
+    parameters (float32, broadcast to ``shape``) sit in the metadata."""
+    shape = tuple(int(s) for s in shape)
+    arr = lambda a: np.broadcast_to(np.asarray(a, np.float32), shape).copy()  # noqa: E731
+    meta = {KEY_EXTENSION: SOFT_RESET_IF, "v_threshold": arr(v_threshold), "v_init": arr(v_init), "bias": arr(bias),
+            "equation": "v[-1] = v_init; v[t] = v[t-1] + I[t] + bias; s[t] = v[t] >= v_threshold; "
+                        "v[t] = v[t] - s[t] * v_threshold (one step per evaluation, no dt)"}
+    if len(shape) != 3:
+        raise NIRError(f"a soft-reset IF layer needs values of shape [C, H, W], got {list(shape)}")
     return extension_graph(shape, shape, meta, kernel=(1, 1), stride=(1, 1), padding=(0, 0))
 
 
@@ -254,6 +269,37 @@ class SpikeGate(ExtensionOp):
         return f"ratio={self.ratio}, seed={self.seed}, gate_id={self.gate_id}"
 
 
+class SoftResetIF(ExtensionOp):
+    """The soft-reset IF with initial membrane and bias over ``[T, B, ...]`` (float32, as the model)."""
+
+    def __init__(self, v_threshold: np.ndarray, v_init: np.ndarray, bias: np.ndarray):
+        super().__init__()
+        for k, a in (("v_threshold", v_threshold), ("v_init", v_init), ("bias", bias)):
+            self.register_buffer(k, torch.from_numpy(np.asarray(a, np.float32).copy()))
+
+    def run(self, x, values):
+        v = torch.zeros_like(x[0]) + self.v_init
+        out = torch.empty_like(x)
+        for t in range(x.shape[0]):
+            v = v + x[t] + self.bias
+            s = (v >= self.v_threshold).to(x.dtype)
+            out[t] = s
+            v = v - s * self.v_threshold
+        return out
+
+    def extra_repr(self):
+        return f"shape={tuple(self.v_threshold.shape)}"
+
+
+def _soft_reset_if(meta: dict, where: str) -> SoftResetIF:
+    arrs = [v.real_array(meta[k], f"{where} {k}") for k in ("v_threshold", "v_init", "bias")]
+    if len({a.shape for a in arrs}) != 1:
+        raise NIRError(f"{where}: v_threshold, v_init and bias must have one shape, got {[a.shape for a in arrs]}")
+    if np.any(arrs[0] <= 0):
+        raise NIRError(f"{where}: v_threshold must be positive")
+    return SoftResetIF(*arrs)
+
+
 def build_extension(name: str, graph: nir.NIRGraph) -> ExtensionOp:
     """The torch operation for the marked nested graph ``name``; NIRError if it is malformed."""
     ext = extension_name(graph)
@@ -279,6 +325,8 @@ def build_extension(name: str, graph: nir.NIRGraph) -> ExtensionOp:
                        (["sa_weight", "sa_bias"] if "s" in gates else []):
                 v.real_array(meta[key], f"{where} {key}", ndim=shapes[key])  # a missing one: KeyError below
             return AttentionGate(gates, dict(meta))
+        if ext == SOFT_RESET_IF:
+            return _soft_reset_if(meta, where)
         if ext == SPIKE_MASK:
             ratio = v.real(meta["ratio"], f"{where} ratio", 0.0, 1.0)
             return SpikeGate(ratio, v.integer(meta["seed"], f"{where} seed"),

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hw_sim.arith import shift_round
-from hw_sim.processes import ProcessGraph, sat_limit
+from hw_sim.processes import NEURON_OPTIONAL, ProcessGraph, neuron_param, sat_limit
 from hw_sim.products import PRODUCT_FORMS
 from sresformer.spike_gate import apply_gate
 
@@ -123,19 +123,20 @@ class FakeQuantModel(nn.Module):
     def _neuron(self, p, values, x, T):
         x = self._summed(p, values, T)   # the state evolves at every step, even on a static input
         a = p.attrs
-        vth = torch.from_numpy(p.params["vth"]).double()
-        vth = vth.reshape(p.out_shape) if vth.numel() > 1 else vth
+        par = {k: 0.0 if (v := neuron_param(p, k)) is None else torch.from_numpy(v).double()
+               for k in ("vth", *NEURON_OPTIONAL)}
+        vth = par["vth"]
         u = torch.zeros_like(x[0])
-        v = torch.zeros_like(x[0])
+        v = torch.zeros_like(x[0]) + par["v0"]
         out = torch.empty_like(x)
         for t in range(x.shape[0]):
-            u = self._sat(p, decay(u, a.du, a.decay_bits) + x[t], a.state_bits)
-            v = self._sat(p, decay(v, a.dv, a.decay_bits) + u, a.state_bits)
+            u = self._sat(p, decay(u, a.du, a.decay_bits) + x[t] * 2 ** a.in_shift, a.state_bits)
+            v = self._sat(p, decay(v, a.dv, a.decay_bits) + u + par["bias"], a.state_bits)
             if self.probe is not None:
                 self.probe(p, t, u.clone(), v.clone())
             s = v >= vth
             out[t] = s
-            v = v.masked_fill(s, 0.0)
+            v = v - s * vth if a.reset == "subtract" else v.masked_fill(s, 0.0)
         return out
 
     def _sum(self, p, values, x, T):

@@ -100,6 +100,9 @@ def check_expressible(pg: ProcessGraph) -> None:
                 raise SanafeExportError(f"neuron {p.name!r} has du = {p.attrs.du}, dv = {p.attrs.dv}; the SANA-FE "
                                         f"export takes integrate-and-fire neurons (du = {p.attrs.unity}, dv = 0), "
                                         "whose integers SANA-FE's float64 model reproduces exactly")
+            if p.attrs.reset != "zero" or p.attrs.in_shift or any(k in p.params for k in ("bias", "v0")):
+                raise SanafeExportError(f"neuron {p.name!r} resets by subtraction or has an input shift, a bias or "
+                                        "an initial membrane; SANA-FE takes a hard reset to 0 from rest")
         elif p.kind not in ("input", "flatten"):
             raise SanafeExportError(f"process {p.name!r} is a {p.kind}; the SANA-FE export takes input, synapse, "
                                     "neuron and flatten processes only")

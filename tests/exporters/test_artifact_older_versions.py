@@ -19,14 +19,15 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _as_version(src, dst, version: int):
-    """The artifact as an older version wrote it: version 2 had no out_bits; version 1 neither weight_bits
-    nor decay_bits, and no null (absent) keys."""
+    """The artifact as an older version wrote it: version 3 had no neuron reset; version 2 no out_bits either;
+    version 1 neither weight_bits nor decay_bits, and no null (absent) keys."""
     shutil.copy(src, dst)
-    dropped = ("out_bits",) + (("weight_bits", "decay_bits") if version == 1 else ())
+    dropped = ("reset", "in_shift") + (("out_bits",) if version < 3 else ()) + \
+        (("weight_bits", "decay_bits") if version == 1 else ())
     with h5py.File(dst, "r+") as f:
         f.attrs["version"] = version
         for g in f["processes"].values():
-            if g.attrs["kind"] == "prodmm":   # version 1 named every product dsmm
+            if g.attrs["kind"] == "prodmm" and version < 3:   # versions 1 and 2 named every product dsmm
                 g.attrs["kind"] = "dsmm"
             a = {k: v for k, v in json.loads(g.attrs["attrs"]).items()
                  if (v is not None or version > 1) and k not in dropped}
@@ -47,6 +48,23 @@ def test_version_2_artifacts_saturate_at_the_chip_state_width(valid, tmp_path): 
     old, new = read_artifact(v2)[0], read_artifact(valid[0])[0]
     assert {p.name: p.attrs for p in old} == {p.name: p.attrs for p in new}
     assert old.processes["sp"].attrs.out_bits == 24
+
+
+def test_version_3_artifacts_reset_to_zero(valid, tmp_path):  # noqa: F811
+    """A version-3 file has no neuron reset: its neurons get Loihi's reset to 0, the only one version 3
+    had, so it reads as the same graph; a reset key in a version-3 file is refused."""
+    v3 = tmp_path / "v3.loihi"
+    _as_version(valid[0], v3, 3)
+    with h5py.File(v3, "r") as f:
+        assert "reset" not in json.loads(_proc(f, "n1").attrs["attrs"])
+    old, new = read_artifact(v3)[0], read_artifact(valid[0])[0]
+    assert {p.name: p.attrs for p in old} == {p.name: p.attrs for p in new}
+    assert old.processes["n1"].attrs.reset == "zero"
+    with h5py.File(v3, "r+") as f:
+        g = _proc(f, "n1")
+        g.attrs["attrs"] = json.dumps({**json.loads(g.attrs["attrs"]), "reset": "subtract"})
+    with pytest.raises(ArtifactError, match="unknown key 'reset' for a version-3 neuron"):
+        read_artifact(v3)
 
 
 def test_version_1_artifacts_read_as_they_ran(valid, tmp_path):  # noqa: F811

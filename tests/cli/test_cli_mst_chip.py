@@ -1,0 +1,111 @@
+"""The converted MST on the chip: ``convert --product per-step``, ``export --target loihi``, ``simulate``.
+
+The simulator's agreement is its own check against a second implementation of the same integer
+equations (the fake-quant torch model, ``exporters/quantize/fakequant.py``): every sample's logits
+and every neuron's spikes bit-equal. The NIR graph's float run is checked against the model's own
+SNN forward (``sresformer.mst``), an independent implementation of the converted network.
+"""
+
+import json
+import subprocess
+
+import pytest
+import torch
+
+import sresformer
+from cli.main import run as cli_run
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture
+def run(capsys):
+    """``run(*args)``: the CLI's exit status, stdout and stderr as a CompletedProcess."""
+    def call(*args):
+        capsys.readouterr()
+        status = cli_run([str(a) for a in args])
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(args, status, out.out, out.err)
+    return call
+
+
+def one_line_error(r, *words):
+    assert r.returncode == 2, r.stderr[-2000:]
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    for w in words:
+        assert w in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def snns(tmp_path_factory):
+    """An untrained mst_nano ANN with 8x8 patches (16 tokens), converted at T = 4 both ways."""
+    from sresformer.convert import convert_model
+
+    d = tmp_path_factory.mktemp("mst-chip")
+    torch.manual_seed(0)
+    ann = sresformer.create_model("mst_nano", patch=8).eval()
+    out = {}
+    for product in ("per-step", "cumulative"):
+        out[product] = d / f"snn_{product}.ckpt"
+        sresformer.save_checkpoint(convert_model(ann, T=4, product=product), out[product], data="digits")
+    return out
+
+
+def test_nir_graph_runs_as_the_models_snn(snns):
+    """The flat NIR graph (soft-reset IF extension, q@kT / qk@v products) in float gives the SNN's logits."""
+    from exporters.loihi.flatgraph import FlatGraph
+    from exporters.nir.export import model_to_nir
+
+    snn = sresformer.load_checkpoint(snns["per-step"]).eval()
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    fg = FlatGraph(model_to_nir(snn))
+    got = fg.run(x.unsqueeze(0).expand(snn.T, *x.shape))
+    want = snn.forward_steps(x)
+    assert torch.allclose(got, want, atol=1e-4), (got - want).abs().max()
+
+
+@pytest.mark.slow   # export (calibration, mapping) and a simulation of 4 images: about 6-12 s on 2 cores
+def test_converted_mst_exports_to_loihi2_and_simulates_in_agreement(snns, tmp_path, run):
+    art = tmp_path / "m.loihi"
+    r = run("export", snns["per-step"], "--target", "loihi", "--chip", "loihi2", "--out", art,
+            "--calib-images", "8", "--eval-images", "8", "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    summary = json.loads(r.stdout)
+    assert summary["T"] == 4 and summary["attention"] == "prodneuron"
+    r = run("simulate", art, "--limit", "4", "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    s = json.loads(r.stdout)
+    assert s["samples"] == 4 and s["agreement"] == 1.0
+    assert s["ac"] > 0   # spikes moved through the synapses: the agreement compares activity, not silence
+
+
+@pytest.mark.parametrize("product, chip, words", [
+    ("per-step", "loihi1", ["resets its neurons to 0", "--chip loihi2"]),
+    ("cumulative", "loihi2", ["cumulative", "--product per-step"]),
+])
+def test_refusals_are_one_line(snns, tmp_path, run, product, chip, words):
+    """Loihi 1's CUBA compartment has no subtractive reset; the cumulative product has no chip form yet."""
+    out = tmp_path / "m.loihi"
+    r = run("export", snns[product], "--target", "loihi", "--chip", chip, "--out", out,
+            "--calib-images", "4", "--eval-images", "4")
+    one_line_error(r, *words)
+    assert not out.exists()
+
+
+@pytest.mark.slow   # two models exported and simulated on 2 images: about 15-25 s on 2 cores
+def test_energy_compare_puts_the_converted_mst_beside_spikingresformer(snns, run):
+    """``energy --compare``: the converted MST beside a SpikingResformer; the MST simulated on loihi2 in
+    agreement with the fake-quant model, its attention on product compartments."""
+    r = run("energy", snns["per-step"], "spikingresformer_nano", "--compare", "--limit", "2", "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = {row["model"]: row for row in json.loads(r.stdout)["rows"]}
+    assert set(rows) == {"mst_nano", "spikingresformer_nano"}
+    mst = rows["mst_nano"]
+    assert "chip_note" not in mst and mst["agreement"] == 1.0 and mst["chip_energy_j"] > 0
+    assert mst["attention"] == "prodneuron" and mst["T_chip"] == 4
+    # an untrained SpikingResformer's weights may not fit the chip formats (its one-line chip_note); its
+    # float side is priced under both conventions beside the MST's (an untrained one may not spike)
+    for row in rows.values():
+        assert row["energy_standard_j"] > row["energy_paper_j"] >= 0 and row["dense_macs"] > 0
+    assert mst["energy_paper_j"] > 0
