@@ -68,7 +68,7 @@ def export_onnx_target(source: str, out: str, T=None, opset=None, **_unused) -> 
                    "at the source.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on stdout.")
 def export(source, target, out, as_json, spike_mask, **options):
-    """Export CKPT or MODEL.nir to --target (nir, onnx, loihi, netx); a lava-dl netx NETWORK.net to loihi."""
+    """Export CKPT or MODEL.nir to --target (nir, onnx, loihi, netx, lava); a lava-dl netx NETWORK.net to loihi."""
     import tempfile
 
     from sresformer.fileio import check_output

@@ -70,7 +70,7 @@ def test_usage_errors_are_one_line_and_plain_sresformer_is_help(tmp_path):
 
 
 @pytest.mark.parametrize("cmd,needles", [
-    ("export", ["nir: NIR 1.0 HDF5", "loihi: integer chip artifact", "[loihi|netx|nir|onnx]",
+    ("export", ["nir: NIR 1.0 HDF5", "loihi: integer chip artifact", "[lava|loihi|netx|nir|onnx]",
                 "the loihi artifact's steps per inference"]),
     ("train", ["digits: 10", "digits: 64", "digits: 2e-3", "default 0.01"]),
     ("energy", ["Test images per forward pass", "pJ per event"]),
