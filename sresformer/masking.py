@@ -6,9 +6,10 @@ probability ``RATIO`` (0 <= RATIO < 1); every reader of those spikes sees the ma
 
 - ``attn``: the spikes entering attention: DSSA's ``activation_in`` (``S``, read by the
   pxp conv and by ``y1^T @ S``); Spikformer SSA's ``q_lif``, ``k_lif``, ``v_lif`` (its
-  block input is not binary, so the Q, K, V spike matrices are what attention reads);
+  block input is not binary, so the Q, K, V spike matrices are what attention reads); the
+  converted MST's ``q.act``, ``k.act``, ``v.act`` (likewise);
 - ``mlp``: the spikes entering the feed-forward network: GWSFFN's ``up.0`` (its input
-  neuron); Spikformer MLP's ``fc1_lif`` (the hidden spikes entering ``fc2``);
+  neuron); Spikformer MLP's ``fc1_lif`` (the hidden spikes entering ``fc2``); the MST's ``fc1.act``;
 - a glob over neuron module names (``fnmatch``), e.g. ``layers.1.*.down.0``.
 
 Default ``MODULES``: ``attn`` (MST masks the attention inputs). No rescaling of the kept
@@ -36,16 +37,18 @@ from torch import nn
 
 from .errors import UserError
 from .neurons import IF, LIF, PLIF
+from .qcfs import SoftIF
 from .spike_gate import apply_gate
 
 DEFAULT_MODULES = ("attn",)
 DEFAULT_SEED = 0
-NEURON_TYPES = (LIF, PLIF, IF)
+NEURON_TYPES = (LIF, PLIF, IF, SoftIF)   # SoftIF: the converted MST's neurons (sresformer.mst)
 
 #: preset name -> (owner class name, neuron attribute paths inside it)
 PRESETS = {
-    "attn": {"DSSA": ("activation_in",), "SSA": ("q_lif", "k_lif", "v_lif")},
-    "mlp": {"GWFFN": ("up.0",), "MLP": ("fc1_lif",)},
+    "attn": {"DSSA": ("activation_in",), "SSA": ("q_lif", "k_lif", "v_lif"),
+             "Attention": ("q.act", "k.act", "v.act")},   # the converted MST's (sresformer.mst)
+    "mlp": {"GWFFN": ("up.0",), "MLP": ("fc1_lif",), "Block": ("fc1.act",)},
 }
 
 
@@ -139,9 +142,11 @@ def select_neurons(model: nn.Module, spec: MaskSpec) -> list[str]:
 class SpikeMask(nn.Module):
     """Zeroes each spike of ``[T, B, ...]`` with probability ``ratio``: Bernoulli in training, the gate in eval."""
 
-    def __init__(self, ratio: float, seed: int, gate_id: int):
+    def __init__(self, ratio: float, seed: int, gate_id: int, channels_last: bool = False):
         super().__init__()
         self.ratio, self.seed, self.gate_id = float(ratio), int(seed), int(gate_id)
+        # tokens [..., N, D]: the gate indexes the channel-major [D, N] the chip holds (exporters/nir/export_mst.py)
+        self.channels_last = bool(channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.ratio == 0:
@@ -149,6 +154,8 @@ class SpikeMask(nn.Module):
         if self.training:
             keep = torch.rand(x.shape, device=x.device) >= self.ratio
             return x * keep.to(x.dtype)
+        if self.channels_last:
+            return apply_gate(x.transpose(-1, -2), self.ratio, self.seed, self.gate_id).transpose(-1, -2)
         return apply_gate(x, self.ratio, self.seed, self.gate_id)
 
     def extra_repr(self) -> str:
@@ -187,7 +194,8 @@ def apply_spike_mask(model: nn.Module, spec: MaskSpec | str | None) -> list[str]
     for gate_id, name in enumerate(names):
         neuron = named[name]
         # a new module starts in training mode: follow the model's mode (train()/eval() then propagate)
-        neuron.spike_mask = SpikeMask(spec.ratio, spec.seed, gate_id).train(neuron.training)
+        neuron.spike_mask = SpikeMask(spec.ratio, spec.seed, gate_id,
+                                      getattr(neuron, "channels_last", False)).train(neuron.training)
         neuron._spike_mask_handle = neuron.register_forward_hook(_mask_hook)
     model.spike_mask_spec = spec
     return names

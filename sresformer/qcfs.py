@@ -88,6 +88,9 @@ class SoftIF(nn.Module):
     al.'s spikes of height theta).
     """
 
+    #: its values are tokens ``[..., N, D]`` (the MST's): a spike mask indexes them channel-major
+    channels_last = True
+
     def __init__(self):
         super().__init__()
         self.register_buffer("theta", torch.tensor(1.0))

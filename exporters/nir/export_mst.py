@@ -28,11 +28,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from sresformer.masking import spike_mask_of
 from sresformer.mst import MST
 from sresformer.qcfs import SoftIF
 
 from . import convention as cv
-from .extension import dual_spike_matmul_graph, soft_reset_if_graph
+from .extension import dual_spike_matmul_graph, soft_reset_if_graph, spike_mask_graph
 from .graph_builder import GraphBuilder, add_chain, add_conv, add_residual, root_metadata
 
 
@@ -46,9 +47,16 @@ def _as_conv1x1(linear: nn.Linear, in_scale: float = 1.0) -> nn.Conv2d:
 
 
 def _neuron(g: GraphBuilder, name: str, act: SoftIF, src: str, bias=0.0) -> str:
-    """The soft-reset IF ``act`` after ``src``: threshold theta, initial membrane theta / 2, ``bias``."""
+    """The soft-reset IF ``act`` after ``src``: threshold theta, initial membrane theta / 2, ``bias``; then
+    its random spike mask (``sresformer.masking``), if it has one, which every reader reads."""
     theta = float(act.theta)
-    return g.add(name, soft_reset_if_graph(g.shapes[src], theta, theta / 2, bias), g.shapes[src], src)
+    out = g.add(name, soft_reset_if_graph(g.shapes[src], theta, theta / 2, bias), g.shapes[src], src)
+    gate = spike_mask_of(act)
+    if gate is not None and gate.ratio > 0:
+        g.extensions.add(cv.SPIKE_MASK)
+        out = g.add(f"{name}.mask", spike_mask_graph(g.shapes[out], gate.ratio, gate.seed, gate.gate_id),
+                    g.shapes[out], out)
+    return out
 
 
 def _unit(g: GraphBuilder, name: str, unit: nn.Module, src: str, in_scale: float = 1.0) -> str:

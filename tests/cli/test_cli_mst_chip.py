@@ -52,24 +52,34 @@ def snns(tmp_path_factory):
     return out
 
 
-def test_nir_graph_runs_as_the_models_snn(snns):
-    """The flat NIR graph (soft-reset IF extension, q@kT / qk@v products) in float gives the SNN's logits."""
+@pytest.mark.parametrize("mask", [None, "0.5:attn,mlp"])
+def test_nir_graph_runs_as_the_models_snn(snns, mask):
+    """The flat NIR graph (soft-reset IF extension, q@kT / qk@v products, the spike gates) in float gives
+    the SNN's logits, masked or not; the mask really changes them."""
     from exporters.loihi.flatgraph import FlatGraph
     from exporters.nir.export import model_to_nir
+    from sresformer.masking import apply_spike_mask
 
     snn = sresformer.load_checkpoint(snns["per-step"]).eval()
+    plain = None
+    if mask is not None:
+        plain = snn.forward_steps(torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1)))
+        assert len(apply_spike_mask(snn, mask)) == 4 * 2   # q, k, v, fc1 in each of 2 blocks
+        snn.eval()
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     fg = FlatGraph(model_to_nir(snn))
     got = fg.run(x.unsqueeze(0).expand(snn.T, *x.shape))
     want = snn.forward_steps(x)
     assert torch.allclose(got, want, atol=1e-4), (got - want).abs().max()
+    assert plain is None or not torch.allclose(plain, want, atol=1e-3)
 
 
-@pytest.mark.slow   # export (calibration, mapping) and a simulation of 4 images: about 6-12 s on 2 cores
-def test_converted_mst_exports_to_loihi2_and_simulates_in_agreement(snns, tmp_path, run):
+@pytest.mark.slow   # export (calibration, mapping) and a simulation of 4 images: about 2-8 s on 2 cores
+@pytest.mark.parametrize("mask", [[], ["--spike-mask", "0.5:attn"]])
+def test_converted_mst_exports_to_loihi2_and_simulates_in_agreement(snns, tmp_path, run, mask):
     art = tmp_path / "m.loihi"
     r = run("export", snns["per-step"], "--target", "loihi", "--chip", "loihi2", "--out", art,
-            "--calib-images", "8", "--eval-images", "8", "--json")
+            "--calib-images", "8", "--eval-images", "8", "--json", *mask)
     assert r.returncode == 0, r.stderr[-2000:]
     summary = json.loads(r.stdout)
     assert summary["T"] == 4 and summary["attention"] == "prodneuron"
