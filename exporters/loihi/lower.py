@@ -229,9 +229,11 @@ class Lowering:
                         bias = float(np.max(np.abs(real["bias"])))
                         if bias > 0:
                             e = max(e, _exponent_for(bias / gain, self.bias_limit))
-                        if cn.kind in ("if", "softif"):
+                        if cn.kind == "softif":
                             # no leak: a membrane driven below 0 integrates for all T steps (the soft reset
-                            # keeps it in [0, theta) only for inputs in [0, theta]), so T peaks must fit
+                            # keeps it in [0, theta) only for inputs in [0, theta]), so T peaks must fit.
+                            # (A plain IF keeps the per-step unit: one that drains past its state over T is
+                            # refused on its calibration data, tests/cli/test_cli_saturation.py.)
                             s_min = float(np.min(self.scale.get(n, 1.0)))
                             drive = (float(np.max(np.abs(real["v_init"]))) + vth + self.T * bias) / gain \
                                 + self.T * self.peaks.get(n, 0.0) * len(cn.sources)
