@@ -5,27 +5,20 @@ The commands run in this process (``cli.main.run``, the console entry point with
 """
 
 import json
-import subprocess
 
 import pytest
 import torch
 
 import sresformer
-from cli.main import run as cli_run
-from testutil import one_line_error
+from testutil import one_line_error, run_cli_here
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture
-def run(capsys):
-    """``run(*args)``: the CLI's exit status, stdout and stderr as a CompletedProcess."""
-    def call(*args):
-        capsys.readouterr()
-        status = cli_run([str(a) for a in args])
-        out = capsys.readouterr()
-        return subprocess.CompletedProcess(args, status, out.out, out.err)
-    return call
+def run():
+    """``run(*args)``: the CLI in this process, its exit status, stdout and stderr as a CompletedProcess."""
+    return run_cli_here
 
 
 @pytest.fixture(scope="module")

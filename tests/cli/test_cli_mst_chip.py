@@ -7,34 +7,20 @@ SNN forward (``sresformer.mst``), an independent implementation of the converted
 """
 
 import json
-import subprocess
 
 import pytest
 import torch
 
 import sresformer
-from cli.main import run as cli_run
+from testutil import one_line_error, run_cli_here
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture
-def run(capsys):
-    """``run(*args)``: the CLI's exit status, stdout and stderr as a CompletedProcess."""
-    def call(*args):
-        capsys.readouterr()
-        status = cli_run([str(a) for a in args])
-        out = capsys.readouterr()
-        return subprocess.CompletedProcess(args, status, out.out, out.err)
-    return call
-
-
-def one_line_error(r, *words):
-    assert r.returncode == 2, r.stderr[-2000:]
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
-    for w in words:
-        assert w in lines[0], lines[0]
+def run():
+    """``run(*args)``: the CLI in this process, its exit status, stdout and stderr as a CompletedProcess."""
+    return run_cli_here
 
 
 @pytest.fixture(scope="module")
