@@ -144,9 +144,14 @@ def model_to_nir(model: SpikingResformer, dt: float = 1.0, T: int | None = None)
         for bi, block in enumerate(stage):
             sub, kind = _block(block, top.shapes[src], dt)
             src = top.add_graph(f"layers.{si}.{bi}", sub, src, {"sresformer.block": kind})
+    return close_with_readout(top, src, "classifier", model.classifier, model, T, dt)
+
+
+def close_with_readout(top, src: str, name: str, head, model, T, dt):
+    """The built graph: ``src`` average-pooled over its map, flattened and read out by ``head`` (node
+    ``name``), with the root metadata of a static-input model whose logits are averaged over T steps."""
     c, h, w = top.shapes[src]
-    head = [("avgpool", nn.AvgPool2d((h, w))), ("flatten", nn.Flatten()), ("classifier", model.classifier)]
-    add_chain(top, head, src, dt)
+    add_chain(top, [("avgpool", nn.AvgPool2d((h, w))), ("flatten", nn.Flatten()), (name, head)], src, dt)
     meta = root_metadata(top.extensions, dt, **{cv.KEY_T: int(T or model.T), cv.KEY_INPUT: "static",
                                                  cv.KEY_READOUT: "mean_over_T", "model": type(model).__name__,
                                                  "img_size": int(model.img_size),

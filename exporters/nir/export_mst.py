@@ -33,8 +33,9 @@ from sresformer.mst import MST
 from sresformer.qcfs import SoftIF
 
 from . import convention as cv
+from .export import close_with_readout
 from .extension import dual_spike_matmul_graph, soft_reset_if_graph, spike_mask_graph
-from .graph_builder import GraphBuilder, add_chain, add_conv, add_residual, root_metadata
+from .graph_builder import GraphBuilder, add_conv, add_residual
 
 
 def _as_conv1x1(linear: nn.Linear, in_scale: float = 1.0) -> nn.Conv2d:
@@ -133,11 +134,4 @@ def mst_to_nir(model: MST, dt: float = 1.0, T: int | None = None) -> nir.NIRGrap
     for i, blk in enumerate(model.blocks):
         sub = _block(blk, top.shapes[src], height=height if i == 0 else None)
         src = top.add_graph(f"blocks.{i}", sub, src, {"sresformer.block": "MSTBlock"})
-    c, h, w = top.shapes[src]
-    add_chain(top, [("avgpool", nn.AvgPool2d((h, w))), ("flatten", nn.Flatten()), ("head", model.head)], src, dt)
-    meta = root_metadata(top.extensions, dt, **{cv.KEY_T: int(T or model.T), cv.KEY_INPUT: "static",
-                                                 cv.KEY_READOUT: "mean_over_T", "model": type(model).__name__,
-                                                 "img_size": int(model.img_size),
-                                                 "in_channels": int(model.in_channels),
-                                                 "num_classes": int(model.num_classes)})
-    return top.build(meta)
+    return close_with_readout(top, src, "head", model.head, model, T, dt)
