@@ -33,8 +33,9 @@ ZERO_OK_INT = {"graded_spike_bits", "cuba_state_words", "axon_in_words", "conv_w
 # signed exponents: any integer in their range (-1 and 0 included)
 SIGNED_INT = {"weight_exp_min", "weight_exp_max"}
 # feature flags (absent: the chip lacks the feature) and the operand-write prices (absent: 0, no such memory)
-FLAG_KEYS = {"product_neurons", "dynamic_operand_memory"}
-OPTIONAL = {"product_neurons": False, "dynamic_operand_memory": False, "max_system_chips": 0, "operand_write_pj": 0.0,
+FLAG_KEYS = {"product_neurons", "dynamic_operand_memory", "subtract_reset"}
+OPTIONAL = {"product_neurons": False, "dynamic_operand_memory": False, "subtract_reset": False,
+            "max_system_chips": 0, "operand_write_pj": 0.0,
             "operand_write_ns": 0.0, "spike_out_pj": 0.0, "message_out_pj": 0.0, "static_w_per_chip": 0.0,
             "cores_per_tile": 1, "barrier_tiles_ns": (),
             **{k: 0.0 for k in ("spike_out_ns", "message_out_ns", "message_in_pj", "message_in_ns", "chip_link_pj",
@@ -169,9 +170,9 @@ def cases_per_format() -> dict[str, int]:
 def test_case_count():
     counts = cases_per_format()
     print("crafted profile cases per format:", counts)
-    # chip files loihi1 (30 keys: cores_per_tile), loihi2 and loihi2-opmem (29) x 10 + 1; energy tables
-    # loihi1 and loihi2 (34 keys) and paper-45nm (16 keys) x 10 + 1; 9 whole-file cases each
-    assert counts == {"chip": 301 + 2 * 291 + 9, "energy": 2 * 341 + 161 + 9}
+    # chip files loihi1 (31 keys: cores_per_tile, subtract_reset), loihi2 and loihi2-opmem (30) x 10 + 1;
+    # energy tables loihi1 and loihi2 (34 keys) and paper-45nm (16 keys) x 10 + 1; 9 whole-file cases each
+    assert counts == {"chip": 311 + 2 * 301 + 9, "energy": 2 * 341 + 161 + 9}
 
 
 @pytest.mark.parametrize("case", MUTATIONS, ids=[c["id"] for c in MUTATIONS])
