@@ -44,9 +44,11 @@ import torch.nn.functional as F
 
 from hw_sim.arith import shift_round
 from hw_sim.bounds import dsmm_terms, gate_accumulator_bound, neuron_bounds, saturated, synapse_bounds
-from hw_sim.processes import GRADED_KINDS, NEURON_OPTIONAL, Process, ProcessGraph, neuron_param, sat_limit
+from hw_sim.processes import GRADED_KINDS, NEURON_OPTIONAL, Process, ProcessGraph, neuron_param
 from hw_sim.products import PRODUCT_FORMS, form_dims
 from sresformer.spike_gate import keep_mask
+
+from .cuba import cuba_steps, decay_, power_of_two
 
 F32_EXACT = 2 ** 24   # IEEE 754 binary32: 24-bit significand, every integer below this is exact
 F64_EXACT = 2 ** 53   # IEEE 754 binary64: 53-bit significand
@@ -66,23 +68,6 @@ def exact_dtype(bound: float) -> torch.dtype:
     if bound >= F64_EXACT:
         raise OverflowError(f"a value can reach {bound:.3g}, beyond exact float64 integers (2**53)")
     return torch.float32 if bound < F32_EXACT else torch.float64
-
-
-def _power_of_two(n: int) -> bool:
-    return n > 0 and n & (n - 1) == 0
-
-
-def decay_(x: torch.Tensor, d: int, unity: int) -> torch.Tensor:
-    """The chip's ``sign(x) * ((|x| * (unity - d)) >> decay_bits)`` in place on ``x`` (a neuron's own
-    state), ``unity = 2**decay_bits``: multiply by the dyadic ``(unity-d)/unity``, truncate toward zero."""
-    if d == 0:
-        return x
-    if d == unity:
-        return x.zero_()
-    keep = unity - d
-    if _power_of_two(keep):   # one kernel: an exact division by a power of two, truncated
-        return torch.div(x, unity // keep, rounding_mode="trunc", out=x)
-    return x.mul_(keep / unity).trunc_()
 
 
 @dataclass
@@ -163,7 +148,7 @@ class Executor:
         nb = neuron_bounds(du, dv, unity, bits, self.pg.T, in_b)
         # a decay multiplies by (unity-d)/unity: exact in float32 only when unity-d is a power of two
         # (a pure exponent change); otherwise |x| * (unity-d) needs up to bits+decay_bits significand bits
-        dyadic = all(d in (0, unity) or _power_of_two(unity - d) for d in (du, dv))
+        dyadic = all(d in (0, unity) or power_of_two(unity - d) for d in (du, dv))
         state = exact_dtype(nb.pre) if dyadic else torch.float64
         t = {k: None if (v := neuron_param(p, k)) is None else torch.from_numpy(v).to(state)
              for k in ("vth", *NEURON_OPTIONAL)}
@@ -340,7 +325,7 @@ class Executor:
         inp = self._summed(p, vals, plan.compute, steps)
         if p.attrs.in_shift:   # exact: the bounds hold the shifted input
             inp = inp * 2 ** p.attrs.in_shift
-        out, active = self._neuron(p, plan, inp)
+        out, active = cuba_steps(p, plan, inp, self._saturate_, self.probe)
         return out, inp, active
 
     def _run_flatten(self, p, plan, vals, x, steps):
@@ -410,55 +395,6 @@ class Executor:
             if name != self.pg.output:
                 by_pos.setdefault(i, []).append(name)
         return by_pos
-
-    def _neuron(self, p, plan, x):
-        """CUBA-LIF over ``x [T, B, ...]``, step by step from ``u = 0``, ``v = v0``:
-        ``u = sat(decay(u, du) + in); v = sat(decay(v, dv) + u + bias); s = v >= vth``; then ``v = 0`` or
-        ``v - vth`` where ``s`` (``reset``).
-
-        Returns the spikes and the active compartments (non-zero input, remaining current or
-        voltage: the rest update idly), both ``[T, B, ...]``.
-        """
-        bits, du, dv, unity = p.attrs.state_bits, p.attrs.du, p.attrs.dv, p.attrs.unity
-        vth, u_clamps, v_clamps = plan.tensors["vth"], plan.tensors["u_clamps"], plan.tensors["v_clamps"]
-        bias, v0 = plan.tensors["bias"], plan.tensors["v0"]
-        subtract = p.attrs.reset == "subtract"
-        lim = sat_limit(bits)
-        T = x.shape[0]
-        fired = torch.empty(x.shape, dtype=torch.bool)
-        active = x != 0
-        u = None
-        v = None if v0 is None else v0.to(plan.compute).expand(x.shape[1:]).clone()
-        for t in range(T):
-            xt, act = x[t], active[t]
-            if du == unity:         # the current does not outlive a step (xt is the input's: clamp a copy)
-                u = self._saturate_(p, lim, xt, copy=True) if u_clamps else xt
-            else:
-                if u is None:       # it starts at 0; later steps decay it in place
-                    u = xt.clone()
-                else:
-                    act |= decay_(u, du, unity) != 0
-                    u.add_(xt)
-                if u_clamps:
-                    self._saturate_(p, lim, u)
-            if v is None:
-                v = u.clone()
-            else:
-                act |= v != 0
-                v = decay_(v, dv, unity).add_(u)
-            if bias is not None:
-                act |= bias != 0
-                v.add_(bias)
-            if v_clamps:
-                self._saturate_(p, lim, v)
-            if self.probe is not None:
-                self.probe(p, t, u.clone(), v.clone())
-            s = torch.ge(v, vth, out=fired[t])
-            if subtract:
-                v = torch.where(s, v - vth, v)
-            else:
-                v.masked_fill_(s, 0.0)
-        return fired.to(plan.dtype), active
 
     #: process kind -> setup (bounds, dtypes, tensors); tests/hw_sim/test_kernel_tables.py checks the kinds
     PLANS = {"input": _plan_input, "synapse": _plan_synapse, "neuron": _plan_neuron, "sum": _plan_sum,

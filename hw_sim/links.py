@@ -36,16 +36,20 @@ class MeshLinks:
         self.cols = chip["mesh_cols"]
         self.rows = math.ceil(math.ceil(chip["cores_per_chip"] / per_tile) / self.cols)   # tile rows a chip
         self._paths: dict[tuple[int, int], np.ndarray] = {}
+        self._kinds = None
 
     def kinds(self) -> np.ndarray:
         """Per link: 0 east-west hop, 1 north-south hop, 2 chip-to-chip link (crosses a chip boundary)."""
+        if self._kinds is not None:
+            return self._kinds
         ids = np.arange(self.size)
         tile, d = np.divmod(ids, 4)
         y, x = np.divmod(tile, self.width)
         nx = x + np.where(d == EAST, 1, np.where(d == WEST, -1, 0))
         ny = y + np.where(d == SOUTH, 1, np.where(d == NORTH, -1, 0))
         crosses = (nx // self.cols != x // self.cols) | (ny // self.rows != y // self.rows)
-        return np.where(crosses, 2, np.where(d < 2, 0, 1))
+        self._kinds = np.where(crosses, 2, np.where(d < 2, 0, 1))
+        return self._kinds
 
     def path(self, a: int, b: int) -> np.ndarray:
         """Link ids a message from core ``a`` to core ``b`` crosses, in order."""

@@ -64,6 +64,7 @@ from hw_sim.prodneuron import attention_lowering
 
 from .flatgraph import NEURON_KINDS, FlatGraph
 from .formats import fit_formats
+from .units import Classes, compact, exponent_for, f64, pair, pooled
 
 UNSUPPORTED = {"cubalif": "CubaLIF lowering is not supported yet; use LIF or IF",
                "li": "LI (a non-spiking leaky readout) is not supported by the chip model",
@@ -73,53 +74,6 @@ HEADROOM = 4.0    # calibrated peaks use at most a quarter of the state range
 #: graded kinds whose value is sent as a graded spike payload (the rest accumulate in a compartment)
 PAYLOAD_KINDS = ("sum", "sumpool")
 INPUT_BITS = 8    # the host's input quantization (a choice of this lowering, not a chip field)
-
-
-class _Classes:
-    """Union-find over value names: values in one class share their unit exponent."""
-
-    def __init__(self, names):
-        self.parent = {n: n for n in names}
-
-    def find(self, n):
-        while self.parent[n] != n:
-            self.parent[n] = self.parent[self.parent[n]]
-            n = self.parent[n]
-        return n
-
-    def union(self, a, b):
-        self.parent[self.find(a)] = self.find(b)
-
-
-def _pair(v) -> tuple[int, int]:
-    return tuple(int(x) for x in np.broadcast_to(np.asarray(v), (2,)))
-
-
-def _f64(v) -> np.ndarray:
-    return np.asarray(v, dtype=np.float64)
-
-
-def _compact(scale):
-    """A scale array whose entries are all equal becomes a scalar."""
-    arr = np.asarray(scale, dtype=np.float64)
-    return np.float64(arr.flat[0]) if arr.size and np.all(arr == arr.flat[0]) else arr
-
-
-def _pooled(scale, fn):
-    """The scale of a pooled value: per channel, which must be uniform over each window's map."""
-    if not np.ndim(scale):
-        return scale
-    per_c = np.asarray(scale).reshape(scale.shape[0], -1)
-    if not np.all(per_c == per_c[:, :1]):
-        raise NIRError(f"node {fn.name!r}: pooling a value whose folded scale varies across space")
-    return np.broadcast_to(per_c[:, :1].reshape(-1, 1, 1), fn.out_shape)
-
-
-def _exponent_for(peak: float, limit: float) -> int:
-    """The smallest ``e`` with ``peak / 2**e <= limit`` (0 for a value that never moves)."""
-    if peak <= 0:
-        return 0
-    return math.ceil(math.log2(peak / limit))
 
 
 class Lowering:
@@ -147,15 +101,15 @@ class Lowering:
         for fn in self.fg.nodes.values():
             src = self.scale.get(fn.sources[0], np.float64(1.0)) if fn.sources else np.float64(1.0)
             if fn.kind == "scale":
-                factor = _f64(fn.node.scale) if hasattr(fn.node, "scale") else np.float64(1.0)
+                factor = f64(fn.node.scale) if hasattr(fn.node, "scale") else np.float64(1.0)
                 if np.any(factor <= 0):
                     raise NIRError(f"node {fn.name!r}: Scale factors must be positive to fold into thresholds")
                 self.scale[fn.name] = np.broadcast_to(src * factor, fn.out_shape) if factor.ndim else src * factor
             elif fn.kind == "avgpool":
-                k = _pair(fn.node.kernel_size)
-                self.scale[fn.name] = _pooled(src, fn) / (k[0] * k[1])
+                k = pair(fn.node.kernel_size)
+                self.scale[fn.name] = pooled(src, fn) / (k[0] * k[1])
             elif fn.kind in ("maxpool", "sumpool"):
-                self.scale[fn.name] = _pooled(src, fn)
+                self.scale[fn.name] = pooled(src, fn)
             elif fn.kind == "flatten":
                 self.scale[fn.name] = np.reshape(np.broadcast_to(src, fn.in_shape), fn.out_shape) \
                     if np.ndim(src) else src
@@ -167,7 +121,7 @@ class Lowering:
                 self.scale[fn.name] = src
             else:
                 self.scale[fn.name] = np.float64(1.0)
-            self.scale[fn.name] = _compact(self.scale[fn.name])
+            self.scale[fn.name] = compact(self.scale[fn.name])
             if len(fn.sources) > 1:
                 first = self.scale.get(fn.sources[0], 1.0)
                 for s in fn.sources[1:]:
@@ -187,7 +141,7 @@ class Lowering:
 
     def _classes(self) -> dict[str, int]:
         fg = self.fg
-        uf = _Classes(fg.nodes)
+        uf = Classes(fg.nodes)
         for fn in fg.nodes.values():
             for s in fn.sources[1:]:
                 uf.union(s, fn.sources[0])
@@ -211,11 +165,11 @@ class Lowering:
                 continue
             peak = max(self.peaks.get(n, 0.0) / float(np.min(self.scale.get(n, 1.0))) for n in names)
             limit = (2 ** (INPUT_BITS - 1) - 1) if names == ["input"] else self.limit
-            e = _exponent_for(peak, limit)
+            e = exponent_for(peak, limit)
             # the biases summed into this class's compartments must fit the chip's bias format
             biases = sum(self._peak_bias(n) for n in names)
             if biases > 0:
-                e = max(e, _exponent_for(biases, self.bias_limit))
+                e = max(e, exponent_for(biases, self.bias_limit))
             # a neuron reading this class needs its threshold inside the state range
             for n in names:
                 for c in consumers[n]:
@@ -228,7 +182,7 @@ class Lowering:
                         # and its compartment bias inside the chip's bias format
                         bias = float(np.max(np.abs(real["bias"])))
                         if bias > 0:
-                            e = max(e, _exponent_for(bias / gain, self.bias_limit))
+                            e = max(e, exponent_for(bias / gain, self.bias_limit))
                         if cn.kind == "softif":
                             # no leak: a membrane driven below 0 integrates for all T steps (the soft reset
                             # keeps it in [0, theta) only for inputs in [0, theta]), so T peaks must fit.
@@ -237,7 +191,7 @@ class Lowering:
                             s_min = float(np.min(self.scale.get(n, 1.0)))
                             drive = (float(np.max(np.abs(real["v_init"]))) + vth + self.T * bias) / gain \
                                 + self.T * self.peaks.get(n, 0.0) * len(cn.sources)
-                            e = max(e, _exponent_for(drive / s_min, sat_limit(self.state_bits)))
+                            e = max(e, exponent_for(drive / s_min, sat_limit(self.state_bits)))
             for n in names:
                 exps[n] = e
         return exps
@@ -246,7 +200,7 @@ class Lowering:
         """The largest |bias| of a conv / affine node (0 for any other node or no bias)."""
         fn = self.fg.nodes[name]
         bias = getattr(fn.node, "bias", None) if fn.kind in ("conv", "dense") else None
-        return float(np.max(np.abs(_f64(bias)))) if bias is not None and np.size(bias) else 0.0
+        return float(np.max(np.abs(f64(bias)))) if bias is not None and np.size(bias) else 0.0
 
     def _counts(self, name: str) -> bool:
         """True for a dual-spike product of two binary operands (Spikformer's K V^T, Q^T K): integer counts."""
@@ -267,17 +221,17 @@ class Lowering:
         (the soft-reset IF extension's in its metadata, ``r = 1``)."""
         if fn.kind == "softif":
             meta = fn.node.metadata
-            return {"v_threshold": _f64(meta["v_threshold"]), "v_init": _f64(meta["v_init"]),
-                    "bias": _f64(meta["bias"]), "r": np.float64(1.0)}
-        return {"v_threshold": _f64(fn.node.v_threshold), "v_init": np.float64(0.0), "bias": np.float64(0.0),
-                "r": _f64(fn.node.r)}
+            return {"v_threshold": f64(meta["v_threshold"]), "v_init": f64(meta["v_init"]),
+                    "bias": f64(meta["bias"]), "r": np.float64(1.0)}
+        return {"v_threshold": f64(fn.node.v_threshold), "v_init": np.float64(0.0), "bias": np.float64(0.0),
+                "r": f64(fn.node.r)}
 
     def _gain(self, fn) -> float:
         """Input gain of a neuron per step: ``k r`` for LIF (k = dt/tau), ``r`` for IF (and the soft-reset IF)."""
         r = float(np.max(self._neuron_values(fn)["r"]))
         if fn.kind in ("if", "softif"):
             return r
-        return self.fg.dt / float(np.max(_f64(fn.node.tau))) * r
+        return self.fg.dt / float(np.max(f64(fn.node.tau))) * r
 
     # -- processes ---------------------------------------------------------------------------
 
@@ -326,14 +280,14 @@ class Lowering:
                 weight = weight * float(s_in)
         weight = weight * 2.0 ** (e_in - e_out)  # integers in the output's unit
         mant, shift = quantize_mantissas(weight, self.weight_bits)
-        b = (np.round(_f64(bias) / 2.0 ** e_out).astype(np.int64) if bias is not None
+        b = (np.round(f64(bias) / 2.0 ** e_out).astype(np.int64) if bias is not None
              else np.zeros(mant.shape[0], np.int64))
         return Process(fn.name, "synapse", list(fn.sources), fn.out_shape, params={"weight": mant, "bias": b},
                        attrs=SynapseAttrs(op, int(shift), bool(graded), self.weight_bits, **geometry,
                                           out_bits=self.out_bits["synapse"]))
 
     def _conv(self, fn):
-        w = _f64(fn.node.weight)
+        w = f64(fn.node.weight)
         groups = int(np.asarray(fn.node.groups))
         hint = (fn.node.metadata or {}).get("sresformer.groups")
         if groups == 1 and hint is not None:
@@ -342,13 +296,13 @@ class Lowering:
                 w, groups = grouped, int(hint)
         if isinstance(fn.node.padding, str):
             raise NIRError(f"node {fn.name!r}: string padding {fn.node.padding!r} is not supported; give numbers")
-        bias = None if fn.node.bias is None else np.broadcast_to(_f64(fn.node.bias), (w.shape[0],))
-        return self._synapse(fn, w, bias, "conv", stride=_pair(fn.node.stride), padding=_pair(fn.node.padding),
-                             dilation=_pair(fn.node.dilation), groups=groups)
+        bias = None if fn.node.bias is None else np.broadcast_to(f64(fn.node.bias), (w.shape[0],))
+        return self._synapse(fn, w, bias, "conv", stride=pair(fn.node.stride), padding=pair(fn.node.padding),
+                             dilation=pair(fn.node.dilation), groups=groups)
 
     def _dense(self, fn):
-        bias = _f64(fn.node.bias) if isinstance(fn.node, nir.Affine) else None
-        return self._synapse(fn, _f64(fn.node.weight), bias, "dense")
+        bias = f64(fn.node.bias) if isinstance(fn.node, nir.Affine) else None
+        return self._synapse(fn, f64(fn.node.weight), bias, "dense")
 
     def _neuron(self, fn):
         node, real = fn.node, self._neuron_values(fn)
@@ -356,7 +310,7 @@ class Lowering:
             raise NIRError(f"node {fn.name!r}: {self.chip.name} resets its neurons to 0 (no subtract_reset), and the "
                            "converted QCFS neuron subtracts its threshold; use --chip loihi2")
         for key in ("v_leak", "v_reset"):
-            if hasattr(node, key) and np.any(_f64(getattr(node, key)) != 0):
+            if hasattr(node, key) and np.any(f64(getattr(node, key)) != 0):
                 raise NIRError(f"node {fn.name!r}: {key} must be 0 on the chip model (got non-zero values)")
         s_in = self.scale.get(fn.sources[0], np.float64(1.0))
         shift = self._in_shift(fn, real)
@@ -368,7 +322,7 @@ class Lowering:
             raise NIRError(f"node {fn.name!r}: its threshold does not fit the {self.state_bits}-bit membrane "
                            "at the calibrated input range")
         unity = 1 << self.decay_bits   # decays in units of 2**-decay_bits (the chip's resolution)
-        dv = 0 if fn.kind in ("if", "softif") else int(round(unity * self.fg.dt / float(np.max(_f64(node.tau)))))
+        dv = 0 if fn.kind in ("if", "softif") else int(round(unity * self.fg.dt / float(np.max(f64(node.tau)))))
         if not 0 <= dv <= unity:
             raise NIRError(f"node {fn.name!r}: dt/tau = {dv / unity:.3f} is outside [0, 1]")
         if fn.kind == "softif":   # the converted QCFS neuron: v0 and bias in the membrane's unit
@@ -408,7 +362,7 @@ class Lowering:
         signed ``m``, ``0 <= e <= bias_exp_max``; one ``e`` per layer, Lava's LIF ``bias_exp``)."""
         mant = (1 << (self.chip.bias_mant_bits - 1)) - 1
         peak = float(np.max(np.abs(bias))) if bias.size else 0.0
-        e = max(0, _exponent_for(peak, mant))
+        e = max(0, exponent_for(peak, mant))
         if e > self.chip.bias_exp_max:
             raise NIRError(f"node {fn.name!r}: its bias peaks at {peak:.0f} membrane units, beyond the chip's bias "
                            f"format ({self.chip.bias_mant_bits}-bit mantissa << {self.chip.bias_exp_max})")
@@ -451,13 +405,13 @@ class Lowering:
     def _sumpool(self, fn):
         """Sum pooling; an average pool too (its ``1/k^2`` rides on the value's scale)."""
         node = fn.node
-        attrs = SumPoolAttrs(_pair(node.kernel_size), _pair(node.stride), _pair(node.padding),
+        attrs = SumPoolAttrs(pair(node.kernel_size), pair(node.stride), pair(node.padding),
                              out_bits=self.out_bits["sumpool"])
         return Process(fn.name, "sumpool", list(fn.sources), fn.out_shape, attrs=attrs)
 
     def _maxpool(self, fn):
         meta = fn.node.metadata
-        attrs = MaxPoolAttrs(_pair(meta["kernel_size"]), _pair(meta["stride"]), _pair(meta["padding"]))
+        attrs = MaxPoolAttrs(pair(meta["kernel_size"]), pair(meta["stride"]), pair(meta["padding"]))
         if np.any(np.asarray(self.scale.get(fn.sources[0], 1.0)) <= 0):
             raise NIRError(f"node {fn.name!r}: max-pooling needs a positive scale on its input")
         return Process(fn.name, "maxpool", list(fn.sources), fn.out_shape, attrs=attrs)

@@ -10,15 +10,10 @@ import pytest
 import torch
 
 import sresformer
-from testutil import one_line_error, run_cli_here
+from testutil import one_line_error
+from testutil import run_cli_here as run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture
-def run():
-    """``run(*args)``: the CLI in this process, its exit status, stdout and stderr as a CompletedProcess."""
-    return run_cli_here
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +26,7 @@ def ann(tmp_path_factory):
 
 
 @pytest.mark.slow   # a training epoch (64 images) and a conversion: about 5-12 s on 2 cores
-def test_the_ann_trains_with_train_and_converts(tmp_path, run):
+def test_the_ann_trains_with_train_and_converts(tmp_path):
     # the trainer runs the QCFS ANN at its T = 1 (one step); its checkpoint converts
     r = run("train", "--model", "mst_nano", "--data", "digits", "--out", tmp_path / "run", "--epochs", "1",
             "--limit-train", "64", "--limit-test", "16", "--batch-size", "32")
@@ -46,7 +41,7 @@ def test_the_ann_trains_with_train_and_converts(tmp_path, run):
     assert snn["meta"]["converted"]["T"] == 2 and snn["meta"]["data"] == "digits"
 
 
-def test_convert_then_eval_curve(ann, tmp_path, run):
+def test_convert_then_eval_curve(ann, tmp_path):
     snn = tmp_path / "snn.ckpt"
     r = run("convert", ann, "--out", snn, "--T", "4")
     assert r.returncode == 0, r.stderr[-2000:]
@@ -57,7 +52,7 @@ def test_convert_then_eval_curve(ann, tmp_path, run):
     assert plain["accuracy"] == curve["curve"]["4"]
 
 
-def test_bad_input_is_one_line(ann, tmp_path, run):
+def test_bad_input_is_one_line(ann, tmp_path):
     other = tmp_path / "spikformer.ckpt"
     sresformer.save_checkpoint(sresformer.create_model("spikformer_nano"), other)
     out = tmp_path / "out.ckpt"
@@ -69,7 +64,7 @@ def test_bad_input_is_one_line(ann, tmp_path, run):
     one_line_error(run("eval", ann, "--curve", "1,2", "--limit", "2"), "convert")
 
 
-def test_loihi_export_refuses_softmax(tmp_path, run):
+def test_loihi_export_refuses_softmax(tmp_path):
     path = tmp_path / "softmax.ckpt"
     sresformer.save_checkpoint(sresformer.create_model("mst_nano_softmax"), path)
     one_line_error(run("export", path, "--target", "loihi", "--out", tmp_path / "m.loihi"), "softmax")

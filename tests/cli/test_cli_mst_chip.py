@@ -12,15 +12,10 @@ import pytest
 import torch
 
 import sresformer
-from testutil import one_line_error, run_cli_here
+from testutil import one_line_error
+from testutil import run_cli_here as run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture
-def run():
-    """``run(*args)``: the CLI in this process, its exit status, stdout and stderr as a CompletedProcess."""
-    return run_cli_here
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +57,7 @@ def test_nir_graph_runs_as_the_models_snn(snns, mask):
 
 @pytest.mark.slow   # export (calibration, mapping) and a simulation of 4 images: about 2-8 s on 2 cores
 @pytest.mark.parametrize("mask", [[], ["--spike-mask", "0.5:attn"]])
-def test_converted_mst_exports_to_loihi2_and_simulates_in_agreement(snns, tmp_path, run, mask):
+def test_converted_mst_exports_to_loihi2_and_simulates_in_agreement(snns, tmp_path, mask):
     art = tmp_path / "m.loihi"
     r = run("export", snns["per-step"], "--target", "loihi", "--chip", "loihi2", "--out", art,
             "--calib-images", "8", "--eval-images", "8", "--json", *mask)
@@ -80,7 +75,7 @@ def test_converted_mst_exports_to_loihi2_and_simulates_in_agreement(snns, tmp_pa
     ("per-step", "loihi1", ["resets its neurons to 0", "--chip loihi2"]),
     ("cumulative", "loihi2", ["cumulative", "--product per-step"]),
 ])
-def test_refusals_are_one_line(snns, tmp_path, run, product, chip, words):
+def test_refusals_are_one_line(snns, tmp_path, product, chip, words):
     """Loihi 1's CUBA compartment has no subtractive reset; the cumulative product has no chip form yet."""
     out = tmp_path / "m.loihi"
     r = run("export", snns[product], "--target", "loihi", "--chip", chip, "--out", out,
@@ -90,7 +85,7 @@ def test_refusals_are_one_line(snns, tmp_path, run, product, chip, words):
 
 
 @pytest.mark.slow   # two models exported and simulated on 2 images: about 15-25 s on 2 cores
-def test_energy_compare_puts_the_converted_mst_beside_spikingresformer(snns, run):
+def test_energy_compare_puts_the_converted_mst_beside_spikingresformer(snns):
     """``energy --compare``: the converted MST beside a SpikingResformer; the MST simulated on loihi2 in
     agreement with the fake-quant model, its attention on product compartments."""
     r = run("energy", snns["per-step"], "spikingresformer_nano", "--compare", "--limit", "2", "--json")
