@@ -44,6 +44,7 @@ import torch.nn.functional as F
 
 from hw_sim.arith import shift_round
 from hw_sim.bounds import dsmm_terms, gate_accumulator_bound, neuron_bounds, saturated, synapse_bounds
+from hw_sim.liveness import last_reads
 from hw_sim.processes import GRADED_KINDS, NEURON_OPTIONAL, Process, ProcessGraph, neuron_param
 from hw_sim.products import PRODUCT_FORMS, form_dims
 from sresformer.spike_gate import keep_mask
@@ -386,15 +387,7 @@ class Executor:
 
     def _last_use(self) -> dict[int, list[str]]:
         """Position in graph order -> values read for the last time there (the output is kept)."""
-        last: dict[str, int] = {}
-        for i, p in enumerate(self.pg):
-            for s in list(p.sources) + list(p.operands):
-                last[s] = i
-        by_pos: dict[int, list[str]] = {}
-        for name, i in last.items():
-            if name != self.pg.output:
-                by_pos.setdefault(i, []).append(name)
-        return by_pos
+        return last_reads(((p.name, list(p.sources) + list(p.operands)) for p in self.pg), [self.pg.output])
 
     #: process kind -> setup (bounds, dtypes, tensors); tests/hw_sim/test_kernel_tables.py checks the kinds
     PLANS = {"input": _plan_input, "synapse": _plan_synapse, "neuron": _plan_neuron, "sum": _plan_sum,

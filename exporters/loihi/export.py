@@ -19,6 +19,7 @@ from hw_sim.mapping import map_graph
 from hw_sim.processes import ProcessGraph
 from sresformer.errors import UserError
 
+from .fit import refuse_unfit
 from .flatgraph import FlatGraph
 from .lower import lower
 
@@ -126,9 +127,13 @@ class Lowered:
 
 
 def lowered_graph(source: str, calib_data: str | None = None, T: int | None = None, chip="loihi2",
-                  calib_images: int = CALIB_IMAGES, eval_images: int = EVAL_IMAGES) -> Lowered:
+                  calib_images: int = CALIB_IMAGES, eval_images: int = EVAL_IMAGES, fit: bool = False,
+                  max_chips: int | None = None) -> Lowered:
     """Checkpoint or NIR file -> flat graph -> calibrated integer process graph (nothing written), with
-    the bit widths of ``chip`` (a ``hw_sim.chips.Chip`` or a name for ``load_chip``)."""
+    the bit widths of ``chip`` (a ``hw_sim.chips.Chip`` or a name for ``load_chip``).
+
+    ``fit``: before calibrating, refuse a graph whose shapes alone need more than ``max_chips``
+    chips (or the system's limit) of ``chip`` (:func:`exporters.loihi.fit.refuse_unfit`)."""
     graph = source_graph(source)
     meta = dict(graph.metadata or {})
     T = int(T or meta.get("T", 4))
@@ -139,6 +144,8 @@ def lowered_graph(source: str, calib_data: str | None = None, T: int | None = No
     x_train, x_test, y_test, data_name = calibration_data(calib_data, in_shape, num_classes or 0, T,
                                                            calib_images, eval_images)
     static = x_train.dim() == len(in_shape) + 1
+    if fit:
+        refuse_unfit(fg, T, chip, max_chips, input_static=static)
     peaks = value_ranges(fg, image_batches(x_train, static), T)
     notes: list = []
     pg = lower(fg, peaks, T, chip, input_static=static, notes=notes)
@@ -197,14 +204,16 @@ def export_loihi(source: str, out: str | os.PathLike, calib_data: str | None = N
         report = {"calibration": {"data": None, "images": 0, "netx": "the file's integers, as netx applies them"}}
     else:
         low = lowered_graph(source, calib_data, T, chip=chip_desc, calib_images=calib_images,
-                            eval_images=eval_images)
+                            eval_images=eval_images, fit=True, max_chips=max_chips)
         pg, T, data_name, notes = low.pg, low.T, low.data_name, low.format_notes
-        refuse_calibrated_overflow(pg, low.x_calib, data_name)
         report = {"calibration": {"data": data_name, "images": low.calib_images}}
+    # mapped before the integer model is run: a refusal (chips, fan-out) comes before minutes of checking
+    mapping = map_graph(pg, chip_desc, max_chips, objective)
+    if not is_netx(source):
+        refuse_calibrated_overflow(pg, low.x_calib, data_name)
         if low.labelled:
             report["accuracy"] = accuracy_report(low.fg, FakeQuantModel(pg), low.x_test, low.y_test, T)
     report["formats"] = notes
-    mapping = map_graph(pg, chip_desc, max_chips, objective)
     neurons = sum(g.size for g in mapping.groups.values())
     synapses = int(sum(g.synapses_per_compartment * g.size for g in mapping.groups.values()))
     report["mapping"] = {"chip": chip_desc.name, "cores": mapping.cores, "chips": mapping.chips, "neurons": neurons,

@@ -19,6 +19,7 @@ from torch import nn
 from exporters.nir.convention import NIRError
 from exporters.nir.extension import DualSpikeMatmul, ExtensionOp, build_extension, extension_name
 from exporters.nir.nodes import node_module
+from hw_sim.liveness import last_reads
 
 
 @dataclass
@@ -188,11 +189,17 @@ class FlatGraph:
     def run(self, x: torch.Tensor, observe=None) -> torch.Tensor:
         """Float forward ``[T, B, *input] -> [T, B, *output]``; ``observe(node, input, output)`` sees every node."""
         values = {"input": x}
-        for fn in list(self.nodes.values())[1:]:
+        order = list(self.nodes.values())[1:]
+        # a value is dropped after its last reader: memory is the live set, not the whole network's
+        drop = last_reads(((fn.name, list(fn.sources) + list(fn.operands)) for fn in order), self.output)
+        for i, fn in enumerate(order):
             inp = self.sum_inputs(fn, values)
             values[fn.name] = self.run_node(fn, inp, values)
             if observe is not None:
                 observe(fn, inp, values[fn.name])
+            del inp
+            for name in drop.get(i, ()):
+                del values[name]
         out = values[self.output[0]]
         for s in self.output[1:]:
             out = out + values[s]

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hw_sim.arith import shift_round
+from hw_sim.liveness import last_reads
 from hw_sim.processes import NEURON_OPTIONAL, ProcessGraph, neuron_param, sat_limit
 from hw_sim.products import PRODUCT_FORMS
 from sresformer.spike_gate import apply_gate
@@ -208,8 +209,13 @@ class FakeQuantModel(nn.Module):
             T = x.shape[0]
         values: dict[str, torch.Tensor] = {}
         self.saturated, self.saturation_peak = {}, {}
-        for p in self.pg:
+        # without ``keep``, a value is dropped after its last reader: memory is the live set, not the network
+        drop = {} if keep else last_reads(((p.name, list(p.sources) + list(p.operands)) for p in self.pg),
+                                          [self.pg.output])
+        for i, p in enumerate(self.pg):
             values[p.name] = self.KERNELS[p.kind](self, p, values, x, T)
+            for name in drop.get(i, ()):
+                del values[name]
         logits = values[self.pg.output]
         logits = logits.expand(T, *logits.shape[1:])
         return logits, (values if keep else {})
