@@ -45,6 +45,7 @@ def build_artifact(model_name: str, img_size: int, work: Path, bn_gain: float = 
                    bn_shift: float = 0.0) -> tuple[Path, Path]:
     """A warmed-up checkpoint (BN affine scaled by ``bn_gain``, shifted by ``bn_shift``) and its
     .loihi artifact under ``work`` (reused when present)."""
+    from bench.hypothetical_chip import unbounded_chip
     from exporters.loihi import export as export_mod
 
     ckpt = build_checkpoint(model_name, img_size, work, bn_gain, bn_shift)
@@ -52,31 +53,8 @@ def build_artifact(model_name: str, img_size: int, work: Path, bn_gain: float = 
     if not art.exists():
         # the accuracy check is not benchmarked here
         export_mod.export_loihi(str(ckpt), art, calib_data="synthetic", calib_images=8, eval_images=4,
-                                chip=str(bench_chip(work)))
+                                chip=str(unbounded_chip("loihi2", work / "loihi2-unbounded.toml")))
     return ckpt, art
-
-
-def bench_chip(work: Path) -> Path:
-    """Loihi 2 with the per-core fan-out limit lifted, for timing the simulator only.
-
-    As mapped (consecutive compartments per core), a core of Ti's first attention spikes
-    sends to more cores than Loihi 2's fan-out limit allows, so ``export`` refuses Ti at 224
-    on ``loihi2`` (README, "Cores as Intel's compiler counts them"). The simulator's speed
-    does not depend on that limit; the chip is renamed so no figure from it passes for Loihi 2.
-    """
-    text = (ROOT / "hw_sim" / "profiles" / "loihi2.toml").read_text()
-    lines = []
-    for line in text.splitlines():
-        key = line.split("=", 1)[0].strip()
-        if key == "name":
-            line = 'name = "loihi2-bench-unlimited-fan-out"'
-        elif key == "max_fan_out":
-            line = "max_fan_out = 1073741824   # lifted: simulator timing only, not a chip"
-        lines.append(line)
-    path = work / "loihi2-bench-unlimited-fan-out.toml"
-    work.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def build_checkpoint(model_name: str, img_size: int, work: Path, bn_gain: float = 1.0,

@@ -54,6 +54,11 @@ if TYPE_CHECKING:
 ROUTE = ("in_tile", "other", "hops_ew", "hops_ns", "chip_links")
 
 
+# the fan-out count pushes one mask per core through the connectivity: seconds up to a few thousand
+# cores (nano's 106: well under 1 s), many minutes at Ti's tens of thousands
+FAN_OUT_COUNTED_CORES = 4096
+
+
 def add_routes(cc: dict[str, torch.Tensor], where, per: torch.Tensor) -> None:
     """Add messages with their routes (``per[..., ROUTE]``, :meth:`hw_sim.mapping.Mapping.route`) into the
     per-core counts ``cc`` at index ``where``: ``msgs`` every delivery, and each route column its own key."""
@@ -317,6 +322,8 @@ def map_graph(pg: ProcessGraph, chip, max_chips: int | None = None, objective: s
 
     ``fan_out=False`` leaves the fan-out uncounted (0) and unchecked: counting it pushes a mask
     through the connectivity for every core, minutes for a model of tens of thousands of cores.
+    It is left uncounted too on more than ``FAN_OUT_COUNTED_CORES`` cores where the chip's limit cannot
+    bind (it is at least the cores in use minus one: a chip file that lifts it).
     """
     # every number below is divided by or searched over: a Chip is checked when it is built,
     # but one altered after (object.__setattr__) or a look-alike object is checked here too,
@@ -354,6 +361,9 @@ def map_graph(pg: ProcessGraph, chip, max_chips: int | None = None, objective: s
         core += g.cores
     from .fanout import fan_out_per_core  # it pushes masks through the connectivity (which imports Mapping)
 
+    # a core sends to at most every other core: past FAN_OUT_COUNTED_CORES a limit that high cannot bind
+    # (a chip file that lifts it), and the count, which then checks nothing, would take minutes
+    fan_out = fan_out and (chip.max_fan_out < cores - 1 or cores <= FAN_OUT_COUNTED_CORES)
     for name, fan in (fan_out_per_core(pg, groups, placement) if fan_out else {}).items():
         g = groups[name]
         g.fan_out_per_core = int(fan.max(initial=0))
