@@ -45,6 +45,15 @@ class LavaGraph:
     steps: int
     ports: dict
     samples: list   # per sample, the plan with that image's host values (offsets, neurons' host biases)
+    record_dir: str | None = None   # the sinks are FileSinks saving here (filesink.py), else Lava's RingBuffers
+
+    def recorded(self, name: str) -> np.ndarray:
+        """What the sink of ``name`` recorded, ``[*lava_shape, steps]`` (after the run, before ``stop``)."""
+        if self.record_dir is None:
+            return np.asarray(self.sinks[name].data.get())
+        from .filesink import read_sink
+
+        return read_sink(os.path.join(self.record_dir, f"{name}.npy"))
 
     @property
     def host_neurons(self) -> list[str]:
@@ -76,10 +85,12 @@ def graph_of(path_or_pg) -> ProcessGraph:
     return read_artifact(os.fspath(path_or_pg))[0]
 
 
-def build(path_or_pg, x_int: np.ndarray) -> LavaGraph:
+def build(path_or_pg, x_int: np.ndarray, record_dir: str | None = None) -> LavaGraph:
     """The Lava graph of an artifact fed with the host's input integers ``x_int [N, *input_shape]`` (N samples).
 
-    Each sample is held for ``T`` steps (a static image) and followed by ``depth`` zero steps.
+    Each sample is held for ``T`` steps (a static image) and followed by ``depth`` zero steps. ``record_dir``:
+    the sinks save their recordings there as files (:mod:`exporters.lava.filesink`; a CPU host's way out that
+    is fast), else they are Lava's own ``RingBuffer`` sinks read with ``data.get()``.
     """
     why = lava_missing()
     if why:
@@ -111,9 +122,14 @@ def build(path_or_pg, x_int: np.ndarray) -> LavaGraph:
         recorded.append(pg.output)
     sinks = {}
     for name in recorded:
-        sinks[name] = Sink(shape=nodes[name].shape, buffer=steps)
+        if record_dir is None:
+            sinks[name] = Sink(shape=nodes[name].shape, buffer=steps)
+        else:
+            from .filesink import FileSink
+
+            sinks[name] = FileSink(shape=nodes[name].shape, buffer=steps, path=os.path.join(record_dir, f"{name}.npy"))
         ports[name].connect(sinks[name].a_in)
-    return LavaGraph(pg, nodes, procs, procs[inp.name], sinks, period, steps, ports, samples)
+    return LavaGraph(pg, nodes, procs, procs[inp.name], sinks, period, steps, ports, samples, record_dir)
 
 
 def host_plans(pg: ProcessGraph, nodes: dict, x_int: np.ndarray) -> list[dict]:

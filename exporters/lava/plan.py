@@ -243,9 +243,11 @@ def _synapse(p, pg, ins, output: bool = False) -> LavaNode:
                         lava_order(p.out_shape), params, offset)
     if len(src.shape) != 3:
         _refuse(p, "a conv reading a flat value")
-    if max(a.groups, src.shape[-1], p.out_shape[0]) > INT8_MAX:
-        # Lava's Conv holds groups in int8 and its scipy path computes C_in % groups in it (conv/utils.py,
-        # conv_scipy; C_out too): the conv's taps as a Sparse, its weights held as Dense's (2 w at weight_exp - 1)
+    if max(a.groups, *src.shape, p.out_shape[0]) > INT8_MAX:
+        # Lava's Conv holds groups, kernel, stride, padding and dilation in int8 and its scipy path computes
+        # C_in % groups and X + 2 padding in it (conv/utils.py, conv_scipy and output_shape; C_out too; numpy 2
+        # refuses a Python int >= 128 there, PilotNet's 200-wide frame): the conv's taps as a Sparse, its
+        # weights held as Dense's (2 w at weight_exp - 1)
         params.update(matrix=_sparse(p, src, 2 * w, (a.stride, a.padding, a.dilation, a.groups)),
                       weight_exp=exp - MIXED_SIGN_SHIFT)
         return LavaNode(p.name, "pool", [src.name], src.delay + 1, lava_shape(p.out_shape), lava_order(p.out_shape),

@@ -68,9 +68,9 @@ def collect(graph, raw: bool = False) -> dict[str, np.ndarray]:
 
     pg, out = graph.pg, {}
     N, P = graph.steps // graph.period, graph.period
-    for name, sink in graph.sinks.items():
+    for name in graph.sinks:
         n, p = graph.nodes[name], pg.processes[name]
-        data = to_ours(np.asarray(sink.data.get()).astype(np.int64), p.out_shape, n.order)   # [steps, ...]
+        data = to_ours(graph.recorded(name).astype(np.int64), p.out_shape, n.order)   # [steps, ...]
         for i, plan in enumerate(graph.samples):   # each image's own offsets (host values)
             d, m = data[i * P:(i + 1) * P], plan[name]
             if n.synaptic:   # Lava carries (ours - offset) / 64 (SEMANTICS.md): the host adds the offset back
@@ -94,7 +94,9 @@ def main(artifact: str, inp: str, out_path: str, raw: str = "0") -> int:
     from .build import build
 
     try:
-        graph = build(artifact, np.load(inp))
+        # the sinks save their recordings beside the output (filesink.py: Lava's data.get() is one message
+        # per element)
+        graph = build(artifact, np.load(inp), record_dir=os.path.dirname(os.path.abspath(out_path)))
     except Exception as e:   # noqa: BLE001 (one line for the parent)
         print(failure(None, e), file=sys.stderr)
         return 1
