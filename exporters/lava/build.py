@@ -205,6 +205,8 @@ def _make(n: LavaNode, nodes, ports, procs, period: int):
         src[0].reshape((m["shape"][1],)).connect(proc.s_in)
         procs[n.name] = proc
         return proc.a_out.reshape(n.shape)
+    if n.lava == "gate":
+        return _gate(n, src[0], procs, period)
     if n.lava == "prodmm":
         from .products import make_prodmm
 
@@ -241,6 +243,23 @@ def _make(n: LavaNode, nodes, ports, procs, period: int):
         port = proc.s_out
     procs[n.name] = proc
     return port
+
+
+def _gate(n: LavaNode, port, procs: dict, period: int):
+    """A ``gate`` (``plan._gate``): ``ProdNeuron`` of the spikes and the keep mask; the mask's ``RingBuffer`` sends
+    column ``s % T`` at Lava step ``s`` (0-based), which must be the mask of the sample's step ``(s - delay) % T``:
+    its columns are the mask's steps rotated by the gate's delay (samples pipelined every ``T = period`` steps)."""
+    from lava.proc.io.source import RingBuffer as Source
+    from lava.proc.prodneuron.process import ProdNeuron
+
+    keep = n.params["keep"]                                            # [T, size] Lava flat order
+    cols = keep[(np.arange(period) - n.delay) % period]                # column c: step (c - delay) % T
+    mask = Source(data=cols.T.reshape(*n.shape, period).astype(np.int32))
+    prod = ProdNeuron(shape=n.shape, vth=0, exp=0)   # v = spike * keep, sent when v != 0 (no name= in lava 0.10)
+    port.connect(prod.a_in1)
+    mask.s_out.connect(prod.a_in2)
+    procs.update({n.name: prod, f"{n.name}.keep": mask})
+    return prod.s_out
 
 
 def _delay_stages(n: LavaNode, port, procs: dict):

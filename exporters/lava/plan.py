@@ -26,7 +26,7 @@ BIAS_EXP_MAX = 7       # bias_exp: unsigned 3 bits
 VTH_MAX = 2 ** 17 - 1  # vth: unsigned 17 bits
 MIXED_SIGN_SHIFT = 1   # Lava's Dense truncates mixed-sign weights to even values (utils/weightutils.py)
 INT8_MAX = 127         # Lava's Conv model holds groups as int8 (conv/models.py), also against C_in
-LAVA_KINDS = ("input", "synapse", "neuron", "flatten", "sumpool", "sum", "prodmm")
+LAVA_KINDS = ("input", "synapse", "neuron", "flatten", "sumpool", "sum", "prodmm", "gate")
 EXPORT_HINT = "export it with 'sresformer export SRC --target lava'"
 
 
@@ -151,6 +151,8 @@ def _node(p, pg, ins, nodes, check_bias: bool) -> LavaNode:
         node = _sumpool(p, pg, ins)
     elif p.kind == "prodmm":
         node = _prodmm(p, pg, nodes)
+    elif p.kind == "gate":
+        node = _gate(p, pg, ins)
     else:
         node = _neuron(p, ins, nodes, check_bias)
     return node
@@ -192,6 +194,22 @@ def _prodmm(p, pg, nodes) -> LavaNode:
     shape = lava_shape(p.out_shape)
     return LavaNode(p.name, "prodmm", inputs, delay, shape, lava_order(p.out_shape), params,
                     np.zeros(int(np.prod(shape)), np.int64))
+
+
+def _gate(p, pg, ins) -> LavaNode:
+    """Random spike masking (``gate``): the spike times the keep mask, in a ``ProdNeuron`` (``v = a_in1 * a_in2``,
+    sent when ``v != 0``) whose second port the host feeds with the mask (``build._gate``): the mask is the
+    model's, ``keep[t, i]`` of ``sresformer.spike_gate.keep_mask`` (the same for every sample), held per step
+    ``t`` of each sample in a ``RingBuffer`` of ``T`` columns. Same step (no synapse): no delay."""
+    from sresformer.spike_gate import keep_mask
+
+    src = _one_input(p, ins)
+    if src.synaptic or not pg.spikes_only(p.sources):
+        _refuse(p, "a gate on a value that is not spikes")
+    a = p.attrs
+    keep = keep_mask(a.ratio, a.seed, a.gate_id, pg.T, (int(np.prod(p.out_shape)),)).numpy()   # [T, ours flat]
+    return LavaNode(p.name, "gate", [src.name], src.delay, src.shape, src.order,
+                    {"keep": keep[:, src.order].astype(np.int64)})
 
 
 def _sum(p, ins, nodes) -> LavaNode:
