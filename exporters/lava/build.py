@@ -195,7 +195,7 @@ def _make(n: LavaNode, nodes, ports, procs, period: int):
     p = n.params
     if n.lava == "delay":
         return _delay_stages(n, src[0], procs)
-    if n.lava == "pool":   # a sum pool or a conv of many groups as Sparse taps (plan._sparse)
+    if n.lava in ("pool", "or"):   # a sum pool or a conv of many groups as Sparse taps (plan._sparse)
         import scipy.sparse as sp
         from lava.proc.sparse.process import Sparse
 
@@ -204,7 +204,15 @@ def _make(n: LavaNode, nodes, ports, procs, period: int):
                       weight_exp=p["weight_exp"], num_message_bits=24 if p["graded"] else 0, name=n.name)
         src[0].reshape((m["shape"][1],)).connect(proc.s_in)
         procs[n.name] = proc
-        return proc.a_out.reshape(n.shape)
+        if n.lava == "pool":
+            return proc.a_out.reshape(n.shape)
+        # a max-pool of spikes (plan._maxpool): fires iff the window count is nonzero, no state kept
+        # (du 4095 + Lava's ds_offset 1 = 4096 clears u, dv = 4096 clears v, vth 0: v = 64 count > 0)
+        fire = LIFReset(shape=n.shape, du=4095, dv=4096, vth=0, bias_mant=0, bias_exp=0, reset_interval=period,
+                        reset_offset=(n.delay + 1) % period, name=f"{n.name}.or")
+        proc.a_out.reshape(n.shape).connect(fire.a_in)
+        procs[f"{n.name}.or"] = fire
+        return fire.s_out
     if n.lava == "gate":
         return _gate(n, src[0], procs, period)
     if n.lava == "prodmm":
