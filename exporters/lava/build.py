@@ -6,8 +6,10 @@ which refuses what Lava cannot reproduce exactly) and instantiates the processes
 ``sinks`` record every neuron's spikes and the output. Run it with ``Loihi2SimCfg(select_tag='fixed_pt')``
 (:mod:`exporters.lava.worker` does, in a subprocess).
 
-Samples run back to back, one period of ``T + depth`` steps each: every neuron is a ``LIFReset`` whose
-state clears at the first step of its sample (its own delay), so the pipeline drains between samples.
+Samples are pipelined: image ``i`` enters at step ``i T`` and a process of delay ``d`` holds it over steps
+``[i T + d, (i + 1) T + d)``; every neuron is a ``LIFReset`` (``reset_interval = T``) whose state clears at the
+first step of each of its samples (its own delay), so no drain is needed between samples: ``N`` images take
+``N T + depth`` steps in one Lava run (not ``N (T + depth)``).
 """
 
 from __future__ import annotations
@@ -41,15 +43,38 @@ class LavaGraph:
     procs: dict
     source: object
     sinks: dict
-    period: int
+    period: int   # steps between two samples' starts: T (pipelined)
     steps: int
     ports: dict
     samples: list   # per sample, the plan with that image's host values (offsets, neurons' host biases)
+    record_dir: str | None = None   # the sinks are FileSinks saving here (filesink.py), else Lava's RingBuffers
+
+    def recorded(self, name: str) -> np.ndarray:
+        """What the sink of ``name`` recorded, ``[*lava_shape, steps]`` (after the run, before ``stop``)."""
+        if self.record_dir is None:
+            return np.asarray(self.sinks[name].data.get())
+        from .filesink import read_sink
+
+        return read_sink(os.path.join(self.record_dir, f"{name}.npy"))
 
     @property
     def host_neurons(self) -> list[str]:
         """The neurons whose bias the host writes before each image (their offset depends on it)."""
         return [k for k, n in self.nodes.items() if n.lava == "lif" and n.params["host"]]
+
+    def window(self, name: str, i: int) -> slice:
+        """The Lava steps over which process ``name`` holds sample ``i`` (its delay after the sample's start)."""
+        start = i * self.period + self.nodes[name].delay
+        return slice(start, start + self.pg.T)
+
+    def bias_writes(self) -> dict[int, list[tuple[str, int]]]:
+        """Per Lava step (0-based) at which a host neuron moves to the next image: ``(neuron, image)`` whose
+        ``bias_mant`` the host writes before that step runs (``worker.write_host_biases``)."""
+        out: dict[int, list[tuple[str, int]]] = {}
+        for name in self.host_neurons:
+            for i in range(1, len(self.samples)):
+                out.setdefault(self.window(name, i).start, []).append((name, i))
+        return dict(sorted(out.items()))
 
     @property
     def input_port(self):
@@ -76,10 +101,13 @@ def graph_of(path_or_pg) -> ProcessGraph:
     return read_artifact(os.fspath(path_or_pg))[0]
 
 
-def build(path_or_pg, x_int: np.ndarray) -> LavaGraph:
+def build(path_or_pg, x_int: np.ndarray, record_dir: str | None = None) -> LavaGraph:
     """The Lava graph of an artifact fed with the host's input integers ``x_int [N, *input_shape]`` (N samples).
 
-    Each sample is held for ``T`` steps (a static image) and followed by ``depth`` zero steps.
+    Each sample is held for ``T`` steps (a static image), the next following at once (pipelined; ``depth`` zero
+    steps after the last drain the pipeline). ``record_dir``:
+    the sinks save their recordings there as files (:mod:`exporters.lava.filesink`; a CPU host's way out that
+    is fast), else they are Lava's own ``RingBuffer`` sinks read with ``data.get()``.
     """
     why = lava_missing()
     if why:
@@ -90,9 +118,9 @@ def build(path_or_pg, x_int: np.ndarray) -> LavaGraph:
     pg = graph_of(path_or_pg)
     nodes = plan_graph(pg)
     depth = max(n.delay for n in nodes.values())
-    period = pg.T + depth
+    period = pg.T   # pipelined: a neuron resets at each of its samples' first step (module docstring)
     N = x_int.shape[0]
-    steps = N * period
+    steps = N * period + depth
     samples = host_plans(pg, nodes, x_int)
     inp = next(n for n in nodes.values() if n.lava == "source")
     stream = np.zeros((steps, *x_int.shape[1:]), np.int64)
@@ -105,15 +133,20 @@ def build(path_or_pg, x_int: np.ndarray) -> LavaGraph:
             continue
         ports[n.name] = _make(samples[0][n.name], nodes, ports, procs, period)   # the first image's host biases
         if n.lava == "lif" and "inject" in n.params:
-            _inject(n, [s[n.name] for s in samples], procs, period)
+            _inject(n, [s[n.name] for s in samples], procs, period, steps)
     recorded = [p.name for p in pg if p.kind == "neuron"]
     if pg.output not in recorded:
         recorded.append(pg.output)
     sinks = {}
     for name in recorded:
-        sinks[name] = Sink(shape=nodes[name].shape, buffer=steps)
+        if record_dir is None:
+            sinks[name] = Sink(shape=nodes[name].shape, buffer=steps)
+        else:
+            from .filesink import FileSink
+
+            sinks[name] = FileSink(shape=nodes[name].shape, buffer=steps, path=os.path.join(record_dir, f"{name}.npy"))
         ports[name].connect(sinks[name].a_in)
-    return LavaGraph(pg, nodes, procs, procs[inp.name], sinks, period, steps, ports, samples)
+    return LavaGraph(pg, nodes, procs, procs[inp.name], sinks, period, steps, ports, samples, record_dir)
 
 
 def host_plans(pg: ProcessGraph, nodes: dict, x_int: np.ndarray) -> list[dict]:
@@ -133,13 +166,15 @@ def host_plans(pg: ProcessGraph, nodes: dict, x_int: np.ndarray) -> list[dict]:
             for i in range(x_int.shape[0])]
 
 
-def _inject(n: LavaNode, per_sample: list[LavaNode], procs: dict, period: int) -> None:
-    """The host's per-image input ``q`` (``64 q + r``: the image's offset) into a host neuron's ``a_in``, held over
-    each sample's period (a ``RingBuffer`` straight into the port: no synapse, no delay)."""
+def _inject(n: LavaNode, per_sample: list[LavaNode], procs: dict, period: int, steps: int) -> None:
+    """The host's per-image input ``q`` (``64 q + r``: the image's offset) into a host neuron's ``a_in``, image
+    ``i``'s from the step its sample reaches the neuron (``i period + delay``) until the next's (a ``RingBuffer``
+    straight into the port: no synapse, no delay)."""
     from lava.proc.io.source import RingBuffer as Source
 
     q = np.stack([s.params["inject"] for s in per_sample])                 # [N, size] Lava flat order
-    data = np.repeat(q, period, axis=0).T.reshape(*n.shape, -1)             # [*shape, steps]
+    image = np.clip((np.arange(steps) - n.delay) // period, 0, len(per_sample) - 1)
+    data = q[image].T.reshape(*n.shape, -1)                                 # [*shape, steps]
     src = Source(data=data.astype(np.int32))
     src.s_out.connect(procs[n.name].a_in)
     procs[f"{n.name}.host"] = src
@@ -160,7 +195,7 @@ def _make(n: LavaNode, nodes, ports, procs, period: int):
     p = n.params
     if n.lava == "delay":
         return _delay_stages(n, src[0], procs)
-    if n.lava == "pool":   # a sum pool or a conv of many groups as Sparse taps (plan._sparse)
+    if n.lava in ("pool", "or"):   # a sum pool or a conv of many groups as Sparse taps (plan._sparse)
         import scipy.sparse as sp
         from lava.proc.sparse.process import Sparse
 
@@ -169,7 +204,17 @@ def _make(n: LavaNode, nodes, ports, procs, period: int):
                       weight_exp=p["weight_exp"], num_message_bits=24 if p["graded"] else 0, name=n.name)
         src[0].reshape((m["shape"][1],)).connect(proc.s_in)
         procs[n.name] = proc
-        return proc.a_out.reshape(n.shape)
+        if n.lava == "pool":
+            return proc.a_out.reshape(n.shape)
+        # a max-pool of spikes (plan._maxpool): fires iff the window count is nonzero, no state kept
+        # (du 4095 + Lava's ds_offset 1 = 4096 clears u, dv = 4096 clears v, vth 0: v = 64 count > 0)
+        fire = LIFReset(shape=n.shape, du=4095, dv=4096, vth=0, bias_mant=0, bias_exp=0, reset_interval=period,
+                        reset_offset=(n.delay + 1) % period, name=f"{n.name}.or")
+        proc.a_out.reshape(n.shape).connect(fire.a_in)
+        procs[f"{n.name}.or"] = fire
+        return fire.s_out
+    if n.lava == "gate":
+        return _gate(n, src[0], procs, period)
     if n.lava == "prodmm":
         from .products import make_prodmm
 
@@ -206,6 +251,23 @@ def _make(n: LavaNode, nodes, ports, procs, period: int):
         port = proc.s_out
     procs[n.name] = proc
     return port
+
+
+def _gate(n: LavaNode, port, procs: dict, period: int):
+    """A ``gate`` (``plan._gate``): ``ProdNeuron`` of the spikes and the keep mask; the mask's ``RingBuffer`` sends
+    column ``s % T`` at Lava step ``s`` (0-based), which must be the mask of the sample's step ``(s - delay) % T``:
+    its columns are the mask's steps rotated by the gate's delay (samples pipelined every ``T = period`` steps)."""
+    from lava.proc.io.source import RingBuffer as Source
+    from lava.proc.prodneuron.process import ProdNeuron
+
+    keep = n.params["keep"]                                            # [T, size] Lava flat order
+    cols = keep[(np.arange(period) - n.delay) % period]                # column c: step (c - delay) % T
+    mask = Source(data=cols.T.reshape(*n.shape, period).astype(np.int32))
+    prod = ProdNeuron(shape=n.shape, vth=0, exp=0)   # v = spike * keep, sent when v != 0 (no name= in lava 0.10)
+    port.connect(prod.a_in1)
+    mask.s_out.connect(prod.a_in2)
+    procs.update({n.name: prod, f"{n.name}.keep": mask})
+    return prod.s_out
 
 
 def _delay_stages(n: LavaNode, port, procs: dict):

@@ -43,7 +43,8 @@ Build the Lava processes yourself (lava-nc; `bash .ci/install-lava`):
     g.source.stop()
 
 `exporters.lava.worker.collect(g)` turns the sinks' data into our `[N, T, C, H, W]` integers (delays removed).
-Processes: {procs}. T = {T}; each sample takes {period} Lava steps (T + {depth} pipeline steps).
+Processes: {procs}. T = {T}; samples are pipelined: N samples take N * {T} + {depth} Lava steps (the
+pipeline's depth), sample i reaching a process of delay d at step i * {T} + d.
 """
 
 
@@ -73,7 +74,7 @@ def export_lava(source: str, out: str | os.PathLike, **options) -> dict:
         kinds = sorted({f"{n.lava}" for n in nodes.values()})
         (staging / "README.md").write_text(README.format(
             name=Path(source).stem, out=out, shape=", ".join(map(str, grid.input_shape)), T=grid.T,
-            period=grid.T + depth, depth=depth, procs=", ".join(kinds)))
+            depth=depth, procs=", ".join(kinds)))
         if out.exists():
             out.rmdir()
         os.replace(staging, out)

@@ -26,7 +26,7 @@ BIAS_EXP_MAX = 7       # bias_exp: unsigned 3 bits
 VTH_MAX = 2 ** 17 - 1  # vth: unsigned 17 bits
 MIXED_SIGN_SHIFT = 1   # Lava's Dense truncates mixed-sign weights to even values (utils/weightutils.py)
 INT8_MAX = 127         # Lava's Conv model holds groups as int8 (conv/models.py), also against C_in
-LAVA_KINDS = ("input", "synapse", "neuron", "flatten", "sumpool", "sum", "prodmm")
+LAVA_KINDS = ("input", "synapse", "neuron", "flatten", "sumpool", "maxpool", "sum", "prodmm", "gate")
 EXPORT_HINT = "export it with 'sresformer export SRC --target lava'"
 
 
@@ -149,8 +149,12 @@ def _node(p, pg, ins, nodes, check_bias: bool) -> LavaNode:
         node = _synapse(p, pg, ins, p.name == pg.output)
     elif p.kind == "sumpool":
         node = _sumpool(p, pg, ins)
+    elif p.kind == "maxpool":
+        node = _maxpool(p, pg, ins)
     elif p.kind == "prodmm":
         node = _prodmm(p, pg, nodes)
+    elif p.kind == "gate":
+        node = _gate(p, pg, ins)
     else:
         node = _neuron(p, ins, nodes, check_bias)
     return node
@@ -194,9 +198,26 @@ def _prodmm(p, pg, nodes) -> LavaNode:
                     np.zeros(int(np.prod(shape)), np.int64))
 
 
+def _gate(p, pg, ins) -> LavaNode:
+    """Random spike masking (``gate``): the spike times the keep mask, in a ``ProdNeuron`` (``v = a_in1 * a_in2``,
+    sent when ``v != 0``) whose second port the host feeds with the mask (``build._gate``): the mask is the
+    model's, ``keep[t, i]`` of ``sresformer.spike_gate.keep_mask`` (the same for every sample), held per step
+    ``t`` of each sample in a ``RingBuffer`` of ``T`` columns. Same step (no synapse): no delay."""
+    from sresformer.spike_gate import keep_mask
+
+    src = _one_input(p, ins)
+    if src.synaptic or not pg.spikes_only(p.sources):
+        _refuse(p, "a gate on a value that is not spikes")
+    a = p.attrs
+    keep = keep_mask(a.ratio, a.seed, a.gate_id, pg.T, (int(np.prod(p.out_shape)),)).numpy()   # [T, ours flat]
+    return LavaNode(p.name, "gate", [src.name], src.delay, src.shape, src.order,
+                    {"keep": keep[:, src.order].astype(np.int64)})
+
+
 def _sum(p, ins, nodes) -> LavaNode:
+    aligned = _aligned(p, ins, nodes)   # (refuses a source that is not a synaptic value: it has no offset)
     offset, host = _offset(ins)
-    ins = _aligned(p, ins, nodes)
+    ins = aligned
     # GradedVec with vth = 0 sends its summed input as a graded spike every step (Loihi 2's residual point)
     return LavaNode(p.name, "graded", [n.name for n in ins], ins[0].delay, ins[0].shape, ins[0].order,
                     offset=offset, host=host)
@@ -243,9 +264,11 @@ def _synapse(p, pg, ins, output: bool = False) -> LavaNode:
                         lava_order(p.out_shape), params, offset)
     if len(src.shape) != 3:
         _refuse(p, "a conv reading a flat value")
-    if max(a.groups, src.shape[-1], p.out_shape[0]) > INT8_MAX:
-        # Lava's Conv holds groups in int8 and its scipy path computes C_in % groups in it (conv/utils.py,
-        # conv_scipy; C_out too): the conv's taps as a Sparse, its weights held as Dense's (2 w at weight_exp - 1)
+    if max(a.groups, *src.shape, p.out_shape[0]) > INT8_MAX:
+        # Lava's Conv holds groups, kernel, stride, padding and dilation in int8 and its scipy path computes
+        # C_in % groups and X + 2 padding in it (conv/utils.py, conv_scipy and output_shape; C_out too; numpy 2
+        # refuses a Python int >= 128 there, PilotNet's 200-wide frame): the conv's taps as a Sparse, its
+        # weights held as Dense's (2 w at weight_exp - 1)
         params.update(matrix=_sparse(p, src, 2 * w, (a.stride, a.padding, a.dilation, a.groups)),
                       weight_exp=exp - MIXED_SIGN_SHIFT)
         return LavaNode(p.name, "pool", [src.name], src.delay + 1, lava_shape(p.out_shape), lava_order(p.out_shape),
@@ -311,6 +334,22 @@ def _sumpool(p, pg, ins) -> LavaNode:
                     params, offset, host=src.host)
 
 
+def _maxpool(p, pg, ins) -> LavaNode:
+    """A max-pool of spikes is the window's OR: the window count (unit-weight depthwise ``Sparse``, one step) into a
+    ``LIFReset`` that fires iff the count is nonzero and keeps no state (``du = 4096``: Lava's ``4095 + 1``;
+    ``dv = 4096``; ``v = 64 count > vth << 6`` with ``vth = 0``). Padding never wins a max of spikes (a window
+    holds at least one element, every value is 0 or 1), so the Sparse's zero padding is exact. A max-pool of
+    graded values has no exact Lava graph (no max process)."""
+    a = p.attrs
+    src = _one_input(p, ins)
+    if src.synaptic or len(src.shape) != 3 or not pg.spikes_only(p.sources):
+        _refuse(p, "a max-pool of a value that is not spikes (Lava has no max process)")
+    C = p.out_shape[0]
+    w = np.ones((C, 1, *a.kernel), np.int64)
+    params = {"matrix": _sparse(p, src, w, (a.stride, a.padding, (1, 1), C)), "weight_exp": 0, "graded": False}
+    return LavaNode(p.name, "or", [src.name], src.delay + 1, lava_shape(p.out_shape), lava_order(p.out_shape), params)
+
+
 def _sparse(p, src: LavaNode, w: np.ndarray, geometry) -> dict:
     """A conv's weights as Lava ``Sparse`` entries in Lava's flat orders (``convmat.py``)."""
     from .convmat import conv_entries
@@ -327,9 +366,10 @@ def _neuron(p, ins, nodes, check_bias: bool) -> LavaNode:
         _refuse(p, f"{a.decay_bits}-bit decays (Lava's LIF has {DECAY_BITS})")
     if not ins:
         _refuse(p, "a neuron without input")
+    aligned = _aligned(p, ins, nodes)   # (refuses a source that is not a synaptic value: it has no offset)
     bias, host = _offset(ins)   # ours flat order: every bias on the way, added to v by Lava
     shape, order = ins[0].shape, ins[0].order
-    ins = _aligned(p, ins, nodes)
+    ins = aligned
     if bias.any() and a.du != a.unity:
         _refuse(p, "a bias on a neuron whose current persists (du < 4096: our bias enters u, Lava's v)")
     if a.du < DS_OFFSET:

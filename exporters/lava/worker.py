@@ -36,18 +36,22 @@ def failure(proc, e: BaseException) -> str:
     return "Lava run failed: " + " ".join((real or f"{type(e).__name__}: {e}").split())
 
 
-def run_steps(proc, steps: int, after=None, chunks: int = 1, before=None) -> int:
-    """Run ``proc``'s graph for ``steps`` steps in Lava's fixed-point models (in ``chunks`` equal runs, calling
-    ``before(i)`` ahead of run ``i > 0``: the host writing an image's biases), call ``after()`` (reading the
-    results) and stop it; on failure print :func:`failure` on stderr and return 1, else 0."""
+def run_steps(proc, steps: int, after=None, breaks=(), before=None) -> int:
+    """Run ``proc``'s graph for ``steps`` steps in Lava's fixed-point models (pausing before each step in
+    ``breaks``, 0-based and ascending, to call ``before(step)``: the host writing an image's biases), call
+    ``after()`` (reading the results) and stop it; on failure print :func:`failure` on stderr and return 1,
+    else 0."""
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
 
     try:
-        for i in range(chunks):
-            if i and before is not None:
-                before(i)
-            proc.run(condition=RunSteps(num_steps=steps // chunks), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+        done = 0
+        for stop in [*breaks, steps]:
+            if done and before is not None:
+                before(done)
+            if stop > done:
+                proc.run(condition=RunSteps(num_steps=stop - done), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+            done = stop
         if after is not None:
             after()
     except Exception as e:   # noqa: BLE001 (one line for the parent, whatever failed)
@@ -61,18 +65,18 @@ def run_steps(proc, steps: int, after=None, chunks: int = 1, before=None) -> int
 
 def collect(graph, raw: bool = False) -> dict[str, np.ndarray]:
     """Our integers ``[N, T, *shape]`` of every recorded process from the sinks' data; with ``raw`` also
-    ``raw:NAME``, Lava's whole trace ``[steps, *shape]`` in our layout, its delays kept."""
+    ``raw:NAME``, Lava's whole trace ``[steps, *shape]`` in our layout, its delays kept (outside the samples'
+    windows a synaptic value's raw trace is Lava's ``L``, without the offset)."""
     from hw_sim.arith import shift_round
 
     from .plan import to_ours
 
     pg, out = graph.pg, {}
-    N, P = graph.steps // graph.period, graph.period
-    for name, sink in graph.sinks.items():
+    for name in graph.sinks:
         n, p = graph.nodes[name], pg.processes[name]
-        data = to_ours(np.asarray(sink.data.get()).astype(np.int64), p.out_shape, n.order)   # [steps, ...]
+        data = to_ours(graph.recorded(name).astype(np.int64), p.out_shape, n.order)   # [steps, ...]
         for i, plan in enumerate(graph.samples):   # each image's own offsets (host values)
-            d, m = data[i * P:(i + 1) * P], plan[name]
+            d, m = data[graph.window(name, i)], plan[name]
             if n.synaptic:   # Lava carries (ours - offset) / 64 (SEMANTICS.md): the host adds the offset back
                 d[:] = d * 64 + m.offset.reshape(p.out_shape)
             elif "readout" in n.params:   # the host completes the output's rounding shift (plan._readout)
@@ -80,13 +84,14 @@ def collect(graph, raw: bool = False) -> dict[str, np.ndarray]:
                 d[:] = shift_round(d * 64 + r["acc"].reshape(p.out_shape), r["shift"]) + r["bias"].reshape(p.out_shape)
         if raw:
             out[f"raw:{name}"] = data
-        out[name] = np.stack([data[i * P + n.delay:i * P + n.delay + pg.T] for i in range(N)])
+        out[name] = np.stack([data[graph.window(name, i)] for i in range(len(graph.samples))])
     return out
 
 
-def write_host_biases(graph, i: int) -> None:
-    """Before image ``i``: every host neuron's ``bias_mant`` becomes that image's ``r`` (``plan._neuron``)."""
-    for name in graph.host_neurons:
+def write_host_biases(graph, step: int) -> None:
+    """Before Lava step ``step``: each host neuron whose next image starts there gets that image's ``r`` as its
+    ``bias_mant`` (``plan._neuron``, ``LavaGraph.bias_writes``)."""
+    for name, i in graph.bias_writes().get(step, []):
         graph.procs[name].bias_mant.set(graph.samples[i][name].params["bias_mant"].reshape(graph.nodes[name].shape))
 
 
@@ -94,14 +99,16 @@ def main(artifact: str, inp: str, out_path: str, raw: str = "0") -> int:
     from .build import build
 
     try:
-        graph = build(artifact, np.load(inp))
+        # the sinks save their recordings beside the output (filesink.py: Lava's data.get() is one message
+        # per element)
+        graph = build(artifact, np.load(inp), record_dir=os.path.dirname(os.path.abspath(out_path)))
     except Exception as e:   # noqa: BLE001 (one line for the parent)
         print(failure(None, e), file=sys.stderr)
         return 1
-    chunks = graph.steps // graph.period if graph.host_neurons else 1   # one run per image: its biases first
     # run through the output's sink: every process reaches it (the input source need not: a stem on the host)
     save = lambda: np.savez(out_path, **collect(graph, raw == "1"))  # noqa: E731
-    return run_steps(graph.sinks[graph.pg.output], graph.steps, save, chunks, lambda i: write_host_biases(graph, i))
+    return run_steps(graph.sinks[graph.pg.output], graph.steps, save, list(graph.bias_writes()),
+                     lambda step: write_host_biases(graph, step))
 
 
 if __name__ == "__main__":

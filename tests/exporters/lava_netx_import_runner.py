@@ -11,7 +11,9 @@ Lava's ``[W, H, C]`` here). When the network's first layer is netx's ``Input`` b
 layer whose input the host writes) the integers go straight into that neuron's ``a_in``, as
 lava-dl's PilotNet tutorial connects its encoder; otherwise into ``net.inp``. ``out``: ``.npz``
 with every layer's spikes ``layer0, layer1, ...`` ``[steps, *shape]`` back in ``[C, H, W]``
-order, and ``v_last``: the last layer's voltage at every step (a Lava Monitor probe).
+order, and ``v_last``: the last layer's voltage at every step (a Lava Monitor probe). The layers are recorded
+by ``exporters.lava.filesink.FileSink`` (Lava's sink ``RingBuffer`` and its model, saving its buffer as a file:
+Lava's ``data.get()`` sends one message per element, most of a PilotNet run's time).
 
 One shim, for Lava 0.10 under numpy 2 (not Lava's arithmetic): its CPU conv model keeps the
 geometry as int8 arrays, and ``conv.utils.output_shape`` then computes ``width + 2 * padding``
@@ -50,9 +52,10 @@ def run(job):
     from lava.lib.dl.netx.hdf5 import Network
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
-    from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
     from lava.proc.monitor.process import Monitor
+
+    from exporters.lava.filesink import FileSink, read_sink
 
     _int_geometry()
     x = np.load(job["input"])
@@ -64,15 +67,15 @@ def run(job):
     port = first.neuron.a_in if type(first).__name__ == "Input" else net.inp
     src = Source(data=data.reshape(*port.shape, steps).astype(np.int32))   # [N, 1, 1, T] -> a vector's [N, T]
     src.s_out.connect(port)
-    sinks = []
-    for layer in net.layers:
-        sinks.append(Sink(shape=layer.out.shape, buffer=steps))
-        layer.out.connect(sinks[-1].a_in)
+    paths = [f"{job['out']}.layer{i}.npy" for i in range(len(net.layers))]
+    for layer, path in zip(net.layers, paths, strict=True):
+        sink = FileSink(shape=layer.out.shape, buffer=steps, path=path)
+        layer.out.connect(sink.a_in)
     mon = Monitor()
     mon.probe(net.layers[-1].neuron.v, steps)
     try:
         net.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
-        outs = [sink.data.get() for sink in sinks]
+        outs = [read_sink(path) for path in paths]
         probed = mon.get_data()
     finally:
         net.stop()

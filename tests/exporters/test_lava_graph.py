@@ -381,19 +381,19 @@ def test_a_products_operand_bias_off_the_64_grid_is_refused_and_the_grid_rounds_
 @pytest.mark.timeout(600)
 def test_spikingresformer_nano_runs_in_lava_spike_for_spike(tmp_path):
     """Issue 16: a firing (untrained, warmed-up) nano SpikingResformer exported with --target lava, then
-    'simulate --backend lava --limit 1' on digits: its stem on the host (per-image biases), its DSSA products as
-    ProdNeurons, per-head thresholds (LIFResetVth), the classifier's rounding by the host, every neuron's spikes
-    and the logits equal to our executor's. One image, not the issue's two: Lava's CPU models take about a
-    minute per nano image on the CI machine, and the README's run covers two."""
+    'simulate --backend lava --limit 2' on digits: its stem on the host (per-image biases, written as each image
+    reaches each neuron: the two images are pipelined in one Lava run), its DSSA products as ProdNeurons, per-head
+    thresholds (LIFResetVth), the classifier's rounding by the host, every neuron's spikes and the logits equal
+    to our executor's on both images."""
     _needs_lava()
     from testutil import lively_nano_checkpoint
 
     ckpt = lively_nano_checkpoint(tmp_path, seed=0)
     r = _cli("export", ckpt, "--target", "lava", "--out", tmp_path / "lava", "--calib-images", 16, "--eval-images", 8)
     assert r.returncode == 0, r.stderr[-2000:]
-    r = _cli("simulate", tmp_path / "lava" / "model.loihi", "--backend", "lava", "--limit", 1, "--json")
+    r = _cli("simulate", tmp_path / "lava" / "model.loihi", "--backend", "lava", "--limit", 2, "--json")
     assert r.returncode == 0, r.stderr[-2000:]
     s = json.loads(r.stdout)
-    assert s["samples"] == 1 and s["processes"] == 21   # 20 neuron layers and the logits
+    assert s["samples"] == 2 and s["processes"] == 21   # 20 neuron layers and the logits
     assert s["spikes"] > 0, "a silent model would agree trivially"
     assert s["agreement"] == 1.0 and s["first_mismatch"] is None, s
