@@ -3,6 +3,8 @@
 Every way a command can end is one line on stderr at most: a ``UserError`` (bad input) or
 a click usage error is ``sresformer: error: ...`` with exit status 2; SIGINT and SIGTERM
 print one line and exit 130 / 143 after the writers have removed their temporary files.
+Under torchrun a bad input is one line for the whole job (rank 0's, or another rank's own error
+with its rank named: ``hw_sim.shard.should_report``) and every rank exits 2.
 """
 
 from __future__ import annotations
