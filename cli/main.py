@@ -68,7 +68,7 @@ def _line(text: str) -> str:
 def _error(text: str, status: int = 2) -> int:
     """Print the error line (under torchrun: once for the job, see :func:`hw_sim.shard.should_report`)."""
     line = _line(text)
-    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:   # a torchrun job: every rank meets the same input
+    if _in_job():   # a torchrun job: every rank meets the same input
         from hw_sim.shard import env_rank, should_report
 
         _end_on_sigterm(status)
@@ -80,6 +80,11 @@ def _error(text: str, status: int = 2) -> int:
         return status
     click.echo(f"sresformer: error: {line}", err=True)
     return status
+
+
+def _in_job() -> bool:
+    """True in a rank of a torchrun job of more than one process (``WORLD_SIZE``; torch not imported)."""
+    return os.environ.get("WORLD_SIZE", "1").strip() not in ("", "0", "1")
 
 
 def _end_on_sigterm(status: int) -> None:
@@ -149,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: exits with the status of :func:`run`."""
     interrupt.install()
     status = run(argv)
-    if status == 2 and int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+    if status == 2 and _in_job():
         # a torchrun rank that refused its input: end now, not after the interpreter's teardown of torch
         # (Python restores the default SIGTERM action there, and torchrun signals the ranks still running
         # once one has ended: they would end by the signal, not with 2); every output is closed by now

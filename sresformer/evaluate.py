@@ -110,8 +110,8 @@ def evaluate(model: nn.Module, data: Dataset | DataLoader, *, batch_size: int = 
 def _bar(enabled: bool, total: int):
     if not enabled:
         return None
-    from .train.progress import progress_bar
-    return progress_bar(total, "eval")
+    from .progress import bar
+    return bar(total, "eval", unit="batch", show=True)
 
 
 def open_eval_data(model: nn.Module, spec: str, *, split: str = "test"):
