@@ -26,6 +26,7 @@ from pathlib import Path
 from torch.utils.data import DataLoader
 
 from sresformer.errors import UserError
+from sresformer.progress import track
 
 CONVENTIONS = ("paper", "standard")
 
@@ -59,7 +60,8 @@ def _float_side(model, data: str, limit: int, batch_size: int, labelled: bool) -
 
     test, _ = open_eval_data(model, data)
     subset = limited(test, limit)
-    layers = count_ops(model, (model_input(x) for x, _ in DataLoader(subset, batch_size=batch_size)))
+    batches = track(DataLoader(subset, batch_size=batch_size), "energy", unit="batch")
+    layers = count_ops(model, (model_input(x) for x, _ in batches))
     rows = [{"name": r.name, "dense_macs": r.dense_macs / max(r.images, 1), "ac": r.ac / max(r.images, 1),
              "mac": r.mac / max(r.images, 1), "firing_rate": r.firing_rate} for r in layers]
     out = {"params": int(sum(p.numel() for p in model.parameters())), "T": int(getattr(model, "T", 0) or 0),
@@ -109,7 +111,7 @@ def compare(sources: list[str], data: str = "digits", limit: int = 64, profile: 
     labelled = data != "synthetic"
     rows = []
     with tempfile.TemporaryDirectory(prefix="sresformer-compare-") as tmp:
-        for i, source in enumerate(sources):
+        for i, source in enumerate(track(sources, "compare", unit="model")):
             base: dict = {"source": source}
             if Path(source).suffix == ".loihi":
                 base.update({"kind": "artifact", "model": None, "params": None, "accuracy": None})

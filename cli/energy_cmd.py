@@ -16,11 +16,16 @@ def _per_image(rec) -> dict:
 
 
 def checkpoint_layer_counts(source: str, data: str, limit: int, batch_size: int) -> tuple[list[dict], int]:
-    """Per-image layer counts of a checkpoint (or NIR model) measured on ``limit`` test images of ``data``."""
+    """Per-image layer counts of a checkpoint (or NIR model) measured on ``limit`` test images of ``data``.
+
+    Under torchrun each rank counts its block of whole batches (:func:`hw_sim.shard.run_block`) and rank 0
+    adds the ranks' counts (integers: exact in any order); the other ranks get ``([], 0)``."""
     from torch.utils.data import DataLoader
 
+    from hw_sim import shard
     from sresformer.data import open_dataset
     from sresformer.evaluate import limited, model_input
+    from sresformer.progress import track
     from sresformer.sops import count_ops
 
     from .common import load_model_source
@@ -29,9 +34,30 @@ def checkpoint_layer_counts(source: str, data: str, limit: int, batch_size: int)
     bundle = open_dataset(data, img_size=model.img_size, num_classes=model.num_classes,
                           in_channels=model.in_channels, T=None, augment=False)
     subset = limited(bundle.test, limit)
-    loader = DataLoader(subset, batch_size=batch_size, shuffle=False)
-    layers = count_ops(model, (model_input(x) for x, _ in loader))
-    return [_per_image(r) for r in layers], len(subset)
+
+    def count(share):
+        loader = track(DataLoader(share, batch_size=batch_size, shuffle=False), "energy", unit="batch")
+        return count_ops(model, (model_input(x) for x, _ in loader))
+
+    parts = shard.run_block(count, subset, batch_size)
+    if parts is None:
+        return [], 0
+    return [_per_image(r) for r in merged_ops(parts)], len(subset)
+
+
+def merged_ops(parts: list[list]) -> list:
+    """The ranks' :class:`sresformer.sops.LayerOps` lists (in batch order) as one: counts added per layer."""
+    total: dict = {}
+    for part in parts:
+        for rec in part:
+            t = total.get(rec.name)
+            if t is None:
+                total[rec.name] = rec
+                continue
+            for f in ("dense_macs", "ac", "mac", "input_nonzero", "input_elements", "images"):
+                setattr(t, f, getattr(t, f) + getattr(rec, f))
+            t.binary_input = t.binary_input and rec.binary_input
+    return list(total.values())
 
 
 def artifact_fields(pg, mapping) -> dict:
@@ -140,9 +166,11 @@ def energy(sources, data, convention, chip_profile, limit, batch_size, fmt, plot
     """Energy per image of CKPT, ARTIFACT (.loihi) or a lava-dl netx NETWORK.net on DATA: per-layer dense MACs,
     input rate, exact SOPs, energy.
 
-    With --compare, several SOURCES side by side in one table and plot."""
+    With --compare, several SOURCES side by side in one table and plot. Under torchrun (torch.distributed,
+    gloo) each process counts a share of whole batches and rank 0 prints the merged report, equal to one
+    process's (--compare and --sweep-mask run in one process)."""
+    from hw_sim import shard
     from hw_sim.chips import load_energy_profile
-    from hw_sim.energy import price
     from hw_sim.report import plot as plot_report
     from hw_sim.report import plot_tradeoff, to_csv, to_markdown
     from sresformer.errors import UserError
@@ -151,6 +179,8 @@ def energy(sources, data, convention, chip_profile, limit, batch_size, fmt, plot
     load_energy_profile(chip_profile)   # a bad profile file is refused before any counting
     if plot is not None:
         check_output(plot, sources, option="--plot")
+    if shard.env_rank()[1] > 1 and (compare or sweep_mask is not None):
+        raise UserError("--compare and --sweep-mask run in one process: start them without torchrun")
     if compare:
         if sweep_mask is not None or mask_modules is not None:
             raise UserError("--compare and --sweep-mask are separate reports: give one of them")
@@ -181,6 +211,26 @@ def energy(sources, data, convention, chip_profile, limit, batch_size, fmt, plot
     if mask_modules is not None:
         raise UserError("--mask-modules goes with --sweep-mask")
 
+    with shard.job() as (rank, _):
+        report = _layer_report(source, data, convention, chip_profile, limit, batch_size)
+    if rank != 0:
+        return
+    if plot:
+        plot_report(report, plot)
+    if fmt == "json":
+        click.echo(json.dumps(report))
+    elif fmt == "csv":
+        click.echo(to_csv(report), nl=False)
+    else:
+        click.echo(to_markdown(report), nl=False)
+
+
+def _layer_report(source, data, convention, chip_profile, limit, batch_size) -> dict:
+    """The priced per-layer report of one SOURCE (an artifact's counts from the simulator, a model's own);
+    None on a torchrun rank other than 0 (rank 0 holds the merged counts)."""
+    from hw_sim import shard
+    from hw_sim.energy import price
+
     if source.endswith((".loihi", ".net")):   # exact counts from the chip simulator (layer = process)
         import tempfile
 
@@ -199,13 +249,8 @@ def energy(sources, data, convention, chip_profile, limit, batch_size, fmt, plot
         layers, samples = checkpoint_layer_counts(source, data, limit, batch_size)
         measured = "measured on the data by running the model"
         chip = {"chip": None, "attention": None}   # the float model's own counts: no chip lowering
+    if shard.world()[0] != 0:
+        return None
     report = price(layers, convention, chip_profile)
     report.update({"source": source, "data": data, "samples": samples, "firing_rates": measured, **chip})
-    if plot:
-        plot_report(report, plot)
-    if fmt == "json":
-        click.echo(json.dumps(report))
-    elif fmt == "csv":
-        click.echo(to_csv(report), nl=False)
-    else:
-        click.echo(to_markdown(report), nl=False)
+    return report

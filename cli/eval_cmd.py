@@ -45,16 +45,27 @@ def _mask_text(model) -> str | None:
 @spike_mask_option("Evaluate with the deterministic random spike gate on attn (default), mlp or neuron-name globs "
                    "(replaces a checkpoint's own mask; 0 removes it).")
 def eval_cmd(source, data, as_json, save_logits, curve, limit, batch_size, spike_mask):
-    """Top-1 (and top-5 for more than 5 classes) accuracy of SOURCE (CKPT or MODEL.nir) on DATA."""
+    """Top-1 (and top-5 for more than 5 classes) accuracy of SOURCE (CKPT or MODEL.nir) on DATA. Under
+    torchrun (torch.distributed, gloo) each process evaluates a share of whole batches and rank 0 prints
+    the merged result (and writes --save-logits), equal to one process's."""
+    from hw_sim import shard
+
+    with shard.job() as (rank, _):
+        _eval(source, data, as_json, save_logits, curve, limit, batch_size, spike_mask, rank)
+
+
+def _eval(source, data, as_json, save_logits, curve, limit, batch_size, spike_mask, rank) -> None:
     import tempfile
+    import time
 
     import torch
 
     from cli.common import load_model_source, masked_source
-    from sresformer.evaluate import evaluate, open_eval_data
+    from hw_sim import shard
+    from sresformer.evaluate import evaluate, limited, open_eval_data
     from sresformer.evaluate import save_logits as write_logits
     from sresformer.fileio import check_output
-    from sresformer.train.progress import progress_enabled
+    from sresformer.progress import enabled as progress_enabled
 
     if curve is not None and save_logits is not None:
         raise click.UsageError("--save-logits and --curve do not go together: --curve reports accuracies only")
@@ -67,10 +78,16 @@ def eval_cmd(source, data, as_json, save_logits, curve, limit, batch_size, spike
     dataset, bundle = open_eval_data(model, spec)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if curve is not None:
-        _curve(model.to(device), dataset, curve, spec, source, batch_size, limit, device, as_json)
+        _curve(model.to(device), limited(dataset, limit), curve, spec, source, batch_size, device, as_json, rank)
         return
-    result = evaluate(model.to(device), dataset, batch_size=batch_size, limit=limit, device=device,
-                      keep_logits=save_logits is not None, progress=progress_enabled())
+    start = time.perf_counter()
+    parts = shard.run_block(lambda share: evaluate(model.to(device), share, batch_size=batch_size, device=device,
+                                                   keep_logits=save_logits is not None,
+                                                   progress=progress_enabled()),
+                            limited(dataset, limit), batch_size)
+    if rank != 0:
+        return
+    result = merged_eval(parts, time.perf_counter() - start)
     if save_logits is not None:
         write_logits(result.logits, save_logits)
     summary = {"accuracy": result.accuracy, "top5": result.top5, "correct": result.correct1,
@@ -90,10 +107,32 @@ def eval_cmd(source, data, as_json, save_logits, curve, limit, batch_size, spike
         click.echo(f"logits   {save_logits} [{result.samples}, {result.num_classes}] float32")
 
 
-def _curve(model, dataset, steps, spec, source, batch_size, limit, device, as_json) -> None:
-    from sresformer.evaluate import accuracy_curve
+def merged_eval(parts: list, seconds: float):
+    """One :class:`EvalResult` from the ranks' (in batch order): counts added (integers, exact), logits
+    concatenated in batch order; ``seconds`` the whole run's wall time."""
+    import torch
 
-    result = accuracy_curve(model, dataset, steps, batch_size=batch_size, limit=limit, device=device)
+    from sresformer.evaluate import EvalResult
+
+    k = max(p.num_classes for p in parts)
+    logits = None if parts[0].logits is None else torch.cat([p.logits for p in parts])
+    return EvalResult(sum(p.correct1 for p in parts), sum(p.correct5 for p in parts), sum(p.samples for p in parts),
+                      k, seconds, logits)
+
+
+def _curve(model, dataset, steps, spec, source, batch_size, device, as_json, rank) -> None:
+    import time
+
+    from hw_sim import shard
+    from sresformer.evaluate import CurveResult, accuracy_curve
+
+    start = time.perf_counter()
+    parts = shard.run_block(lambda share: accuracy_curve(model, share, steps, batch_size=batch_size, device=device),
+                            dataset, batch_size)
+    if rank != 0:
+        return
+    result = CurveResult(parts[0].steps, [sum(c) for c in zip(*(p.correct for p in parts), strict=True)],
+                         sum(p.samples for p in parts), time.perf_counter() - start)
     acc = result.accuracies
     if as_json:
         click.echo(json.dumps({"curve": {str(t): a for t, a in acc.items()}, "samples": result.samples,

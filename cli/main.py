@@ -3,11 +3,14 @@
 Every way a command can end is one line on stderr at most: a ``UserError`` (bad input) or
 a click usage error is ``sresformer: error: ...`` with exit status 2; SIGINT and SIGTERM
 print one line and exit 130 / 143 after the writers have removed their temporary files.
+Under torchrun a bad input is one line for the whole job (rank 0's, or another rank's own error
+with its rank named: ``hw_sim.shard.should_report``) and every rank exits 2.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import signal
 import sys
 
@@ -63,8 +66,38 @@ def _line(text: str) -> str:
 
 
 def _error(text: str, status: int = 2) -> int:
-    click.echo(f"sresformer: error: {_line(text)}", err=True)
+    """Print the error line (under torchrun: once for the job, see :func:`hw_sim.shard.should_report`)."""
+    line = _line(text)
+    if _in_job():   # a torchrun job: every rank meets the same input
+        from hw_sim.shard import env_rank, should_report
+
+        _end_on_sigterm(status)
+        rank = env_rank()[0]
+        if rank == 0:   # print before telling the others: once they end, torchrun stops this rank
+            click.echo(f"sresformer: error: {line}", err=True)
+        if should_report(line) and rank != 0:
+            click.echo(f"sresformer: error: rank {rank}: {line}", err=True)
+        return status
+    click.echo(f"sresformer: error: {line}", err=True)
     return status
+
+
+def _in_job() -> bool:
+    """True in a rank of a torchrun job of more than one process (``WORLD_SIZE``; torch not imported)."""
+    return os.environ.get("WORLD_SIZE", "1").strip() not in ("", "0", "1")
+
+
+def _end_on_sigterm(status: int) -> None:
+    """From here on SIGTERM ends this process with ``status``, silently: under torchrun it means a sibling
+    rank has ended (with the same error, or its own) and torchrun is stopping the rest; this rank has
+    nothing left to write (its outputs are closed, their temporary files removed)."""
+    def leave(signum, frame):
+        sys.stderr.flush()
+        os._exit(status)
+    try:
+        signal.signal(signal.SIGTERM, leave)
+    except ValueError:   # not the main thread (an embedding caller): keep its handler
+        pass
 
 
 def _command_name(argv: list[str]) -> str | None:
@@ -120,7 +153,15 @@ def _interrupted(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: exits with the status of :func:`run`."""
     interrupt.install()
-    sys.exit(run(argv))
+    status = run(argv)
+    if status == 2 and _in_job():
+        # a torchrun rank that refused its input: end now, not after the interpreter's teardown of torch
+        # (Python restores the default SIGTERM action there, and torchrun signals the ranks still running
+        # once one has ended: they would end by the signal, not with 2); every output is closed by now
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    sys.exit(status)
 
 
 if __name__ == "__main__":

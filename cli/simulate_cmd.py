@@ -140,25 +140,14 @@ def simulate(source, data, limit, chip_profile, timing_model, batch_size, as_jso
     if out is not None:
         check_output(out, [source], option="--out")   # not the artifact itself, not a directory
 
-    joined = shard.init_from_env()   # torchrun: RANK, WORLD_SIZE, MASTER_ADDR / MASTER_PORT
-    try:
+    with shard.job() as (rank, _):   # torchrun: RANK, WORLD_SIZE, MASTER_ADDR / MASTER_PORT
         summary = _simulate_in(source, data, limit, profile, batch_size, timing_model, spike_mask, out, resume)
-    finally:
-        if joined:
-            shard.close()
-    if shard_rank() != 0:
+    if rank != 0:   # only rank 0 prints
         return
     if as_json:
         click.echo(json.dumps(summary))
     else:
         click.echo(_human(summary))
-
-
-def shard_rank() -> int:
-    """This process's rank under torchrun (``RANK``), 0 otherwise: only rank 0 prints."""
-    import os
-
-    return int(os.environ.get("RANK", "0") or 0)
 
 
 def _simulate_in(source, data, limit, profile, batch_size, timing_model, spike_mask, out, resume) -> dict:

@@ -18,6 +18,7 @@ import numpy as np
 from sresformer.errors import UserError
 from sresformer.fileio import atomic_path
 from sresformer.limits import MAX_T
+from sresformer.progress import track
 
 from . import artifact_check as chk
 from .artifact_bounds import check_bounds
@@ -78,7 +79,7 @@ def write_artifact(path: str | os.PathLike, pg: ProcessGraph, mapping: Mapping, 
             f.attrs["metadata"] = _dumps({k: _jsonable(v) for k, v in pg.metadata.items()})
             f.attrs["report"] = _dumps(report)
             procs = f.create_group("processes")
-            for i, p in enumerate(pg):
+            for i, p in enumerate(track(pg, "write artifact", unit="process", total=len(pg.processes))):
                 g = procs.create_group(f"{i:04d}")
                 g.attrs.update({"name": p.name, "kind": p.kind, "sources": _dumps(p.sources),
                                 "operands": _dumps(list(p.operands)), "out_shape": np.asarray(p.out_shape, np.int64),

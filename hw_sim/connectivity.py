@@ -28,6 +28,7 @@ from hw_sim.attngate import gate_ops
 from hw_sim.chips import Chip, EnergyProfile
 from hw_sim.mapping import ROUTE, Mapping, group_cost
 from hw_sim.processes import Process, ProcessGraph
+from sresformer.progress import track
 
 from .links import LinkTable, MeshLinks
 from .op_kernels import ConvOps, DenseOps, MatmulOps, numel, product_dims, segsum
@@ -144,7 +145,7 @@ class CountPlan:
             if COUNT_RULES[p.kind].syn is not None:
                 self.syn[p.name] = self._table(p)
         self.prod_readers: dict[str, list[str]] = defaultdict(list)   # prodmm -> groups its terms sum in
-        for g in self.groups.values():
+        for g in track(self.groups.values(), "simulator set-up", unit="group"):
             self._group(g)
         self.prod = {p.name: COUNT_RULES[p.kind].products(p, pg, mapping, self.prod_readers[p.name])
                      for p in pg if COUNT_RULES[p.kind].products is not None}

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sresformer.errors import UserError
+from sresformer.progress import track
 
 from .chips import Chip, load_energy_profile
 from .processes import HOST_KINDS, PRODUCT_KINDS, Process, ProcessGraph
@@ -338,7 +339,7 @@ def map_graph(pg: ProcessGraph, chip, max_chips: int | None = None, objective: s
         raise MappingError(f"{chip.name} has no product neurons or graded spikes: the prodmm products cannot run "
                            "on it; use loihi2")
     groups, host, placement = plan_groups(pg)
-    costs = {n: group_cost(pg, g, chip, host) for n, g in groups.items()}
+    costs = {n: group_cost(pg, g, chip, host) for n, g in track(groups.items(), "map", unit="group")}
     _refuse_graded(pg, groups, costs, chip)
     for name, g in groups.items():
         shape = (g.size,) if pg.processes[name].kind == "prodmm" else pg.processes[name].out_shape

@@ -15,6 +15,8 @@ and add them up in batch order at the end: the totals are bit-identical to one p
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from datetime import timedelta
 
 import torch.distributed as dist
 
@@ -39,6 +41,18 @@ def close() -> None:
         dist.destroy_process_group()
 
 
+@contextmanager
+def job():
+    """Inside: the torchrun job's process group joined (:func:`init_from_env`), left on the way out;
+    yields ``(rank, world size)``, ``(0, 1)`` outside torchrun."""
+    joined = init_from_env()
+    try:
+        yield world()
+    finally:
+        if joined:
+            close()
+
+
 def world() -> tuple[int, int]:
     """``(rank, world size)`` of the initialised process group, ``(0, 1)`` without one."""
     if dist.is_available() and dist.is_initialized():
@@ -49,6 +63,28 @@ def world() -> tuple[int, int]:
 def batch_ranges(n: int, batch_size: int) -> list[tuple[int, int]]:
     """``[start, stop)`` sample indices of every batch of a single-process run over ``n`` samples."""
     return [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
+
+
+def block(n: int, batch_size: int) -> range:
+    """The samples of ``n`` this rank runs when a command needs no record as it goes (``eval``, ``energy``):
+    a contiguous run of whole batches of the single-process batching, rank ``r`` of ``W`` taking batches
+    ``[r B / W, (r + 1) B / W)`` of ``B``. Rank order is then batch order: gathered in rank order and
+    concatenated or added in that order, the shards make the single-process sums."""
+    rank, size = world()
+    nb = len(batch_ranges(n, batch_size))
+    lo, hi = rank * nb // size, (rank + 1) * nb // size
+    return range(min(lo * batch_size, n), min(hi * batch_size, n))
+
+
+def run_block(run, data, batch_size: int):
+    """``run(subset)`` on this rank's :func:`block` of the dataset ``data``; every rank's result in rank
+    (= batch) order on rank 0, None on the others (``[result]`` without a group). The ranks must see the
+    same number of samples (checked: :func:`same_on_all`)."""
+    from torch.utils.data import Subset
+
+    if world()[1] > 1:
+        same_on_all(len(data), "the sample count")
+    return gather_to_root(run(Subset(data, block(len(data), batch_size))))
 
 
 def rounds(todo: list[int], size: int) -> list[list[int]]:
@@ -87,3 +123,39 @@ def same_on_all(value, what: str) -> None:
     verdict = from_root(verdict)
     if verdict is not None:
         raise UserError(verdict)
+
+
+#: how long a rank other than 0 waits for rank 0's verdict before saying its own error (seconds): the
+#: ranks of one launch reach the same bad input within the time of their imports
+PEER_WAIT_S = 10.0
+
+
+def env_rank() -> tuple[int, int]:
+    """``(RANK, WORLD_SIZE)`` from torchrun's environment, ``(0, 1)`` outside a job (no group needed)."""
+    try:
+        return int(os.environ.get("RANK", "0") or 0), int(os.environ.get("WORLD_SIZE", "1") or 1)
+    except ValueError:
+        return 0, 1
+
+
+def should_report(message: str) -> bool:
+    """Whether this rank prints the error ``message`` (every rank of a job exits 2, one line in all):
+    rank 0 always does, and records it in the job's store (torchrun's TCP store at ``MASTER_ADDR`` /
+    ``MASTER_PORT``, torch.distributed's own key-value store); another rank stays silent when rank 0
+    failed with the same message, and reports its own (naming its rank) when rank 0 failed otherwise,
+    or not within :data:`PEER_WAIT_S` (a file missing on one machine only). True outside a job or when
+    the store cannot be reached: a line too many rather than none."""
+    rank, size = env_rank()
+    if size <= 1 or "MASTER_ADDR" not in os.environ or "MASTER_PORT" not in os.environ:
+        return True
+    try:
+        store = dist.PrefixStore("sresformer", dist.TCPStore(
+            os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
+            timeout=timedelta(seconds=PEER_WAIT_S)))
+        if rank == 0:
+            store.set("rank0-error", message)
+            return True
+        store.wait(["rank0-error"], timedelta(seconds=PEER_WAIT_S))
+        return store.get("rank0-error").decode() != message
+    except (RuntimeError, ValueError, OSError):   # no store, or rank 0 never failed: say it here
+        return True

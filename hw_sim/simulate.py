@@ -12,7 +12,6 @@ against.
 from __future__ import annotations
 
 import os
-import sys
 from typing import Callable
 
 import numpy as np
@@ -20,6 +19,9 @@ import torch
 
 from hw_sim.artifact import read_artifact
 from sresformer.errors import UserError
+from sresformer.progress import bar as progress_bar
+from sresformer.progress import enabled as progress_enabled
+from sresformer.progress import track
 
 from . import shard
 from .chips import EnergyProfile, load_energy_profile
@@ -46,11 +48,6 @@ TIMING_NOTES = {
 
 class DataShapeError(UserError):
     """The dataset's samples do not have the shape the artifact's input expects."""
-
-
-def show_progress() -> bool:
-    """A bar only on an interactive stderr, and not when ``SRESFORMER_NO_PROGRESS`` is set to 1."""
-    return sys.stderr.isatty() and os.environ.get("SRESFORMER_NO_PROGRESS", "") in ("", "0")
 
 
 def open_test_data(pg, spec: str, limit: int | None):
@@ -151,11 +148,9 @@ def simulate(artifact_path: str | os.PathLike, data_spec: str = "digits", limit:
         raise keys
     if rank != 0:
         done = {b: None for b in keys}
-    bar = None
-    if rank == 0 and (progress if progress is not None else show_progress()):
-        from tqdm import tqdm
-        bar = tqdm(total=len(dataset), initial=sum(b["sums"]["n"] for b in done.values()), desc="simulate",
-                   file=sys.stderr, leave=False, unit="img")
+    show = rank == 0 and (progress if progress is not None else progress_enabled())
+    bar = progress_bar(len(dataset), "simulate", unit="img", show=show,
+                       initial=sum(b["sums"]["n"] for b in done.values() if b is not None))
     try:
         partials = _run_rounds(sess, prof, timing_model, ref, dataset, ranges, done, results, bar)
     finally:
@@ -320,16 +315,31 @@ def summarize(sess: Session, prof: EnergyProfile, n: int, correct: int, agreed: 
 
 def layer_counts(artifact_path: str | os.PathLike, data_spec: str = "digits", limit: int | None = None,
                  batch_size: int = 32) -> tuple[list[dict], int]:
-    """Per-image counts per synaptic process (layer = process name) for :func:`hw_sim.energy.price`."""
+    """Per-image counts per synaptic process (layer = process name) for :func:`hw_sim.energy.price`.
+
+    Inside a ``torch.distributed`` group each rank counts its block of whole batches (:func:`shard.run_block`)
+    and rank 0 adds the blocks in batch order (integer-valued sums: exact); the other ranks get ``([], 0)``."""
     sess = Session(artifact_path)
     dataset, _ = open_test_data(sess.pg, data_spec, limit)
+
+    def count(share):
+        layers: dict[str, dict] = {}
+        n = 0
+        loader = torch.utils.data.DataLoader(share, batch_size=batch_size, shuffle=False)
+        for x, _ in track(loader, "energy", unit="batch"):
+            x = x.transpose(0, 1) if x.dim() == len(sess.pg.input_shape) + 2 else x
+            _, counts = sess.run_batch(x)
+            merge_layers(layers, counts.layers)
+            n += counts.batch
+        return layers, n
+
+    parts = shard.run_block(count, dataset, batch_size)
+    if parts is None:
+        return [], 0
     layers: dict[str, dict] = {}
-    n = 0
-    for x, _ in torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False):
-        x = x.transpose(0, 1) if x.dim() == len(sess.pg.input_shape) + 2 else x
-        _, counts = sess.run_batch(x)
-        merge_layers(layers, counts.layers)
-        n += counts.batch
+    for part, _ in parts:
+        merge_layers(layers, part)
+    n = sum(k for _, k in parts)
     return energy_rows(layers, n), n
 
 

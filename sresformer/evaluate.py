@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from .progress import track
+
 
 def model_input(x: torch.Tensor) -> torch.Tensor:
     """A DataLoader batch in the model's layout: images ``[B, C, H, W]`` stay, sequences
@@ -108,8 +110,8 @@ def evaluate(model: nn.Module, data: Dataset | DataLoader, *, batch_size: int = 
 def _bar(enabled: bool, total: int):
     if not enabled:
         return None
-    from .train.progress import progress_bar
-    return progress_bar(total, "eval")
+    from .progress import bar
+    return bar(total, "eval", unit="batch", show=True)
 
 
 def open_eval_data(model: nn.Module, spec: str, *, split: str = "test"):
@@ -179,7 +181,7 @@ def accuracy_curve(model: nn.Module, data: Dataset, steps, *, batch_size: int = 
     n = 0
     start = time.perf_counter()
     try:
-        for x, y in loader:
+        for x, y in track(loader, "eval curve", unit="batch"):
             if x.dim() != 4:
                 raise UserError("--curve runs static images for max(T) steps; this dataset holds event sequences")
             mean = model.forward_steps(x.to(device)).float().cumsum(0)   # [T, B, K]: sums over the first t steps

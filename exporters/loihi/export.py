@@ -18,6 +18,7 @@ from hw_sim.artifact import write_artifact
 from hw_sim.mapping import map_graph
 from hw_sim.processes import ProcessGraph
 from sresformer.errors import UserError
+from sresformer.progress import track
 
 from .fit import refuse_unfit
 from .flatgraph import FlatGraph
@@ -93,7 +94,7 @@ def accuracy_report(fg: FlatGraph, fq: FakeQuantModel, x, y, T: int) -> dict:
     """Float (the NIR graph) and integer (fake-quant) accuracy on the same images, a batch at a time."""
     static = x.dim() == len(fq.pg.input_shape) + 1
     float_logits, int_logits = [], []
-    for xb in image_batches(x, static):
+    for xb in track(image_batches(x, static), "accuracy check", unit="batch"):
         xs = xb.unsqueeze(0).expand(T, *xb.shape) if static else xb
         float_logits.append(fg.run(xs).mean(0))
         int_logits.append(fq(xb))
@@ -162,7 +163,7 @@ def refuse_calibrated_overflow(pg: ProcessGraph, x_calib: torch.Tensor, data_nam
     static = x_calib.dim() == len(pg.input_shape) + 1
     count: dict[str, int] = {}
     peak: dict[str, float] = {}
-    for xb in image_batches(x_calib, static):   # a batch at a time: bounded memory
+    for xb in track(image_batches(x_calib, static), "overflow check", unit="batch"):   # bounded memory
         fq.run(xb)
         for name, n in fq.saturated.items():
             count[name] = count.get(name, 0) + n

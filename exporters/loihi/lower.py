@@ -61,6 +61,7 @@ from hw_sim.processes import (
     sat_limit,
 )
 from hw_sim.prodneuron import attention_lowering
+from sresformer.progress import track
 
 from .flatgraph import NEURON_KINDS, FlatGraph
 from .formats import fit_formats
@@ -242,7 +243,7 @@ class Lowering:
                 raise NIRError(f"node {fn.name!r}: {UNSUPPORTED[fn.kind]}")
         self._value_scales()
         self.exp = self._classes()
-        for fn in self.fg.nodes.values():
+        for fn in track(self.fg.nodes.values(), "lower", unit="node"):
             self.procs[fn.name] = self.RULES[fn.kind](self, fn)
         for p in self.procs.values():
             p.exponent = self.exp.get(p.name, 0)

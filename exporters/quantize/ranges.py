@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from exporters.loihi.flatgraph import FlatGraph
+from sresformer.progress import track
 
 
 @torch.no_grad()
@@ -20,7 +21,7 @@ def value_ranges(fg: FlatGraph, batches, T: int) -> dict[str, float]:
         peak[fn.name] = max(peak.get(fn.name, 0.0), float(out.abs().max()))
 
     seen = 0
-    for x in batches:
+    for x in track(batches, "calibrate", unit="batch"):
         if x.dim() == 4:
             x = x.unsqueeze(0).expand(T, *x.shape)
         peak["input"] = max(peak.get("input", 0.0), float(x.abs().max()))

@@ -142,3 +142,86 @@ def test_a_bad_results_file_is_refused_in_one_line(artifact, single, tmp_path):
     before = artifact.read_bytes()
     r = runner.invoke(cli, ["simulate", str(artifact), *ARGS, "--out", str(artifact)])
     assert r.exit_code == 2 and "is the input" in r.stderr and artifact.read_bytes() == before
+
+
+def launch(*args, nproc=None):
+    """``sresformer ARGS`` in a subprocess: plain, or under ``torch.distributed.run`` with ``nproc`` ranks."""
+    run = [] if nproc is None else ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
+    return subprocess.run([sys.executable, *run, "-m", "cli.main", *map(str, args)], capture_output=True, text=True,
+                          env=ENV, timeout=240)
+
+
+# eval's wall-clock fields and the logits path (each run writes its own file) differ between any two runs
+WALL = ("seconds", "images_per_s", "logits")
+
+
+@pytest.mark.slow
+def test_eval_and_energy_two_processes_equal_one(artifact, tmp_path):
+    """2-rank ``eval`` (logits and counts), ``energy`` of an artifact (simulator counts) and of a model (its
+    own counts) equal the 1-process run's output exactly; the 1-process eval is also recounted from its
+    logits, and equals a run in one batch of 20 (no merge at all)."""
+    nir = artifact.parent / "toy.nir"
+    args = ["--limit", "20", "--batch-size", "3", "--json"]   # 7 batches: rank 0 gets 3, rank 1 gets 4
+    runs = {"eval": ["eval", nir, *args], "energy-artifact": ["energy", artifact, *args],
+            "energy-model": ["energy", nir, *args]}
+    for name, cmd in runs.items():
+        def logits(k, name=name):
+            return ["--save-logits", str(tmp_path / f"{k}.npy")] if name == "eval" else []
+        one = CliRunner().invoke(cli, [*map(str, cmd), *logits(1)])
+        assert one.exit_code == 0, (name, one.stderr)
+        two = launch(*cmd, *logits(2), nproc=2)
+        assert two.returncode == 0, (name, two.stderr[-2000:])
+        assert len(two.stdout.strip().splitlines()) == 1, name   # only rank 0 prints
+        a, b = json.loads(one.stdout), json.loads(two.stdout)
+        assert {k: v for k, v in a.items() if k not in WALL} == {k: v for k, v in b.items() if k not in WALL}, name
+    import numpy as np
+
+    from sresformer.data import open_dataset
+
+    assert (tmp_path / "1.npy").read_bytes() == (tmp_path / "2.npy").read_bytes()   # rank 0 wrote batch order
+    logits = np.load(tmp_path / "1.npy")
+    labels = np.array([open_dataset("digits", img_size=8, num_classes=10, in_channels=1, T=None,
+                                    augment=False).test[i][1] for i in range(20)])
+    ev = json.loads(CliRunner().invoke(cli, ["eval", str(nir), *args]).stdout)
+    assert ev["correct"] == int((logits.argmax(1) == labels).sum())
+    whole = json.loads(CliRunner().invoke(cli, ["eval", str(nir), *args, "--batch-size", "20"]).stdout)
+    assert whole["correct"] == ev["correct"] and whole["samples"] == 20
+
+
+@pytest.mark.slow
+def test_bad_input_under_torchrun_is_one_line_and_exit_2_on_every_rank(tmp_path):
+    r = launch("simulate", tmp_path / "missing.loihi", "--json", nproc=2)
+    assert r.returncode != 0 and r.stdout == ""
+    ours = [line for line in r.stderr.splitlines() if line.startswith("sresformer:")]
+    assert ours == [f"sresformer: error: artifact {tmp_path / 'missing.loihi'} does not exist"]
+    # torchrun's own failure report (its ChildFailedError) lists each rank's exit status: 2 for both
+    assert r.stderr.count("exitcode  : 2 ") == 2, r.stderr[-3000:]
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    frames = [line for line in r.stderr.splitlines() if line.strip().startswith("File ") and repo in line
+              and ".venv" not in line]
+    assert frames == [] and "[rank" not in r.stderr   # no traceback from our code, no rank's own output
+
+
+def test_one_error_line_per_job(monkeypatch):
+    """:func:`hw_sim.shard.should_report` against a real torch.distributed TCP store (the one torchrun runs):
+    rank 0 always reports; rank 1 stays silent on rank 0's message, and reports a different one or one rank 0
+    never gave."""
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    from hw_sim import shard
+
+    server = dist.TCPStore("127.0.0.1", 0, is_master=True, timeout=timedelta(seconds=5), wait_for_workers=False)
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(server.port))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(shard, "PEER_WAIT_S", 0.5)
+    monkeypatch.setenv("RANK", "1")
+    assert shard.should_report("no such file")          # rank 0 never failed (within the wait): say it
+    monkeypatch.setenv("RANK", "0")
+    assert shard.should_report("no such file")          # rank 0 reports and records its line
+    assert dist.PrefixStore("sresformer", server).get("rank0-error") == b"no such file"
+    monkeypatch.setenv("RANK", "1")
+    assert not shard.should_report("no such file")      # the same line: once for the job
+    assert shard.should_report("another file missing")  # its own error: said, by rank
