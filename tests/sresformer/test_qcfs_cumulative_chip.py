@@ -55,3 +55,34 @@ def test_three_implementations_agree_on_a_small_cumulative_product():
     closed = FakeQuantModel._rate_neuron(None, p, dP, float(vth), b)
     assert torch.equal(closed, want)
     assert 0 < want.sum() < want.numel()   # some neurons fire, not all: the comparison is not vacuous
+
+
+def test_lowering_caps_T_at_the_registers_width():
+    """The converted mst_nano (8x8 patches) with cumulative products lowers at a small T, with the largest
+    input shift that fits, and is refused in one line past the T its 24-bit registers hold; at that T
+    (named in the message) it lowers. Lowering only (peaks given, no calibration run): about 2 s."""
+    import re
+
+    import pytest
+
+    import sresformer
+    from exporters.loihi.flatgraph import FlatGraph
+    from exporters.loihi.lower import lower
+    from exporters.nir.convention import NIRError
+    from exporters.nir.export import model_to_nir
+    from sresformer.convert import convert_model
+
+    torch.manual_seed(0)
+    ann = sresformer.create_model("mst_nano", patch=8).eval()
+
+    def lowered(T):
+        fg = FlatGraph(model_to_nir(convert_model(ann, T=T, product="cumulative")))
+        return lower(fg, {n: 1.0 for n in fg.nodes}, T, "loihi2")
+
+    rate = [p for p in lowered(4) if p.kind == "neuron" and p.attrs.reset == "rate"]
+    assert len(rate) == 4 and all(p.attrs.in_shift > 0 for p in rate)   # attn_act, out_act of 2 blocks
+    with pytest.raises(NIRError, match="registers exceed the 24-bit state") as e:
+        lowered(2000)
+    assert "\n" not in str(e.value)
+    most = int(re.search(r"at most T = (\d+)", str(e.value)).group(1))
+    assert 4 < most < 2000 and any(p.kind == "neuron" and p.attrs.reset == "rate" for p in lowered(most))
