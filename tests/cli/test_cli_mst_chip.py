@@ -73,6 +73,12 @@ def test_converted_mst_exports_to_loihi2_and_simulates_in_agreement(snns, tmp_pa
     s = json.loads(r.stdout)
     assert s["samples"] == 4 and s["agreement"] == 1.0
     assert s["ac"] > 0   # spikes moved through the synapses: the agreement compares activity, not silence
+    if product == "cumulative":
+        # the attention neuron (2 heads x 16 x 16 rate-normalised IFs) reads only graded count products
+        # (MACs), so its cores' ACs are its register additions: 7 per compartment and step, 3 per spike
+        cores = [c for c in s["per_core"] if c["group"] == "blocks.0.attn_act"]
+        spikes = sum(c["spikes"] for c in cores)
+        assert spikes > 0 and sum(c["ac"] for c in cores) == 7 * 512 * 4 + 3 * spikes
 
 
 @pytest.mark.parametrize("product, chip, words", [
