@@ -110,10 +110,10 @@ class Counter:
             cc["active"][:S, :, sl] += act
             cc["idle"][:S, :, sl] += plan.compartments[sl] - act
             if COUNT_RULES[p.kind].emits:
-                cc["spikes"][:S, :, sl] += segsum(out.view(S * B, -1), g.chunk, g.cores).double().view(S, B, -1)
-            if p.kind == "neuron" and p.attrs.reset == "rate":   # its register additions (hw_sim/ratenorm.py)
                 fired = segsum(out.view(S * B, -1), g.chunk, g.cores).double().view(S, B, -1)
-                cc["ac"][:S, :, sl] += ADDS_PER_STEP * plan.compartments[sl] + ADDS_PER_SPIKE * fired
+                cc["spikes"][:S, :, sl] += fired
+                if p.kind == "neuron" and p.attrs.reset == "rate":   # its register additions (hw_sim/ratenorm.py)
+                    cc["ac"][:S, :, sl] += ADDS_PER_STEP * plan.compartments[sl] + ADDS_PER_SPIKE * fired
         table = plan.send.get(p.name)
         if table is not None:
             emits = COUNT_RULES[p.kind].emits   # a neuron's output is its own 0/1 mask

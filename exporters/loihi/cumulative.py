@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from exporters.nir.convention import NIRError
+from exporters.nir.convention import NIRError, meta_str
 from hw_sim.processes import NeuronAttrs, Process, SumAttrs, sat_limit
 from hw_sim.products import form_dims
 from hw_sim.ratenorm import max_steps, register_bound
@@ -33,8 +33,7 @@ def lower_counter(low, fn) -> Process:
     """A spike counter node as a running ``sum`` (inclusive ``C_t`` or exclusive ``C_{t-1}``)."""
     if len(fn.sources) != 1 or not low._is_spikes(fn.sources[0]):
         raise NIRError(f"node {fn.name!r}: a spike counter must read exactly one spiking value")
-    mode = str(np.asarray(fn.node.metadata["mode"]).item() if isinstance(fn.node.metadata["mode"], np.ndarray)
-               else fn.node.metadata["mode"])
+    mode = meta_str(fn.node.metadata["mode"])
     return Process(fn.name, "sum", list(fn.sources), fn.out_shape,
                    attrs=SumAttrs(False, running=mode, out_bits=low.out_bits["sum"]))
 

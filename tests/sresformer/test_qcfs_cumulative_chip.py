@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from exporters.quantize.fakequant import FakeQuantModel
-from hw_sim.processes import NeuronAttrs, Process
+from exporters.quantize.fakequant import rate_neuron
 from hw_sim.ratenorm import max_steps, rate_steps, register_bound
 from sresformer.qcfs import cumulative_increment, if_soft_reset, rate_input
 
@@ -50,10 +49,9 @@ def test_three_implementations_agree_on_a_small_cumulative_product():
     got, _ = rate_steps(dP.long(), torch.tensor(vth), b.long())
     assert torch.equal(got.double(), want)
     # the closed form 2P + 2t^2 beta >= t Theta (2N + 1) (the fake-quant model's) on the same integers
-    p = Process("a", "neuron", ["x"], (2, 4, 4), params={"vth": torch.tensor([vth]).numpy(), "bias": b.long().numpy()},
-                attrs=NeuronAttrs(du=0, dv=0, state_bits=24, decay_bits=12, reset="rate"))
-    closed = FakeQuantModel._rate_neuron(None, p, dP, float(vth), b)
-    assert torch.equal(closed, want)
+    assert torch.equal(rate_neuron(dP, float(vth), b), want)
+    # with the input's power of two on both sides of the comparison the spikes are the same
+    assert torch.equal(rate_neuron(dP, float(vth * 8), b * 8, in_shift=3), want)
     assert 0 < want.sum() < want.numel()   # some neurons fire, not all: the comparison is not vacuous
 
 
