@@ -278,6 +278,9 @@ def _check_neuron(p: Process, pg, src, declared, chip) -> dict[str, list]:
     _need(p, src == out, f"out_shape {out} is not its input's {src}")
     _need(p, a.reset != "subtract" or chip.get("subtract_reset", False),
           f"reset 'subtract' needs a chip with subtract_reset (the mapped chip {chip.get('name')!r} resets to 0)")
+    _need(p, a.reset != "rate" or chip.get("product_neurons", False),
+          f"reset 'rate' (the rate-normalised IF) is a programmable neuron; the mapped chip {chip.get('name')!r} "
+          "has no product_neurons")
     shapes = [(1,), (), out, (math.prod(out),)]
     # bias and v0 are optional (absent: 0); vth is required
     return {"vth": shapes, **{k: shapes for k in NEURON_OPTIONAL if k in declared}}

@@ -8,6 +8,8 @@ bucket, once per inference because static processes run once):
   gated accumulations (``dsmm``: a spike adds one column of the dynamic operand, so it costs
   the column length, split by the cores holding the column's outputs); ``dsmm`` repeats the
   latter on its own;
+  a rate-normalised neuron's register additions (``hw_sim/ratenorm.py``: ``ADDS_PER_STEP`` per
+  compartment and step, ``ADDS_PER_SPIKE`` per spike) are ``ac`` too;
 - ``mac``: synaptic multiply-accumulates driven by non-zero graded values (the readout
   classifier; the stem on the embedded processor), same fan-out rule;
 - ``active`` / ``idle``: compartment updates of every group's compartments but an input's (its
@@ -48,6 +50,7 @@ from hw_sim.processes import Process
 
 from .connectivity import COUNT_RULES, CountPlan, SynTable
 from .op_kernels import segsum
+from .ratenorm import ADDS_PER_SPIKE, ADDS_PER_STEP
 
 CORE_KEYS = ("ac", "mac", "dsmm", "active", "idle", "spikes", "msgs", "in_tile", "hops_ew", "hops_ns",
              "chip_links", "msgs_in", "syn_conv", "syn_dense", "syn_sparse", "operand_writes")
@@ -107,7 +110,10 @@ class Counter:
             cc["active"][:S, :, sl] += act
             cc["idle"][:S, :, sl] += plan.compartments[sl] - act
             if COUNT_RULES[p.kind].emits:
-                cc["spikes"][:S, :, sl] += segsum(out.view(S * B, -1), g.chunk, g.cores).double().view(S, B, -1)
+                fired = segsum(out.view(S * B, -1), g.chunk, g.cores).double().view(S, B, -1)
+                cc["spikes"][:S, :, sl] += fired
+                if p.kind == "neuron" and p.attrs.reset == "rate":   # its register additions (hw_sim/ratenorm.py)
+                    cc["ac"][:S, :, sl] += ADDS_PER_STEP * plan.compartments[sl] + ADDS_PER_SPIKE * fired
         table = plan.send.get(p.name)
         if table is not None:
             emits = COUNT_RULES[p.kind].emits   # a neuron's output is its own 0/1 mask

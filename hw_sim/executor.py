@@ -50,6 +50,7 @@ from hw_sim.products import PRODUCT_FORMS, form_dims
 from sresformer.spike_gate import keep_mask
 
 from .cuba import cuba_steps, decay_, power_of_two
+from .ratenorm import rate_steps
 
 F32_EXACT = 2 ** 24   # IEEE 754 binary32: 24-bit significand, every integer below this is exact
 F64_EXACT = 2 ** 53   # IEEE 754 binary64: 53-bit significand
@@ -159,7 +160,7 @@ class Executor:
         return Plan(1.0, torch.float32, state, {**t, "u_clamps": nb.u_clamps, "v_clamps": v_clamps})
 
     def _plan_sum(self, p):
-        b = self._in_bound(p)
+        b = self._in_bound(p) * (1 if p.attrs.running == "none" else self.pg.T)   # a counter sums T steps
         return Plan(b, exact_dtype(b))
 
     def _plan_dsmm(self, p):
@@ -326,6 +327,9 @@ class Executor:
         inp = self._summed(p, vals, plan.compute, steps)
         if p.attrs.in_shift:   # exact: the bounds hold the shifted input
             inp = inp * 2 ** p.attrs.in_shift
+        if p.attrs.reset == "rate":   # the rate-normalised IF: a programmable neuron, not CUBA
+            out, active = rate_steps(inp, plan.tensors["vth"], plan.tensors["bias"])
+            return out.to(plan.dtype), inp, active
         out, active = cuba_steps(p, plan, inp, self._saturate_, self.probe)
         return out, inp, active
 
@@ -338,7 +342,10 @@ class Executor:
 
     def _run_sum(self, p, plan, vals, x, steps):
         inp = self._summed(p, vals, plan.dtype, steps)
-        return inp, inp, None
+        if p.attrs.running == "none":
+            return inp, inp, None
+        count = inp.cumsum(0)   # exact: the plan's dtype holds T times the input's bound
+        return (count if p.attrs.running == "inclusive" else count - inp), inp, None
 
     def _run_synapse(self, p, plan, vals, x, steps):
         inp = self._summed(p, vals, plan.compute, steps)
@@ -381,7 +388,8 @@ class Executor:
         for p in self.pg:
             ins = list(p.sources) + list(p.operands)
             if (p.kind == "input" and static_input) or (
-                    p.kind not in ("input", "neuron") and ins and all(i in once for i in ins)):
+                    p.kind not in ("input", "neuron") and ins and all(i in once for i in ins)
+                    and getattr(p.attrs, "running", "none") == "none"):
                 once.add(p.name)
         return once
 

@@ -32,7 +32,8 @@ from .products import FORMS
 
 MAX_DIM = 1 << 16    # kernel, stride, padding, dilation, groups, heads (far above any real layer)
 MAX_SHIFT = 64       # power-of-two shifts of accumulators (an int64 accumulator has 63 bits)
-RESETS = ("zero", "subtract")   # a neuron's reset rules (NeuronAttrs.reset)
+RESETS = ("zero", "subtract", "rate")   # a neuron's reset rules (NeuronAttrs.reset)
+RUNNING = ("none", "inclusive", "exclusive")   # a sum's running-count modes (SumAttrs.running)
 MAX_WIDTH = 32       # bit widths of stored values (the executor keeps integers exact in float64)
 
 
@@ -136,6 +137,10 @@ class NeuronAttrs(Attrs):
     """``neuron``, CUBA-LIF: ``u = sat(decay(u, du) + (in << in_shift))``; ``v = sat(decay(v, dv) + u + bias)``;
     ``s = v >= vth``; then ``v = 0 where s`` (``reset='zero'``, Loihi's CUBA compartment) or ``v = v - vth where s``
     (``reset='subtract'``, the soft reset of a converted QCFS neuron: Bu et al., ICLR 2022, Theorem 2);
+    ``reset='rate'`` is not CUBA but the rate-normalised IF of a cumulative product (a programmable
+    neuron, ``hw_sim/ratenorm.py``): ``P += in << in_shift``, ``s = 2 P + 2 t^2 bias >= t vth (2 N + 1)``
+    (``t`` from 1, ``N`` its spikes before ``t``; ``du``, ``dv``, ``v0`` unused, every register bounded
+    within ``state_bits`` by the lowering);
     ``decay(x, d) = sign(x) * ((|x| * (2**decay_bits - d)) >> decay_bits)``
     (truncating toward zero; Loihi: ``decay_bits = 12``); ``sat`` clips to the symmetric ``state_bits``
     signed range ``[-(2**(state_bits-1)-1), 2**(state_bits-1)-1]`` (:func:`sat_limit`), as Lava's
@@ -154,7 +159,8 @@ class NeuronAttrs(Attrs):
     decay_bits: int = _int(1, 24, "resolution of du, dv (the chip's decay_bits)")
     in_shift: int = _int(0, MAX_SHIFT, "power of two on the summed input: the weight exponent of the synapses "
                          "that bring it (a product compartment's weight-1 output synapse)", default=0, kw_only=True)
-    reset: str = _choice(RESETS, "after a spike: v = 0 (zero) or v - vth (subtract; the chip's subtract_reset)",
+    reset: str = _choice(RESETS, "after a spike: v = 0 (zero) or v - vth (subtract; the chip's subtract_reset); "
+                         "rate: the rate-normalised IF (hw_sim/ratenorm.py; the chip's product_neurons)",
                          default="zero", kw_only=True)
 
     @property
@@ -167,11 +173,15 @@ class NeuronAttrs(Attrs):
 class SumAttrs(GradedAttrs):
     """``sum``: ``out = sat(in, out_bits)`` (the sum of the sources): a residual stream point, carried on the chip
     as graded spikes (Loihi 2 payloads) from integrator neurons; ``alias`` marks a pass-through
-    that costs nothing (a folded scale). Spikformer's residuals add spikes: small non-negative
-    integers in unit 1; a synapse reading them is graded (MAC)."""
+    that costs nothing (a folded scale); ``running`` makes it a running count of spikes
+    (the cumulative product's counters ``C_t``, ``hw_sim/ratenorm.py``). Spikformer's residuals add
+    spikes: small non-negative integers in unit 1; a synapse reading them is graded (MAC)."""
 
     kind: ClassVar[str] = "sum"
     alias: bool = _flag("a pass-through of one source that costs nothing", default=False)
+    running: str = _choice(RUNNING, "none; inclusive: a spike counter, out[t] = sat(sum_{tau <= t} in[tau]); "
+                           "exclusive: out[t] = sat(sum_{tau < t} in[tau]) (its compartment keeps its value: no decay)",
+                           default="none", kw_only=True)
 
 
 @dataclass(frozen=True)

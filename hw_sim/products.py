@@ -64,6 +64,8 @@ class ProductForm:
 
 _DSSA = "SpikingResformer DSSA (Shi et al., CVPR 2024)"
 _SSA = "Spikformer SSA (Zhou et al., ICLR 2023, eq. 6)"
+_MST = ("cumulative product of spike counts, dP_t = s^a_t (C^b_t)^T + C^a_{t-1} (s^b_t)^T "
+        "(sresformer.qcfs.cumulative_increment) of the converted MST (Wang et al., ICCV 2023)")
 
 #: Every product form the chip runs, by the name NIR files and artifacts store.
 PRODUCT_FORMS: dict[str, ProductForm] = {f.name: f for f in (
@@ -85,6 +87,12 @@ PRODUCT_FORMS: dict[str, ProductForm] = {f.name: f for f in (
     # token layout's (Q K^T) V, transposed
     ProductForm("qk@v", "spk", False, "dyn", True, None, "spk", "SSA",
                 "out[h] = V[h] @ QK[h]^T  (QK: [heads, N, N], V: [heads, d, N]) -> [heads*d, H, W]", _SSA),
+    # the cumulative product's other two terms (q@kT and qk@v serve for C^q_{t-1} s^k_t and s^v_t C^A_{t-1}):
+    # spikes against counts on the other side (hw_sim/ratenorm.py)
+    ProductForm("sq@ckT", "spk", True, "dyn", False, None, "spk", "MST",
+                "out[h] = Sq[h]^T @ Ck[h]  (Sq, Ck: [heads, d, N]) -> [heads*N, H, W]", _MST),
+    ProductForm("sa@cv", "dyn", False, "spk", True, None, "spk", "MST",
+                "out[h] = Cv[h] @ SA[h]^T  (SA: [heads, N, N], Cv: [heads, d, N]) -> [heads*d, H, W]", _MST),
 )}
 FORMS = tuple(PRODUCT_FORMS)
 

@@ -37,12 +37,12 @@ from torch import nn
 
 from .errors import UserError
 from .neurons import IF, LIF, PLIF
-from .qcfs import SoftIF
+from .qcfs import QCFS, SoftIF
 from .spike_gate import apply_gate
 
 DEFAULT_MODULES = ("attn",)
 DEFAULT_SEED = 0
-NEURON_TYPES = (LIF, PLIF, IF, SoftIF)   # SoftIF: the converted MST's neurons (sresformer.mst)
+NEURON_TYPES = (LIF, PLIF, IF, SoftIF, QCFS)   # SoftIF: the converted MST's neurons; QCFS its ANN's (MST trains masked)
 
 #: preset name -> (owner class name, neuron attribute paths inside it)
 PRESETS = {

@@ -54,6 +54,9 @@ def qcfs(z: torch.Tensor, lam: torch.Tensor | float, levels: int) -> torch.Tenso
 class QCFS(nn.Module):
     """QCFS activation with ``levels`` steps and a trainable scalar threshold ``lam`` (any shape in)."""
 
+    #: its values are tokens ``[..., N, D]`` (the MST's): a spike mask trained on it indexes them channel-major
+    channels_last = True
+
     def __init__(self, levels: int = QCFS_LEVELS, lam: float = QCFS_LAMBDA0):
         super().__init__()
         if levels < 1:

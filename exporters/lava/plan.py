@@ -136,6 +136,8 @@ def _node(p, pg, ins, nodes, check_bias: bool) -> LavaNode:
     """The node of one process (its sources planned), or :class:`LavaError`."""
     if p.kind not in LAVA_KINDS:
         _refuse(p, f"the Lava graph has no {p.kind} yet (kinds: {', '.join(LAVA_KINDS)})")
+    if getattr(p.attrs, "reset", "zero") == "rate" or getattr(p.attrs, "running", "none") != "none":
+        _refuse(p, "the cumulative product's rate-normalised neuron and spike counters are not built in Lava")
     if p.kind == "input":
         node = LavaNode(p.name, "source", [], 0, lava_shape(p.out_shape), lava_order(p.out_shape))
     elif p.kind in ("sum", "flatten") and len(ins) == 1:   # a pass-through (a folded scale) or a view

@@ -39,15 +39,19 @@ class FlatNode:
 KINDS = {nir.Conv2d: "conv", nir.Affine: "dense", nir.Linear: "dense", nir.LIF: "lif", nir.IF: "if",
          nir.CubaLIF: "cubalif", nir.LI: "li", nir.Threshold: "threshold", nir.Scale: "scale",
          nir.SumPool2d: "sumpool", nir.AvgPool2d: "avgpool", nir.Flatten: "flatten"}
-NEURON_KINDS = ("lif", "if", "cubalif", "li", "threshold", "softif")
+NEURON_KINDS = ("lif", "if", "cubalif", "li", "threshold", "softif", "rateif")
 
 
 def _kind(node, name: str) -> str:
     if isinstance(node, nir.NIRGraph):
         ext = extension_name(node)
-        return {"sresformer.dual_spike_matmul": "dsmm", "sresformer.max_pool2d": "maxpool",
+        kind = {"sresformer.dual_spike_matmul": "dsmm", "sresformer.max_pool2d": "maxpool",
                 "sresformer.attention_gate": "attngate",
-                "sresformer.spike_mask": "gate", "sresformer.soft_reset_if": "softif"}.get(ext, "graph")
+                "sresformer.spike_mask": "gate", "sresformer.soft_reset_if": "softif",
+                "sresformer.spike_counter": "counter"}.get(ext, "graph")
+        if kind == "softif" and int(np.asarray(node.metadata.get("rate_normalised", 0))):
+            kind = "rateif"   # the rate-normalised IF of a cumulative product (hw_sim/ratenorm.py)
+        return kind
     for cls, kind in KINDS.items():
         if type(node) is cls:
             return kind
@@ -148,7 +152,7 @@ class FlatGraph:
             if fn.kind == "dsmm":
                 meta = fn.node.metadata
                 fn.module = DualSpikeMatmul(str(meta["form"]), int(meta["heads"]), *fn.operands)
-            elif fn.kind in ("maxpool", "attngate", "gate", "softif"):
+            elif fn.kind in ("maxpool", "attngate", "gate", "softif", "rateif", "counter"):
                 fn.module = build_extension(fn.name, fn.node)
             elif fn.kind == "scale" and fn.name.endswith((".dynamic", ".spikes")):
                 fn.module = nn.Identity()

@@ -63,6 +63,7 @@ from hw_sim.processes import (
 from hw_sim.prodneuron import attention_lowering
 from sresformer.progress import track
 
+from .cumulative import lower_counter, lower_rate_neuron
 from .flatgraph import NEURON_KINDS, FlatGraph
 from .formats import fit_formats
 from .units import Classes, compact, exponent_for, f64, pair, pooled
@@ -204,9 +205,11 @@ class Lowering:
         return float(np.max(np.abs(f64(bias)))) if bias is not None and np.size(bias) else 0.0
 
     def _counts(self, name: str) -> bool:
-        """True for a dual-spike product of two binary operands (Spikformer's K V^T, Q^T K): integer counts."""
+        """True for integer counts: a dual-spike product of two binary operands (Spikformer's K V^T, Q^T K),
+        a running spike counter, or a product of spikes and counters (the MST's cumulative product)."""
         fn = self.fg.nodes[name]
-        return fn.kind == "dsmm" and all(self._is_spikes(o) for o in fn.operands)
+        return fn.kind == "counter" or (fn.kind == "dsmm" and all(
+            self._is_spikes(o) or self.fg.nodes[o].kind == "counter" for o in fn.operands))
 
     def _unit_class(self, names: list[str]) -> dict[str, int]:
         """Exponent 0 for a class of integer-valued members (spikes, their sums, counts)."""
@@ -220,7 +223,7 @@ class Lowering:
     def _neuron_values(fn) -> dict[str, np.ndarray]:
         """A neuron node's real ``v_threshold``, ``v_init``, ``bias`` (0 where NIR's node has none) and ``r``
         (the soft-reset IF extension's in its metadata, ``r = 1``)."""
-        if fn.kind == "softif":
+        if fn.kind in ("softif", "rateif"):
             meta = fn.node.metadata
             return {"v_threshold": f64(meta["v_threshold"]), "v_init": f64(meta["v_init"]),
                     "bias": f64(meta["bias"]), "r": np.float64(1.0)}
@@ -230,7 +233,7 @@ class Lowering:
     def _gain(self, fn) -> float:
         """Input gain of a neuron per step: ``k r`` for LIF (k = dt/tau), ``r`` for IF (and the soft-reset IF)."""
         r = float(np.max(self._neuron_values(fn)["r"]))
-        if fn.kind in ("if", "softif"):
+        if fn.kind in ("if", "softif", "rateif"):
             return r
         return self.fg.dt / float(np.max(f64(fn.node.tau))) * r
 
@@ -251,7 +254,8 @@ class Lowering:
                 p.scale = self.scale.get(p.name, 1.0)
             ins = [self.procs[s] for s in list(p.sources) + list(p.operands)]
             p.static = (p.kind == "input" and self.input_static) or (
-                p.kind != "neuron" and p.kind != "input" and bool(ins) and all(i.static for i in ins))
+                p.kind != "neuron" and p.kind != "input" and bool(ins) and all(i.static for i in ins)
+                and getattr(p.attrs, "running", "none") == "none")   # a counter changes every step
         out = self.fg.output
         if len(out) != 1:
             self.procs["readout"] = Process("readout", "sum", list(out), self.fg.nodes[out[0]].out_shape,
@@ -445,6 +449,7 @@ class Lowering:
 
     #: flat-graph node kind -> the method that lowers it (the unsupported kinds are refused first)
     RULES = {"input": _input, "conv": _conv, "dense": _dense, "lif": _neuron, "if": _neuron, "softif": _neuron,
+             "rateif": lower_rate_neuron, "counter": lower_counter,
              "scale": _scale,
              "dsmm": _dsmm, "sumpool": _sumpool, "avgpool": _sumpool, "maxpool": _maxpool, "flatten": _flatten,
              "attngate": _attngate, "gate": _gate}

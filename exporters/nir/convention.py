@@ -38,7 +38,8 @@ MAX_POOL2D = "sresformer.max_pool2d"
 ATTENTION_GATE = "sresformer.attention_gate"
 SPIKE_MASK = "sresformer.spike_mask"   # random spike masking gate (sresformer.spike_gate)
 SOFT_RESET_IF = "sresformer.soft_reset_if"   # IF with reset by subtraction, initial membrane, bias (MST)
-KNOWN_EXTENSIONS = (DUAL_SPIKE_MATMUL, MAX_POOL2D, ATTENTION_GATE, SPIKE_MASK, SOFT_RESET_IF)
+SPIKE_COUNTER = "sresformer.spike_counter"   # running spike counts C_t of the MST's cumulative product
+KNOWN_EXTENSIONS = (DUAL_SPIKE_MATMUL, MAX_POOL2D, ATTENTION_GATE, SPIKE_MASK, SOFT_RESET_IF, SPIKE_COUNTER)
 
 THRESHOLD_RULE = ("v_threshold is the largest float32 below the model's threshold: "
                   "NIR's v > v_threshold in float32 equals the model's h >= threshold")

@@ -17,8 +17,10 @@ multiplies (the position embedding ``E``, the attention bias ``B``) is that neur
   ``fc2``, residual ``add2``.
 - head: ``AvgPool2d`` over the map (the model's mean over tokens), ``Flatten``, ``Affine``.
 
-Only the per-step product has this form; the cumulative one (products of running spike counts,
-``sresformer.qcfs.cumulative_increment``) needs counters the lowering does not build, and is refused.
+With ``--product cumulative`` each product is ``_cumulative_attention``'s instead: running spike counters
+(``sresformer.spike_counter``), two products of one side's spikes against the other side's counts
+(``matmul<i>.spikes_a`` / ``.spikes_b``, forms ``sq@ckT`` / ``q@kT`` and ``sa@cv`` / ``qk@v``), each
+behind its Scale, summed by a rate-normalised soft-reset IF (``rate_normalised``; ``hw_sim/ratenorm.py``).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from sresformer.qcfs import SoftIF
 
 from . import convention as cv
 from .export import close_with_readout
-from .extension import dual_spike_matmul_graph, soft_reset_if_graph, spike_mask_graph
+from .extension import dual_spike_matmul_graph, soft_reset_if_graph, spike_counter_graph, spike_mask_graph
 from .graph_builder import GraphBuilder, add_conv, add_residual
 
 
@@ -47,11 +49,14 @@ def _as_conv1x1(linear: nn.Linear, in_scale: float = 1.0) -> nn.Conv2d:
     return conv.eval()
 
 
-def _neuron(g: GraphBuilder, name: str, act: SoftIF, src: str, bias=0.0) -> str:
-    """The soft-reset IF ``act`` after ``src``: threshold theta, initial membrane theta / 2, ``bias``; then
-    its random spike mask (``sresformer.masking``), if it has one, which every reader reads."""
+def _neuron(g: GraphBuilder, name: str, act: SoftIF, src, bias=0.0, rate: bool = False) -> str:
+    """The soft-reset IF ``act`` after ``src`` (a node or several summed): threshold theta, initial membrane
+    theta / 2, ``bias`` (``rate``: its rate-normalised form); then its random spike mask
+    (``sresformer.masking``), if it has one, which every reader reads."""
     theta = float(act.theta)
-    out = g.add(name, soft_reset_if_graph(g.shapes[src], theta, theta / 2, bias), g.shapes[src], src)
+    srcs = [src] if isinstance(src, str) else list(src)
+    shape = g.shapes[srcs[0]]
+    out = g.add(name, soft_reset_if_graph(shape, theta, theta / 2, bias, rate), shape, *srcs)
     gate = spike_mask_of(act)
     if gate is not None and gate.ratio > 0:
         g.extensions.add(cv.SPIKE_MASK)
@@ -82,20 +87,51 @@ def _block(blk, shape, height: float | None = None) -> GraphBuilder:
     scale = 1.0 if height is None else height
     q, k, v = (_unit(g, n, getattr(att, n), "input", scale) for n in ("q", "k", "v"))
     attn_shape = (heads * n_tok, h, w)
-    # the first product's edges come from all of q, k, v (as Spikformer's: every node keeps an out-edge,
-    # which NIR's type inference needs); v is the second product's operand
-    mm1 = g.add("matmul1", dual_spike_matmul_graph("q@kT", heads, q, k, shape, attn_shape), attn_shape, q, k, v)
-    sc1 = g.add("scale1", nir.Scale(scale=np.full(attn_shape, float(att.alpha), np.float32)), attn_shape, mm1)
     bias = att.bias.detach().reshape(heads * n_tok, h, w).numpy().astype(np.float32)   # B[h, n, m]
-    a = _neuron(g, "attn_act", att.attn_act, sc1, bias)
-    mm2 = g.add("matmul2", dual_spike_matmul_graph("qk@v", heads, a, v, attn_shape, shape), shape, a)
-    sc2 = g.add("scale2", nir.Scale(scale=np.full(shape, float(att.gamma), np.float32)), shape, mm2)
-    o = _neuron(g, "out_act", att.out_act, sc2)
+    if att.product == "cumulative":
+        o = _cumulative_attention(g, att, q, k, v, shape, attn_shape, bias)
+    else:
+        # the first product's edges come from all of q, k, v (as Spikformer's: every node keeps an out-edge,
+        # which NIR's type inference needs); v is the second product's operand
+        mm1 = g.add("matmul1", dual_spike_matmul_graph("q@kT", heads, q, k, shape, attn_shape), attn_shape, q, k, v)
+        sc1 = g.add("scale1", _scale(attn_shape, att.alpha), attn_shape, mm1)
+        a = _neuron(g, "attn_act", att.attn_act, sc1, bias)
+        mm2 = g.add("matmul2", dual_spike_matmul_graph("qk@v", heads, a, v, attn_shape, shape), shape, a)
+        sc2 = g.add("scale2", _scale(shape, att.gamma), shape, mm2)
+        o = _neuron(g, "out_act", att.out_act, sc2)
     x1 = add_residual(g, "add", stream, _unit(g, "proj", att.proj, o))
     hid = _unit(g, "fc1", blk.fc1, x1)
     add_residual(g, "add2", x1, _unit(g, "fc2", blk.fc2, hid))
     g.extensions |= {cv.DUAL_SPIKE_MATMUL, cv.SOFT_RESET_IF}
+    if att.product == "cumulative":
+        g.extensions.add(cv.SPIKE_COUNTER)
     return g
+
+
+def _scale(shape, factor) -> nir.Scale:
+    return nir.Scale(scale=np.full(shape, float(factor), np.float32))
+
+
+def _product(g: GraphBuilder, name: str, a: str, b: str, forms: tuple[str, str], heads: int, shapes, factor) -> list:
+    """The increments ``dP = s^a (C^b)^T + C^a_{t-1} (s^b)^T`` of ``a @ b`` (``sresformer.qcfs.cumulative_increment``)
+    as two products of spikes against counters (``forms``: the spikes-of-``a`` term's, then the other's),
+    each behind its own Scale ``factor``, for one rate-normalised neuron to sum. ``shapes``: ``a``'s, ``b``'s,
+    the output's. Returns the two scaled terms."""
+    sa, sb, out = shapes
+    ca = g.add(f"{name}.count_a", spike_counter_graph(sa, inclusive=False), sa, a)   # C^a_{t-1}
+    cb = g.add(f"{name}.count_b", spike_counter_graph(sb, inclusive=True), sb, b)    # C^b_t
+    # edges: every node keeps an out-edge (NIR's type inference); the operands are named in the metadata
+    t1 = g.add(f"{name}.spikes_a", dual_spike_matmul_graph(forms[0], heads, cb, a, sb, out), out, b, cb)
+    t2 = g.add(f"{name}.spikes_b", dual_spike_matmul_graph(forms[1], heads, ca, b, sa, out), out, a, ca)
+    return [g.add(f"{name}.scale_{i}", _scale(out, factor), out, t) for i, t in ((1, t1), (2, t2))]
+
+
+def _cumulative_attention(g: GraphBuilder, att, q: str, k: str, v: str, shape, attn_shape, bias) -> str:
+    """``A = RateIF(alpha P(q, k^T) + B)``, ``O = RateIF(gamma P(A, v))`` with cumulative products."""
+    qk = _product(g, "matmul1", q, k, ("sq@ckT", "q@kT"), att.heads, (shape, shape, attn_shape), att.alpha)
+    a = _neuron(g, "attn_act", att.attn_act, qk, bias, rate=True)
+    av = _product(g, "matmul2", a, v, ("sa@cv", "qk@v"), att.heads, (attn_shape, shape, shape), att.gamma)
+    return _neuron(g, "out_act", att.out_act, av, rate=True)
 
 
 def _height_conv(channels: int, height: float) -> nn.Conv2d:
@@ -106,19 +142,17 @@ def _height_conv(channels: int, height: float) -> nn.Conv2d:
 
 
 def check_exportable(model: MST) -> None:
-    """NIRError (one line) for an MST that has no spiking per-step form."""
+    """NIRError (one line) for an MST that is not a converted SNN."""
     name = getattr(model, "model_name", type(model).__name__)
     if not model.snn:
         raise cv.NIRError(f"{name} is a QCFS ANN: convert it first ('sresformer convert ANN.ckpt --out SNN.ckpt "
                           "--product per-step'), then export the SNN checkpoint")
-    if model.product != "per-step":
-        raise cv.NIRError(f"{name} uses cumulative attention products (running spike counts), which the chip "
-                          "lowering does not build yet; convert with --product per-step to export")
+
 
 
 @torch.no_grad()
 def mst_to_nir(model: MST, dt: float = 1.0, T: int | None = None) -> nir.NIRGraph:
-    """The converted MST (eval mode, per-step products) as a NIR graph of one time step: input
+    """The converted MST (eval mode, per-step or cumulative products) as a NIR graph of one time step: input
     ``[C, H, W]``, per-step logits ``[K]`` (the logits are their mean over T, ``metadata['readout']``)."""
     check_exportable(model)
     model.eval()

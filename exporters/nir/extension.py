@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hw_sim.products import FORMS, PRODUCT_FORMS  # the chip's product forms; NIR metadata names them
+from sresformer.qcfs import rate_input
 from sresformer.spike_gate import apply_gate
 
 from . import validate as v
@@ -38,6 +39,7 @@ from .convention import (
     KNOWN_EXTENSIONS,
     MAX_POOL2D,
     SOFT_RESET_IF,
+    SPIKE_COUNTER,
     SPIKE_MASK,
     NIRError,
     meta_str,
@@ -98,7 +100,7 @@ def dual_spike_matmul_graph(form: str, heads: int, dynamic: str, spikes: str, in
         raise ValueError(f"form must be one of {FORMS}, got {form!r}")
     meta = {KEY_EXTENSION: DUAL_SPIKE_MATMUL, "form": form, "heads": int(heads), "dynamic": dynamic, "spikes": spikes,
             "equation": PRODUCT_FORMS[form].equation}
-    if PRODUCT_FORMS[form].family == "SSA":   # non-square output maps: a square kernel-1 placeholder
+    if PRODUCT_FORMS[form].family in ("SSA", "MST"):   # non-square output maps: a square kernel-1 placeholder
         geo = [_unit_kernel_geometry(int(a), int(b)) for a, b in zip(in_shape[1:], out_shape[1:], strict=False)]
         return extension_graph(in_shape, out_shape, meta, kernel=(1, 1), stride=tuple(g[0] for g in geo),
                                padding=tuple(g[1] for g in geo))
@@ -147,17 +149,34 @@ def spike_mask_graph(shape, ratio: float, seed: int, gate_id: int) -> nir.NIRGra
     return extension_graph(shape, shape, meta, kernel=(1, 1), stride=(1, 1), padding=(0, 0))
 
 
-def soft_reset_if_graph(shape, v_threshold, v_init, bias) -> nir.NIRGraph:
+def soft_reset_if_graph(shape, v_threshold, v_init, bias, rate: bool = False) -> nir.NIRGraph:
     """The converted QCFS neuron on ``[C, H, W]``: NIR's IF resets to ``v_reset``, this one
     subtracts its threshold, starts at ``v_init`` and adds a constant ``bias`` every step. The three
-    parameters (float32, broadcast to ``shape``) sit in the metadata."""
+    parameters (float32, broadcast to ``shape``) sit in the metadata. ``rate``: the rate-normalised
+    form (``rate_normalised = 1``), fed the running rate of its summed input ``P[t] / t - P[t-1] / (t-1)``
+    with ``P[t]`` the input summed so far (a cumulative product's increments; ``hw_sim/ratenorm.py``)."""
     shape = tuple(int(s) for s in shape)
     arr = lambda a: np.broadcast_to(np.asarray(a, np.float32), shape).copy()  # noqa: E731
     meta = {KEY_EXTENSION: SOFT_RESET_IF, "v_threshold": arr(v_threshold), "v_init": arr(v_init), "bias": arr(bias),
             "equation": "v[-1] = v_init; v[t] = v[t-1] + I[t] + bias; s[t] = v[t] >= v_threshold; "
                         "v[t] = v[t] - s[t] * v_threshold (one step per evaluation, no dt)"}
+    if rate:
+        meta["rate_normalised"] = 1
+        meta["equation"] += "; I[t] = P[t] / t - P[t-1] / (t-1), P[t] the input summed over steps 1..t"
     if len(shape) != 3:
         raise NIRError(f"a soft-reset IF layer needs values of shape [C, H, W], got {list(shape)}")
+    return extension_graph(shape, shape, meta, kernel=(1, 1), stride=(1, 1), padding=(0, 0))
+
+
+def spike_counter_graph(shape, inclusive: bool) -> nir.NIRGraph:
+    """Running spike counts on ``[C, H, W]``: ``out[t] = sum_{tau <= t} in[tau]`` (``inclusive``) or
+    ``sum_{tau < t}`` (the cumulative product's ``C_t`` and ``C_{t-1}``, ``sresformer.qcfs``)."""
+    shape = tuple(int(s) for s in shape)
+    mode = "inclusive" if inclusive else "exclusive"
+    meta = {KEY_EXTENSION: SPIKE_COUNTER, "mode": mode,
+            "equation": f"out[t] = sum of in[tau] over tau {'<=' if inclusive else '<'} t (steps from 0)"}
+    if len(shape) != 3:
+        raise NIRError(f"a spike counter needs values of shape [C, H, W], got {list(shape)}")
     return extension_graph(shape, shape, meta, kernel=(1, 1), stride=(1, 1), padding=(0, 0))
 
 
@@ -272,12 +291,15 @@ class SpikeGate(ExtensionOp):
 class SoftResetIF(ExtensionOp):
     """The soft-reset IF with initial membrane and bias over ``[T, B, ...]`` (float32, as the model)."""
 
-    def __init__(self, v_threshold: np.ndarray, v_init: np.ndarray, bias: np.ndarray):
+    def __init__(self, v_threshold: np.ndarray, v_init: np.ndarray, bias: np.ndarray, rate: bool = False):
         super().__init__()
+        self.rate = bool(rate)
         for k, a in (("v_threshold", v_threshold), ("v_init", v_init), ("bias", bias)):
             self.register_buffer(k, torch.from_numpy(np.asarray(a, np.float32).copy()))
 
     def run(self, x, values):
+        if self.rate:   # the same float operations as the converted model (sresformer.mst, cumulative)
+            x = rate_input(x)
         v = torch.zeros_like(x[0]) + self.v_init
         out = torch.empty_like(x)
         for t in range(x.shape[0]):
@@ -297,7 +319,19 @@ def _soft_reset_if(meta: dict, where: str) -> SoftResetIF:
         raise NIRError(f"{where}: v_threshold, v_init and bias must have one shape, got {[a.shape for a in arrs]}")
     if np.any(arrs[0] <= 0):
         raise NIRError(f"{where}: v_threshold must be positive")
-    return SoftResetIF(*arrs)
+    return SoftResetIF(*arrs, rate=bool(int(np.asarray(meta.get("rate_normalised", 0)))))
+
+
+class SpikeCounter(ExtensionOp):
+    """Running spike counts over ``[T, B, ...]`` (``spike_counter_graph``)."""
+
+    def __init__(self, inclusive: bool):
+        super().__init__()
+        self.inclusive = inclusive
+
+    def run(self, x, values):
+        count = x.cumsum(0)
+        return count if self.inclusive else count - x
 
 
 def build_extension(name: str, graph: nir.NIRGraph) -> ExtensionOp:
@@ -327,6 +361,8 @@ def build_extension(name: str, graph: nir.NIRGraph) -> ExtensionOp:
             return AttentionGate(gates, dict(meta))
         if ext == SOFT_RESET_IF:
             return _soft_reset_if(meta, where)
+        if ext == SPIKE_COUNTER:
+            return SpikeCounter(v.text(meta["mode"], f"{where} mode", ("inclusive", "exclusive")) == "inclusive")
         if ext == SPIKE_MASK:
             ratio = v.real(meta["ratio"], f"{where} ratio", 0.0, 1.0)
             return SpikeGate(ratio, v.integer(meta["seed"], f"{where} seed"),

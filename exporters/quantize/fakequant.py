@@ -43,6 +43,21 @@ def _fold(x):
     return x.flatten(0, 1), x.shape[:2]
 
 
+def rate_neuron(x: torch.Tensor, vth, bias, in_shift: int = 0) -> torch.Tensor:
+    """Spikes ``[T, ...]`` of the rate-normalised IF (``hw_sim/ratenorm.py``) on integer inputs ``x [T, ...]``, by
+    its closed form with the products the chip's additions avoid: ``s_t = 2 P_t + 2 t^2 bias >= t vth (2 N_{t-1} + 1)``,
+    ``P_t`` the inputs (times ``2**in_shift``) summed over steps 1..t, ``N`` the spikes before ``t``."""
+    P = torch.zeros_like(x[0])
+    N = torch.zeros_like(x[0])
+    out = torch.empty_like(x)
+    for t in range(1, x.shape[0] + 1):
+        P = P + x[t - 1] * 2 ** in_shift
+        s = 2 * P + 2 * t * t * bias >= t * vth * (2 * N + 1)
+        out[t - 1] = s
+        N = N + s
+    return out
+
+
 def dsmm_product(p, y: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
     """Dual-spike matmul ``p`` on operands ``y`` (``dyn``), ``s`` (``spk``), each ``[T or 1, B, ...]``:
     per head ``L @ R`` of the operands' ``[heads, C/heads, prod(rest)]`` views (hw_sim/products.py)."""
@@ -127,6 +142,8 @@ class FakeQuantModel(nn.Module):
         par = {k: 0.0 if (v := neuron_param(p, k)) is None else torch.from_numpy(v).double()
                for k in ("vth", *NEURON_OPTIONAL)}
         vth = par["vth"]
+        if a.reset == "rate":
+            return rate_neuron(x, vth, par["bias"], a.in_shift)
         u = torch.zeros_like(x[0])
         v = torch.zeros_like(x[0]) + par["v0"]
         out = torch.empty_like(x)
@@ -141,7 +158,18 @@ class FakeQuantModel(nn.Module):
         return out
 
     def _sum(self, p, values, x, T):
-        return self._sat(p, self._summed(p, values), p.attrs.out_bits)
+        if p.attrs.running == "none":
+            return self._sat(p, self._summed(p, values), p.attrs.out_bits)
+        x = self._summed(p, values, T)
+        # a counter C_t: an explicit running total, step by step (the executor takes a cumsum)
+        total, out = torch.zeros_like(x[0]), torch.empty_like(x)
+        for t in range(x.shape[0]):
+            before = total
+            total = total + x[t]
+            out[t] = total if p.attrs.running == "inclusive" else before
+        return self._sat(p, out, p.attrs.out_bits)
+
+
 
     def _dsmm(self, p, values, x, T):
         return self._sat(p, dsmm_product(p, values[p.operands[0]], values[p.operands[1]]), p.attrs.out_bits)

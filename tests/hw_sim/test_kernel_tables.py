@@ -73,7 +73,10 @@ HAND = {"y1T@s": ((6, 5, 1), (3, 2, 2), (5, 3), (3, 4), 5),     # y1^T [N, d] @ 
         "kT@v": ((3, 2, 2), (3, 2, 2), (3, 4), (4, 3), 3),      # K [d, N] @ V^T [N, d]
         "q@kv": ((3, 3, 1), (3, 2, 2), (3, 3), (3, 4), 3),      # KV^T [d, d] @ Q [d, N]
         "q@kT": ((3, 2, 2), (3, 2, 2), (4, 3), (3, 4), 4),      # Q^T [N, d] @ K [d, N]
-        "qk@v": ((4, 2, 2), (3, 2, 2), (3, 4), (4, 4), 4)}      # V [d, N] @ QK^T [N, N]; spikes on the left
+        "qk@v": ((4, 2, 2), (3, 2, 2), (3, 4), (4, 4), 4),      # V [d, N] @ QK^T [N, N]; spikes on the left
+        # MST's cumulative product: counts C [d, N] against spikes; Sq [d, N], SA [N, N]
+        "sq@ckT": ((3, 2, 2), (3, 2, 2), (4, 3), (3, 4), 4),    # Sq^T [N, d] @ Ck [d, N]; spikes on the left
+        "sa@cv": ((3, 2, 2), (4, 2, 2), (3, 4), (4, 4), 3)}     # Cv [d, N] @ SA^T [N, N]
 
 
 @pytest.mark.parametrize("form", FORMS)
@@ -81,7 +84,7 @@ def test_product_forms_give_the_papers_shapes(form):
     dyn, spk, left, right, ac = HAND[form]
     dims = form_dims(form, 1, dyn, spk)
     assert (dims.left, dims.right, dims.ac_per_spike) == (left, right, ac)
-    assert PRODUCT_FORMS[form].spk_side == ("left" if form == "qk@v" else "right")
+    assert PRODUCT_FORMS[form].spk_side == ("left" if form in ("qk@v", "sq@ckT") else "right")
 
 
 def test_product_forms_refuse_operands_that_do_not_multiply():

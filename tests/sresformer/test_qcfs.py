@@ -69,3 +69,22 @@ def test_rate_input_sums_to_p_over_t():
     p = dP.cumsum(0)
     for t in range(1, 10):
         assert torch.allclose(i[:t].sum(0), p[t - 1] / t)
+
+
+def test_mst_ann_takes_a_spike_mask_on_its_qcfs_attention_inputs():
+    """``train --spike-mask R:attn`` on an MST ANN masks the QCFS of q, k, v (MST trains with the mask): in
+    training a random fraction of each is zeroed, in eval the fixed gate drops the same elements each run."""
+    import sresformer
+    from sresformer.masking import apply_spike_mask
+
+    torch.manual_seed(0)
+    ann = sresformer.create_model("mst_nano", patch=8)
+    names = apply_spike_mask(ann, "0.5:attn")
+    assert names == [f"blocks.{i}.attn.{n}.act" for i in (0, 1) for n in ("q", "k", "v")]
+    act = dict(ann.named_modules())["blocks.0.attn.q.act"]
+    z = torch.full((1, 2, 16, 64), 1.0)           # [T, B, N, D]: QCFS(1) = 1 with lambda 2, L 8
+    ann.train()
+    kept = act(z)
+    assert 0.3 < (kept == 0).double().mean() < 0.7 and set(kept.unique().tolist()) == {0.0, 1.0}
+    ann.eval()
+    assert torch.equal(act(z), act(z)) and 0.3 < (act(z) == 0).double().mean() < 0.7
