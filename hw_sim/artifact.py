@@ -31,7 +31,7 @@ from .processes import GRADED_KINDS, KINDS, Process, ProcessGraph, ProdmmAttrs
 from .prodneuron import attention_lowering, attention_of
 
 FORMAT = "sresformer.loihi"
-VERSION = 4
+VERSION = 5
 #: Version 1 files predate the typed attributes: their neurons' decays were fixed at 12 bits
 #: (``du``, ``dv`` in 1/4096) and their synapses' mantissas at 8 bits (version-1 ARTIFACT.md);
 #: reading one fills these in, so it runs exactly as it did.
@@ -41,6 +41,8 @@ V1_FIXED = {"neuron": {"decay_bits": 12}, "synapse": {"weight_bits": 8}}
 V3_FIELDS = ("out_bits",)
 #: what version 4 added to the neuron kind, as the earlier versions' neurons had it
 V4_FIXED = {"reset": "zero", "in_shift": 0}
+# version 5 added running counts (the cumulative product's C_t): every older sum is a plain one
+V5_FIXED = {"running": "none"}
 
 
 class ArtifactError(UserError):
@@ -153,12 +155,14 @@ def _member(group, key: str, kind, where: str):
 
 
 def _older_attrs(kind: str, raw: dict, where: str, version: int, chip: dict) -> dict:
-    """A version-1, -2 or -3 process's attrs as version 4 has them: what those versions fixed filled in."""
+    """A version-1 to -4 process's attrs as version 5 has them: what those versions fixed filled in."""
     fixed = dict(V1_FIXED.get(kind, {})) if version == 1 else {}
     if kind in GRADED_KINDS and version < 3:
         fixed.update({k: chip["state_bits"] for k in V3_FIELDS})
-    if kind == "neuron":   # versions 1 to 3 had only Loihi's reset to 0
+    if kind == "neuron" and version < 4:   # versions 1 to 3 had only Loihi's reset to 0
         fixed.update(V4_FIXED)
+    if kind == "sum" and version < 5:
+        fixed.update(V5_FIXED)
     known = sorted(set(raw) & set(fixed))
     if known:
         raise Invalid(f"{where}: attrs has unknown key {known[0]!r} for a version-{version} {kind}")

@@ -317,10 +317,11 @@ class CountPlan:
         if g is None:                        # the embedded processor: deliveries, no mesh position
             acc[idx, 1] += 1
             return
-        # every quantity depends on the element only through its core: build a per-source-core
-        # table for this destination, then gather it for the elements (cheap for big groups)
-        table = torch.from_numpy(self.mapping.route(g.first_core + np.arange(g.cores), core))
-        acc[idx] += table[idx // g.chunk]   # idx holds each element once: a plain indexed add
+        # every quantity depends on the element only through its core: a table for the sending cores
+        # these elements live on (not all of the group's: Ti's groups have thousands), gathered per element
+        cores, which = np.unique(np.asarray(idx, dtype=np.int64) // g.chunk, return_inverse=True)
+        table = torch.from_numpy(self.mapping.route(g.first_core + cores, core))
+        acc[idx] += table[torch.from_numpy(which.reshape(-1))]   # idx holds each element once: a plain indexed add
 
     def _acc(self, sender: str) -> torch.Tensor:
         """The message table being built for ``sender``: ``[elements, len(ROUTE)]``, zeros at first."""

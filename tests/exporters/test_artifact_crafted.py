@@ -189,7 +189,7 @@ def cases():
     c += [(f"T={v!r}", root("T", v), BAD) for v in (0, -1, 10 ** 9, 2.5, "4", np.array([3, 3]), True)]
     c += [("T=5", root("T", 5), OK)]
     c += [("version missing", root("version", delete=True), BAD), ("version str", root("version", "1"), BAD),
-          ("version 5", root("version", 5), BAD), ("version 0", root("version", 0), BAD),
+          ("version 6", root("version", 6), BAD), ("version 0", root("version", 0), BAD),
           ("version 2 with out_bits", root("version", 2), BAD),
           ("version float", root("version", 1.0), BAD), ("format missing", root("format", delete=True), BAD),
           ("format other", root("format", "other"), BAD), ("format bytes array", root("format", np.array([1, 2])), BAD)]

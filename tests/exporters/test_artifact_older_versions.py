@@ -19,10 +19,12 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _as_version(src, dst, version: int):
-    """The artifact as an older version wrote it: version 3 had no neuron reset; version 2 no out_bits either;
+    """The artifact as an older version wrote it: version 4 had no running sums; version 3 no neuron reset;
+    version 2 no out_bits either;
     version 1 neither weight_bits nor decay_bits, and no null (absent) keys."""
     shutil.copy(src, dst)
-    dropped = ("reset", "in_shift") + (("out_bits",) if version < 3 else ()) + \
+    dropped = ("running",) + (("reset", "in_shift") if version < 4 else ()) + \
+        (("out_bits",) if version < 3 else ()) + \
         (("weight_bits", "decay_bits") if version == 1 else ())
     with h5py.File(dst, "r+") as f:
         f.attrs["version"] = version
@@ -65,6 +67,22 @@ def test_version_3_artifacts_reset_to_zero(valid, tmp_path):  # noqa: F811
         g.attrs["attrs"] = json.dumps({**json.loads(g.attrs["attrs"]), "reset": "subtract"})
     with pytest.raises(ArtifactError, match="unknown key 'reset' for a version-3 neuron"):
         read_artifact(v3)
+
+
+def test_version_4_artifacts_have_plain_sums(valid, tmp_path):  # noqa: F811
+    """A version-4 file has no sum ``running``: its sums are plain ones (the only kind version 4 had),
+    so it reads as the same graph; a running key in a version-4 file is refused."""
+    v4 = tmp_path / "v4.loihi"
+    _as_version(valid[0], v4, 4)
+    old, new = read_artifact(v4)[0], read_artifact(valid[0])[0]
+    assert {p.name: p.attrs for p in old} == {p.name: p.attrs for p in new}
+    sums = [p.name for p in old if p.kind == "sum"]
+    assert sums and all(old.processes[n].attrs.running == "none" for n in sums)
+    with h5py.File(v4, "r+") as f:
+        g = _proc(f, sums[0])
+        g.attrs["attrs"] = json.dumps({**json.loads(g.attrs["attrs"]), "running": "inclusive"})
+    with pytest.raises(ArtifactError, match="unknown key 'running' for a version-4 sum"):
+        read_artifact(v4)
 
 
 def test_version_1_artifacts_read_as_they_ran(valid, tmp_path):  # noqa: F811
