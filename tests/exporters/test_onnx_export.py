@@ -24,12 +24,13 @@ def test_ti_matches_torch_and_holds_all_its_weights(tmp_path):
     """The full Ti network (all widths, heads and blocks) at 64 x 64 rather than its 224: no part of
     the graph or of its weights depends on the image size (convs, DSSA's token count N only scales a
     constant; the 224 default itself is checked by test_cli_foundation), so the smaller input proves
-    the same export at a fraction of the warm-up and onnxruntime time."""
+    the same export at a fraction of the warm-up and onnxruntime time; two steps halve the unrolled graph."""
     img = 64   # stages of 16, 8 and 4 positions, divided by the DSSA patches (4, 2, 1): 16 tokens each
     model = warm_up(sresformer.create_model("spikingresformer_ti", img_size=img), torch.randn(2, 3, img, img),
                     steps=1)
     path = tmp_path / "ti.onnx"
-    summary = export_onnx(model, path)
+    summary = export_onnx(model, path, T=2)   # 2 of Ti's 4 steps: the unroll over T is the CLI test's (--T 3)
+    assert summary["T"] == model.T == 2
     onnx.checker.check_model(str(path))
     # every float32 weight of Ti is stored in the one file (none dropped or externalised)
     assert summary["bytes"] >= 4 * sum(p.numel() for p in model.parameters())
