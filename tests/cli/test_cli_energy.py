@@ -8,7 +8,7 @@ import torch
 import sresformer
 from sresformer.data import open_dataset
 from sresformer.sops import count_ops
-from testutil import run_cli as run
+from testutil import run_cli_here as run
 from testutil import warm_up
 
 

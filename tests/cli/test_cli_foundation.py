@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import sresformer
-from testutil import run_cli as run
+from testutil import run_cli_here as run
 
 
 def test_models_json_matches_library():

@@ -2,8 +2,6 @@
 step time."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -19,8 +17,10 @@ def toy(tmp_path_factory):
 
 
 def _export(d, *args):
-    return subprocess.run([sys.executable, "-m", "cli.main", "export", str(d / "toy.nir"), "--target", "loihi",
-                           *args], capture_output=True, text=True)
+    """The export command in this process (its summary and refusals are tested, not the process)."""
+    from testutil import run_cli_here
+
+    return run_cli_here("export", d / "toy.nir", "--target", "loihi", *args)
 
 
 @pytest.mark.slow

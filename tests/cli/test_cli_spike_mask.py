@@ -7,7 +7,7 @@ import pytest
 import sresformer
 from sresformer.masking import MaskSpec
 from testutil import export_small, lively_nano_checkpoint, one_line_error
-from testutil import run_cli as run
+from testutil import run_cli_here as run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

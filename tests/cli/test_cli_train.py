@@ -16,9 +16,12 @@ TINY = ["--epochs", "1", "--batch-size", "16", "--limit-train", "32", "--limit-t
 ENV = {**os.environ, "SRESFORMER_NO_PROGRESS": "1"}
 
 
-def run(*args, timeout=240):
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=ROOT, env=ENV, capture_output=True,
-                          text=True, timeout=timeout)
+def run(*args):
+    """The CLI in this process (testutil.run_cli_here): what train and eval print and write is tested here;
+    the process around them in the torchrun test and in test_cli_outputs (signals, a second writer)."""
+    from testutil import run_cli_here
+
+    return run_cli_here(*args)
 
 
 def one_error_line(r, *needles):

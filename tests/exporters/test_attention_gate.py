@@ -1,7 +1,5 @@
 """MA attention gates through NIR and the Loihi lowering: round trip, refusal of TA, the attngate process."""
 
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -23,7 +21,7 @@ from hw_sim.executor import Executor
 from hw_sim.mapping import map_graph
 from sresformer.ma_attention import MultiDimAttention
 from sresformer.neurons import LIF
-from testutil import ROOT, lively, synapse_ops_by_hand
+from testutil import lively, run_cli_here, synapse_ops_by_hand
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +56,7 @@ def test_temporal_attention_is_refused_in_one_line(tmp_path, digits):
         model_to_nir(seq)
     sresformer.save_checkpoint(model, tmp_path / "ta.ckpt")
     out = tmp_path / "ta.loihi"
-    r = subprocess.run([sys.executable, "-m", "cli.main", "export", str(tmp_path / "ta.ckpt"), "--target", "loihi",
-                        "--out", str(out)], cwd=ROOT, capture_output=True, text=True)
+    r = run_cli_here("export", tmp_path / "ta.ckpt", "--target", "loihi", "--out", out)
     assert r.returncode == 2
     assert len(r.stderr.strip().splitlines()) == 1 and "temporal attention" in r.stderr
     assert "Traceback" not in r.stderr and not out.exists()

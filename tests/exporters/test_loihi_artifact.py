@@ -1,8 +1,6 @@
 """The .loihi artifact and the core mapping: round trip, limits, CLI contract."""
 
 import json
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from hw_sim.artifact import ArtifactError, read_artifact
 from hw_sim.chips import load_chip
 from hw_sim.mapping import MappingError, map_graph
 from sresformer.data import open_dataset
-from testutil import warm_up
+from testutil import run_cli_here, warm_up
 
 
 @pytest.fixture(scope="module")
@@ -115,18 +113,21 @@ def test_bad_artifacts(tmp_path, nano):
 
 
 def test_cli_json_and_refusal(nano, tmp_path):
+    """The CLI in this process (its summary and refusals are tested, not the process); the JSON export
+    with a short calibration: the fixture's export already covers the default image counts."""
     d, _ = nano
     def run(*a):
-        return subprocess.run([sys.executable, "-m", "cli.main", "export", str(d / "m.ckpt"), "--target", "loihi",
-                               *a], capture_output=True, text=True)
-    r = run("--out", str(tmp_path / "a.loihi"), "--chip", "loihi2", "--json")
+        return run_cli_here("export", d / "m.ckpt", "--target", "loihi", "--calib-images", "16", "--eval-images", "8",
+                            *a)
+    r = run("--out", tmp_path / "a.loihi", "--chip", "loihi2", "--json")
     assert r.returncode == 0, r.stderr[-2000:]
     s = json.loads(r.stdout)
     assert {"cores", "chips", "neurons", "synapses", "accuracy_drop"} <= set(s) and s["chip"] == "loihi2"
-    r = run("--out", str(tmp_path / "c.loihi"), "--chip", "loihi1")
+    assert read_artifact(tmp_path / "a.loihi")[2]["accuracy"]["samples"] == 8
+    r = run("--out", tmp_path / "c.loihi", "--chip", "loihi1")
     # loihi1 has neither product neurons nor graded spikes: DSSA's products are refused at the lowering
     assert r.returncode == 2 and "loihi1 has no product neurons" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "c.loihi").exists()
-    r = run("--out", str(tmp_path / "b.loihi"), "--max-chips", "0")
+    r = run("--out", tmp_path / "b.loihi", "--max-chips", "0")
     assert r.returncode == 2 and "--max-chips" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "b.loihi").exists()

@@ -142,15 +142,13 @@ def test_the_chip_file_sets_weight_and_decay_widths(tmp_path):
 
 def test_two_neurons_into_a_flatten_simulate(tmp_path):
     """NIR sums a node's inputs: two LIFs feeding a Flatten lower to a sum then a one-source flatten, an artifact
-    the reader accepts (``sresformer simulate X.nir`` in a subprocess, exit 0, bit-equal to the fake-quant model),
+    the reader accepts (``sresformer simulate X.nir``, exit 0, bit-equal to the fake-quant model),
     and the flattened value is the two spike trains' sum."""
-    import subprocess
-    import sys
 
     import nir
 
     from hw_sim.executor import Executor
-    from testutil import ROOT
+    from testutil import run_cli_here
 
     rng = np.random.default_rng(0)
 
@@ -169,8 +167,7 @@ def test_two_neurons_into_a_flatten_simulate(tmp_path):
              ("fc", "output")]
     graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata={"dt": 1e-4, "T": 2})
     nir.write(tmp_path / "m.nir", graph)
-    r = subprocess.run([sys.executable, "-m", "cli.main", "simulate", str(tmp_path / "m.nir"), "--data", "synthetic",
-                        "--limit", "1"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    r = run_cli_here("simulate", tmp_path / "m.nir", "--data", "synthetic", "--limit", "1")
     assert r.returncode == 0, r.stderr
     assert "agreement  100.00%" in r.stdout
     fg = FlatGraph(graph, dt=1e-4)

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 import torch
 
-import sresformer
 from exporters.nir import export
 from testutil import export_runs, failed_runs, removed, run_cases, set_dataset, warm_up
 
@@ -204,9 +203,16 @@ NIR_OUT = {"residual Scale NaN", "cycle", "matmul heads 3 (does not divide)", "g
 
 @pytest.fixture(scope="module")
 def valid_nir(tmp_path_factory):
-    """One valid file of ours: a warmed-up nano SpikingResformer with a spike mask, as NIR."""
+    """One valid file of ours: a warmed-up one-stage SpikingResformer with a spike mask, as NIR.
+
+    nano's first stage (the ImageNet stem with its max pool, one DSSA and one GWFFN block, groups of
+    32) at nano's final width 128 and its classifier: every node the cases mutate, in a file a sixth
+    the size of nano's 3 stages, whose every case reads all its HDF5 groups (the bulk of a case's time).
+    """
+    from sresformer.model import SpikingResformer
+
     d = tmp_path_factory.mktemp("nir_valid")
-    model = sresformer.create_model("spikingresformer_nano")
+    model = SpikingResformer([["DSSA", "GWFFN"]], [128], [4], [4], img_size=32, T=4, num_classes=10, group_size=32)
     warm_up(model, torch.randn(2, 3, 32, 32))
     from sresformer.masking import apply_spike_mask
     apply_spike_mask(model, "0.25")

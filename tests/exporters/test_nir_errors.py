@@ -1,7 +1,5 @@
 """Bad NIR input: one-line NIRError (a UserError) naming the node and the problem; the CLI exits 2."""
 
-import subprocess
-import sys
 
 import nir
 import numpy as np
@@ -12,7 +10,6 @@ import sresformer
 from exporters.nir import NIRError, load, load_for_eval, write_graph
 from exporters.nir.extension import placeholder_conv
 from sresformer.errors import UserError
-from testutil import ROOT
 
 
 def _write(tmp_path, nodes, edges, metadata=None, name="g.nir"):
@@ -99,7 +96,10 @@ def test_wrong_input_and_non_classifier_graph(tmp_path):
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, cwd=ROOT)
+    """The CLI in this process (testutil.run_cli_here): the exit status and output are tested, not the process."""
+    from testutil import run_cli_here
+
+    return run_cli_here(*args)
 
 
 def test_cli_export_and_bad_nir_exit_2(tmp_path):

@@ -3,9 +3,6 @@ equal to the fake-quant model bit for bit, the SSA products' AC counts against a
 float-vs-integer accuracy of a briefly trained nano through the CLI (export, simulate)."""
 
 import json
-import os
-import subprocess
-import sys
 
 import nir
 import numpy as np
@@ -24,7 +21,7 @@ from hw_sim.op_kernels import MatmulOps
 from hw_sim.processes import Process, ProcessGraph
 from hw_sim.reach import back
 from sresformer.spikformer import Spikformer
-from testutil import ROOT, export_small, synapse_ops_by_hand
+from testutil import export_small, synapse_ops_by_hand
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -216,8 +213,10 @@ def _bound(b):
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "cli.main", *map(str, args)], capture_output=True, text=True,
-                          cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    """The CLI in this process (testutil.run_cli_here): the exit status and output are tested, not the process."""
+    from testutil import run_cli_here
+
+    return run_cli_here(*args)
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,5 @@
 """Official-checkpoint import: key map, shape checks, and logits equal to an independent re-statement."""
 
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -10,6 +8,7 @@ from reference_resformer import forward, official_keys, random_official_state
 import sresformer
 from sresformer.errors import CheckpointError
 from sresformer.official import import_official, map_official_key
+from testutil import run_cli_here
 
 pytest.importorskip("spikingjelly", reason="the reference forward uses SpikingJelly's LIF, as the official code")
 
@@ -51,9 +50,7 @@ def test_cli_import_then_load(tmp_path):
     sd = random_official_state(official_keys(num_classes=10, **CIFAR))
     src, out = tmp_path / "o.pth", tmp_path / "ours.ckpt"
     torch.save({"model": sd, "epoch": 0, "max_acc1": 0.0, "optimizer": {}}, src)
-    r = subprocess.run([sys.executable, "-m", "cli.main", "import-official", str(src), "--model",
-                        "spikingresformer_cifar", "--img-size", "16", "--out", str(out)],
-                       capture_output=True, text=True)
+    r = run_cli_here("import-official", src, "--model", "spikingresformer_cifar", "--img-size", "16", "--out", out)
     assert r.returncode == 0, r.stderr
     model = sresformer.load_checkpoint(out)
     x = torch.randn(2, 3, 16, 16)

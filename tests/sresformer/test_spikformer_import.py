@@ -1,8 +1,6 @@
 """Official Spikformer checkpoints (ZK-Zhou/spikformer): Conv1d weights, wrappers, shape checks, and
 logits equal to an independent functional restatement of the official forward (SpikingJelly LIF)."""
 
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -12,6 +10,7 @@ from test_spikformer import official_state_shapes
 import sresformer
 from sresformer.errors import CheckpointError
 from sresformer.official import import_official
+from testutil import run_cli_here
 
 pytest.importorskip("spikingjelly", reason="the reference forward uses SpikingJelly's LIF, as the official code")
 
@@ -75,8 +74,7 @@ def test_mis_shaped_or_foreign_state_is_refused_in_one_line(tmp_path):
 def test_cli_import_official_spikformer(tmp_path):
     sd = random_official_state(official_state_shapes(64, 2, 10, "token"))
     src, out = _save(tmp_path, sd, "main_py"), tmp_path / "ours.ckpt"
-    r = subprocess.run([sys.executable, "-m", "cli.main", "import-official", str(src), "--model", "spikformer_nano",
-                        "--img-size", "16", "--out", str(out)], capture_output=True, text=True)
+    r = run_cli_here("import-official", src, "--model", "spikformer_nano", "--img-size", "16", "--out", out)
     assert r.returncode == 0, r.stderr
     model = sresformer.load_checkpoint(out)
     x = torch.rand(2, 3, 16, 16)

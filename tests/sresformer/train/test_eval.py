@@ -12,6 +12,7 @@ import torch
 from sresformer import load_checkpoint
 from sresformer.data import open_dataset
 from sresformer.evaluate import evaluate, topk_correct
+from testutil import run_cli_here
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -48,7 +49,6 @@ def test_eval_cli_json_and_logits_agree_with_hand_argmax(tiny_run, tmp_path):
 
 def test_eval_cli_text_output(tiny_run):
     run, _ = tiny_run
-    r = subprocess.run([sys.executable, "-m", "cli.main", "eval", str(run / "last.ckpt"), "--limit", "20"],
-                       cwd=ROOT, capture_output=True, text=True)
+    r = run_cli_here("eval", run / "last.ckpt", "--limit", "20")   # in this process: the text is tested
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("accuracy ") and "top-5" in r.stdout and "samples  20" in r.stdout
