@@ -17,6 +17,7 @@ counting (:mod:`hw_sim.counters`) is a handful of tensor operations:
 
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -182,15 +183,24 @@ class CountPlan:
         self.links = self._link_tables(links) if links is not None else None
 
     def _receivers(self) -> None:
-        """Per sender, a sparse ``[cores, elements]`` matrix: 1 where the element's message reaches the core."""
+        """Per sender, a sparse ``[cores, elements]`` matrix: how many times the element's message reaches the core."""
         self.recv: dict[str, torch.Tensor] = {}
         for name, edges in self._edges.items():
             n = numel(self.pg.processes[name].out_shape)
-            rows = np.concatenate([np.full(len(i), c, dtype=np.int64) for i, c in edges])
-            cols = np.concatenate([i for i, _ in edges])
-            self.recv[name] = torch.sparse_coo_tensor(torch.from_numpy(np.stack([rows, cols])),
-                                                      torch.ones(len(rows), dtype=torch.float64),
-                                                      (self.ncores, n), check_invariants=True).coalesce()
+            # compressed rows with 32-bit indices: Ti's tables hold hundreds of millions of (core, element)
+            # pairs, so 12 bytes a pair (a COO table with 64-bit indices took over 20 GiB); a pair reached
+            # twice (two connections of one core) counts twice, as the COO table's coalesce summed it
+            key = np.concatenate([c * np.int64(n) + i for i, c in edges])
+            key, times = np.unique(key, return_counts=True)
+            rows, cols = np.divmod(key, n)
+            del key
+            index = torch.int32 if len(cols) < 2**31 and max(n, self.ncores) < 2**31 else torch.int64
+            crow = torch.from_numpy(np.searchsorted(rows, np.arange(self.ncores + 1))).to(index)
+            with warnings.catch_warnings():   # torch calls its CSR support beta: not the user's concern
+                warnings.simplefilter("ignore", UserWarning)
+                self.recv[name] = torch.sparse_csr_tensor(crow, torch.from_numpy(cols).to(index),
+                                                          torch.from_numpy(times.astype(np.float64)),
+                                                          (self.ncores, n), check_invariants=True)
         xs, ys = self.mapping.core_xy(np.arange(self.ncores))
         self.tiles = len(set(zip(xs.tolist(), ys.tolist(), strict=True)))
 
@@ -313,7 +323,7 @@ class CountPlan:
         """Elements ``idx`` of ``sender`` each send one message to ``core``: one row of ROUTE (hw_sim/mapping.py)."""
         acc = self._acc(sender)
         g = self.home_group(sender)
-        self._edges[sender].append((np.asarray(idx, dtype=np.int64), int(core)))
+        self._edges[sender].append((np.asarray(idx, dtype=np.int32 if len(acc) < 2**31 else np.int64), int(core)))
         if g is None:                        # the embedded processor: deliveries, no mesh position
             acc[idx, 1] += 1
             return
