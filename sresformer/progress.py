@@ -15,10 +15,16 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 
 from tqdm import tqdm
 
 OFF_ENV = "SRESFORMER_NO_PROGRESS"
+
+# tqdm's default lock is a multiprocessing RLock, whose creation fixes this process's multiprocessing
+# start method; Lava sets its own ('fork') when imported and fails if one is already fixed. Our bars are
+# drawn by one process (rank 0), so a thread lock is all they need.
+tqdm.set_lock(threading.RLock())
 
 
 def enabled() -> bool:
