@@ -133,22 +133,16 @@ def test_spikformer_nano_runs_in_lava_spike_for_spike(tmp_path):
     'simulate --backend lava --limit 1': its residual sums of spikes, q k^T and (q k^T) v products and attn_lif
     on counts, every neuron's spikes and the logits equal to our executor's."""
     pytest.importorskip("lava.proc.lif.process", reason="Lava is not installed (bash .ci/install-lava)")
+    from test_spikformer_lowering import firing  # every BN at gamma 2, beta 1.2, warmed up: all layers fire
+
     import sresformer
     from sresformer.data import open_dataset
 
     data = open_dataset("digits", augment=False)
     x = torch.stack([data.train[i][0] for i in range(16)])
     torch.manual_seed(0)
-    model = sresformer.create_model("spikformer_nano", num_classes=10, img_size=32, T=2)
-    with torch.no_grad():   # every BN at gamma 2, beta 1.2 (as test_spikformer_lowering's firing): all layers fire
-        for m in model.modules():
-            if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm1d)):
-                m.weight.fill_(2.0)
-                m.bias.fill_(1.2)
-        model.train()
-        model(x)
-        model(x)
-    sresformer.save_checkpoint(model.eval(), tmp_path / "m.ckpt")
+    model = firing(sresformer.create_model("spikformer_nano", num_classes=10, img_size=32, T=2), x)
+    sresformer.save_checkpoint(model, tmp_path / "m.ckpt")
     cli = [sys.executable, "-m", "cli.main"]
     r = subprocess.run([*cli, "export", str(tmp_path / "m.ckpt"), "--target", "lava", "--out", str(tmp_path / "lava"),
                         "--calib-images", "16", "--eval-images", "8"], capture_output=True, text=True, cwd=ROOT)
