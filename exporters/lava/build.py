@@ -239,7 +239,11 @@ def _make(n: LavaNode, nodes, ports, procs, period: int):
         port = proc.a_out
     else:   # lif
         neuron, vth = LIFReset, p["vth"]
-        if isinstance(vth, np.ndarray):   # one threshold per neuron (lifvth.py)
+        if p.get("count"):   # a neuron reading counts: Lava's LIF without its 6-bit alignments (lifvth.py)
+            from .lifvth import LIFResetCount as neuron
+
+            vth = vth.reshape(n.shape)
+        elif isinstance(vth, np.ndarray):   # one threshold per neuron (lifvth.py)
             from .lifvth import LIFResetVth as neuron
 
             vth = vth.reshape(n.shape)

@@ -31,17 +31,22 @@ MAX_MOVE = 512   # the most a bias moves (membrane units): 4 steps of the coarse
 
 
 def lava_grid(pg: ProcessGraph) -> ProcessGraph:
-    """A copy of ``pg`` whose neuron thresholds are ``64 k + 1`` (``k >= 0``), each the nearest to the old one, and
+    """A copy of ``pg`` whose neuron thresholds are ``64 k + 1`` (``k >= 0``), each the nearest to the old one (but a
+    neuron reading counts straight, which Lava runs unscaled and keeps its threshold: ``plan._count_neuron``), and
     whose neurons' total biases are Lava's ``mant << exp`` (see the module docstring); refuses (one
     :class:`~exporters.lava.plan.LavaError` line) a graph Lava cannot reproduce for another reason."""
     out = copy.deepcopy(pg)
     step = 1 << ACT_SHIFT
+    old = {p.name: p.params["vth"] for p in out if p.kind == "neuron"}
     for p in out:
         if p.kind == "neuron":
             vth = np.asarray(p.params["vth"], np.int64)
             p.params["vth"] = np.maximum((vth - 1 + step // 2) // step, 0) * step + 1
     _align_product_biases(out)
     nodes = plan_graph(out, check_bias=False)
+    for name, n in nodes.items():   # a neuron reading counts compares v > vth - 1 itself (plan._count_neuron)
+        if n.lava == "lif" and n.params.get("count"):
+            out.processes[name].params["vth"] = old[name]
     done: list[str] = []
     for p in out:
         if p.kind != "neuron":

@@ -44,7 +44,9 @@ class LavaNode:
     process lags ours (a synapse buffers one step); ``shape``: the Lava shape; ``order``: ours flat index per
     Lava flat element. ``offset`` (ours flat order), when not ``None``, marks a *synaptic* value: Lava carries
     ``L`` and our integer is ``64 L + offset`` (a synapse's ``a_out`` is its accumulation / 64 without the bias;
-    the biases of a residual stream add up statically into ``offset``, and a neuron adds it as its bias)."""
+    the biases of a residual stream add up statically into ``offset``, and a neuron adds it as its bias).
+    ``count`` marks a *count* value (a sum of spikes, a product of spikes, a pool of either): Lava carries our
+    integer itself, with no offset (``SEMANTICS.md``, *counts*)."""
 
     name: str
     lava: str
@@ -55,6 +57,7 @@ class LavaNode:
     params: dict = field(default_factory=dict)
     offset: np.ndarray | None = None
     host: bool = False   # the offset depends on the image (a static value the host computes: SEMANTICS.md)
+    count: bool = False   # Lava carries our integer itself (a sum, product or pool of spikes or counts)
 
     @property
     def synaptic(self) -> bool:
@@ -144,7 +147,7 @@ def _node(p, pg, ins, nodes, check_bias: bool) -> LavaNode:
         src = ins[0]
         shape = src.shape if p.kind == "sum" else (int(np.prod(p.out_shape)),)
         node = LavaNode(p.name, "alias" if p.kind == "sum" else "reshape", [src.name], src.delay, shape,
-                        src.order, offset=src.offset, host=src.host)
+                        src.order, offset=src.offset, host=src.host, count=src.count)
     elif p.kind == "sum":
         node = _sum(p, ins, nodes)
     elif p.kind == "synapse":
@@ -163,10 +166,11 @@ def _node(p, pg, ins, nodes, check_bias: bool) -> LavaNode:
 
 
 def _aligned(p, ins: list[LavaNode], nodes: dict) -> list[LavaNode]:
-    """``ins`` brought to one delay: a shallower value passes through identity stages (one step each)."""
-    if not all(n.synaptic for n in ins):
-        _refuse(p, "it sums a value that is not a synapse's output or a residual sum (spikes or pooled counts "
-                   "into a graded sum are not built yet)")
+    """``ins`` brought to one delay: a shallower value passes through identity stages (one step each). Every
+    source is synaptic (Lava carries ``(ours - offset) / 64``) or none is (spikes and counts: ours itself)."""
+    if len({n.synaptic for n in ins}) != 1:
+        _refuse(p, "it sums a synaptic value (a synapse's output, 64 L + offset in Lava) with spikes or counts "
+                   "(our integer in Lava): the two scales do not add in one Lava port")
     if len({n.order.tobytes() for n in ins}) != 1:
         _refuse(p, "its sources are laid out differently in Lava")
     lava = [n for n in ins if not n.lava == "host"]   # a host value has no port: it is all offset
@@ -186,7 +190,8 @@ def _delayed(n: LavaNode, depth: int, nodes: dict) -> LavaNode:
     k = depth - n.delay
     name = f"{n.name}@+{k}"
     if name not in nodes:
-        nodes[name] = LavaNode(name, "delay", [n.name], depth, n.shape, n.order, {"steps": k}, n.offset)
+        nodes[name] = LavaNode(name, "delay", [n.name], depth, n.shape, n.order, {"steps": k}, n.offset,
+                               count=n.count)
     return nodes[name]
 
 
@@ -196,6 +201,8 @@ def _prodmm(p, pg, nodes) -> LavaNode:
     dyn, spk = (nodes[o] for o in p.operands)
     inputs, delay, params = plan_prodmm(p, pg, dyn, spk, lambda n, d: _delayed(n, d, nodes), _refuse)
     shape = lava_shape(p.out_shape)
+    if not dyn.synaptic:   # a product of spikes or of a count with spikes: the count itself (products.py)
+        return LavaNode(p.name, "prodmm", inputs, delay, shape, lava_order(p.out_shape), params, count=True)
     return LavaNode(p.name, "prodmm", inputs, delay, shape, lava_order(p.out_shape), params,
                     np.zeros(int(np.prod(shape)), np.int64))
 
@@ -217,7 +224,10 @@ def _gate(p, pg, ins) -> LavaNode:
 
 
 def _sum(p, ins, nodes) -> LavaNode:
-    aligned = _aligned(p, ins, nodes)   # (refuses a source that is not a synaptic value: it has no offset)
+    aligned = _aligned(p, ins, nodes)   # (refuses a synaptic value summed with spikes or counts)
+    if not ins[0].synaptic:   # spikes and counts: GradedVec sums our integers themselves, a count
+        return LavaNode(p.name, "graded", [n.name for n in aligned], aligned[0].delay, aligned[0].shape,
+                        aligned[0].order, count=True)
     offset, host = _offset(ins)
     ins = aligned
     # GradedVec with vth = 0 sends its summed input as a graded spike every step (Loihi 2's residual point)
@@ -242,7 +252,7 @@ def _synapse(p, pg, ins, output: bool = False) -> LavaNode:
     src = _one_input(p, ins)
     w = np.asarray(p.params["weight"], np.int64)
     bias = _broadcast(p.params["bias"], p.out_shape)
-    if output and src.synaptic and a.shift < 0 and a.op == "dense":
+    if output and a.op == "dense" and a.shift < (0 if src.synaptic else ACT_SHIFT):   # completed by the host
         return _readout(p, src, w, bias)
     if src.synaptic:
         # input 64 L + off: acc = 64 W.L + W.off; for shift >= 0 both terms scale exactly, so Lava carries
@@ -284,11 +294,16 @@ def _synapse(p, pg, ins, output: bool = False) -> LavaNode:
 
 
 def _readout(p, src: LavaNode, w: np.ndarray, bias: np.ndarray) -> LavaNode:
-    """The output synapse with a negative shift on a synaptic value (the classifier): Lava's ``Dense`` sends the
-    accumulation ``W . L`` exactly and the host reading it completes ``round(64 W . L + W . off) + bias``, the
+    """The output synapse (the classifier) with a negative shift on a synaptic value, or a shift below 6 on spikes
+    or a count: Lava's ``Dense`` sends the accumulation ``W . L`` exactly and the host reading it completes
+    ``round(64 W . L + W . off) + bias`` (spikes, a count: ``round(W . L 2**shift) + bias``, ``scale`` 1), the
     round half up that does not split over the two terms (``params['readout']``, ``worker.collect``)."""
+    if not src.synaptic:
+        acc, scale = np.zeros(w.shape[0], np.int64), 1
+    else:
+        acc, scale = _acc(p, src, w), 1 << ACT_SHIFT
     params = {"weight": 2 * w[:, src.order], "weight_exp": -MIXED_SIGN_SHIFT, "graded": True,
-              "readout": {"shift": p.attrs.shift, "acc": _acc(p, src, w), "bias": bias}}
+              "readout": {"shift": p.attrs.shift, "acc": acc, "bias": bias, "scale": scale}}
     return LavaNode(p.name, "dense", [src.name], src.delay + 1, lava_shape(p.out_shape), lava_order(p.out_shape),
                     params, None, host=src.host)
 
@@ -317,8 +332,8 @@ def _in_shape(p, src: LavaNode) -> tuple[int, ...]:
 def _sumpool(p, pg, ins) -> LavaNode:
     a = p.attrs
     src = _one_input(p, ins)
-    if len(src.shape) != 3 or not (src.synaptic or pg.spikes_only(p.sources)):
-        _refuse(p, "a sum pool of pooled counts or the input (built on spikes and synaptic values)")
+    if len(src.shape) != 3 or not (src.synaptic or src.count or pg.spikes_only(p.sources)):
+        _refuse(p, "a sum pool of the input (built on spikes, counts and synaptic values)")
     offset = None
     if src.synaptic:   # the window sum of 64 L + off is 64 (window sum of L) + the window sum of off
         import torch
@@ -331,9 +346,10 @@ def _sumpool(p, pg, ins) -> LavaNode:
     # holds groups in int8); unit positive weights are kept whole
     C = p.out_shape[0]
     w = np.ones((C, 1, *a.kernel), np.int64)
-    params = {"matrix": _sparse(p, src, w, (a.stride, a.padding, (1, 1), C)), "weight_exp": 0, "graded": src.synaptic}
+    params = {"matrix": _sparse(p, src, w, (a.stride, a.padding, (1, 1), C)), "weight_exp": 0,
+              "graded": src.synaptic or src.count}
     return LavaNode(p.name, "pool", [src.name], src.delay + 1, lava_shape(p.out_shape), lava_order(p.out_shape),
-                    params, offset, host=src.host)
+                    params, offset, host=src.host, count=src.count)
 
 
 def _maxpool(p, pg, ins) -> LavaNode:
@@ -368,7 +384,9 @@ def _neuron(p, ins, nodes, check_bias: bool) -> LavaNode:
         _refuse(p, f"{a.decay_bits}-bit decays (Lava's LIF has {DECAY_BITS})")
     if not ins:
         _refuse(p, "a neuron without input")
-    aligned = _aligned(p, ins, nodes)   # (refuses a source that is not a synaptic value: it has no offset)
+    aligned = _aligned(p, ins, nodes)   # (refuses a synaptic value mixed with spikes or counts)
+    if not ins[0].synaptic:
+        return _count_neuron(p, aligned)
     bias, host = _offset(ins)   # ours flat order: every bias on the way, added to v by Lava
     shape, order = ins[0].shape, ins[0].order
     ins = aligned
@@ -398,3 +416,26 @@ def _neuron(p, ins, nodes, check_bias: bool) -> LavaNode:
         params.update(inject=q, bias_mant=bias[order] - (q << ACT_SHIFT), bias_exp=np.zeros_like(q))
     delay = max((n.delay for n in ins), default=0)
     return LavaNode(p.name, "lif", [n.name for n in ins], delay, shape, order, params)
+
+
+def _count_neuron(p, ins: list[LavaNode]) -> LavaNode:
+    """A neuron reading counts or spikes straight (no synapse: Spikformer's ``attn_lif`` on ``q k^T v``): Lava's
+    ``a_in << 6`` and ``v > vth << 6`` would scale ours by 64, which Lava's decay (``dv = 2048`` floors ``v / 2``)
+    does not commute with, so it runs as ``LIFResetCount`` (``lifvth.py``: Lava's bit-accurate LIF with both
+    shifts 0), ``u`` and ``v`` our integers and ``v > vth - 1`` our ``v >= vth``. No bias reaches it (a count
+    carries none)."""
+    a = p.attrs
+    if a.du < DS_OFFSET:
+        _refuse(p, "du = 0 (Lava's LIF decays u by at least 1/4096: ds_offset)")
+    if a.reset != "zero" or a.in_shift or any(k in p.params for k in ("bias", "v0")):
+        _refuse(p, "a neuron reading counts with a soft reset, an input shift, a bias or an initial membrane "
+                   "(not built yet)")
+    vth = np.asarray(p.params["vth"], np.int64).reshape(-1)
+    if (vth < 1).any() or (vth - 1 > VTH_MAX).any():
+        _refuse(p, f"threshold {int(vth.flat[0])} outside 1..2**17 (Lava's 17-bit vth, compared as v > vth)")
+    order = ins[0].order
+    size = order.size
+    params = {"du": a.du - DS_OFFSET, "dv": a.dv, "vth": np.broadcast_to(vth - 1, (size,))[order].copy(),
+              "bias": np.zeros(size, np.int64), "host": False, "count": True,
+              "bias_mant": np.zeros(size, np.int64), "bias_exp": np.zeros(size, np.int64)}
+    return LavaNode(p.name, "lif", [n.name for n in ins], max(n.delay for n in ins), ins[0].shape, order, params)

@@ -11,7 +11,8 @@ product ``sum_k y s = 64 sum_k Y s + sum_k off s`` splits exactly when ``off`` i
 ``y s / 64 = (Y + off / 64) s`` and the compartment's port 1 gets ``Y`` plus ``off / 64`` from a constant
 host source (``lava.proc.io.source.RingBuffer``), so the summed terms are the product / 64, a synaptic
 value with offset 0 that a neuron reads exactly. ``exporters.lava.grid`` rounds a dynamic operand's bias
-to a multiple of 64 (``SEMANTICS.md``); any other offset is refused.
+to a multiple of 64 (``SEMANTICS.md``); any other offset is refused. A dynamic operand of spikes or of a count
+(Spikformer's ``q k^T`` and ``(q k^T) v``) is our integer itself: the summed terms are the product, a count.
 """
 
 from __future__ import annotations
@@ -30,10 +31,9 @@ def plan_prodmm(p, pg, dyn, spk, delayed, refuse):
     to ``depth``; returns ``(inputs, delay, params)``."""
     from .plan import lava_order
 
-    if not dyn.synaptic or dyn.host:
-        refuse(p, "a product whose dynamic operand is not a synapse's output or a residual sum, or holds a value the "
-                  "host computes per image (not built yet)")
-    if dyn.offset.any() and (dyn.offset % ALIGN).any():
+    if dyn.host:
+        refuse(p, "a product whose dynamic operand holds a value the host computes per image (not built yet)")
+    if dyn.synaptic and dyn.offset.any() and (dyn.offset % ALIGN).any():
         refuse(p, "its dynamic operand's bias is not a multiple of 64 (the product of the bias and the spikes "
                   "would not reach Lava's neuron exactly); export it with 'sresformer export SRC --target lava'")
     g = ProdGeometry(p, pg)
@@ -47,9 +47,10 @@ def plan_prodmm(p, pg, dyn, spk, delayed, refuse):
     out_order = lava_order(p.out_shape)
     depth = max(dyn.delay, spk.delay)
     dyn, spk = delayed(dyn, depth), delayed(spk, depth)
+    # a dynamic operand of spikes or counts is our integer itself (no offset): the summed terms are the count
+    dyn_bias = dyn.offset[ours_dyn] // ALIGN if dyn.synaptic else np.zeros(g.size, np.int64)
     params = {"size": g.size, "dyn_idx": np.argsort(dyn.order)[ours_dyn], "spk_idx": np.argsort(spk.order)[ours_spk],
-              "dyn_bias": dyn.offset[ours_dyn] // ALIGN, "dest": np.argsort(out_order)[n // g.kc * g.c + col],
-              "spk_graded": spk.synaptic}
+              "dyn_bias": dyn_bias, "dest": np.argsort(out_order)[n // g.kc * g.c + col], "spk_graded": spk.synaptic}
     # port synapses add one step, the summing synapse one more
     return [dyn.name, spk.name], depth + 2, params
 

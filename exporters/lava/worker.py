@@ -81,7 +81,8 @@ def collect(graph, raw: bool = False) -> dict[str, np.ndarray]:
                 d[:] = d * 64 + m.offset.reshape(p.out_shape)
             elif "readout" in n.params:   # the host completes the output's rounding shift (plan._readout)
                 r = m.params["readout"]
-                d[:] = shift_round(d * 64 + r["acc"].reshape(p.out_shape), r["shift"]) + r["bias"].reshape(p.out_shape)
+                acc = d * r.get("scale", 64) + r["acc"].reshape(p.out_shape)   # scale 1: a count's W . L
+                d[:] = shift_round(acc, r["shift"]) + r["bias"].reshape(p.out_shape)
         if raw:
             out[f"raw:{name}"] = data
         out[name] = np.stack([data[graph.window(name, i)] for i in range(len(graph.samples))])
