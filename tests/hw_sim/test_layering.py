@@ -12,8 +12,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-# the project modules hw_sim may use: shared utilities and the dataset readers, never a model
+# the project modules hw_sim may use: shared utilities (errors, files, limits, interrupts, progress bars) and
+# the dataset readers, never a model
 ALLOWED_SRESFORMER = ("sresformer.errors", "sresformer.fileio", "sresformer.limits", "sresformer.interrupt",
+                      "sresformer.progress",
                       "sresformer.spike_gate", "sresformer.data", "sresformer.evaluate")
 
 
