@@ -23,23 +23,30 @@ ROOT = Path(__file__).resolve().parents[1]
 LIFTED_FAN_OUT = 1 << 30   # the chip file's own upper bound for max_fan_out (hw_sim/chips.py)
 
 
-def unbounded_chip(base: str, out: Path) -> Path:
-    """Write ``out``: the built-in chip ``base`` with no system-size limit and the fan-out limit lifted."""
+def chip_variant(base: str, out: Path, name: str, fields: dict[str, str]) -> Path:
+    """Write ``out``: the built-in chip file ``base`` with its ``[chip]`` name set to ``name`` and each
+    ``[chip]`` key of ``fields`` given the line ``fields[key]``; every other line, the energy table
+    included (the same per-event costs), as it is."""
     lines, section = [], None
     for line in (ROOT / "hw_sim" / "profiles" / f"{base}.toml").read_text().splitlines():
         key = line.split("=", 1)[0].strip()
         if key.startswith("["):
             section = key
-        if key == "name" and section == "[chip]":   # the energy table keeps its name: the same per-event costs
-            line = f'name = "{base}-hypothetical-unbounded"   # text; NOT a chip built: {base} with its limits lifted'
-        elif key == "max_fan_out":
-            line = f"max_fan_out = {LIFTED_FAN_OUT}   # count; lifted (hypothetical): no fan-out limit"
-        elif key == "max_system_chips":
-            line = "max_system_chips = 0   # count; lifted (hypothetical): any number of chips"
+        if section == "[chip]" and key == "name":
+            line = f'name = "{name}"   # text; NOT a chip built: {base} with some fields changed'
+        elif section == "[chip]" and key in fields:
+            line = f"{key} = {fields[key]}"
         lines.append(line)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
     return out
+
+
+def unbounded_chip(base: str, out: Path) -> Path:
+    """Write ``out``: the built-in chip ``base`` with no system-size limit and the fan-out limit lifted."""
+    return chip_variant(base, out, f"{base}-hypothetical-unbounded", {
+        "max_fan_out": f"{LIFTED_FAN_OUT}   # count; lifted (hypothetical): no fan-out limit",
+        "max_system_chips": "0   # count; lifted (hypothetical): any number of chips"})
 
 
 def main(argv=None) -> Path:

@@ -323,13 +323,14 @@ class CountPlan:
         """Elements ``idx`` of ``sender`` each send one message to ``core``: one row of ROUTE (hw_sim/mapping.py)."""
         acc = self._acc(sender)
         g = self.home_group(sender)
-        self._edges[sender].append((np.asarray(idx, dtype=np.int32 if len(acc) < 2**31 else np.int64), int(core)))
+        elems = np.asarray(idx, dtype=np.int64)
+        self._edges[sender].append((elems.astype(np.int32) if len(acc) < 2**31 else elems, int(core)))
         if g is None:                        # the embedded processor: deliveries, no mesh position
             acc[idx, 1] += 1
             return
         # every quantity depends on the element only through its core: a table for the sending cores
         # these elements live on (not all of the group's: Ti's groups have thousands), gathered per element
-        cores, which = np.unique(np.asarray(idx, dtype=np.int64) // g.chunk, return_inverse=True)
+        cores, which = np.unique(elems // g.chunk, return_inverse=True)
         table = torch.from_numpy(self.mapping.route(g.first_core + cores, core))
         acc[idx] += table[torch.from_numpy(which.reshape(-1))]   # idx holds each element once: a plain indexed add
 

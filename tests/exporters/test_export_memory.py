@@ -16,7 +16,7 @@ import torch
 import sresformer
 from testutil import ROOT, lively
 
-CAP_GIB = 3.0   # the hard cap (RLIMIT_AS) of the reduced-size export: torch's own mappings take ~1.5 GiB of it
+CAP_GIB = 3.0   # the hard cap (RLIMIT_AS, address space, not resident memory) of the reduced-size export
 
 
 def export_peak_gib(ckpt, out, images: int) -> float:

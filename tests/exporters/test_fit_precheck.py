@@ -7,11 +7,12 @@ from __future__ import annotations
 import pytest
 
 import sresformer
+from bench.hypothetical_chip import chip_variant
 from exporters.loihi.export import lowered_graph
 from exporters.loihi.fit import fewest_cores
 from hw_sim.chips import load_chip
 from hw_sim.mapping import map_graph
-from testutil import ROOT, lively, one_line_error, run_cli_here, warm_up, write_toy_nir
+from testutil import lively, one_line_error, run_cli_here, warm_up, write_toy_nir
 
 
 @pytest.fixture(scope="module")
@@ -65,13 +66,8 @@ def test_a_model_over_max_chips_is_refused_before_any_calibration(sources, tmp_p
     monkeypatch.setattr(export_mod, "value_ranges", no_calibration)
     out = tmp_path / "m.loihi"
     # one core per chip: the nano model needs tens of chips, and --max-chips 2 is far too few
-    chip = tmp_path / "one-core.toml"
-    lines = []
-    for ln in (ROOT / "hw_sim" / "profiles" / "loihi2.toml").read_text().splitlines():
-        key = ln.split("=")[0].strip()
-        lines.append({"cores_per_chip": "cores_per_chip = 1", "mesh_cols": "mesh_cols = 1",
-                      "name": 'name = "loihi2-one-core"'}.get(key, ln))
-    chip.write_text("\n".join(lines) + "\n")
+    chip = chip_variant("loihi2", tmp_path / "one-core.toml", "loihi2-one-core",
+                        {"cores_per_chip": "1", "mesh_cols": "1"})
     r = run_cli_here("export", sources["spikingresformer_nano"], "--target", "loihi", "--chip", chip,
                      "--max-chips", "2", "--calib-data", "synthetic", "--out", out)
     one_line_error(r, "needs at least", "from its shapes before calibration", "--max-chips is 2")
