@@ -17,7 +17,6 @@ counting (:mod:`hw_sim.counters`) is a handful of tensor operations:
 
 from __future__ import annotations
 
-import warnings
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -36,6 +35,8 @@ from .op_kernels import ConvOps, DenseOps, MatmulOps, numel, product_dims, segsu
 from .prodcount import ProdCount
 from .prodneuron import ProdGeometry
 from .reach import back
+from .reach_runs import STACKED, Reach, from_indices, merged, split
+from .receivers import RunTable
 
 
 def _synapse_ops(p: Process, pg: ProcessGraph, chunk: int, cores: int):
@@ -139,7 +140,8 @@ class CountPlan:
         self.send: dict[str, torch.Tensor] = {}
         self.upstream: dict[str, set[str]] = defaultdict(set)
         self._conn: dict[str, torch.Tensor] = {}
-        self._edges: dict[str, list[tuple[np.ndarray, int]]] = defaultdict(list)   # sender -> (elements, core)
+        self._runs: dict[str, list[tuple[int, np.ndarray]]] = defaultdict(list)   # sender -> (core, runs it reads)
+        self._reach = Reach(pg)
         # embedded-processor processes that run at every step (MA gates): a stage of the pipeline
         self.step_host = {p.name for p in pg if p.host and not p.static}
         for p in pg:
@@ -171,36 +173,26 @@ class CountPlan:
                         self._to_host(sender)
                         if sender in self.groups or sender in self.step_host:
                             self.upstream[p.name].add(sender)
+        self._receivers()
         for name, acc in self._conn.items():
             g = self.home_group(name)
+            if name in self.recv:
+                acc += torch.from_numpy(self.recv[name].routes(
+                    self.mapping.route, None if g is None else g.first_core, g.chunk if g is not None else 1,
+                    len(ROUTE)))
             if g is not None:
                 acc = _split(F.pad(acc, (0, 0, 0, g.cores * g.chunk - acc.shape[0])).view(g.cores, g.chunk, len(ROUTE)))
             self.send[name] = acc
-        del self._conn
+        del self._conn, self._runs, self._reach
         self._layout()
-        self._receivers()
         self.encoding = self._encodings()
         self.links = self._link_tables(links) if links is not None else None
 
     def _receivers(self) -> None:
-        """Per sender, a sparse ``[cores, elements]`` matrix: how many times the element's message reaches the core."""
-        self.recv: dict[str, torch.Tensor] = {}
-        for name, edges in self._edges.items():
-            n = numel(self.pg.processes[name].out_shape)
-            # compressed rows with 32-bit indices: Ti's tables hold hundreds of millions of (core, element)
-            # pairs, so 12 bytes a pair (a COO table with 64-bit indices took over 20 GiB); a pair reached
-            # twice (two connections of one core) counts twice, as the COO table's coalesce summed it
-            key = np.concatenate([c * np.int64(n) + i for i, c in edges])
-            key, times = np.unique(key, return_counts=True)
-            rows, cols = np.divmod(key, n)
-            del key
-            index = torch.int32 if len(cols) < 2**31 and max(n, self.ncores) < 2**31 else torch.int64
-            crow = torch.from_numpy(np.searchsorted(rows, np.arange(self.ncores + 1))).to(index)
-            with warnings.catch_warnings():   # torch calls its CSR support beta: not the user's concern
-                warnings.simplefilter("ignore", UserWarning)
-                self.recv[name] = torch.sparse_csr_tensor(crow, torch.from_numpy(cols).to(index),
-                                                          torch.from_numpy(times.astype(np.float64)),
-                                                          (self.ncores, n), check_invariants=True)
+        """Per sender, its :class:`hw_sim.receivers.RunTable`: which cores read which runs of its elements."""
+        self.recv: dict[str, RunTable] = {
+            name: RunTable(items, numel(self.pg.processes[name].out_shape), self.ncores)
+            for name, items in self._runs.items()}
         xs, ys = self.mapping.core_xy(np.arange(self.ncores))
         self.tiles = len(set(zip(xs.tolist(), ys.tolist(), strict=True)))
 
@@ -227,13 +219,13 @@ class CountPlan:
         self.link_kind_ns = torch.tensor([profile.hop_ew_ns, profile.hop_ns_ns, profile.chip_link_ns],
                                          dtype=torch.float64)
         out = {}
-        for name, edges in self._edges.items():
+        for name, table in self.recv.items():
             g = self.home_group(name)
             if g is None:
                 continue
             n = numel(self.pg.processes[name].out_shape)
             src = g.first_core + np.arange(n) // g.chunk
-            out[name] = LinkTable(self.mesh, src, edges, n)
+            out[name] = LinkTable(self.mesh, src, table.edges(), n)
         for name, pc in self.prod.items():   # product terms to their readers
             pc.route_links(self.mesh, self.delay[name], self.link_kind_ns)
         return out
@@ -282,36 +274,67 @@ class CountPlan:
                     self.upstream[g.name].add(sender)
                 elif home is not None:
                     self.upstream[g.name].add(home.name)
-                self._connect(sender, g.first_core + c, torch.from_numpy(idx))
+                self._connect(sender, g.first_core + c, from_indices(np.unique(idx)))
 
     def _group(self, g) -> None:
         if self.pg.processes[g.name].kind == "prodmm":
             return self._prod_group(g)
         members = [p for p in reversed(list(self.pg)) if self.placement.get(p.name) == g.name]
+        if all(p.kind in STACKED for p in members):
+            return self._stacked_group(g, members)
         for c in range(g.cores):
-            masks = {g.name: torch.zeros(g.size)}
-            masks[g.name][c * g.chunk:(c + 1) * g.chunk] = 1.0
-            reach: dict[str, torch.Tensor] = {}
+            # what core c's compartments read, as runs of each source's flat elements (hw_sim/reach_runs.py)
+            masks = {g.name: np.array([[c * g.chunk, min((c + 1) * g.chunk, g.size)]], dtype=np.int64)}
+            reach: dict[str, np.ndarray] = {}
             for p in members:
                 m = masks.pop(p.name, None)
                 if m is None:
                     continue
-                for src, cnt in back(p, self.pg, m):
+                for src, runs in self._reach.back(p, m):
                     inside = self.placement.get(src) == g.name and src != g.name
                     key = src if inside else self._sender(src)
                     target = masks if inside else reach
-                    target[key] = target[key] + cnt if key in target else cnt
-            for h, cnt in reach.items():
-                home = self.home_group(h)
-                if h in self.step_host:
-                    self.upstream[g.name].add(h)
-                elif home is not None:
-                    self.upstream[g.name].add(home.name)
-                if self.pg.processes[h].kind == "prodmm":   # its terms' messages: hw_sim/prodcount.py
-                    if g.name not in self.prod_readers[h]:
-                        self.prod_readers[h].append(g.name)
-                    continue
-                self._connect(h, g.first_core + c, torch.nonzero(cnt > 0).flatten())
+                    target[key] = merged(np.concatenate([target[key], runs])) if key in target else runs
+            for h, runs in reach.items():
+                self._note_upstream(g, h)
+                if self.pg.processes[h].kind != "prodmm":   # a product's terms' messages: hw_sim/prodcount.py
+                    self._connect(h, g.first_core + c, runs)
+
+    def _stacked_group(self, g, members) -> None:
+        """``_group`` for all cores at once, when every member's reach is the same map at every core:
+        process ``p``'s selection at core ``c`` sits at ``c * size(p)`` of one stacked index (a product's
+        operand formulas take the cores as further heads; the elementwise kinds keep the index)."""
+        c = np.arange(g.cores, dtype=np.int64)
+        own = np.stack([c * g.chunk, np.minimum((c + 1) * g.chunk, g.size)], 1)   # each core's chunk
+        masks = {g.name: merged(own + (c * g.size)[:, None])}
+        reach: dict[str, np.ndarray] = {}
+        for p in members:
+            m = masks.pop(p.name, None)
+            if m is None:
+                continue
+            for src, runs in self._reach.back(p, m):
+                inside = self.placement.get(src) == g.name and src != g.name
+                key = src if inside else self._sender(src)
+                target = masks if inside else reach
+                target[key] = merged(np.concatenate([target[key], runs])) if key in target else runs
+        for h, runs in reach.items():
+            self._note_upstream(g, h)
+            if self.pg.processes[h].kind != "prodmm":
+                n = numel(self.pg.processes[h].out_shape)
+                pieces, _ = split(runs, n)
+                core = pieces[:, 0] // n
+                self._acc(h)
+                self._runs[h].append((g.first_core + core, pieces - (core * n)[:, None]))
+
+    def _note_upstream(self, g, h: str) -> None:
+        """Group ``g`` reads value ``h``: its pipeline's upstream, and a product's readers."""
+        home = self.home_group(h)
+        if h in self.step_host:
+            self.upstream[g.name].add(h)
+        elif home is not None:
+            self.upstream[g.name].add(home.name)
+        if self.pg.processes[h].kind == "prodmm" and g.name not in self.prod_readers[h]:
+            self.prod_readers[h].append(g.name)
 
     def _to_host(self, sender: str) -> None:
         """Every element of group ``sender`` is delivered to the embedded processor (no mesh hops modelled)."""
@@ -319,20 +342,12 @@ class CountPlan:
             return   # already on the embedded processor
         self._acc(sender)[:, 1] += 1
 
-    def _connect(self, sender: str, core: int, idx: torch.Tensor) -> None:
-        """Elements ``idx`` of ``sender`` each send one message to ``core``: one row of ROUTE (hw_sim/mapping.py)."""
-        acc = self._acc(sender)
-        g = self.home_group(sender)
-        elems = np.asarray(idx, dtype=np.int64)
-        self._edges[sender].append((elems.astype(np.int32) if len(acc) < 2**31 else elems, int(core)))
-        if g is None:                        # the embedded processor: deliveries, no mesh position
-            acc[idx, 1] += 1
-            return
-        # every quantity depends on the element only through its core: a table for the sending cores
-        # these elements live on (not all of the group's: Ti's groups have thousands), gathered per element
-        cores, which = np.unique(elems // g.chunk, return_inverse=True)
-        table = torch.from_numpy(self.mapping.route(g.first_core + cores, core))
-        acc[idx] += table[torch.from_numpy(which.reshape(-1))]   # idx holds each element once: a plain indexed add
+    def _connect(self, sender: str, core: int, runs: np.ndarray) -> None:
+        """The elements of ``sender`` in ``runs`` (disjoint) each send one message to ``core``; their routes
+        (a row of ROUTE, hw_sim/mapping.py) are summed once all connections are known (``RunTable.routes``)."""
+        self._acc(sender)
+        if len(runs):
+            self._runs[sender].append((int(core), runs))
 
     def _acc(self, sender: str) -> torch.Tensor:
         """The message table being built for ``sender``: ``[elements, len(ROUTE)]``, zeros at first."""

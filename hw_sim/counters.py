@@ -126,7 +126,7 @@ class Counter:
         nz = nz.flatten(0, 1)
         recv = self.plan.recv.get(name)
         if recv is not None:   # every message is received once, by its destination core
-            got = torch.sparse.mm(recv, nz.double().T).T
+            got = recv.received(nz)
             self.counts.core["msgs_in"][:S] += got.view(S, -1, got.shape[-1])
         lt = self.plan.links.get(name) if self.plan.links is not None else None
         if lt is not None:
