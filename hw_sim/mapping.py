@@ -106,6 +106,7 @@ class Mapping:
     objective: str = "cores"
     step_ns: float = 0.0                # predicted critical-core time of one step (every input firing)
     attention: str = ""                 # how products run: prodneuron / operand-memory / none ("": not set)
+    _pos: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         # the chip dict also comes back from an artifact file: the numbers this class divides
@@ -150,27 +151,47 @@ class Mapping:
         cx, cy = self.chip_xy(chip)
         return cx * cols + tile % cols, cy * rows + tile // cols
 
+    def positions(self, core) -> np.ndarray:
+        """``[4, ...]``: tile x, tile y, chip x, chip y of global core ids (:meth:`core_xy`, :meth:`chip_xy`),
+        looked up in a table of the cores so far (the set-up routes millions of messages)."""
+        core = np.asarray(core, dtype=np.int64)
+        top = int(core.max(initial=-1)) + 1
+        if core.size and int(core.min()) < 0:
+            raise ValueError("a negative core id")
+        if self._pos is None or self._pos.shape[1] < top:
+            ids = np.arange(max(top, self.cores, 1))
+            self._pos = np.stack([*self.core_xy(ids), *self.chip_xy(self.chip_of(ids))])
+        return self._pos[:, core]
+
     def hops(self, a, b) -> tuple[np.ndarray, np.ndarray]:
         """East-west and north-south on-chip mesh hops from cores ``a`` to cores ``b`` (dimension-order
         routing on the system's grid of tiles; a step across a chip boundary is a chip-to-chip link,
         :meth:`chip_crossings`, not a hop)."""
-        (ax, ay), (bx, by) = self.core_xy(a), self.core_xy(b)
-        (cax, cay), (cbx, cby) = self.chip_xy(self.chip_of(a)), self.chip_xy(self.chip_of(b))
-        return np.abs(ax - bx) - np.abs(cax - cbx), np.abs(ay - by) - np.abs(cay - cby)
+        return _hops(self.positions(a), self.positions(b))
 
     def chip_crossings(self, a, b) -> np.ndarray:
         """Chip-to-chip links a message from core ``a`` to core ``b`` crosses (Manhattan on the chip grid)."""
-        (ax, ay), (bx, by) = self.chip_xy(self.chip_of(a)), self.chip_xy(self.chip_of(b))
-        return np.abs(ax - bx) + np.abs(ay - by)
+        return _chip_links(self.positions(a), self.positions(b))
 
     def route(self, a, b) -> np.ndarray:
         """Per message from cores ``a`` to cores ``b``: ``[n, 5]`` float64 columns :data:`ROUTE` (delivered
         inside the sender's tile, to another tile, east-west hops, north-south hops, chip-to-chip links)."""
         a, b = np.broadcast_arrays(np.asarray(a), np.asarray(b))
-        (ax, ay), (bx, by) = self.core_xy(a), self.core_xy(b)
-        same = ((ax == bx) & (ay == by)).astype(np.float64)
-        ew, ns = self.hops(a, b)
-        return np.stack([same, 1 - same, ew, ns, self.chip_crossings(a, b)], -1).astype(np.float64).reshape(-1, 5)
+        pa, pb = self.positions(a), self.positions(b)
+        same = ((pa[0] == pb[0]) & (pa[1] == pb[1])).astype(np.float64)
+        ew, ns = _hops(pa, pb)
+        return np.stack([same, 1 - same, ew, ns, _chip_links(pa, pb)], -1).astype(np.float64).reshape(-1, 5)
+
+
+def _hops(pa: np.ndarray, pb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """East-west, north-south mesh hops between :meth:`Mapping.positions` ``pa`` and ``pb``: the tile
+    distance less the steps that cross a chip boundary (chip links)."""
+    return np.abs(pa[0] - pb[0]) - np.abs(pa[2] - pb[2]), np.abs(pa[1] - pb[1]) - np.abs(pa[3] - pb[3])
+
+
+def _chip_links(pa: np.ndarray, pb: np.ndarray) -> np.ndarray:
+    """Chip-to-chip links between positions ``pa`` and ``pb``: Manhattan distance on the chip grid."""
+    return np.abs(pa[2] - pb[2]) + np.abs(pa[3] - pb[3])
 
 
 def _synapse_fan_in(p: Process) -> float:
