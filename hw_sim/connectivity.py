@@ -178,7 +178,7 @@ class CountPlan:
             g = self.home_group(name)
             if name in self.recv:
                 acc += torch.from_numpy(self.recv[name].routes(
-                    self.mapping.route, None if g is None else g.first_core, g.chunk if g is not None else 1,
+                    self.mapping.route_columns, None if g is None else g.first_core, g.chunk if g is not None else 1,
                     len(ROUTE)))
             if g is not None:
                 acc = _split(F.pad(acc, (0, 0, 0, g.cores * g.chunk - acc.shape[0])).view(g.cores, g.chunk, len(ROUTE)))
@@ -284,30 +284,16 @@ class CountPlan:
             return self._stacked_group(g, members)
         for c in range(g.cores):
             # what core c's compartments read, as runs of each source's flat elements (hw_sim/reach_runs.py)
-            masks = {g.name: np.array([[c * g.chunk, min((c + 1) * g.chunk, g.size)]], dtype=np.int64)}
-            reach: dict[str, np.ndarray] = {}
-            for p in members:
-                m = masks.pop(p.name, None)
-                if m is None:
-                    continue
-                for src, runs in self._reach.back(p, m):
-                    inside = self.placement.get(src) == g.name and src != g.name
-                    key = src if inside else self._sender(src)
-                    target = masks if inside else reach
-                    target[key] = merged(np.concatenate([target[key], runs])) if key in target else runs
-            for h, runs in reach.items():
+            own = np.array([[c * g.chunk, min((c + 1) * g.chunk, g.size)]], dtype=np.int64)
+            for h, runs in self._push(g, members, own).items():
                 self._note_upstream(g, h)
                 if self.pg.processes[h].kind != "prodmm":   # a product's terms' messages: hw_sim/prodcount.py
                     self._connect(h, g.first_core + c, runs)
 
-    def _stacked_group(self, g, members) -> None:
-        """``_group`` for all cores at once, when every member's reach is the same map at every core:
-        process ``p``'s selection at core ``c`` sits at ``c * size(p)`` of one stacked index (a product's
-        operand formulas take the cores as further heads; the elementwise kinds keep the index)."""
-        c = np.arange(g.cores, dtype=np.int64)
-        own = np.stack([c * g.chunk, np.minimum((c + 1) * g.chunk, g.size)], 1)   # each core's chunk
-        masks = {g.name: merged(own + (c * g.size)[:, None])}
-        reach: dict[str, np.ndarray] = {}
+    def _push(self, g, members, own: np.ndarray) -> dict[str, np.ndarray]:
+        """Runs of each outside value that group ``g``'s selection ``own`` (runs of its outputs) reads: the
+        selection pushed back through the group's members (``members`` in reverse graph order)."""
+        masks, reach = {g.name: own}, {}
         for p in members:
             m = masks.pop(p.name, None)
             if m is None:
@@ -317,9 +303,17 @@ class CountPlan:
                 key = src if inside else self._sender(src)
                 target = masks if inside else reach
                 target[key] = merged(np.concatenate([target[key], runs])) if key in target else runs
-        for h, runs in reach.items():
+        return reach
+
+    def _stacked_group(self, g, members) -> None:
+        """``_group`` for all cores at once, when every member's reach is the same map at every core:
+        process ``p``'s selection at core ``c`` sits at ``c * size(p)`` of one stacked index (a product's
+        operand formulas take the cores as further heads; the elementwise kinds keep the index)."""
+        c = np.arange(g.cores, dtype=np.int64)
+        own = np.stack([c * g.chunk, np.minimum((c + 1) * g.chunk, g.size)], 1)   # each core's chunk
+        for h, runs in self._push(g, members, merged(own + (c * g.size)[:, None])).items():
             self._note_upstream(g, h)
-            if self.pg.processes[h].kind != "prodmm":
+            if self.pg.processes[h].kind != "prodmm":   # a product's terms' messages: hw_sim/prodcount.py
                 n = numel(self.pg.processes[h].out_shape)
                 pieces, _ = split(runs, n)
                 core = pieces[:, 0] // n

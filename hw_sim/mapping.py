@@ -176,11 +176,14 @@ class Mapping:
     def route(self, a, b) -> np.ndarray:
         """Per message from cores ``a`` to cores ``b``: ``[n, 5]`` float64 columns :data:`ROUTE` (delivered
         inside the sender's tile, to another tile, east-west hops, north-south hops, chip-to-chip links)."""
+        return np.stack(self.route_columns(a, b), -1).astype(np.float64).reshape(-1, len(ROUTE))
+
+    def route_columns(self, a, b) -> tuple[np.ndarray, ...]:
+        """:meth:`route`'s columns, one array each (the set-up sums each over millions of messages)."""
         a, b = np.broadcast_arrays(np.asarray(a), np.asarray(b))
         pa, pb = self.positions(a), self.positions(b)
-        same = ((pa[0] == pb[0]) & (pa[1] == pb[1])).astype(np.float64)
-        ew, ns = _hops(pa, pb)
-        return np.stack([same, 1 - same, ew, ns, _chip_links(pa, pb)], -1).astype(np.float64).reshape(-1, 5)
+        same = (pa[0] == pb[0]) & (pa[1] == pb[1])
+        return (same, ~same, *_hops(pa, pb), _chip_links(pa, pb))
 
 
 def _hops(pa: np.ndarray, pb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

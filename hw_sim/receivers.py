@@ -56,20 +56,20 @@ class RunTable:
 
     def routes(self, route, first_core: int | None, chunk: int, columns: int) -> np.ndarray:
         """Per element ``[n, columns]``: the sum, over the cores that read it, of ``route(src, dst)``
-        (``[k, columns]`` per message; ``src`` its sending core, from ``first_core`` and ``chunk``)."""
+        (``columns`` arrays over the messages; ``src`` its sending core, from ``first_core`` and ``chunk``)."""
         d = np.zeros((self.n + 1, columns))
         if len(self.core):
             runs = np.stack([self.start, self.end], 1)
             if first_core is None:   # the embedded processor: one delivery a message, no mesh position
-                pieces, which = runs, np.arange(len(runs))
-                rows = np.zeros((len(runs), columns))
-                rows[:, 1] = 1
+                pieces = runs
+                cols = [np.zeros(len(runs))] * columns
+                cols[1] = np.ones(len(runs))
             else:   # every quantity depends on the element through its sending core only
                 pieces, which = split(runs, chunk)
-                rows = route(first_core + pieces[:, 0] // chunk, self.core[which])
-            for j in range(columns):
-                d[:, j] = (np.bincount(pieces[:, 0], rows[:, j], self.n + 1)
-                           - np.bincount(pieces[:, 1], rows[:, j], self.n + 1))
+                cols = route(first_core + pieces[:, 0] // chunk, self.core[which])
+            for j, col in enumerate(cols):
+                col = col.astype(np.float64)   # exact: integer counts far below 2**53
+                d[:, j] = np.bincount(pieces[:, 0], col, self.n + 1) - np.bincount(pieces[:, 1], col, self.n + 1)
         return np.cumsum(d, 0)[:self.n]
 
     def edges(self) -> list[tuple[np.ndarray, int]]:

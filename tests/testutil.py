@@ -29,6 +29,19 @@ def lively(model, x):
     return warm_up(model, x, steps=2)
 
 
+def lively_spikformer_nano():
+    """Spikformer nano at 16 x 16, T = 2, every BN at gamma 2, beta 1.2 and warmed up: all its layers fire."""
+    import sresformer
+
+    model = sresformer.create_model("spikformer_nano", num_classes=10, img_size=16, T=2)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+                m.weight.fill_(2.0)
+                m.bias.fill_(1.2)
+    return warm_up(model, torch.rand(4, 3, 16, 16) * 2)
+
+
 def export_small(source, out, **kw):
     """``export_loihi`` with a short calibration (16 images) and accuracy check (8): for tests of later stages."""
     from exporters.loihi.export import export_loihi

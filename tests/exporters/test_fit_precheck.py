@@ -12,7 +12,7 @@ from exporters.loihi.export import lowered_graph
 from exporters.loihi.fit import fewest_cores
 from hw_sim.chips import load_chip
 from hw_sim.mapping import map_graph
-from testutil import lively, one_line_error, run_cli_here, warm_up, write_toy_nir
+from testutil import lively, lively_spikformer_nano, one_line_error, run_cli_here, write_toy_nir
 
 
 @pytest.fixture(scope="module")
@@ -24,14 +24,7 @@ def sources(tmp_path_factory):
     out = {"toy": write_toy_nir(d / "toy.nir")}
     torch.manual_seed(0)
     nano = lively(sresformer.create_model("spikingresformer_nano"), torch.rand(8, 3, 32, 32) * 2 - 1)
-    # Spikformer at 16 x 16, T = 2, every BN at gamma 2, beta 1.2 (as its lowering tests: all layers fire)
-    spik = sresformer.create_model("spikformer_nano", num_classes=10, img_size=16, T=2)
-    with torch.no_grad():
-        for m in spik.modules():
-            if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
-                m.weight.fill_(2.0)
-                m.bias.fill_(1.2)
-    spik = warm_up(spik, torch.rand(4, 3, 16, 16) * 2)
+    spik = lively_spikformer_nano()
     for name, model in (("spikingresformer_nano", nano), ("spikformer_nano", spik)):
         sresformer.save_checkpoint(model, d / f"{name}.ckpt")
         out[name] = d / f"{name}.ckpt"

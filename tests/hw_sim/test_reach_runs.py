@@ -22,7 +22,7 @@ from hw_sim.op_kernels import numel
 from hw_sim.processes import Process, ProcessGraph
 from hw_sim.reach import back
 from hw_sim.reach_runs import Reach, from_mask, merged, split, to_mask
-from testutil import lively, warm_up
+from testutil import lively, lively_spikformer_nano
 
 SYN = {"shift": 0, "graded_input": False, "weight_bits": 8}
 
@@ -124,13 +124,7 @@ def graphs():
     d = Path(tempfile.mkdtemp())
     torch.manual_seed(0)
     nano = lively(sresformer.create_model("spikingresformer_nano"), torch.rand(8, 3, 32, 32) * 2 - 1)
-    spik = sresformer.create_model("spikformer_nano", num_classes=10, img_size=16, T=2)
-    with torch.no_grad():
-        for m in spik.modules():
-            if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
-                m.weight.fill_(2.0)
-                m.bias.fill_(1.2)
-    spik = warm_up(spik, torch.rand(4, 3, 16, 16) * 2)
+    spik = lively_spikformer_nano()
     out = {}
     for name, model in (("spikingresformer_nano", nano), ("spikformer_nano", spik)):
         sresformer.save_checkpoint(model, d / f"{name}.ckpt")
