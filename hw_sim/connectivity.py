@@ -8,9 +8,9 @@ counting (:mod:`hw_sim.counters`) is a handful of tensor operations:
   embedded processor), the number of distinct
   destination cores holding a synapse or operand that reads it, split into deliveries to
   its own core (in-tile) and to other cores, with their east-west and north-south mesh
-  hops. Found by pushing a one-hot mask of each destination core's compartments back
-  through the non-negative connectivity: transposed convolutions with ``|W| > 0`` kernels,
-  pooling windows, the matmul's operand pattern (:func:`hw_sim.reach.back`);
+  hops. Found by pushing each destination core's chunk of compartments back through the
+  non-negative connectivity as runs of consecutive elements (:mod:`hw_sim.reach_runs`), kept
+  per sender as a (core, run) table (:mod:`hw_sim.receivers`);
 - synaptic op kernels: for every synapse and dual-spike matmul, one kernel of
   :mod:`hw_sim.op_kernels` (ops per output and per core from the input's non-zero mask).
 """
@@ -177,9 +177,7 @@ class CountPlan:
         for name, acc in self._conn.items():
             g = self.home_group(name)
             if name in self.recv:
-                acc += torch.from_numpy(self.recv[name].routes(
-                    self.mapping.route_columns, None if g is None else g.first_core, g.chunk if g is not None else 1,
-                    len(ROUTE)))
+                acc += torch.from_numpy(self.recv[name].routes(self.mapping.route_columns, g, len(ROUTE)))
             if g is not None:
                 acc = _split(F.pad(acc, (0, 0, 0, g.cores * g.chunk - acc.shape[0])).view(g.cores, g.chunk, len(ROUTE)))
             self.send[name] = acc
@@ -269,11 +267,7 @@ class CountPlan:
         for c in range(g.cores):
             for operand, idx in geo.operand_elements(c * g.chunk, min((c + 1) * g.chunk, g.size)):
                 sender = self._sender(operand)
-                home = self.home_group(sender)
-                if sender in self.step_host:
-                    self.upstream[g.name].add(sender)
-                elif home is not None:
-                    self.upstream[g.name].add(home.name)
+                self._add_upstream(g, sender)
                 self._connect(sender, g.first_core + c, from_indices(np.unique(idx)))
 
     def _group(self, g) -> None:
@@ -317,16 +311,19 @@ class CountPlan:
                 n = numel(self.pg.processes[h].out_shape)
                 pieces, _ = split(runs, n)
                 core = pieces[:, 0] // n
-                self._acc(h)
-                self._runs[h].append((g.first_core + core, pieces - (core * n)[:, None]))
+                self._connect(h, g.first_core + core, pieces - (core * n)[:, None])
 
-    def _note_upstream(self, g, h: str) -> None:
-        """Group ``g`` reads value ``h``: its pipeline's upstream, and a product's readers."""
+    def _add_upstream(self, g, h: str) -> None:
+        """Group ``g`` reads value ``h``: the group or embedded-processor stage sending it is upstream of ``g``."""
         home = self.home_group(h)
         if h in self.step_host:
             self.upstream[g.name].add(h)
         elif home is not None:
             self.upstream[g.name].add(home.name)
+
+    def _note_upstream(self, g, h: str) -> None:
+        """Group ``g`` reads value ``h``: its pipeline's upstream, and a product's readers."""
+        self._add_upstream(g, h)
         if self.pg.processes[h].kind == "prodmm" and g.name not in self.prod_readers[h]:
             self.prod_readers[h].append(g.name)
 
@@ -336,12 +333,13 @@ class CountPlan:
             return   # already on the embedded processor
         self._acc(sender)[:, 1] += 1
 
-    def _connect(self, sender: str, core: int, runs: np.ndarray) -> None:
-        """The elements of ``sender`` in ``runs`` (disjoint) each send one message to ``core``; their routes
-        (a row of ROUTE, hw_sim/mapping.py) are summed once all connections are known (``RunTable.routes``)."""
+    def _connect(self, sender: str, core, runs: np.ndarray) -> None:
+        """The elements of ``sender`` in ``runs`` each send one message to ``core`` (one core, or one per run;
+        a core's runs disjoint); their routes (ROUTE, hw_sim/mapping.py) are summed once all connections are
+        known (``RunTable.routes``)."""
         self._acc(sender)
         if len(runs):
-            self._runs[sender].append((int(core), runs))
+            self._runs[sender].append((core, runs))
 
     def _acc(self, sender: str) -> torch.Tensor:
         """The message table being built for ``sender``: ``[elements, len(ROUTE)]``, zeros at first."""

@@ -17,9 +17,8 @@ import numpy as np
 import torch
 from torch.nn.functional import conv_transpose2d
 
-from .op_kernels import numel, product_dims
+from .op_kernels import product_dims
 from .processes import Process, ProcessGraph
-from .reach import BACK
 
 EMPTY = np.zeros((0, 2), dtype=np.int64)
 #: kinds whose reach is the same map at every core when each process's index is stacked over the cores
@@ -73,11 +72,6 @@ def to_mask(runs: np.ndarray, n: int) -> np.ndarray:
     return np.cumsum(d[:n]) > 0
 
 
-def size(runs: np.ndarray) -> int:
-    """Elements the runs hold."""
-    return int((runs[:, 1] - runs[:, 0]).sum())
-
-
 # -- per kind ---------------------------------------------------------------------------------------
 
 class Reach:
@@ -105,9 +99,7 @@ class Reach:
             return [(s, reached) for s in p.sources]
         if k in ("dsmm", "prodmm"):
             return self._product(p, runs)
-        # a kind without a runs form: the full-size mask of hw_sim.reach
-        m = torch.from_numpy(to_mask(runs, numel(p.out_shape))).double()
-        return [(s, from_mask(c.numpy() > 0)) for s, c in BACK[k](p, self.pg, m)]
+        raise NotImplementedError(f"{p.name!r}: no runs push-back for kind {k!r} (hw_sim/reach.py has its mask form)")
 
     def _weight(self, p: Process, dtype=torch.bool) -> torch.Tensor:
         """Where ``p`` stores a synapse (its non-zero weights), as ``dtype``."""
@@ -124,7 +116,7 @@ class Reach:
         cout, oh, ow = p.out_shape
         cin, ih, iw = self.pg.processes[p.sources[0]].out_shape
         if p.kind == "synapse":
-            w, groups, dil = self._weight(p), a.groups, a.dilation
+            w, groups, dil = self._weight(p, torch.float32), a.groups, a.dilation
             kh, kw = w.shape[2:]
         else:   # a pool: every channel its own window of ones
             w, groups, dil = None, cout, (1, 1)
@@ -142,7 +134,7 @@ class Reach:
         crop = np.zeros((hi - lo, y1 - y0, ow), dtype=bool)
         crop[c0 - lo:c1 - lo].reshape(-1)[:] = to_mask(runs - (c0 * plane + y0 * ow), (c1 - c0) * (y1 - y0) * ow)
         m = torch.from_numpy(crop).float().unsqueeze(0)
-        wt = torch.ones(hi - lo, 1, kh, kw) if w is None else self._weight(p, torch.float32)[lo:hi]
+        wt = torch.ones(hi - lo, 1, kh, kw) if w is None else w[lo:hi]
         t = conv_transpose2d(m, wt, stride=a.stride, dilation=dil, groups=1 if groups == 1 else g1 - g0)[0]
         # t[:, ty, tx] is input row y0 * stride - pad + ty, column tx - pad
         r_top, c_left = y0 * a.stride[0] - a.padding[0], -a.padding[1]

@@ -35,15 +35,10 @@ class RunTable:
                                    ) if items else np.zeros(0, dtype=np.int64)
         self.start, self.end = runs[:, 0].copy(), runs[:, 1].copy()
         self.n, self.ncores = n, ncores
-        self._t = None
-
-    def __len__(self) -> int:
-        return len(self.core)
+        self._t = tuple(torch.from_numpy(a) for a in (self.core, self.start, self.end))   # (shares the arrays)
 
     def received(self, nz: torch.Tensor) -> torch.Tensor:
         """Messages each core receives from non-zero mask ``nz [B, n]``: ``[B, ncores]`` float64 (exact)."""
-        if self._t is None:
-            self._t = tuple(torch.from_numpy(a) for a in (self.core, self.start, self.end))
         core, start, end = self._t
         B = nz.shape[0]
         P = torch.zeros(B, self.n + 1, dtype=torch.float64)
@@ -54,19 +49,20 @@ class RunTable:
             out.index_add_(1, core[sl], P[:, end[sl]] - P[:, start[sl]])
         return out
 
-    def routes(self, route, first_core: int | None, chunk: int, columns: int) -> np.ndarray:
+    def routes(self, route, group, columns: int) -> np.ndarray:
         """Per element ``[n, columns]``: the sum, over the cores that read it, of ``route(src, dst)``
-        (``columns`` arrays over the messages; ``src`` its sending core, from ``first_core`` and ``chunk``)."""
+        (``columns`` arrays over the messages; ``src`` the element's core in its sending ``group``, a
+        :class:`hw_sim.mapping.Group`; None: the embedded processor)."""
         d = np.zeros((self.n + 1, columns))
         if len(self.core):
             runs = np.stack([self.start, self.end], 1)
-            if first_core is None:   # the embedded processor: one delivery a message, no mesh position
+            if group is None:   # the embedded processor: one delivery a message, no mesh position
                 pieces = runs
                 cols = [np.zeros(len(runs))] * columns
                 cols[1] = np.ones(len(runs))
             else:   # every quantity depends on the element through its sending core only
-                pieces, which = split(runs, chunk)
-                cols = route(first_core + pieces[:, 0] // chunk, self.core[which])
+                pieces, which = split(runs, group.chunk)
+                cols = route(group.first_core + pieces[:, 0] // group.chunk, self.core[which])
             for j, col in enumerate(cols):
                 col = col.astype(np.float64)   # exact: integer counts far below 2**53
                 d[:, j] = np.bincount(pieces[:, 0], col, self.n + 1) - np.bincount(pieces[:, 1], col, self.n + 1)
