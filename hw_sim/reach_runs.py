@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.nn.functional import conv_transpose2d
+from torch.nn.functional import conv2d
 
 from .op_kernels import product_dims
 from .processes import Process, ProcessGraph
@@ -51,6 +51,8 @@ def from_mask(mask: np.ndarray, offset: int = 0) -> np.ndarray:
 def from_rows(mask: np.ndarray, row_starts: np.ndarray) -> np.ndarray:
     """Runs of a 2-D boolean ``mask [rows, L]`` whose row ``i`` starts at flat index ``row_starts[i]``."""
     rows, L = mask.shape
+    if rows > 1 and (mask[1:] == mask[0]).all():   # every channel reached alike (a dense kernel): one row's runs
+        return merged((row_starts[:, None, None] + from_mask(mask[0])[None]).reshape(-1, 2))
     whole = mask.all(1)   # a convolution's window usually reaches every input of its band: one run
     part = np.flatnonzero(~whole & mask.any(1))
     out = [np.stack([row_starts[whole], row_starts[whole] + L], 1)]
@@ -111,31 +113,42 @@ class Reach:
 
     def _window(self, p: Process, runs: np.ndarray) -> np.ndarray:
         """A convolution's or pool's inputs under the selected outputs: the transposed convolution of
-        the selection's crop (its channels, and its rows when it lies in one channel)."""
+        the selection's crop. Each group of a grouped convolution is an ungrouped one over its own
+        channels, so the crop holds the selected channels only, never the rest of their group."""
+        cout, oh, ow = p.out_shape
+        groups = p.attrs.groups if p.kind == "synapse" else cout   # a pool: every channel its own window
+        cout_g = cout // groups
+        if cout_g == 1:   # one output channel a group (depthwise, pools): one crop, a group per channel
+            return self._crop(p, runs, groups, 1)
+        span = cout_g * oh * ow
+        pieces, _ = split(runs, span)
+        g = pieces[:, 0] // span
+        cut = np.flatnonzero(np.diff(g)) + 1
+        return merged(np.concatenate([self._crop(p, part, groups, cout_g) for part in np.split(pieces, cut)]))
+
+    def _crop(self, p: Process, runs: np.ndarray, groups: int, cout_g: int) -> np.ndarray:
+        """:meth:`_window` of ``runs`` that lie in one group of ``cout_g`` output channels (or, with
+        ``cout_g`` 1, anywhere): the transposed convolution of a crop of the selected channels (and of their
+        rows, when they lie in one channel), read back as runs of the input."""
         a = p.attrs
         cout, oh, ow = p.out_shape
         cin, ih, iw = self.pg.processes[p.sources[0]].out_shape
         if p.kind == "synapse":
-            w, groups, dil = self._weight(p, torch.float32), a.groups, a.dilation
+            w, dil = self._weight(p, torch.float32), a.dilation
             kh, kw = w.shape[2:]
-        else:   # a pool: every channel its own window of ones
-            w, groups, dil = None, cout, (1, 1)
+        else:
+            w, dil = None, (1, 1)
             kh, kw = a.kernel
-        cout_g, cin_g = cout // groups, cin // groups
+        cin_g, depthwise = cin // groups, cout_g == 1
         plane = oh * ow
         c0, c1 = int(runs[0, 0]) // plane, (int(runs[-1, 1]) - 1) // plane + 1
         y0, y1 = 0, oh
         if c1 - c0 == 1:   # one channel: its rows only
             y0 = (int(runs[0, 0]) - c0 * plane) // ow
             y1 = (int(runs[-1, 1]) - 1 - c0 * plane) // ow + 1
-        # the crop's channels: the selected ones (one group), or the whole groups they lie in
-        g0, g1 = c0 // cout_g, (c1 - 1) // cout_g + 1
-        lo, hi = (c0, c1) if groups == 1 else (g0 * cout_g, g1 * cout_g)
-        crop = np.zeros((hi - lo, y1 - y0, ow), dtype=bool)
-        crop[c0 - lo:c1 - lo].reshape(-1)[:] = to_mask(runs - (c0 * plane + y0 * ow), (c1 - c0) * (y1 - y0) * ow)
-        m = torch.from_numpy(crop).float().unsqueeze(0)
-        wt = torch.ones(hi - lo, 1, kh, kw) if w is None else w[lo:hi]
-        t = conv_transpose2d(m, wt, stride=a.stride, dilation=dil, groups=1 if groups == 1 else g1 - g0)[0]
+        crop = to_mask(runs - (c0 * plane + y0 * ow), (c1 - c0) * (y1 - y0) * ow).reshape(1, c1 - c0, y1 - y0, ow)
+        wt = torch.ones(c1 - c0, 1, kh, kw) if w is None else w[c0:c1]
+        t = transposed_conv(torch.from_numpy(crop).float(), wt, a.stride, dil, c1 - c0 if depthwise else 1)[0]
         # t[:, ty, tx] is input row y0 * stride - pad + ty, column tx - pad
         r_top, c_left = y0 * a.stride[0] - a.padding[0], -a.padding[1]
         ty0, tx0 = max(0, -r_top), max(0, -c_left)
@@ -143,7 +156,7 @@ class Reach:
         hit = torch.zeros(t.shape[0], max(ty1 - ty0, 0), iw, dtype=torch.bool)
         if ty1 > ty0 and tx1 > tx0:
             hit[:, :, c_left + tx0:c_left + tx1] = t[:, ty0:ty1, tx0:tx1] > 0
-        ch0 = 0 if groups == 1 else g0 * cin_g
+        ch0 = (c0 // cout_g) * cin_g   # the crop's first input channel: the first of c0's group
         starts = ((ch0 + np.arange(hit.shape[0])) * ih + r_top + ty0) * iw
         return from_rows(hit.reshape(hit.shape[0], -1).numpy(), starts)
 
@@ -164,6 +177,23 @@ class Reach:
             sel, F = (rows, R) if side == "left" else (cols, C)
             out.append((name, _operand_runs(sel, F, view, r0, r1 - r0, f_major=(side == "left") != transposed)))
         return out
+
+
+def transposed_conv(x: torch.Tensor, w: torch.Tensor, stride, dilation, groups: int) -> torch.Tensor:
+    """``conv_transpose2d(x, w, stride=stride, dilation=dilation, groups=groups)`` (no padding), computed
+    as the ``conv2d`` of ``x`` with zeros between its entries (``stride``) and the flipped kernel, padded
+    by the kernel's reach: torch's CPU transposed convolution scatters columns back (col2im) and took
+    5 to 10 times as long on the set-up's crops (few channels in, many out)."""
+    B, cin, H, W = x.shape
+    kh, kw = w.shape[2:]
+    if tuple(stride) != (1, 1):
+        sx = x.new_zeros(B, cin, (H - 1) * stride[0] + 1, (W - 1) * stride[1] + 1)
+        sx[:, :, ::stride[0], ::stride[1]] = x
+        x = sx
+    per = cin // groups   # w: [cin, cout / groups, kh, kw] -> conv2d's [cout, cin / groups, kh, kw]
+    wf = w.flip(2, 3).reshape(groups, per, -1, kh, kw).transpose(1, 2).reshape(-1, per, kh, kw)
+    return conv2d(x, wf, padding=(dilation[0] * (kh - 1), dilation[1] * (kw - 1)), dilation=tuple(dilation),
+                  groups=groups)
 
 
 def _indices(runs: np.ndarray) -> np.ndarray:

@@ -55,18 +55,31 @@ class RunTable:
         :class:`hw_sim.mapping.Group`; None: the embedded processor)."""
         d = np.zeros((self.n + 1, columns))
         if len(self.core):
-            runs = np.stack([self.start, self.end], 1)
             if group is None:   # the embedded processor: one delivery a message, no mesh position
-                pieces = runs
-                cols = [np.zeros(len(runs))] * columns
-                cols[1] = np.ones(len(runs))
+                start, end = self.start, self.end
+                cols = [np.zeros(len(start))] * columns
+                cols[1] = np.ones(len(start))
             else:   # every quantity depends on the element through its sending core only
-                pieces, which = split(runs, group.chunk)
-                cols = route(group.first_core + pieces[:, 0] // group.chunk, self.core[which])
+                start, end, src, dst = self._pieces(group.chunk)
+                cols = route(group.first_core + src, dst)
             for j, col in enumerate(cols):
                 col = col.astype(np.float64)   # exact: integer counts far below 2**53
-                d[:, j] = np.bincount(pieces[:, 0], col, self.n + 1) - np.bincount(pieces[:, 1], col, self.n + 1)
+                d[:, j] = np.bincount(start, col, self.n + 1) - np.bincount(end, col, self.n + 1)
         return np.cumsum(d, 0)[:self.n]
+
+    def _pieces(self, chunk: int) -> tuple[np.ndarray, ...]:
+        """The runs cut where the sending core changes (every ``chunk`` elements), in no set order:
+        start, end, sending core (within its group) and reading core of each piece. Most runs lie in one
+        sending core; only the others are cut (at Ti's size 1.7 M of 8.4 M runs)."""
+        k0, k1 = self.start // chunk, (self.end - 1) // chunk
+        one = k0 == k1
+        if one.all():
+            return self.start, self.end, k0, self.core
+        many = ~one
+        pieces, which = split(np.stack([self.start[many], self.end[many]], 1), chunk)
+        cat = np.concatenate
+        return (cat([self.start[one], pieces[:, 0]]), cat([self.end[one], pieces[:, 1]]),
+                cat([k0[one], pieces[:, 0] // chunk]), cat([self.core[one], self.core[many][which]]))
 
     def edges(self) -> list[tuple[np.ndarray, int]]:
         """``(elements, core)`` per row (the link tables' input; small mappings only)."""

@@ -21,7 +21,7 @@ from hw_sim.mapping import ROUTE, map_graph
 from hw_sim.op_kernels import numel
 from hw_sim.processes import Process, ProcessGraph
 from hw_sim.reach import back
-from hw_sim.reach_runs import Reach, from_mask, merged, split, to_mask
+from hw_sim.reach_runs import Reach, from_mask, merged, split, to_mask, transposed_conv
 from testutil import lively, lively_spikformer_nano
 
 SYN = {"shift": 0, "graded_input": False, "weight_bits": 8}
@@ -78,6 +78,7 @@ def assert_same_reach(pg, p, rng):
 @pytest.mark.parametrize("cin,cout,size,k,stride,padding,dilation,groups,zero_frac", [
     (3, 4, 9, 3, 1, 1, 1, 1, 0.0), (3, 4, 9, 3, 2, 1, 1, 1, 0.5), (4, 6, 8, 3, 1, 2, 2, 2, 0.3),
     (6, 6, 7, 1, 1, 0, 1, 6, 0.2), (2, 3, 10, 5, 3, 2, 1, 1, 0.7), (4, 8, 6, 3, 2, 0, 1, 4, 0.9),
+    (8, 4, 7, 3, 1, 1, 1, 4, 0.3), (6, 9, 8, 3, 1, 1, 1, 3, 0.0),
 ])
 def test_a_convolutions_reach_is_the_full_size_push_back(cin, cout, size, k, stride, padding, dilation, groups,
                                                            zero_frac):
@@ -202,3 +203,16 @@ def test_message_tables_and_received_messages_equal_the_enumerated_pairs(graphs,
         recv = torch.zeros(3, plan.ncores, dtype=torch.float64)
         recv.index_add_(1, torch.from_numpy(core), nz[:, torch.from_numpy(elem)])
         assert torch.equal(plan.recv[name].received(nz), recv), name
+
+
+@pytest.mark.parametrize("cin,cout,groups,k,stride,dilation", [
+    (3, 5, 1, 3, 1, 1), (4, 6, 2, 3, 2, 1), (6, 6, 6, 5, 3, 2), (2, 7, 1, 1, 2, 1), (4, 8, 4, 3, 1, 3),
+])
+def test_the_transposed_convolution_by_conv2d_equals_torchs(cin, cout, groups, k, stride, dilation):
+    """:func:`hw_sim.reach_runs.transposed_conv` against ``torch.nn.functional.conv_transpose2d`` itself:
+    the same values (small integers, exact in float32), not only the same support."""
+    g = torch.Generator().manual_seed(cin * 10 + k)
+    x = torch.randint(0, 3, (2, cin, 6, 5), generator=g).float()
+    w = torch.randint(-2, 3, (cin, cout // groups, k, k), generator=g).float()
+    want = torch.nn.functional.conv_transpose2d(x, w, stride=stride, dilation=dilation, groups=groups)
+    assert torch.equal(transposed_conv(x, w, (stride, stride), (dilation, dilation), groups), want)
