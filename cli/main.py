@@ -4,7 +4,11 @@ Every way a command can end is one line on stderr at most: a ``UserError`` (bad 
 a click usage error is ``sresformer: error: ...`` with exit status 2; SIGINT and SIGTERM
 print one line and exit 130 / 143 after the writers have removed their temporary files.
 Under torchrun a bad input is one line for the whole job (rank 0's, or another rank's own error
-with its rank named: ``hw_sim.shard.should_report``) and every rank exits 2.
+with its rank named: ``hw_sim.shard.should_report``) and every rank exits 2. When one rank fails
+alone (a file missing on one machine only), it says why in its line and ends; each rank still
+waiting for it in a collective then prints one line of its own, that another rank ended first and
+where to look (``hw_sim.shard.PeerLost``), and exits 2 too: one line per rank, on each machine's
+stderr, no traceback. A rank killed outright says nothing; torchrun's report gives its exit status.
 """
 
 from __future__ import annotations
@@ -16,8 +20,22 @@ import sys
 
 import click
 
-from sresformer import interrupt
-from sresformer.errors import UserError
+
+def _in_job() -> bool:
+    """True in a rank of a torchrun job of more than one process (``WORLD_SIZE``; torch not imported)."""
+    return os.environ.get("WORLD_SIZE", "1").strip() not in ("", "0", "1")
+
+
+if _in_job():
+    # torch reads TORCH_CPP_LOG_LEVEL once, when its library loads (the sresformer package imports it, just
+    # below). When a sibling rank has gone, the c10d store and gloo log it in this rank with C++ stack frames
+    # ([W] when a store connection closes, [E] when the store cannot be reached), though the error they
+    # raise is the job's one line here (hw_sim.shard.PeerLost, should_report): FATAL, as ERROR still lets
+    # the [E] ones through. Only the ranks: torchrun's agent is torch's process and keeps its own logs.
+    os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "FATAL")
+
+from sresformer import interrupt  # noqa: E402 - after TORCH_CPP_LOG_LEVEL (above): this loads torch
+from sresformer.errors import UserError  # noqa: E402 - the same
 
 # name -> "module:function"; loaded only when used, so `sresformer --help` stays fast
 COMMANDS = {
@@ -80,11 +98,6 @@ def _error(text: str, status: int = 2) -> int:
         return status
     click.echo(f"sresformer: error: {line}", err=True)
     return status
-
-
-def _in_job() -> bool:
-    """True in a rank of a torchrun job of more than one process (``WORLD_SIZE``; torch not imported)."""
-    return os.environ.get("WORLD_SIZE", "1").strip() not in ("", "0", "1")
 
 
 def _end_on_sigterm(status: int) -> None:

@@ -10,11 +10,22 @@ a batch changes. The batches still to do go in rounds of ``world`` batches, rank
 the ``r``-th batch of each round (strided); after every round rank 0 gathers the round's
 partials (:mod:`hw_sim.partials`), so it can append them to the results file in batch order
 and add them up in batch order at the end: the totals are bit-identical to one process's.
+
+One rank can fail alone (across machines: a file missing on one machine only). It leaves the group
+(:func:`job`), prints its own error line, naming its rank (:func:`should_report`), and ends; the ranks
+waiting for it in a collective (:func:`gather_to_root`, :func:`from_root`), or reaching one, then find
+their connection to it closed and raise :class:`PeerLost`, a :class:`UserError`: one line each on their
+own stderr, pointing at the other's, and exit 2, at once, not torch's traceback. A rank that hangs
+without ending still holds the others until torch's timeout (30 minutes); one that ends before it has
+joined the group (an option refused before the command opens the job) leaves the others waiting to
+join, where SIGTERM does not reach Python: torchrun's agent kills them 30 s after its SIGTERM, without
+a line of theirs.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -31,7 +42,8 @@ def init_from_env() -> bool:
         return False
     if dist.is_initialized():
         return False
-    dist.init_process_group("gloo")
+    with _collective():   # joining waits for every rank: one that has ended already fails it
+        dist.init_process_group("gloo")
     return True
 
 
@@ -92,22 +104,57 @@ def rounds(todo: list[int], size: int) -> list[list[int]]:
     return [todo[i:i + size] for i in range(0, len(todo), size)]
 
 
+class PeerLost(UserError):
+    """A collective failed because another rank of the job has ended (or stopped answering) first."""
+
+
+@contextmanager
+def _collective():
+    """Around every collective: the error it raises when a peer has gone becomes :class:`PeerLost`.
+
+    gloo raises a plain ``RuntimeError`` for a pair whose other end closed ("Connection closed by
+    peer", "Connection reset by peer") and ``torch.distributed.DistError`` (a ``RuntimeError`` too) for
+    a timeout or a lost store; an object that cannot be pickled raises other types, so a
+    ``RuntimeError`` here comes from the transport. The peer that left has said why on its own stderr,
+    on its own machine: this rank's traceback would only bury that line. torch's first sentence stays
+    in the message (and its exception is the ``__cause__``), for the rare case where the cause is
+    something else."""
+    try:
+        yield
+    except RuntimeError as e:
+        raise PeerLost("another rank of the job ended (or stopped answering) before this one: its own error "
+                       "line, or torchrun's report of its exit status, on its machine says why "
+                       f"(torch.distributed: {_first_sentence(e)})") from e
+
+
+def _first_sentence(e: BaseException) -> str:
+    """torch's message without its source location (``[.../pair.cc:553] ``) and its advice after the first
+    sentence."""
+    text = " ".join(str(e).split())
+    text = re.sub(r"^\[[^\]]*\.(?:cc|cpp|h|hpp):\d+\]\s*", "", text)
+    return re.split(r"\.\s+(?=[A-Z])", text, maxsplit=1)[0].rstrip(".") or type(e).__name__
+
+
 def gather_to_root(obj):
-    """Every rank's ``obj`` in rank order on rank 0 (None on the others); ``[obj]`` without a group."""
+    """Every rank's ``obj`` in rank order on rank 0 (None on the others); ``[obj]`` without a group.
+    Raises :class:`PeerLost` when another rank has ended."""
     rank, size = world()
     if size == 1:
         return [obj]
     out = [None] * size if rank == 0 else None
-    dist.gather_object(obj, out, dst=0)
+    with _collective():
+        dist.gather_object(obj, out, dst=0)
     return out
 
 
 def from_root(obj):
-    """Rank 0's ``obj`` on every rank (the others pass anything, e.g. None)."""
+    """Rank 0's ``obj`` on every rank (the others pass anything, e.g. None). Raises :class:`PeerLost` when
+    another rank has ended."""
     if world()[1] == 1:
         return obj
     box = [obj]
-    dist.broadcast_object_list(box, src=0)
+    with _collective():
+        dist.broadcast_object_list(box, src=0)
     return box[0]
 
 
@@ -129,6 +176,11 @@ def same_on_all(value, what: str) -> None:
 #: ranks of one launch reach the same bad input within the time of their imports
 PEER_WAIT_S = 10.0
 
+#: how long a rank tries to reach the job's store (seconds; TCPStore tries twice): while the job lives the
+#: store answers at once; once the torchrun agent that ran it has ended no one listens, and a rank whose
+#: peer has gone (:class:`PeerLost`) would otherwise wait twice :data:`PEER_WAIT_S` to learn that
+STORE_CONNECT_S = 2.0
+
 
 def env_rank() -> tuple[int, int]:
     """``(RANK, WORLD_SIZE)`` from torchrun's environment, ``(0, 1)`` outside a job (no group needed)."""
@@ -144,14 +196,15 @@ def should_report(message: str) -> bool:
     ``MASTER_PORT``, torch.distributed's own key-value store); another rank stays silent when rank 0
     failed with the same message, and reports its own (naming its rank) when rank 0 failed otherwise,
     or not within :data:`PEER_WAIT_S` (a file missing on one machine only). True outside a job or when
-    the store cannot be reached: a line too many rather than none."""
+    the store cannot be reached (within twice :data:`STORE_CONNECT_S`: torchrun's agent has ended, e.g.
+    after the peer a :class:`PeerLost` names): a line too many rather than none."""
     rank, size = env_rank()
     if size <= 1 or "MASTER_ADDR" not in os.environ or "MASTER_PORT" not in os.environ:
         return True
     try:
         store = dist.PrefixStore("sresformer", dist.TCPStore(
             os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
-            timeout=timedelta(seconds=PEER_WAIT_S)))
+            timeout=timedelta(seconds=min(STORE_CONNECT_S, PEER_WAIT_S))))
         if rank == 0:
             store.set("rank0-error", message)
             return True

@@ -177,6 +177,7 @@ def _run_rounds(sess, prof, timing_model, ref, dataset, ranges, done, results, b
     rank, size = shard.world()
     partials = {b: rec["sums"] for b, rec in done.items() if rec is not None}
     todo = [b for b in range(len(ranges)) if b not in done]
+    recorded = 0   # new batches the job has recorded: the same count on every rank (only rank 0 has partials)
     for batches in shard.rounds(todo, size):
         mine = None
         if rank < len(batches):
@@ -191,7 +192,8 @@ def _run_rounds(sess, prof, timing_model, ref, dataset, ranges, done, results, b
                 results.append(b, samples, partial)
             if bar is not None:
                 bar.update(partial["n"])
-        fault_exit_after(len(partials) - len(done))
+        recorded += len(batches)
+        fault_exit_after(recorded)
     return partials
 
 
@@ -215,8 +217,13 @@ def _run_batch(sess: Session, prof: EnergyProfile, timing_model: str, ref, datas
 
 def fault_exit_after(batches: int) -> None:
     """Fault injection for the resume tests: with ``SRESFORMER_FAULT_EXIT_AFTER_BATCHES=K`` the process
-    dies (``os._exit(137)``, no cleanup, as SIGKILL) once it has run and recorded ``K`` new batches."""
+    dies (``os._exit(137)``, no cleanup, as SIGKILL) once the job has run and recorded ``K`` new batches
+    (``batches``: that count so far, the same on every rank). With ``SRESFORMER_FAULT_RANK=R`` as well,
+    only rank ``R`` (torchrun's ``RANK``) dies, the others going on as if its machine had gone."""
     k = os.environ.get("SRESFORMER_FAULT_EXIT_AFTER_BATCHES")
+    only = os.environ.get("SRESFORMER_FAULT_RANK")
+    if only and int(only) != shard.env_rank()[0]:
+        return
     if k and batches >= int(k):
         os._exit(137)   # 128 + SIGKILL's 9: what a shell reports for a killed process
 

@@ -8,8 +8,12 @@ against the summary's accuracy and agreement."""
 import fcntl
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import time
+import uuid
 
 import pytest
 from click.testing import CliRunner
@@ -22,6 +26,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 # 20 samples in batches of 3: 7 batches, the last one of 2 (a shard must keep that batching)
 ARGS = ["--limit", "20", "--batch-size", "3", "--json"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "SRESFORMER_NO_PROGRESS": "1"}
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture(scope="module")
@@ -196,10 +201,105 @@ def test_bad_input_under_torchrun_is_one_line_and_exit_2_on_every_rank(tmp_path)
     assert ours == [f"sresformer: error: artifact {tmp_path / 'missing.loihi'} does not exist"]
     # torchrun's own failure report (its ChildFailedError) lists each rank's exit status: 2 for both
     assert r.stderr.count("exitcode  : 2 ") == 2, r.stderr[-3000:]
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    frames = [line for line in r.stderr.splitlines() if line.strip().startswith("File ") and repo in line
-              and ".venv" not in line]
-    assert frames == [] and "[rank" not in r.stderr   # no traceback from our code, no rank's own output
+    assert our_frames(r.stderr) == [] and "[rank" not in r.stderr   # no traceback from our code, no rank's own output
+
+
+def ours(stderr: str) -> list[str]:
+    """The lines our processes printed (torchrun's agent prints its own report besides)."""
+    return [line for line in stderr.splitlines() if line.startswith("sresformer:")]
+
+
+def our_frames(stderr: str) -> list[str]:
+    """The traceback lines that point into this repository's code (torchrun's own traceback is in the venv)."""
+    return [line for line in stderr.splitlines() if line.strip().startswith("File ") and REPO in line
+            and ".venv" not in line]
+
+
+PEER_LOST = "sresformer: error: another rank of the job ended (or stopped answering) before this one: "
+
+
+@pytest.mark.slow
+def test_a_rank_killed_mid_run_ends_the_job_in_one_line_and_the_run_resumes(artifact, single, tmp_path):
+    """Rank 1 dies (as SIGKILL) after the first round: rank 0, in the next round's gather, finds the connection
+    closed and says so in one line, exit 2 (torchrun could also stop it first: its terminated line, 143); the
+    file keeps whole batches only, and a resumed run completes it to the uninterrupted bytes."""
+    summary, results = single
+    out = tmp_path / "r.jsonl"
+    r = sim(artifact, "--out", out, nproc=2, env={"SRESFORMER_FAULT_EXIT_AFTER_BATCHES": "1",
+                                                   "SRESFORMER_FAULT_RANK": "1"})
+    assert r.returncode != 0 and r.stdout == ""
+    assert r.stderr.count("exitcode  : 137 ") == 1, r.stderr[-3000:]   # rank 1, killed without a word
+    lines = ours(r.stderr)
+    assert len(lines) <= 1, lines                     # rank 0's line at most: rank 1 had no time for one
+    if lines and lines[0].startswith(PEER_LOST):      # what it does here: the gather fails at once
+        assert "torch.distributed: " in lines[0] and r.stderr.count("exitcode  : 2 ") == 1
+    elif lines:
+        assert lines == ["sresformer: terminated; no partial output was left"]
+    assert our_frames(r.stderr) == [] and "[rank" not in r.stderr
+    data = out.read_bytes()
+    assert results.startswith(data) and data.endswith(b"\n")   # a prefix of the whole run's bytes ...
+    recs = records(data)
+    assert recs == [] or "sums" in recs[-1]           # ... ending on a batch's last line: whole batches only
+    r = sim(artifact, "--out", out, "--resume")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads(r.stdout) == summary and out.read_bytes() == results
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def two_machines(artifact, tmp_path, missing_on: int) -> dict[int, tuple[int, str]]:
+    """``simulate`` by two torchrun agents, as on two machines: each in its own working directory, where rank
+    ``missing_on``'s lacks the artifact. ``{rank: (agent's exit status, its stderr)}``. The rendezvous numbers
+    the nodes in the order of their addresses: ``--local-addr 127.0.0.(rank + 1)`` fixes which one is rank 0."""
+    port, rdzv = _free_port(), f"sresformer-test-{uuid.uuid4().hex}"
+    env = {**ENV, "PYTHONPATH": os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH")) if p)}
+    agents = {}
+    try:
+        for rank in (0, 1):
+            d = tmp_path / f"machine{rank}"
+            d.mkdir()
+            if rank != missing_on:
+                shutil.copy(artifact, d / "toy.loihi")
+            cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
+                   "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", rdzv,
+                   "--local-addr", f"127.0.0.{rank + 1}", "-m", "cli.main", "simulate", "toy.loihi", *ARGS]
+            with open(d / "stdout", "w") as so, open(d / "stderr", "w") as se:
+                agents[rank] = subprocess.Popen(cmd, cwd=d, env=env, stdout=so, stderr=se)
+        status = {rank: a.wait(timeout=120) for rank, a in agents.items()}   # torch's own timeout: 30 minutes
+    finally:
+        for a in agents.values():
+            if a.poll() is None:
+                a.kill()
+                a.wait()
+    for rank in (0, 1):
+        assert (tmp_path / f"machine{rank}" / "stdout").read_text() == "", rank   # no summary from a failed job
+    return {rank: (status[rank], (tmp_path / f"machine{rank}" / "stderr").read_text()) for rank in (0, 1)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("missing_on", [1, 0])
+def test_an_input_missing_on_one_machine_is_one_line_per_machine(artifact, tmp_path, missing_on):
+    """The rank without the artifact says so, naming its rank unless it is rank 0 (:func:`hw_sim.shard.
+    should_report` waits for rank 0's line first); the other, left in a collective, says in one line that a
+    peer ended and where to look; no traceback from our code, within seconds."""
+    start = time.monotonic()
+    got = two_machines(artifact, tmp_path, missing_on)
+    assert time.monotonic() - start < 90   # a few seconds of should_report's wait, not torch's timeout
+    def named(line, rank):   # rank 0's line as it is, another rank's with its rank after "error: "
+        return line if rank == 0 else line.replace("error: ", f"error: rank {rank}: ", 1)
+
+    other = 1 - missing_on
+    assert ours(got[missing_on][1]) == [named("sresformer: error: artifact toy.loihi does not exist", missing_on)]
+    lines = ours(got[other][1])
+    assert len(lines) == 1 and lines[0].startswith(named(PEER_LOST, other)), got[other][1][-3000:]
+    for rank, (status, err) in got.items():
+        assert status != 0, rank                              # torchrun's own ChildFailedError: 1
+        assert err.count("exitcode  : 2 ") == 1, (rank, err[-3000:])   # its rank: 2, a bad input
+        assert our_frames(err) == [] and "[rank" not in err, (rank, err[-3000:])
 
 
 def test_one_error_line_per_job(monkeypatch):
