@@ -163,7 +163,7 @@ class Mapping:
             # int32: half the memory traffic of int64 on the set-up's millions of lookups (coordinates of a
             # grid of tiles are far below 2**31)
             self._pos = np.stack([*self.core_xy(ids), *self.chip_xy(self.chip_of(ids))]).astype(np.int32)
-        return self._pos[:, core]
+        return np.take(self._pos, core, axis=1)   # (np.take: a quarter of fancy indexing's time here)
 
     def hops(self, a, b) -> tuple[np.ndarray, np.ndarray]:
         """East-west and north-south on-chip mesh hops from cores ``a`` to cores ``b`` (dimension-order

@@ -9,8 +9,6 @@ holding the output. :mod:`hw_sim.connectivity` builds one kernel per synaptic pr
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -77,11 +75,18 @@ class ConvOps:
         zeros = int((w == 0).sum())
         self.box = zeros <= w.size - zeros
         self.entries = np.argwhere(w == 0) if self.box else np.argwhere(w != 0)
-        taps = defaultdict(list)
         cout_g = self.cout // self.groups
-        for oc, ci, ky, kx in self.entries:
-            taps[(int(ky), int(kx))].append((int(oc), int(oc) // cout_g * self.cin_g + int(ci)))
-        self.taps = {k: (torch.tensor([e[0] for e in v]), torch.tensor([e[1] for e in v])) for k, v in taps.items()}
+        # per tap (ky, kx), in order of first appearance: its entries' output and (global) input channels
+        e = self.entries.astype(np.int64).reshape(-1, 4)
+        key = e[:, 2] * self.kw + e[:, 3]
+        order = np.argsort(key, kind="stable")   # (stable: each tap's entries stay in argwhere order)
+        keys, first, count = np.unique(key, return_index=True, return_counts=True)
+        ends = np.cumsum(count)
+        oc, ci = e[order, 0], e[order, 0] // cout_g * self.cin_g + e[order, 1]
+        self.taps = {(int(keys[t]) // self.kw, int(keys[t]) % self.kw):
+                     (torch.from_numpy(oc[ends[t] - count[t]:ends[t]].copy()),
+                      torch.from_numpy(ci[ends[t] - count[t]:ends[t]].copy()))
+                     for t in np.argsort(first, kind="stable")}
         # [G, cout_g, cin_g * kh * kw]: stored synapses per output channel, by input channel and tap
         self.stored = torch.from_numpy(w != 0).float().reshape(self.groups, cout_g, -1)
         if chunk is not None:
@@ -98,15 +103,13 @@ class ConvOps:
         # pairs (partial boundary, entry of its channel): an entry adds its full rows above the
         # boundary (from row sums) and its row up to the boundary (from running sums along the input row)
         ent = torch.from_numpy(self.entries.astype(np.int64)).reshape(-1, 4)
-        by_oc = defaultdict(list)
-        for i, oc in enumerate(ent[:, 0].tolist()):
-            by_oc[oc].append(i)
-        pb, pe = [], []
-        for j, oc in enumerate(self.part_oc.tolist()):
-            for i in by_oc.get(oc, ()):
-                pb.append(j)
-                pe.append(i)
-        pb, pe = torch.tensor(pb, dtype=torch.int64), torch.tensor(pe, dtype=torch.int64)
+        # argwhere lists the entries by output channel: channel oc's are entries lo[oc] .. lo[oc] + n[oc] - 1
+        n = torch.bincount(ent[:, 0], minlength=self.cout)
+        lo = torch.cumsum(n, 0) - n
+        k = n[self.part_oc]
+        pb = torch.repeat_interleave(torch.arange(len(part)), k)
+        pe = torch.repeat_interleave(lo[self.part_oc], k) + torch.arange(int(k.sum())) \
+            - torch.repeat_interleave(torch.cumsum(k, 0) - k, k)
         e = ent[pe]
         cout_g = self.cout // self.groups
         self.pair_b, self.pair_ky, self.pair_kx = pb, e[:, 2], e[:, 3]

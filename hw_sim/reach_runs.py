@@ -34,7 +34,8 @@ def merged(runs: np.ndarray) -> np.ndarray:
     runs = runs[runs[:, 1] > runs[:, 0]]
     if len(runs) < 2:
         return runs.astype(np.int64, copy=False)
-    runs = runs[np.argsort(runs[:, 0], kind="stable")]
+    if (runs[1:, 0] < runs[:-1, 0]).any():   # (most callers build them in order: no sort then)
+        runs = runs[np.argsort(runs[:, 0], kind="stable")]
     reach = np.maximum.accumulate(runs[:, 1])
     new = np.concatenate([[True], runs[1:, 0] > reach[:-1]])   # a gap before it: a run of its own
     first = np.flatnonzero(new)
@@ -59,10 +60,11 @@ def from_rows(mask: np.ndarray, row_starts: np.ndarray) -> np.ndarray:
     if len(part):
         pad = np.zeros((len(part), L + 2), dtype=np.int8)
         pad[:, 1:-1] = mask[part]
-        d = np.diff(pad, axis=1)
-        r0, c0 = np.nonzero(d == 1)
-        r1, c1 = np.nonzero(d == -1)   # (row-major: the k-th end closes the k-th start)
-        out.append(np.stack([row_starts[part[r0]] + c0, row_starts[part[r1]] + c1], 1))
+        d = np.diff(pad, axis=1).ravel()
+        at = np.flatnonzero(d)   # row-major: the k-th end closes the k-th start
+        r, c = np.divmod(at, L + 1)
+        up = d[at] == 1
+        out.append(np.stack([row_starts[part[r[up]]] + c[up], row_starts[part[r[~up]]] + c[~up]], 1))
     return merged(np.concatenate(out))
 
 
@@ -153,9 +155,12 @@ class Reach:
         r_top, c_left = y0 * a.stride[0] - a.padding[0], -a.padding[1]
         ty0, tx0 = max(0, -r_top), max(0, -c_left)
         ty1, tx1 = min(t.shape[1], ih - r_top), min(t.shape[2], iw - c_left)
-        hit = torch.zeros(t.shape[0], max(ty1 - ty0, 0), iw, dtype=torch.bool)
-        if ty1 > ty0 and tx1 > tx0:
-            hit[:, :, c_left + tx0:c_left + tx1] = t[:, ty0:ty1, tx0:tx1] > 0
+        if ty1 > ty0 and tx0 == -c_left and tx1 - tx0 == iw:   # the window spans every input column
+            hit = t[:, ty0:ty1, tx0:tx1] > 0
+        else:
+            hit = torch.zeros(t.shape[0], max(ty1 - ty0, 0), iw, dtype=torch.bool)
+            if ty1 > ty0 and tx1 > tx0:
+                hit[:, :, c_left + tx0:c_left + tx1] = t[:, ty0:ty1, tx0:tx1] > 0
         ch0 = (c0 // cout_g) * cin_g   # the crop's first input channel: the first of c0's group
         starts = ((ch0 + np.arange(hit.shape[0])) * ih + r_top + ty0) * iw
         return from_rows(hit.reshape(hit.shape[0], -1).numpy(), starts)
@@ -252,6 +257,14 @@ def _operand_runs(sel: np.ndarray, F: int, view, r0: int, A: int, f_major: bool)
     f0, f1 = sel[:, 0] - h * F, sel[:, 1] - h * F
     if f_major:
         return merged(np.stack([(h * V0 + r0 + f0) * V1, (h * V0 + r0 + f1) * V1], 1))
+    # the pieces' runs [piece, a] laid out in flat order, head by head: row a of a head before row
+    # a + 1, and within a row its pieces in column order (each head's pieces are consecutive)
+    first = np.searchsorted(h, h, side="left")     # the head's first piece
+    size = np.searchsorted(h, h, side="right") - first
     a = np.arange(A)
     row = ((h * V0 + r0)[:, None] + a[None, :]) * V1
-    return merged(np.stack([(row + f0[:, None]).ravel(), (row + f1[:, None]).ravel()], 1))
+    at = (A * first)[:, None] + a[None, :] * size[:, None] + (np.arange(len(h)) - first)[:, None]
+    out = np.empty((len(h) * A, 2), dtype=np.int64)
+    out[at.ravel(), 0] = (row + f0[:, None]).ravel()
+    out[at.ravel(), 1] = (row + f1[:, None]).ravel()
+    return merged(out)
