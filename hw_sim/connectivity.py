@@ -268,7 +268,7 @@ class CountPlan:
             for operand, idx in geo.operand_elements(c * g.chunk, min((c + 1) * g.chunk, g.size)):
                 sender = self._sender(operand)
                 self._add_upstream(g, sender)
-                self._connect(sender, g.first_core + c, from_indices(np.unique(idx)))
+                self._connect(sender, g.first_core + c, from_indices(np.sort(idx)))   # (distinct already)
 
     def _group(self, g) -> None:
         if self.pg.processes[g.name].kind == "prodmm":

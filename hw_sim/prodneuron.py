@@ -175,7 +175,8 @@ class ProdGeometry:
         return words.astype(np.int64), axons.astype(np.int64)
 
     def operand_elements(self, s: int, e: int) -> list[tuple[str, np.ndarray]]:
-        """``(operand, flat source indices)``: the distinct operand elements ``P[s:e]`` read (one axon each)."""
+        """``(operand, flat source indices)``: the distinct operand elements ``P[s:e]`` read (one axon each),
+        each listed once (not sorted)."""
         q = np.arange(s // self.c, (e - 1) // self.c + 1, dtype=np.int64)
         h, i, j = q // (self.r * self.k), (q // self.k) % self.r, q % self.k
         left = self.source_index("left", h, i, j)
@@ -183,8 +184,7 @@ class ProdGeometry:
         parts = []
         for hh in range(s // head, (e - 1) // head + 1):
             a, b = max(s, hh * head) - hh * head, min(e, (hh + 1) * head) - hh * head
-            x = np.arange(a, b, dtype=np.int64) if b - a < self.kc else np.arange(self.kc, dtype=np.int64)
-            x = np.unique(x % self.kc)
+            x = _residues(a, b, self.kc)
             parts.append(self.source_index("right", np.full_like(x, hh), x // self.c, x % self.c))
         return [(self.operand_of("left"), left), (self.operand_of("right"), np.concatenate(parts))]
 
@@ -212,3 +212,13 @@ class ProdGeometry:
         """Flat output index ``[h, r, c]`` of every term (``[h*r*k*c]``; the per-step hop count uses it)."""
         n = torch.arange(self.size)
         return n // self.kc * self.c + n % self.c
+
+
+def _residues(a: int, b: int, m: int) -> np.ndarray:
+    """The distinct values of ``x % m`` for ``a <= x < b``, ascending (the range wraps at most once)."""
+    if b - a >= m:
+        return np.arange(m, dtype=np.int64)
+    lo, hi = a % m, a % m + (b - a)
+    if hi <= m:
+        return np.arange(lo, hi, dtype=np.int64)
+    return np.concatenate([np.arange(hi - m, dtype=np.int64), np.arange(lo, m, dtype=np.int64)])

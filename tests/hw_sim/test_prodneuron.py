@@ -342,3 +342,11 @@ def test_a_chip_without_product_neurons_refuses_prodmm_in_one_line():
     with pytest.raises(MappingError, match=r"^loihi1 has no product neurons or graded spikes: the prodmm products "
                                            r"cannot run on it; use loihi2$"):
         map_graph(graph("y1T@s"), load_chip("loihi1"))
+
+
+@pytest.mark.parametrize("a,b,m", [(0, 5, 7), (3, 7, 7), (5, 9, 7), (6, 13, 7), (12, 40, 7), (0, 7, 7), (7, 8, 1)])
+def test_residues_of_a_range_are_numpys_unique(a, b, m):
+    """The closed form the product set-up uses against ``np.unique`` of the enumerated residues."""
+    from hw_sim.prodneuron import _residues
+
+    assert np.array_equal(_residues(a, b, m), np.unique(np.arange(a, b) % m))
