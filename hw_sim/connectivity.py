@@ -264,6 +264,13 @@ class CountPlan:
     def _prod_group(self, g) -> None:
         """The product compartments of a prodmm: each core reads the distinct operand elements of its terms."""
         geo = ProdGeometry(self.pg.processes[g.name], self.pg)
+        every = geo.operand_runs(g.chunk, g.cores)
+        if every is not None:   # all cores at once (DSSA's and SSA's forms read R untransposed)
+            for operand, core, runs in every:
+                sender = self._sender(operand)
+                self._add_upstream(g, sender)
+                self._connect(sender, g.first_core + core, runs)
+            return
         for c in range(g.cores):
             for operand, idx in geo.operand_elements(c * g.chunk, min((c + 1) * g.chunk, g.size)):
                 sender = self._sender(operand)

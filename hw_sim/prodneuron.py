@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from .products import form_dims
+from .reach_runs import _local, from_indices, merged
 
 LOWERINGS = ("operand-memory", "prodneuron", "none")
 #: what each lowering is, as reports say it (a hypothetical core is never presented as a shipping chip)
@@ -188,6 +189,45 @@ class ProdGeometry:
             parts.append(self.source_index("right", np.full_like(x, hh), x // self.c, x % self.c))
         return [(self.operand_of("left"), left), (self.operand_of("right"), np.concatenate(parts))]
 
+    def operand_runs(self, chunk: int, cores: int) -> list[tuple[str, np.ndarray, np.ndarray]] | None:
+        """:meth:`operand_elements` of every core at once (cores of ``chunk`` terms), as runs: per operand,
+        ``(operand, group-local core of each run, runs [n, 2] of flat source indices)``, each core's runs
+        sorted, disjoint and not touching (what :func:`hw_sim.reach_runs.from_indices` makes of its
+        sorted elements). None when the ``R`` operand is read transposed (its elements are then strided:
+        :meth:`operand_elements` core by core)."""
+        if self.ports["right"][1]:
+            return None
+        s = np.arange(cores, dtype=np.int64) * chunk
+        e = np.minimum(s + chunk, self.size)
+        # L: the rows q = (h, i, j) of [h, r, k] whose c compartments the core's terms overlap (a few each)
+        q0, q1 = s // self.c, (e - 1) // self.c
+        n = q1 - q0 + 1
+        core = np.repeat(np.arange(cores), n)
+        q = np.repeat(q0, n) + _local(n)
+        h, i, j = q // (self.r * self.k), (q // self.k) % self.r, q % self.k
+        left = _stacked_runs(core, self.source_index("left", h, i, j))
+        # R: per head the core's terms touch, the residues mod k*c of its in-head range (at most two
+        # ranges); R[h] is read untransposed, so a range of x = j*c + l is a range of its flat index
+        head = self.r * self.kc
+        h0, h1 = s // head, (e - 1) // head
+        nh = h1 - h0 + 1
+        core = np.repeat(np.arange(cores), nh)
+        hh = np.repeat(h0, nh) + _local(nh)
+        a = np.maximum(s[core], hh * head) - hh * head
+        b = np.minimum(e[core], (hh + 1) * head) - hh * head
+        full = b - a >= self.kc
+        lo = np.where(full, 0, a % self.kc)
+        hi = np.where(full, self.kc, lo + (b - a))
+        wrap = hi > self.kc
+        base = self.source_index("right", hh, np.zeros_like(hh), np.zeros_like(hh))   # x = 0 of head hh
+        first = np.stack([np.where(wrap, 0, lo), np.where(wrap, hi - self.kc, hi)], 1) + base[:, None]
+        second = np.stack([lo[wrap], np.full(int(wrap.sum()), self.kc)], 1) + base[wrap, None]
+        # piece p's ranges at 2p (and 2p + 1): each core's in ascending order, as merging wants them
+        order = np.argsort(np.concatenate([2 * np.arange(len(hh)), 2 * np.flatnonzero(wrap) + 1]), kind="stable")
+        runs = np.concatenate([first, second])[order]
+        right = _merged_per_core(np.concatenate([core, core[wrap]])[order], runs)
+        return [(self.operand_of("left"), *left), (self.operand_of("right"), *right)]
+
     def p_cores_of_outputs(self, idx: np.ndarray, chunk: int) -> np.ndarray:
         """Distinct cores (group-local, chunks of ``chunk``) of the ``P`` terms of outputs ``idx`` (flat
         ``[h, r, c]``): a row ``q`` whose every column is read is the contiguous range
@@ -222,3 +262,21 @@ def _residues(a: int, b: int, m: int) -> np.ndarray:
     if hi <= m:
         return np.arange(lo, hi, dtype=np.int64)
     return np.concatenate([np.arange(hi - m, dtype=np.int64), np.arange(lo, m, dtype=np.int64)])
+
+
+def _stacked_runs(core: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct flat indices ``idx`` read by ``core`` (one each) as each core's runs: ``(core per run,
+    runs)``, the cores apart by a gap so no run spans two."""
+    span = int(idx.max(initial=0)) + 2
+    runs = from_indices(np.sort(core * span + idx))
+    c = runs[:, 0] // span
+    return c, runs - (c * span)[:, None]
+
+
+def _merged_per_core(core: np.ndarray, runs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Runs of each core (``core`` ascending, a core's runs ascending and disjoint) merged where they touch:
+    ``(core per run, runs)``."""
+    span = int(runs[:, 1].max(initial=0)) + 1
+    out = merged(runs + (core * span)[:, None])
+    c = out[:, 0] // span
+    return c, out - (c * span)[:, None]

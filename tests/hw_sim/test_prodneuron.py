@@ -350,3 +350,38 @@ def test_residues_of_a_range_are_numpys_unique(a, b, m):
     from hw_sim.prodneuron import _residues
 
     assert np.array_equal(_residues(a, b, m), np.unique(np.arange(a, b) % m))
+
+
+def test_every_cores_operand_runs_at_once_are_the_elements_its_terms_read():
+    """:meth:`ProdGeometry.operand_runs` (all cores at once, closed form) against the operand elements of
+    each core's terms enumerated from the papers' index maps (:func:`terms`), and against
+    :meth:`operand_elements` core by core, on every form (dynamic operand left or right, either
+    transposed), with chunks that cut rows, heads and residue ranges anywhere."""
+    from hw_sim.prodneuron import ProdGeometry
+    from hw_sim.reach_runs import from_indices
+
+    checked = 0
+    for form in IDX:
+        pg = graph(form)
+        geo = ProdGeometry(pg.processes["m"], pg)
+        cols = {"y": IDX[form][0][1], "s": IDX[form][1][1]}
+        listed = list(terms(form))
+        for chunk in (1, 5, geo.c, geo.kc - 1, geo.kc + 3, 2 * geo.r * geo.kc + 7):
+            cores = -(-geo.size // chunk)
+            every = geo.operand_runs(chunk, cores)
+            if every is None:
+                assert geo.ports["right"][1]   # only a transposed R goes core by core
+                continue
+            for side, (operand, core, runs) in enumerate(every):
+                want, own = [], []
+                for c in range(cores):
+                    elems = {t[5 + side] for t in listed[c * chunk:(c + 1) * chunk]}
+                    assert {e[0] for e in elems} == {operand}
+                    r = from_indices(np.array(sorted(row * cols[operand] + col for _, row, col in elems)))
+                    want.append(np.concatenate([np.full((len(r), 1), c), r], 1))
+                    idx = geo.operand_elements(c * chunk, min((c + 1) * chunk, geo.size))[side][1]
+                    own.append(np.concatenate([np.full((len(r), 1), c), from_indices(np.sort(idx))], 1))
+                got = np.concatenate([core[:, None], runs], 1)
+                assert np.array_equal(got, np.concatenate(want)) and np.array_equal(got, np.concatenate(own))
+                checked += 1
+    assert checked > 0
