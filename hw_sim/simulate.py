@@ -268,9 +268,12 @@ def summarize(sess: Session, prof: EnergyProfile, n: int, correct: int, agreed: 
     terms = energy_terms(totals, prof, sess.mapping.chips, wall)
     util = (busy / step_total).tolist() if step_total else [0.0] * len(busy)
     crit = int(torch.argmax(busy)) if len(busy) else 0
-    per_core = [{"core": i, "group": sess.plan.core_group[i], "delay_steps": int(sess.plan.core_delay[i]),
-                 "utilisation": util[i], "busy_ns": float(busy[i]) / m,
-                 **{k: float(core_tot[k][i]) / m for k in CORE_KEYS}} for i in range(len(busy))]
+    # each column converted once (the same doubles divided as one by one; Ti on loihi2 has 246,923 cores)
+    delay, busy_ns = np.asarray(sess.plan.core_delay).tolist(), (busy.double() / m).tolist()
+    cols = {k: (torch.as_tensor(core_tot[k]).double() / m).tolist() for k in CORE_KEYS}
+    per_core = [{"core": i, "group": sess.plan.core_group[i], "delay_steps": int(delay[i]),
+                 "utilisation": util[i], "busy_ns": busy_ns[i], **{k: cols[k][i] for k in CORE_KEYS}}
+                for i in range(len(busy))]
     return {
         "artifact": sess.path, "data": data_spec, "samples": n, "T": T, "profile": prof.name,
         "timing": timing_model,
