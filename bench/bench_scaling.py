@@ -11,8 +11,9 @@ The networks are the warmed-up ones of ``bench/bench_simulator.py`` (BN scaled s
 fires like a trained one), exported with ``--calib-data synthetic`` to the HYPOTHETICAL chip of
 ``bench/hypothetical_chip.py`` (``--chip-base`` with its system-size and fan-out limits lifted: Ti at
 224 fits no Loihi system built, and ``export --chip loihi2`` refuses it). The default base is
-``loihi2-opmem``: with ``loihi2``'s product compartments Ti's 285 million product terms are not yet
-simulated in a practical time (their hops are counted from a per-term mask every step).
+``loihi2-opmem``: with ``loihi2``'s product compartments (``--chip-base loihi2``) Ti at 224 simulates
+too, but one image takes about 2 minutes and 14 GB (its product terms' routes are a per-term table;
+README, "Ti at 224 with loihi2's product compartments").
 
     python bench/bench_scaling.py [--configs spikingresformer_nano:32,spikingresformer_ti:112,spikingresformer_ti:224]
                                   [--chip-base loihi2-opmem] [--calib-images 64]
