@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from .products import form_dims
-from .reach_runs import _local, from_indices, merged
+from .reach_runs import from_indices, local_index, merged
 
 LOWERINGS = ("operand-memory", "prodneuron", "none")
 #: what each lowering is, as reports say it (a hypothetical core is never presented as a shipping chip)
@@ -203,7 +203,7 @@ class ProdGeometry:
         q0, q1 = s // self.c, (e - 1) // self.c
         n = q1 - q0 + 1
         core = np.repeat(np.arange(cores), n)
-        q = np.repeat(q0, n) + _local(n)
+        q = np.repeat(q0, n) + local_index(n)
         h, i, j = q // (self.r * self.k), (q // self.k) % self.r, q % self.k
         left = _stacked_runs(core, self.source_index("left", h, i, j))
         # R: per head the core's terms touch, the residues mod k*c of its in-head range (at most two
@@ -212,16 +212,12 @@ class ProdGeometry:
         h0, h1 = s // head, (e - 1) // head
         nh = h1 - h0 + 1
         core = np.repeat(np.arange(cores), nh)
-        hh = np.repeat(h0, nh) + _local(nh)
+        hh = np.repeat(h0, nh) + local_index(nh)
         a = np.maximum(s[core], hh * head) - hh * head
         b = np.minimum(e[core], (hh + 1) * head) - hh * head
-        full = b - a >= self.kc
-        lo = np.where(full, 0, a % self.kc)
-        hi = np.where(full, self.kc, lo + (b - a))
-        wrap = hi > self.kc
+        first, wrap, second = _residue_ranges(a, b, self.kc)
         base = self.source_index("right", hh, np.zeros_like(hh), np.zeros_like(hh))   # x = 0 of head hh
-        first = np.stack([np.where(wrap, 0, lo), np.where(wrap, hi - self.kc, hi)], 1) + base[:, None]
-        second = np.stack([lo[wrap], np.full(int(wrap.sum()), self.kc)], 1) + base[wrap, None]
+        first, second = first + base[:, None], second + base[wrap, None]
         # piece p's ranges at 2p (and 2p + 1): each core's in ascending order, as merging wants them
         order = np.argsort(np.concatenate([2 * np.arange(len(hh)), 2 * np.flatnonzero(wrap) + 1]), kind="stable")
         runs = np.concatenate([first, second])[order]
@@ -254,14 +250,24 @@ class ProdGeometry:
         return n // self.kc * self.c + n % self.c
 
 
+def _residue_ranges(a: np.ndarray, b: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct values of ``x % m`` for ``a <= x < b`` (per element of ``a``, ``b``) as at most two
+    ascending ranges (the range wraps at most once): ``(first [n, 2], wrap [n], second [wrap.sum(), 2])``,
+    the second range of the pieces in ``wrap`` coming after their first."""
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    full = b - a >= m
+    lo = np.where(full, 0, a % m)
+    hi = np.where(full, m, lo + (b - a))
+    wrap = hi > m
+    first = np.stack([np.where(wrap, 0, lo), np.where(wrap, hi - m, hi)], -1)
+    second = np.stack([lo[wrap], np.full(int(wrap.sum()), m)], -1)
+    return first, wrap, second
+
+
 def _residues(a: int, b: int, m: int) -> np.ndarray:
-    """The distinct values of ``x % m`` for ``a <= x < b``, ascending (the range wraps at most once)."""
-    if b - a >= m:
-        return np.arange(m, dtype=np.int64)
-    lo, hi = a % m, a % m + (b - a)
-    if hi <= m:
-        return np.arange(lo, hi, dtype=np.int64)
-    return np.concatenate([np.arange(hi - m, dtype=np.int64), np.arange(lo, m, dtype=np.int64)])
+    """The distinct values of ``x % m`` for ``a <= x < b``, ascending (:func:`_residue_ranges` of one range)."""
+    first, _, second = _residue_ranges(np.array([a]), np.array([b]), m)
+    return np.concatenate([np.arange(s, e, dtype=np.int64) for s, e in np.concatenate([first, second])])
 
 
 def _stacked_runs(core: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -204,10 +204,10 @@ def transposed_conv(x: torch.Tensor, w: torch.Tensor, stride, dilation, groups: 
 def _indices(runs: np.ndarray) -> np.ndarray:
     """The flat indices the runs hold, in order."""
     lens = runs[:, 1] - runs[:, 0]
-    return np.repeat(runs[:, 0], lens) + _local(lens)
+    return np.repeat(runs[:, 0], lens) + local_index(lens)
 
 
-def _local(n: np.ndarray) -> np.ndarray:
+def local_index(n: np.ndarray) -> np.ndarray:
     """``0 .. n[i] - 1`` for each ``i``, concatenated."""
     return np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
 
@@ -216,7 +216,7 @@ def split(runs: np.ndarray, period: int) -> tuple[np.ndarray, np.ndarray]:
     """``runs`` cut at every multiple of ``period``: the pieces, and the run each piece came from."""
     k0, k1 = runs[:, 0] // period, (runs[:, 1] - 1) // period
     n = k1 - k0 + 1
-    k = np.repeat(k0, n) + _local(n)
+    k = np.repeat(k0, n) + local_index(n)
     s = np.maximum(np.repeat(runs[:, 0], n), k * period)
     e = np.minimum(np.repeat(runs[:, 1], n), (k + 1) * period)
     return np.stack([s, e], 1), np.repeat(np.arange(len(runs)), n)
