@@ -14,10 +14,13 @@ Per step, per sample, with ``L`` / ``R`` the non-zero masks of the product's two
   there every spike adds its column; here only the non-zero products arrive).
 
 Per-core sums of the first three are differences of prefix sums
-(:meth:`hw_sim.prodneuron.ProdGeometry.per_core`); the mesh hops of the ``P`` messages depend
-on both the ``P`` core and the reader core of every term, so they are summed over the
-terms' non-zero mask (``h*r*k*c`` per step: fine for the models simulated on a CPU; the
-mapping never builds it).
+(:meth:`hw_sim.prodneuron.ProdGeometry.per_core`). The route of a ``P`` message (in-tile or
+not, mesh hops, chip links) depends on its ``P`` core and its reader core only, and both are
+constant over long runs of terms: the terms are cut into segments, each inside one output row
+``(h, i)``'s run of ``c`` terms for one ``j``, one ``P`` core and one reader core
+(:meth:`ProdCount._segments`, once). A segment's non-zero terms are ``L[h, i, j]`` times a
+difference of ``R[h, j, :]``'s running sum, so no per-term table or mask is built (Ti at 224
+has 285 M terms; the detailed timing model's link tables still read the terms' mask).
 """
 
 from __future__ import annotations
@@ -69,17 +72,43 @@ class ProdCount:
             edges = [(np.nonzero(dst == c)[0], int(c)) for c in np.unique(dst)]
             self.link_tables.append(LinkTable(mesh, src, edges, self.geo.size))
 
-    def _hop_table(self) -> torch.Tensor:
-        """``[readers, P, len(ROUTE)]``: per term, the route of its message (:meth:`Mapping.route`)."""
+    def _segments(self) -> list[tuple[torch.Tensor, ...]]:
+        """Per reader: the terms cut where the row ``q = (h, i, j)``, the ``P`` core or the reader core
+        changes, as ``(q, l0, l1, P core within the group, route [segments, len(ROUTE)])``: segment
+        ``[q*c + l0, q*c + l1)`` of the flat terms (cached; a few per row and core)."""
         if self._table is None:
-            g, n = self.group, torch.arange(self.geo.size)
-            src = (g.first_core + n // g.chunk).numpy()
-            dest = self.geo.dest_of_terms()
-            rows = [torch.from_numpy(self.mapping.route(src, (r.first_core + dest // r.chunk).numpy()))
-                    for r in self.readers]
-            self._table = (torch.stack(rows) if rows
-                           else torch.zeros(0, self.geo.size, len(ROUTE), dtype=torch.float64))
+            geo, g = self.geo, self.group
+            rows, c, k = geo.heads * geo.r * geo.k, geo.c, geo.k
+            self._table = []
+            for r in self.readers:
+                # an output index o*c + col (o = h*r + i) that starts a reader core starts, in every j,
+                # the term (o*k + j)*c + col
+                starts = np.arange(0, geo.heads * geo.r * c, r.chunk, dtype=np.int64)
+                o, col = np.divmod(starts, c)
+                cuts = ((o * k)[:, None] + np.arange(k)[None, :]) * c + col[:, None]
+                t0 = np.unique(np.concatenate([np.arange(rows, dtype=np.int64) * c, cuts.ravel(),
+                                               np.arange(0, geo.size, g.chunk, dtype=np.int64)]))
+                t1 = np.append(t0[1:], geo.size)
+                q, l0 = np.divmod(t0, c)
+                src, dst = t0 // g.chunk, r.first_core + ((q // k) * c + l0) // r.chunk
+                route = torch.from_numpy(self.mapping.route(g.first_core + src, dst))
+                self._table.append(tuple(torch.from_numpy(a) for a in (q, l0, l0 + t1 - t0, src)) + (route,))
         return self._table
+
+    def _hops(self, L: torch.Tensor, R: torch.Tensor) -> list[torch.Tensor]:
+        """Per reader, ``[B, P cores, len(ROUTE)]``: the routes of the non-zero terms' messages (masks
+        ``L [B, h, r, k]``, ``R [B, h, k, c]``), summed per ``P`` core (exact: integer counts)."""
+        geo = self.geo
+        B = L.shape[0]
+        Lf = L.reshape(B, -1)                                                      # [B, h*r*k] by q
+        rpre = torch.nn.functional.pad(torch.cumsum(R, 3), (1, 0)).reshape(B, -1)  # [B, h*k*(c+1)]
+        out = []
+        for q, l0, l1, src, route in self._segments():
+            hj = (q // (geo.r * geo.k)) * geo.k + q % geo.k                         # R's row (h, j)
+            n = Lf[:, q] * (rpre[:, hj * (geo.c + 1) + l1] - rpre[:, hj * (geo.c + 1) + l0])
+            per = torch.zeros(B, self.group.cores, len(ROUTE), dtype=torch.float64)
+            out.append(per.index_add_(1, src, n.unsqueeze(2) * route.unsqueeze(0)))
+        return out
 
     def count(self, counts, dyn: torch.Tensor, spk: torch.Tensor) -> None:
         """Add one run's events (operands ``[S, B, ...]``, one of them possibly computed once) to ``counts``."""
@@ -108,12 +137,10 @@ class ProdCount:
             cc["msgs_in"][:S, :, rs] += ops   # each non-zero term's graded spike is received by the reader
             cc["dsmm"][:S, :, rs] += ops
             reader_ops += float(ops.sum())
-        if self.readers:
+        for per in self._hops(L, R):
+            add_routes(cc, (slice(None, S), slice(None), sl), per.view(*shape, len(ROUTE)))
+        if self.link_tables:
             nz = (L.unsqueeze(4) * R.unsqueeze(2)).reshape(S * B, -1)   # [SB, h*r*k*c]: the non-zero terms
-            for table in self._hop_table():
-                per = torch.stack([segsum(nz * table[:, i], g.chunk, g.cores).view(shape)
-                                   for i in range(len(ROUTE))], -1)
-                add_routes(cc, (slice(None, S), slice(None), sl), per)
             for lt in self.link_tables:
                 add_links(counts, self.delay, lt, nz, S, self.link_kind_ns)
         layer = counts.layers.setdefault(self.p.name, {"ac": 0.0, "mac": 0.0, "nonzero": 0.0, "elements": 0,
