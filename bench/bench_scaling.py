@@ -12,8 +12,8 @@ fires like a trained one), exported with ``--calib-data synthetic`` to the HYPOT
 ``bench/hypothetical_chip.py`` (``--chip-base`` with its system-size and fan-out limits lifted: Ti at
 224 fits no Loihi system built, and ``export --chip loihi2`` refuses it). The default base is
 ``loihi2-opmem``: with ``loihi2``'s product compartments (``--chip-base loihi2``) Ti at 224 simulates
-too, but one image takes about 2 minutes and 14 GB (its product terms' routes are a per-term table;
-README, "Ti at 224 with loihi2's product compartments").
+too (246,923 cores; one image in about 27 s and 3.7 GB: README, "Ti at 224 with loihi2's product
+compartments").
 
     python bench/bench_scaling.py [--configs spikingresformer_nano:32,spikingresformer_ti:112,spikingresformer_ti:224]
                                   [--chip-base loihi2-opmem] [--calib-images 64]
